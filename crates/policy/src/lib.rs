@@ -1,0 +1,25 @@
+//! What driftwatch wants an image to run: references, versions, Masterminds-compatible semver
+//! constraints, tag filters and update strategies.
+//!
+//! Pure logic over plain data — no I/O — so the registry scanner, the CLI and the updater loop
+//! share one definition of "the right tag", and it is cheap to test and fuzz.
+
+mod constraint;
+mod error;
+mod filter;
+mod platform;
+mod policy;
+mod reference;
+mod strategy;
+mod timestamp;
+mod version;
+
+pub use constraint::Constraint;
+pub use error::{Error, Result};
+pub use filter::{Allow, FilterReason, TagFilter};
+pub use platform::Platform;
+pub use policy::{Candidate, Evaluation, Policy, Reason};
+pub use reference::{DOCKER_HUB, Digest, ImageListEntry, ImageRef, is_valid_tag};
+pub use strategy::{Order, Strategy};
+pub use timestamp::Timestamp;
+pub use version::Version;
