@@ -1,0 +1,24 @@
+//! Exit codes shared by every command, so scripts and CI can rely on them.
+
+/// Bad input: invalid flags, configuration, constraints, regexes or data.
+pub const BAD_INPUT: u8 = 1;
+/// Nothing qualified (`select`, `test`): the question had no answer.
+pub const NO_MATCH: u8 = 3;
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Exit with this code; the command already said why.
+    Quiet(u8),
+    /// Print the error and exit with the code.
+    Error(u8, anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(err: anyhow::Error) -> Self {
+        Failure::Error(BAD_INPUT, err)
+    }
+}
+
+/// Result of a command.
+pub type CmdResult = Result<(), Failure>;

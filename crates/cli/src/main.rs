@@ -1,0 +1,62 @@
+//! The `driftwatch` binary: a thin layer of commands over the library crates.
+
+mod cmd;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+use crate::exit::Failure;
+
+/// Keeps container images flowing from registries through Git into Kubernetes, and finds and
+/// fixes every place where the three disagree.
+#[derive(Debug, Parser)]
+#[command(name = "driftwatch", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Choose a tag from a list read on stdin, as the updater would.
+    Select(cmd::select::Args),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are successes; every other usage error is bad input (exit 1), so
+            // that exit 2 and 3 keep their documented meanings.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(exit::BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = match cli.command {
+        Command::Select(args) => cmd::select::run(&args),
+        Command::Completions { shell } => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "driftwatch", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Quiet(code)) => ExitCode::from(code),
+        Err(Failure::Error(code, err)) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(code)
+        }
+    }
+}
