@@ -1,6 +1,7 @@
 //! The `driftwatch` binary: a thin layer of commands over the library crates.
 
 mod cmd;
+mod diff;
 mod exit;
 
 use std::process::ExitCode;
@@ -22,6 +23,9 @@ struct Cli {
 enum Command {
     /// Choose a tag from a list read on stdin, as the updater would.
     Select(cmd::select::Args),
+    /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
+    /// Flux-marked file or plain manifests, changing nothing else.
+    SetImage(cmd::set_image::Args),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Select(args) => cmd::select::run(&args),
+        Command::SetImage(args) => cmd::set_image::run(&args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "driftwatch", &mut std::io::stdout());

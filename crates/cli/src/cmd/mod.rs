@@ -1,3 +1,4 @@
 //! One module per subcommand.
 
 pub mod select;
+pub mod set_image;

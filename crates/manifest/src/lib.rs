@@ -1,0 +1,177 @@
+//! Lossless edits of the files where GitOps repositories keep image tags.
+//!
+//! Every edit is a splice into the original bytes, so comments, blank lines, key order,
+//! indentation, quoting, flow style, document separators, CRLF line endings and a missing final
+//! newline all survive. After editing, both versions are parsed and compared: if anything but the
+//! intended values changed, the edit is refused and the caller keeps the original text.
+
+mod argocd_source;
+mod error;
+mod flux;
+mod helm;
+mod kustomize;
+mod workload;
+pub mod yaml;
+
+pub use argocd_source::{HelmParameter, set_argocd_source_helm, set_argocd_source_image};
+pub use error::Error;
+pub use flux::{has_flux_markers, set_flux_markers};
+pub use helm::{get_helm_value, set_helm_value};
+pub use kustomize::set_kustomize_image;
+pub use workload::set_workload_images;
+
+use driftwatch_policy::{Digest, ImageRef};
+
+/// The image to write: which image (as the file names it), and its new name, tag and digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageChange {
+    /// The image as the file refers to it, without tag: `nginx`, `ghcr.io/org/app`.
+    pub image: String,
+    /// A replacement name (kustomize `newName`), if the image moves.
+    pub new_name: Option<String>,
+    /// The new tag.
+    pub tag: Option<String>,
+    /// The new digest.
+    pub digest: Option<Digest>,
+}
+
+impl ImageChange {
+    /// `tag` and `tag@digest` after `:`, as a reference suffix.
+    pub fn tag_suffix(&self) -> String {
+        let mut s = String::new();
+        if let Some(t) = &self.tag {
+            s.push(':');
+            s.push_str(t);
+        }
+        if let Some(d) = &self.digest {
+            s.push('@');
+            s.push_str(&d.to_string());
+        }
+        s
+    }
+
+    /// The tag, or `tag@digest`, as Helm values and .argocd-source parameters hold it.
+    pub fn tag_value(&self) -> Option<String> {
+        match (&self.tag, &self.digest) {
+            (Some(t), Some(d)) => Some(format!("{t}@{d}")),
+            (Some(t), None) => Some(t.clone()),
+            (None, Some(d)) => Some(d.to_string()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The result of an edit: the new text and whether it differs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The whole file after the edit (the input when nothing changed).
+    pub text: String,
+    /// False when the file already said so.
+    pub changed: bool,
+}
+
+/// What kind of file an image edit targets, as told by its name and content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    /// A kustomization (`images:` entries).
+    Kustomization,
+    /// argocd-image-updater's `.argocd-source-<app>.yaml`.
+    ArgocdSource,
+    /// A file with Flux `$imagepolicy` setter markers.
+    FluxMarkers,
+    /// Plain manifests with container `image:` fields.
+    Workloads,
+}
+
+/// Tells the kind of file from its name and content (Helm values are named by the caller).
+pub fn detect_kind(file_name: &str, src: &str) -> FileKind {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    if base.starts_with(".argocd-source") {
+        return FileKind::ArgocdSource;
+    }
+    if flux::has_flux_markers(src) {
+        return FileKind::FluxMarkers;
+    }
+    if matches!(
+        base,
+        "kustomization.yaml" | "kustomization.yml" | "Kustomization"
+    ) {
+        return FileKind::Kustomization;
+    }
+    let is_kustomization = yaml::parse(src, file_name).ok().is_some_and(|docs| {
+        docs.iter().filter_map(|d| d.root.as_ref()).any(|r| {
+            match r.get("kind").and_then(yaml::Node::as_str) {
+                Some(k) => k == "Kustomization" || k == "Component",
+                None => r.get("images").is_some() || r.get("resources").is_some(),
+            }
+        })
+    });
+    if is_kustomization {
+        FileKind::Kustomization
+    } else {
+        FileKind::Workloads
+    }
+}
+
+/// True when two image names denote the same repository (`nginx` = `docker.io/library/nginx`).
+pub fn same_image(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    match (ImageRef::parse(a), ImageRef::parse(b)) {
+        (Ok(x), Ok(y)) => x.name() == y.name(),
+        _ => false,
+    }
+}
+
+/// Splits an image string as written in a manifest into its name and the rest (`:tag@digest`).
+pub fn split_name(image: &str) -> (&str, &str) {
+    let end = image.find('@').unwrap_or(image.len());
+    let slash = image[..end].rfind('/').map_or(0, |i| i + 1);
+    match image[slash..end].find(':') {
+        Some(i) => (&image[..slash + i], &image[slash + i..]),
+        None => (&image[..end], &image[end..]),
+    }
+}
+
+/// Applies an editor's splices, verifies them against the parsed original, and packages the
+/// outcome. Shared by every target so none can skip verification.
+fn finish(editor: yaml::Editor<'_>, docs: &[yaml::Document]) -> Result<Outcome, Error> {
+    if !editor.changed() {
+        return Ok(Outcome {
+            text: editor.src().to_owned(),
+            changed: false,
+        });
+    }
+    let file = editor.file().to_owned();
+    let (text, intents) = editor.apply()?;
+    yaml::verify::verify(docs, &text, &intents, &file)?;
+    Ok(Outcome {
+        changed: true,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_names() {
+        assert_eq!(split_name("nginx:1.2"), ("nginx", ":1.2"));
+        assert_eq!(
+            split_name("localhost:5000/app:v1"),
+            ("localhost:5000/app", ":v1")
+        );
+        assert_eq!(split_name("localhost:5000/app"), ("localhost:5000/app", ""));
+        assert_eq!(split_name("app@sha256:ab"), ("app", "@sha256:ab"));
+        assert_eq!(split_name("app:v1@sha256:ab"), ("app", ":v1@sha256:ab"));
+    }
+
+    #[test]
+    fn same_images() {
+        assert!(same_image("nginx", "docker.io/library/nginx"));
+        assert!(same_image("index.docker.io/library/nginx", "nginx"));
+        assert!(!same_image("nginx", "ghcr.io/nginx"));
+    }
+}
