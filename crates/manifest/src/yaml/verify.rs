@@ -144,7 +144,8 @@ mod tests {
         let root = docs[0].root.as_ref().unwrap();
         let mut ed = Editor::new(src, "f");
         // Claim to set `a` while actually splicing `b`.
-        ed.set_scalar(root.get("b").unwrap(), Path::root(0).key("a"), "3").unwrap();
+        ed.set_scalar(root.get("b").unwrap(), Path::root(0).key("a"), "3")
+            .unwrap();
         let (text, intents) = ed.apply().unwrap();
         let err = verify(&docs, &text, &intents, "f").unwrap_err();
         assert!(matches!(err, Error::Verify { .. }), "{err}");

@@ -1,0 +1,499 @@
+//! A persistent bare mirror per remote URL, and commits built without a work tree.
+//!
+//! Each cycle fetches into the mirror (never a fresh clone), reads files straight from the
+//! fetched commit, writes blobs, builds the new tree in a private index, and pushes the commit.
+//! Nothing is checked out, so several updates can run side by side and an interrupted one
+//! leaves no half-written files behind.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Auth, redact_url};
+use crate::error::Error;
+
+/// Who a commit is by, and how it is signed.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Author and committer name.
+    pub name: String,
+    /// Author and committer email.
+    pub email: String,
+    /// Sign the commit.
+    pub signing: Option<Signing>,
+    /// Add a `Signed-off-by:` trailer.
+    pub signoff: bool,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Identity {
+            name: "driftwatch".to_owned(),
+            email: "noreply@driftwatch.invalid".to_owned(),
+            signing: None,
+            signoff: false,
+        }
+    }
+}
+
+/// How commits are signed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signing {
+    /// OpenPGP with gpg: the key id (or the default key), and the keyring directory (GNUPGHOME)
+    /// when not the user's own.
+    Gpg {
+        key: Option<String>,
+        home: Option<PathBuf>,
+    },
+    /// SSH signing with this private (or public, with an agent) key file.
+    Ssh { key: PathBuf },
+}
+
+/// A file the edit wants written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Path inside the repository, `/`-separated.
+    pub path: String,
+    /// The whole new content.
+    pub content: Vec<u8>,
+}
+
+/// What an update did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The files already said so: no commit, no push.
+    Unchanged,
+    /// One commit was pushed.
+    Pushed {
+        /// The new commit's id.
+        commit: String,
+        /// The branch it was pushed to.
+        branch: String,
+        /// How many push attempts it took (1 without a race).
+        attempts: u32,
+    },
+}
+
+/// The commit the edit reads from.
+pub struct Snapshot<'m> {
+    mirror: &'m Mirror,
+    commit: String,
+}
+
+impl Snapshot<'_> {
+    /// The commit id.
+    pub fn commit(&self) -> &str {
+        &self.commit
+    }
+
+    /// A file's bytes at this commit, `None` when it does not exist.
+    pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        self.mirror.read(&self.commit, path)
+    }
+}
+
+/// How an update is made.
+#[derive(Clone, Debug)]
+pub struct UpdateRequest {
+    /// The branch to read and build on.
+    pub base: String,
+    /// The branch to push to when not the base (force-pushed: it belongs to driftwatch).
+    pub target: Option<String>,
+    /// The commit message.
+    pub message: String,
+    /// Author, committer and signing.
+    pub identity: Identity,
+    /// Push attempts before giving up on a moving branch.
+    pub max_attempts: u32,
+}
+
+/// A bare mirror of one remote.
+#[derive(Debug)]
+pub struct Mirror {
+    dir: PathBuf,
+    url: String,
+    auth: Auth,
+}
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl Mirror {
+    /// Opens (creating on first use) the mirror of `url` under `state_dir/git/`.
+    pub fn open(state_dir: &Path, url: &str, auth: Auth) -> Result<Self, Error> {
+        let hash: String = Sha256::digest(url.as_bytes())
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let slug: String = redact_url(url)
+            .rsplit('/')
+            .next()
+            .unwrap_or("repo")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .take(40)
+            .collect();
+        let dir = state_dir.join("git").join(format!("{slug}-{hash}"));
+        let mirror = Mirror {
+            dir,
+            url: url.to_owned(),
+            auth,
+        };
+        if !mirror.dir.join("HEAD").exists() {
+            std::fs::create_dir_all(&mirror.dir).map_err(|e| io(&mirror.dir, e))?;
+            mirror.git(&["init", "--bare", "--quiet"], None)?;
+            // The URL lives in the mirror's config; a password in it would be written to disk, so
+            // credentials must come through `Auth`, and messages show the URL redacted.
+            mirror.git(&["config", "remote.origin.url", url], None)?;
+            mirror.git(&["config", "gc.auto", "0"], None)?;
+        }
+        Ok(mirror)
+    }
+
+    /// The mirror's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Fetches these branches; a branch missing on the remote is not an error here.
+    pub fn fetch(&self, branches: &[&str]) -> Result<(), Error> {
+        let mut args = vec!["fetch", "--quiet", "--prune", "--no-tags", "origin"];
+        let specs: Vec<String> = branches
+            .iter()
+            .map(|b| format!("+refs/heads/{b}:refs/remotes/origin/{b}"))
+            .collect();
+        args.extend(specs.iter().map(String::as_str));
+        match self.git(&args, None) {
+            Ok(_) => Ok(()),
+            Err(Error::Git { stderr, .. }) if stderr.contains("couldn't find remote ref") => {
+                // Fetch what exists, one by one, so a missing write branch does not block the base.
+                for spec in &specs {
+                    let _ = self.git(&["fetch", "--quiet", "--no-tags", "origin", spec], None);
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fetched head of `branch`, if the remote has it.
+    pub fn head(&self, branch: &str) -> Result<Option<String>, Error> {
+        let rev = format!("refs/remotes/origin/{branch}^{{commit}}");
+        match self.git(&["rev-parse", "--verify", "--quiet", &rev], None) {
+            Ok(out) => Ok(Some(String::from_utf8_lossy(&out).trim().to_owned())),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A file's bytes at `commit`, `None` when it does not exist there.
+    pub fn read(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, Error> {
+        check_path(path)?;
+        let spec = format!("{commit}:{path}");
+        match self.git(&["cat-file", "-e", &spec], None) {
+            Ok(_) => self.git(&["cat-file", "blob", &spec], None).map(Some),
+            Err(Error::Git { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Fetches, lets `edit` compute the files to write from the base branch's head, commits them
+    /// as one commit and pushes. When the push is rejected because the branch moved, it fetches
+    /// again and re-runs `edit` on the new head, so no one else's commit is lost and no update is
+    /// applied twice. Never force-pushes the base branch.
+    pub fn update<F>(&self, req: &UpdateRequest, mut edit: F) -> Result<Outcome, Error>
+    where
+        F: FnMut(&Snapshot<'_>) -> Result<Vec<FileWrite>, Error>,
+    {
+        let _lock = self.lock()?;
+        let max = req.max_attempts.max(1);
+        for attempt in 1..=max {
+            self.fetch(&[&req.base])?;
+            let head = self.head(&req.base)?.ok_or_else(|| Error::NoBranch {
+                url: redact_url(&self.url),
+                branch: req.base.clone(),
+            })?;
+            let snapshot = Snapshot {
+                mirror: self,
+                commit: head.clone(),
+            };
+            let writes = edit(&snapshot)?;
+            let Some(commit) = self.commit(&head, &writes, req)? else {
+                return Ok(Outcome::Unchanged);
+            };
+            let (branch, force) = match &req.target {
+                Some(t) if t != &req.base => (t.clone(), true),
+                _ => (req.base.clone(), false),
+            };
+            let refspec = format!(
+                "{}{commit}:refs/heads/{branch}",
+                if force { "+" } else { "" }
+            );
+            match self.git(&["push", "--porcelain", "origin", &refspec], None) {
+                Ok(_) => {
+                    return Ok(Outcome::Pushed {
+                        commit,
+                        branch,
+                        attempts: attempt,
+                    });
+                }
+                Err(Error::Git { stderr, .. }) if is_race(&stderr) => {
+                    if attempt < max {
+                        std::thread::sleep(backoff(attempt));
+                    }
+                }
+                Err(Error::Git { stderr, .. }) => {
+                    return Err(Error::PushRefused {
+                        url: redact_url(&self.url),
+                        branch,
+                        reason: stderr,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::PushRaced {
+            url: redact_url(&self.url),
+            branch: req.target.clone().unwrap_or_else(|| req.base.clone()),
+            attempts: max,
+        })
+    }
+
+    /// Builds the commit for `writes` on top of `parent`; `None` when the tree is unchanged.
+    fn commit(
+        &self,
+        parent: &str,
+        writes: &[FileWrite],
+        req: &UpdateRequest,
+    ) -> Result<Option<String>, Error> {
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        let index = self.dir.join(format!(
+            "driftwatch-index-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = self.commit_with_index(&index, parent, writes, req);
+        let _ = std::fs::remove_file(&index);
+        result
+    }
+
+    fn commit_with_index(
+        &self,
+        index: &Path,
+        parent: &str,
+        writes: &[FileWrite],
+        req: &UpdateRequest,
+    ) -> Result<Option<String>, Error> {
+        let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
+        self.git_env(&["read-tree", parent], None, &env)?;
+        let mut cacheinfo = String::new();
+        for w in writes {
+            check_path(&w.path)?;
+            let blob = self.git(&["hash-object", "-w", "--stdin"], Some(&w.content))?;
+            let blob = String::from_utf8_lossy(&blob).trim().to_owned();
+            let mode = self
+                .mode(parent, &w.path)?
+                .unwrap_or_else(|| "100644".to_owned());
+            cacheinfo.push_str(&format!("{mode} {blob}\t{}\n", w.path));
+        }
+        self.git_env(
+            &["update-index", "--index-info"],
+            Some(cacheinfo.as_bytes()),
+            &env,
+        )?;
+        let tree = self.git_env(&["write-tree"], None, &env)?;
+        let tree = String::from_utf8_lossy(&tree).trim().to_owned();
+        let parent_tree = self.git(&["rev-parse", &format!("{parent}^{{tree}}")], None)?;
+        if String::from_utf8_lossy(&parent_tree).trim() == tree {
+            return Ok(None);
+        }
+        let id = &req.identity;
+        let mut message = req.message.clone();
+        if id.signoff {
+            let trailer = format!("Signed-off-by: {} <{}>", id.name, id.email);
+            if !message.contains(&trailer) {
+                if !message.ends_with('\n') {
+                    message.push('\n');
+                }
+                message.push('\n');
+                message.push_str(&trailer);
+                message.push('\n');
+            }
+        }
+        let mut args: Vec<String> = Vec::new();
+        match &id.signing {
+            Some(Signing::Gpg { key, .. }) => {
+                args.extend(["-c".into(), "gpg.format=openpgp".into()]);
+                args.extend([
+                    "commit-tree".into(),
+                    format!("-S{}", key.clone().unwrap_or_default()),
+                ]);
+            }
+            Some(Signing::Ssh { key }) => {
+                args.extend([
+                    "-c".into(),
+                    "gpg.format=ssh".into(),
+                    "-c".into(),
+                    format!("user.signingkey={}", key.display()),
+                    "commit-tree".into(),
+                    "-S".into(),
+                ]);
+            }
+            None => args.push("commit-tree".into()),
+        }
+        args.extend([
+            tree,
+            "-p".into(),
+            parent.to_owned(),
+            "-F".into(),
+            "-".into(),
+        ]);
+        let mut people = vec![
+            ("GIT_AUTHOR_NAME", id.name.clone()),
+            ("GIT_AUTHOR_EMAIL", id.email.clone()),
+            ("GIT_COMMITTER_NAME", id.name.clone()),
+            ("GIT_COMMITTER_EMAIL", id.email.clone()),
+        ];
+        if let Some(Signing::Gpg {
+            home: Some(home), ..
+        }) = &id.signing
+        {
+            people.push(("GNUPGHOME", home.display().to_string()));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let commit = self.git_env(&args, Some(message.as_bytes()), &people)?;
+        Ok(Some(String::from_utf8_lossy(&commit).trim().to_owned()))
+    }
+
+    fn mode(&self, commit: &str, path: &str) -> Result<Option<String>, Error> {
+        let out = self.git(&["ls-tree", commit, "--", path], None)?;
+        Ok(String::from_utf8_lossy(&out)
+            .split_whitespace()
+            .next()
+            .map(str::to_owned))
+    }
+
+    /// One process at a time per mirror: the lock file is released when the guard drops.
+    fn lock(&self) -> Result<std::fs::File, Error> {
+        let path = self.dir.join("driftwatch.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        file.lock().map_err(|e| io(&path, e))?;
+        Ok(file)
+    }
+
+    fn git(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<Vec<u8>, Error> {
+        self.git_env(args, stdin, &[])
+    }
+
+    fn git_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        env: &[(&str, String)],
+    ) -> Result<Vec<u8>, Error> {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir").arg(&self.dir).args(args);
+        cmd.env("LC_ALL", "C").env("GIT_CONFIG_NOSYSTEM", "1");
+        for (k, v) in self.auth.env() {
+            cmd.env(k, v);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(Error::Spawn)?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input).map_err(|e| io(&self.dir, e))?;
+        }
+        let out = child.wait_with_output().map_err(|e| io(&self.dir, e))?;
+        if out.status.success() {
+            Ok(out.stdout)
+        } else {
+            let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            stderr.push_str(String::from_utf8_lossy(&out.stdout).trim());
+            Err(Error::Git {
+                command: args
+                    .iter()
+                    .find(|a| !a.starts_with('-') && !a.contains('='))
+                    .unwrap_or(&"")
+                    .to_string(),
+                url: redact_url(&self.url),
+                stderr: redact_url(&stderr),
+            })
+        }
+    }
+}
+
+fn is_race(stderr: &str) -> bool {
+    stderr.contains("non-fast-forward")
+        || stderr.contains("fetch first")
+        || stderr.contains("[rejected]") && !stderr.contains("protected")
+        || stderr.contains("cannot lock ref")
+        || stderr.contains("failed to update ref")
+}
+
+/// 100 ms doubling per attempt, capped at 5 s, with up to 50% jitter so racing writers spread.
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(6)).min(5_000);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let seed = nanos
+        ^ u64::from(std::process::id())
+        ^ SEQ
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9);
+    Duration::from_millis(base + seed % (base / 2 + 1))
+}
+
+fn check_path(path: &str) -> Result<(), Error> {
+    let bad = |reason| Error::BadPath {
+        path: path.to_owned(),
+        reason,
+    };
+    if path.is_empty() || path.starts_with('/') {
+        return Err(bad("must be relative to the repository root"));
+    }
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == ".." || c == ".git")
+    {
+        return Err(bad(
+            "must not contain empty, '.', '..' or '.git' components",
+        ));
+    }
+    if path.contains(['\n', '\t', '\0']) {
+        return Err(bad("must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn io(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        context: path.display().to_string(),
+        source,
+    }
+}

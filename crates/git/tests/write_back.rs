@@ -1,0 +1,475 @@
+//! Write-back against real git servers: file://, git daemon, smart HTTP with basic auth and SSH.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Barrier};
+
+use driftwatch_git::{
+    Auth, Change, DEFAULT_COMMIT_TEMPLATE, Error, FileWrite, Identity, Mirror, Outcome, Secret,
+    Signing, UpdateRequest, branch_name, commit_message,
+};
+use driftwatch_manifest::{ImageChange, set_kustomize_image};
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::{BareRepo, GitDaemon, GitHttp, Sshd, git};
+
+const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\nimages:\n- name: backend # api\n  newTag: v1.0.0\n";
+
+fn repo() -> BareRepo {
+    BareRepo::new(&[
+        ("apps/shop/kustomization.yaml", KUSTOMIZATION),
+        ("apps/shop/deployment.yaml", "kind: Deployment\n"),
+        ("README.md", "shop\n"),
+    ])
+}
+
+fn request(message: &str) -> UpdateRequest {
+    UpdateRequest {
+        base: "main".into(),
+        target: None,
+        message: message.into(),
+        identity: Identity::default(),
+        max_attempts: 8,
+    }
+}
+
+/// An edit that sets `image` to `tag` in the shop kustomization, re-read from each snapshot.
+fn set_tag(
+    path: &'static str,
+    image: &'static str,
+    tag: &'static str,
+) -> impl FnMut(&driftwatch_git::Snapshot<'_>) -> Result<Vec<FileWrite>, Error> {
+    move |snap| {
+        let src = String::from_utf8(snap.read(path)?.unwrap()).unwrap();
+        let change = ImageChange {
+            image: image.into(),
+            new_name: None,
+            tag: Some(tag.into()),
+            digest: None,
+        };
+        let out =
+            set_kustomize_image(&src, path, &change).map_err(|e| Error::Edit(e.to_string()))?;
+        Ok(if out.changed {
+            vec![FileWrite {
+                path: path.into(),
+                content: out.text.into_bytes(),
+            }]
+        } else {
+            vec![]
+        })
+    }
+}
+
+const K: &str = "apps/shop/kustomization.yaml";
+
+fn assert_pushes(url: &str, auth: Auth, repo: &BareRepo) {
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), url, auth.clone()).unwrap();
+    let msg = commit_message(
+        DEFAULT_COMMIT_TEMPLATE,
+        "shop",
+        &[Change {
+            image: "backend".into(),
+            alias: String::new(),
+            old_tag: "v1.0.0".into(),
+            new_tag: "v1.0.1".into(),
+        }],
+    )
+    .unwrap();
+    let out = mirror
+        .update(&request(&msg), set_tag(K, "backend", "v1.0.1"))
+        .unwrap();
+    let Outcome::Pushed {
+        commit,
+        branch,
+        attempts,
+    } = out
+    else {
+        panic!("expected a push, got {out:?}");
+    };
+    assert_eq!((branch.as_str(), attempts), ("main", 1));
+    assert_eq!(
+        repo.show("main", K),
+        KUSTOMIZATION.replace("v1.0.0", "v1.0.1")
+    );
+    assert_eq!(
+        git(&repo.path, &["show", "--name-only", "--format=", &commit]),
+        format!("{K}\n")
+    );
+    let raw = git(&repo.path, &["cat-file", "commit", &commit]);
+    assert!(raw.ends_with(&format!("\n\n{msg}")), "{raw}");
+    // A second run in a new process-like mirror object: nothing to do, no commit.
+    let again = Mirror::open(state.path(), url, auth).unwrap();
+    assert_eq!(
+        again
+            .update(&request("x"), set_tag(K, "backend", "v1.0.1"))
+            .unwrap(),
+        Outcome::Unchanged
+    );
+    assert_eq!(repo.subjects("main").len(), 2);
+}
+
+#[test]
+fn file_transport_one_commit_then_nothing() {
+    let repo = repo();
+    assert_pushes(&repo.file_url(), Auth::None, &repo);
+}
+
+#[test]
+fn git_daemon_transport() {
+    let repo = repo();
+    let daemon = GitDaemon::start(repo.path.parent().unwrap());
+    let url = format!("git://127.0.0.1:{}/repo.git", daemon.port);
+    assert_pushes(&url, Auth::None, &repo);
+}
+
+#[test]
+fn smart_http_with_basic_auth() {
+    let repo = repo();
+    let server = GitHttp::start(repo.path.parent().unwrap(), "bot", "s3cret-token");
+    let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+    let auth = Auth::Basic {
+        username: "bot".into(),
+        password: Secret::new("s3cret-token"),
+    };
+    assert_pushes(&url, auth, &repo);
+
+    // Wrong credentials fail clearly, and the password is nowhere in the error.
+    let state = TempDir::new("state");
+    let wrong = Auth::Basic {
+        username: "bot".into(),
+        password: Secret::new("wrong-password-123"),
+    };
+    let mirror = Mirror::open(state.path(), &url, wrong).unwrap();
+    let err = mirror
+        .update(&request("x"), set_tag(K, "backend", "v9"))
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("wrong-password-123"), "{err}");
+    assert!(err.contains("127.0.0.1"), "{err}");
+}
+
+#[test]
+fn ssh_with_key_and_known_hosts() {
+    let Some(sshd) = Sshd::start() else {
+        panic!("sshd is not installed: scripts/install-deps installs openssh-server");
+    };
+    let repo = repo();
+    let url = sshd.url(&repo.path);
+    let auth = Auth::SshKey {
+        key: sshd.client_key(),
+        known_hosts: Some(sshd.known_hosts()),
+    };
+    assert_pushes(&url, auth, &repo);
+
+    // A server whose host key is not known is refused.
+    let empty = TempDir::new("kh");
+    let unknown = empty.path().join("known_hosts");
+    std::fs::write(&unknown, "").unwrap();
+    let state = TempDir::new("state");
+    let auth = Auth::SshKey {
+        key: sshd.client_key(),
+        known_hosts: Some(unknown),
+    };
+    let mirror = Mirror::open(state.path(), &url, auth).unwrap();
+    let err = mirror
+        .update(&request("x"), set_tag(K, "backend", "v2"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.to_lowercase().contains("host key"), "{err}");
+}
+
+#[test]
+fn rebase_and_retry_keeps_the_other_writers_commit() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let mut first = true;
+    let mut inner = set_tag(K, "backend", "v1.0.1");
+    let out = mirror
+        .update(&request("bump backend"), |snap| {
+            if first {
+                // Someone pushes between our fetch and our push.
+                first = false;
+                repo.commit_elsewhere("README.md", "shop, edited by a human\n", "docs: human edit");
+            }
+            inner(snap)
+        })
+        .unwrap();
+    assert!(
+        matches!(out, Outcome::Pushed { attempts: 2, .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        repo.subjects("main"),
+        ["bump backend", "docs: human edit", "initial"]
+    );
+    assert_eq!(repo.show("main", "README.md"), "shop, edited by a human\n");
+    assert!(repo.show("main", K).contains("newTag: v1.0.1"));
+}
+
+#[test]
+fn concurrent_writers_each_land_exactly_once() {
+    const WRITERS: usize = 6;
+    let files: Vec<(String, String)> = (0..WRITERS)
+        .map(|i| {
+            (
+                format!("apps/app{i}/kustomization.yaml"),
+                KUSTOMIZATION.to_owned(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = Arc::new(BareRepo::new(&refs));
+    let barrier = Arc::new(Barrier::new(WRITERS * 2));
+    let mut handles = Vec::new();
+    for i in 0..WRITERS {
+        for (image, tag) in [("backend", "v2.0.0"), ("frontend", "v3.0.0")] {
+            let repo = repo.clone();
+            let barrier = barrier.clone();
+            handles.push(std::thread::spawn(move || {
+                // Separate state dirs: separate processes in effect, racing on the remote only.
+                let state = TempDir::new("race");
+                let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+                let path: &'static str =
+                    Box::leak(format!("apps/app{i}/kustomization.yaml").into_boxed_str());
+                barrier.wait();
+                let mut req = request(&format!("app{i}: {image} {tag}"));
+                req.max_attempts = 40;
+                mirror.update(&req, set_tag(path, image, tag)).unwrap()
+            }));
+        }
+    }
+    for h in handles {
+        assert!(matches!(h.join().unwrap(), Outcome::Pushed { .. }));
+    }
+    let subjects = repo.subjects("main");
+    assert_eq!(subjects.len(), WRITERS * 2 + 1, "{subjects:?}");
+    for i in 0..WRITERS {
+        let k = repo.show("main", &format!("apps/app{i}/kustomization.yaml"));
+        assert!(
+            k.contains("- name: backend # api\n  newTag: v2.0.0\n"),
+            "{k}"
+        );
+        assert!(k.contains("- name: frontend\n  newTag: v3.0.0\n"), "{k}");
+        for image in ["backend", "frontend"] {
+            let n = subjects
+                .iter()
+                .filter(|s| s.starts_with(&format!("app{i}: {image}")))
+                .count();
+            assert_eq!(n, 1, "app{i} {image} landed {n} times");
+        }
+    }
+}
+
+#[test]
+fn write_branch_from_template_leaves_base_alone() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let changes = [Change {
+        image: "backend".into(),
+        alias: String::new(),
+        old_tag: "v1.0.0".into(),
+        new_tag: "v1.0.1".into(),
+    }];
+    let target = branch_name("image-updates-{{.SHA256}}", "argocd", "shop", &changes).unwrap();
+    let mut req = request("bump");
+    req.target = Some(target.clone());
+    let out = mirror
+        .update(&req, set_tag(K, "backend", "v1.0.1"))
+        .unwrap();
+    assert!(matches!(&out, Outcome::Pushed { branch, .. } if branch == &target));
+    assert_eq!(repo.show("main", K), KUSTOMIZATION);
+    assert!(repo.show(&target, K).contains("v1.0.1"));
+    // Running again rebuilds the write branch from the base: still one commit on top of main.
+    let out = mirror
+        .update(&req, set_tag(K, "backend", "v1.0.1"))
+        .unwrap();
+    assert!(matches!(out, Outcome::Pushed { .. }));
+    assert_eq!(repo.subjects(&target), ["bump", "initial"]);
+}
+
+#[test]
+fn signed_off_and_ssh_signed_commits() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let keys = TempDir::new("signing");
+    let key = keys.path().join("sign_key");
+    let ok = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "bot@example.invalid",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let mut req = request("bump backend");
+    req.identity = Identity {
+        name: "Image Bot".into(),
+        email: "bot@example.invalid".into(),
+        signing: Some(Signing::Ssh { key: key.clone() }),
+        signoff: true,
+    };
+    let Outcome::Pushed { commit, .. } = mirror.update(&req, set_tag(K, "backend", "v5")).unwrap()
+    else {
+        panic!("no push");
+    };
+    let raw = git(&repo.path, &["cat-file", "commit", &commit]);
+    assert!(raw.contains("-----BEGIN SSH SIGNATURE-----"), "{raw}");
+    assert!(
+        raw.contains("author Image Bot <bot@example.invalid>"),
+        "{raw}"
+    );
+    assert!(
+        raw.ends_with("bump backend\n\nSigned-off-by: Image Bot <bot@example.invalid>\n"),
+        "{raw}"
+    );
+    // The signature verifies against the key.
+    let allowed = keys.path().join("allowed");
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    std::fs::write(&allowed, format!("bot@example.invalid {public}")).unwrap();
+    let verify = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo.path)
+        .args([
+            "-c",
+            &format!("gpg.ssh.allowedSignersFile={}", allowed.display()),
+            "verify-commit",
+            &commit,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
+#[test]
+fn only_edited_files_change_and_paths_are_checked() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let out = mirror
+        .update(&request("two files"), |snap| {
+            let mut v = set_tag(K, "backend", "v7")(snap)?;
+            v.push(FileWrite {
+                path: "apps/new/file.txt".into(),
+                content: b"new\n".to_vec(),
+            });
+            Ok(v)
+        })
+        .unwrap();
+    let Outcome::Pushed { commit, .. } = out else {
+        panic!()
+    };
+    let files = git(&repo.path, &["show", "--name-only", "--format=", &commit]);
+    assert_eq!(
+        files,
+        format!("{K}\napps/new/file.txt\n")
+            .lines()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    );
+    for bad in ["../x", "/etc/passwd", "a/.git/config", "a//b"] {
+        let err = mirror
+            .update(&request("bad"), |_| {
+                Ok(vec![FileWrite {
+                    path: bad.into(),
+                    content: vec![],
+                }])
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::BadPath { .. }), "{bad}: {err}");
+    }
+    assert!(
+        Path::new(mirror.dir()).join("HEAD").exists(),
+        "the mirror persists"
+    );
+}
+
+#[test]
+fn missing_branch_is_an_error() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let mut req = request("x");
+    req.base = "release".into();
+    let err = mirror
+        .update(&req, set_tag(K, "backend", "v1"))
+        .unwrap_err();
+    assert!(matches!(err, Error::NoBranch { .. }), "{err}");
+}
+
+#[test]
+fn gpg_signed_commits() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let home = TempDir::new("gnupg");
+    let status = std::process::Command::new("gpg")
+        .arg("--homedir")
+        .arg(home.path())
+        .args([
+            "--batch",
+            "--quiet",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            "Image Bot <bot@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let mut req = request("bump backend");
+    req.identity = Identity {
+        name: "Image Bot".into(),
+        email: "bot@example.invalid".into(),
+        signing: Some(Signing::Gpg {
+            key: Some("bot@example.invalid".into()),
+            home: Some(home.path().to_path_buf()),
+        }),
+        signoff: false,
+    };
+    let Outcome::Pushed { commit, .. } = mirror.update(&req, set_tag(K, "backend", "v6")).unwrap()
+    else {
+        panic!("no push");
+    };
+    let raw = git(&repo.path, &["cat-file", "commit", &commit]);
+    assert!(raw.contains("-----BEGIN PGP SIGNATURE-----"), "{raw}");
+    let verify = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo.path)
+        .args(["verify-commit", &commit])
+        .env("GNUPGHOME", home.path())
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let _ = std::process::Command::new("gpgconf")
+        .arg("--homedir")
+        .arg(home.path())
+        .args(["--kill", "gpg-agent"])
+        .status();
+}
