@@ -14,6 +14,12 @@ pub enum Failure {
     Error(u8, anyhow::Error),
 }
 
+impl From<driftwatch_registry::Error> for Failure {
+    fn from(err: driftwatch_registry::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

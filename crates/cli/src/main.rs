@@ -26,6 +26,10 @@ enum Command {
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
     /// Flux-marked file or plain manifests, changing nothing else.
     SetImage(cmd::set_image::Args),
+    /// List a repository's tags.
+    Tags(cmd::registry::TagsArgs),
+    /// Scan an image's registry and show which tag the policy picks, and why each other is not.
+    Test(cmd::registry::TestArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
+        Command::Tags(args) => cmd::registry::tags(&args),
+        Command::Test(args) => cmd::registry::test(&args),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "driftwatch", &mut std::io::stdout());

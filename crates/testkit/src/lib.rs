@@ -6,6 +6,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 pub mod git;
+pub mod http;
+pub mod registry;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

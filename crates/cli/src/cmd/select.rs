@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::exit::{CmdResult, Failure, NO_MATCH};
 
 /// Flags shared by every command that applies a policy (`select`, later `test`).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct PolicyArgs {
     /// Update strategy: semver, newest-build (latest), alphabetical (name), numerical, digest.
     #[arg(long, default_value = "semver")]
@@ -91,9 +91,63 @@ pub fn run(args: &Args) -> CmdResult {
     let chosen = evaluation.chosen().map(|i| &candidates[i]);
 
     if args.output == "json" {
-        let report = Report {
+        let report = Report::new(&policy, &candidates, &evaluation);
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &report).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    } else if let Some(c) = chosen {
+        writeln!(std::io::stdout().lock(), "{}", chosen_text(&policy, c))
+            .context("writing stdout")?;
+    }
+    if chosen.is_none() {
+        eprintln!(
+            "{}",
+            no_match_summary(&policy, &candidates, &evaluation.verdicts)
+        );
+        return Err(Failure::Quiet(NO_MATCH));
+    }
+    Ok(())
+}
+
+/// The choice as printed: the tag, or `tag@digest` for the digest strategy.
+pub fn chosen_text(policy: &Policy, c: &Candidate) -> String {
+    match (&c.digest, policy.strategy()) {
+        (Some(d), Strategy::Digest) => format!("{}@{d}", c.tag),
+        _ => c.tag.clone(),
+    }
+}
+
+/// The JSON report of a selection, shared by `select` and `test`.
+#[derive(Serialize)]
+pub struct Report<'a> {
+    strategy: &'a str,
+    constraint: Option<String>,
+    chosen: Option<&'a str>,
+    digest: Option<String>,
+    eligible: Vec<&'a str>,
+    rejected: Vec<Rejection<'a>>,
+}
+
+#[derive(Serialize)]
+struct Rejection<'a> {
+    tag: &'a str,
+    reason: String,
+}
+
+impl<'a> Report<'a> {
+    /// Builds the report.
+    pub fn new(
+        policy: &'a Policy,
+        candidates: &'a [Candidate],
+        evaluation: &driftwatch_policy::Evaluation,
+    ) -> Self {
+        let chosen = evaluation.chosen().map(|i| &candidates[i]);
+        Report {
             strategy: policy.strategy().as_str(),
-            constraint: args.policy.constraint.as_deref(),
+            constraint: policy
+                .constraint()
+                .map(ToString::to_string)
+                .or_else(|| policy.tracked_tag().map(str::to_owned)),
             chosen: chosen.map(|c| c.tag.as_str()),
             digest: chosen
                 .and_then(|c| c.digest.as_ref())
@@ -113,42 +167,8 @@ pub fn run(args: &Args) -> CmdResult {
                     })
                 })
                 .collect(),
-        };
-        let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report).context("writing stdout")?;
-        writeln!(out).context("writing stdout")?;
-    } else if let Some(c) = chosen {
-        let mut out = std::io::stdout().lock();
-        match (&c.digest, policy.strategy()) {
-            (Some(d), Strategy::Digest) => writeln!(out, "{}@{d}", c.tag),
-            _ => writeln!(out, "{}", c.tag),
         }
-        .context("writing stdout")?;
     }
-    if chosen.is_none() {
-        eprintln!(
-            "{}",
-            no_match_summary(&policy, &candidates, &evaluation.verdicts)
-        );
-        return Err(Failure::Quiet(NO_MATCH));
-    }
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    strategy: &'a str,
-    constraint: Option<&'a str>,
-    chosen: Option<&'a str>,
-    digest: Option<String>,
-    eligible: Vec<&'a str>,
-    rejected: Vec<Rejection<'a>>,
-}
-
-#[derive(Serialize)]
-struct Rejection<'a> {
-    tag: &'a str,
-    reason: String,
 }
 
 /// Parses stdin into candidates. Lines are `tag [time] [digest] [platforms]`; blank lines and
@@ -218,7 +238,7 @@ fn parse_field(c: &mut Candidate, field: &str) -> anyhow::Result<()> {
 }
 
 /// Says why nothing qualified: counts per reason and an example of each.
-fn no_match_summary(
+pub fn no_match_summary(
     policy: &Policy,
     candidates: &[Candidate],
     verdicts: &[Option<Reason>],

@@ -1,0 +1,230 @@
+//! `driftwatch tags` and `driftwatch test`: what a registry holds, and what the policy would
+//! pick from it, as `argocd-image-updater test` shows.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use driftwatch_policy::{ImageListEntry, ImageRef, Strategy};
+use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner, Source};
+
+use super::select::{PolicyArgs, Report, chosen_text, no_match_summary};
+use crate::exit::{CmdResult, Failure, NO_MATCH};
+
+/// How to reach registries.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Credentials for the image's registry: `env:VAR` (user:password), `ext:/path/script`,
+    /// `file:/path/config.json` (Docker config or .dockerconfigjson). Default: Docker's config.
+    #[arg(long, value_name = "SPEC")]
+    pub credentials: Option<String>,
+    /// argocd-image-updater's registries.conf.
+    #[arg(long, value_name = "FILE")]
+    pub registries_conf: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    fn client(&self) -> anyhow::Result<Client> {
+        let conf = match &self.registries_conf {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                RegistriesConf::parse(&text, &path.display().to_string())?
+            }
+            None => RegistriesConf::default(),
+        };
+        let options = Options {
+            credentials: self
+                .credentials
+                .as_deref()
+                .map(Source::parse)
+                .transpose()
+                .context("--credentials")?,
+            ..Options::default()
+        };
+        Ok(Client::new(conf, options)?)
+    }
+}
+
+/// True when the user named no registry (`nginx`, `org/app`), which selects the default entry.
+fn implicit_registry(image: &str) -> bool {
+    match image.split_once('/') {
+        None => true,
+        Some((first, _)) => {
+            !(first.contains(['.', ':'])
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// `tags` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TagsArgs {
+    /// The image, e.g. `nginx`, `ghcr.io/org/app`.
+    pub image: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// text (one tag per line) or json.
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+/// Lists a repository's tags.
+pub fn tags(args: &TagsArgs) -> CmdResult {
+    let image = ImageRef::parse(&args.image).context("IMAGE")?;
+    let client = args.registry.client()?;
+    let ep = client.endpoint(&image, implicit_registry(&args.image));
+    let list = runtime()?.block_on(client.list_tags(&ep))?;
+    if list.truncated {
+        eprintln!("warning: the tag list was cut at {} tags", list.tags.len());
+    }
+    let mut out = std::io::stdout().lock();
+    if args.output == "json" {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({
+                "image": image.name(),
+                "tags": list.tags,
+                "truncated": list.truncated,
+            }),
+        )
+        .context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    } else {
+        for t in &list.tags {
+            writeln!(out, "{t}").context("writing stdout")?;
+        }
+    }
+    Ok(())
+}
+
+/// `test` arguments.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The image, optionally with a constraint or tracked tag as in an image-list entry
+    /// (`nginx:~1.25`); `--constraint` takes precedence.
+    pub image: String,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// text or json.
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// Print only the chosen tag (for digest: `tag@sha256:…`).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Scans the image's repository and shows every candidate's verdict and the pick.
+pub fn test(args: &TestArgs) -> CmdResult {
+    let entry = ImageListEntry::parse(&args.image).context("IMAGE")?;
+    let mut policy_args = args.policy.clone();
+    if policy_args.constraint.is_none() {
+        policy_args.constraint = entry.constraint.clone();
+    }
+    let policy = policy_args.policy()?;
+    let image = entry.image.clone();
+    let implicit = implicit_registry(
+        args.image
+            .split_once('=')
+            .map_or(args.image.as_str(), |(_, r)| r),
+    );
+    let client = args.registry.client()?;
+    let scanner = Scanner::new(client);
+    let needs = Needs {
+        created: policy.strategy() == Strategy::NewestBuild,
+        digest: policy.strategy() == Strategy::Digest,
+        platforms: !policy.filter().wanted_platforms().is_empty(),
+    };
+    let started = Instant::now();
+    let rt = runtime()?;
+    let cycle = scanner.cycle();
+    let (candidates, truncated) = rt
+        .block_on(cycle.candidates(&image, implicit, needs, policy.tracked_tag()))
+        .map_err(|e| anyhow!(e))?;
+    let elapsed = started.elapsed();
+    if truncated {
+        eprintln!("warning: the tag list was cut at {} tags", candidates.len());
+    }
+    let evaluation = policy.evaluate(&candidates);
+    let chosen = evaluation.chosen().map(|i| &candidates[i]);
+    let mut out = std::io::stdout().lock();
+    if args.quiet {
+        if let Some(c) = chosen {
+            writeln!(out, "{}", chosen_text(&policy, c)).context("writing stdout")?;
+        }
+    } else if args.output == "json" {
+        let report = Report::new(&policy, &candidates, &evaluation);
+        let mut value = serde_json::to_value(&report).context("encoding the report")?;
+        value["image"] = serde_json::Value::String(image.name());
+        value["requests"] = serde_json::Value::from(scanner.client().stats().total());
+        serde_json::to_writer_pretty(&mut out, &value).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    } else {
+        let ep = scanner.client().endpoint(&image, implicit);
+        writeln!(out, "image:      {} (via {})", image.name(), ep.base_url)
+            .context("writing stdout")?;
+        writeln!(
+            out,
+            "policy:     {}{}",
+            policy.strategy(),
+            policy
+                .constraint()
+                .map(|c| format!(", constraint {c}"))
+                .or_else(|| policy.tracked_tag().map(|t| format!(", tracking {t}")))
+                .unwrap_or_default()
+        )
+        .context("writing stdout")?;
+        writeln!(out, "candidates: {} tags", candidates.len()).context("writing stdout")?;
+        for &i in &evaluation.ranked {
+            let c = &candidates[i];
+            let mark = if Some(i) == evaluation.chosen() {
+                "chosen"
+            } else {
+                "eligible"
+            };
+            writeln!(out, "  {:<30} {mark}", c.tag).context("writing stdout")?;
+        }
+        for (c, v) in candidates.iter().zip(&evaluation.verdicts) {
+            if let Some(reason) = v {
+                writeln!(
+                    out,
+                    "  {:<30} rejected: {}",
+                    c.tag,
+                    policy.explain(c, *reason)
+                )
+                .context("writing stdout")?;
+            }
+        }
+        match chosen {
+            Some(c) => writeln!(out, "chosen:     {}", chosen_text(&policy, c)),
+            None => writeln!(out, "chosen:     none"),
+        }
+        .context("writing stdout")?;
+        eprintln!(
+            "scanned in {} ms with {} registry requests",
+            elapsed.as_millis(),
+            scanner.client().stats().total()
+        );
+    }
+    if chosen.is_none() {
+        if args.quiet || args.output == "json" {
+            eprintln!(
+                "{}",
+                no_match_summary(&policy, &candidates, &evaluation.verdicts)
+            );
+        }
+        return Err(Failure::Quiet(NO_MATCH));
+    }
+    Ok(())
+}

@@ -1,0 +1,205 @@
+//! Scanning with a cache: in one cycle each repository is listed once, however many images and
+//! applications track it; per-digest metadata (creation time, platforms) is kept across cycles,
+//! so `newest-build` fetches configs only for tags whose digest is new.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use driftwatch_policy::{Candidate, Digest, ImageRef, Platform, Timestamp};
+use tokio::sync::OnceCell;
+
+use crate::client::{Client, TagList};
+use crate::error::Error;
+use crate::manifest::Manifest;
+
+/// What is known about one manifest digest; immutable, so it is cached for good.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DigestMeta {
+    /// Newest creation time among the wanted platforms' configs.
+    pub created: Option<Timestamp>,
+    /// Platforms offered (attestations excluded).
+    pub platforms: Vec<Platform>,
+}
+
+/// What a scan needs to know per tag.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Creation times (`newest-build`).
+    pub created: bool,
+    /// Digests (`digest`, or reporting).
+    pub digest: bool,
+    /// Platforms (a platform filter).
+    pub platforms: bool,
+}
+
+/// A long-lived scanner: the client and the per-digest cache.
+pub struct Scanner {
+    client: Client,
+    meta: Mutex<HashMap<Digest, Arc<DigestMeta>>>,
+}
+
+type Shared<T> = Arc<OnceCell<Result<T, String>>>;
+
+/// One scan cycle: tag lists are fetched once per repository within it.
+pub struct Cycle<'s> {
+    scanner: &'s Scanner,
+    lists: Mutex<HashMap<String, Shared<Arc<TagList>>>>,
+}
+
+impl Scanner {
+    /// A scanner over `client`.
+    pub fn new(client: Client) -> Self {
+        Scanner {
+            client,
+            meta: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client, for its stats.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Starts a cycle.
+    pub fn cycle(&self) -> Cycle<'_> {
+        Cycle {
+            scanner: self,
+            lists: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Digests whose metadata is cached.
+    pub fn cached_digests(&self) -> usize {
+        self.meta.lock().map_or(0, |m| m.len())
+    }
+
+    fn cached(&self, d: &Digest) -> Option<Arc<DigestMeta>> {
+        self.meta.lock().ok()?.get(d).cloned()
+    }
+
+    fn remember(&self, d: Digest, m: Arc<DigestMeta>) {
+        if let Ok(mut map) = self.meta.lock() {
+            map.insert(d, m);
+        }
+    }
+}
+
+impl Cycle<'_> {
+    /// The repository's tags, fetched at most once in this cycle.
+    pub async fn tags(
+        &self,
+        image: &ImageRef,
+        implicit_registry: bool,
+    ) -> Result<Arc<TagList>, Error> {
+        let ep = self.scanner.client.endpoint(image, implicit_registry);
+        let key = format!("{}/{}", ep.base_url, ep.repository);
+        let cell = {
+            let mut lists = self.lists.lock().map_err(|_| poisoned())?;
+            lists.entry(key).or_default().clone()
+        };
+        let result = cell
+            .get_or_init(|| async {
+                self.scanner
+                    .client
+                    .list_tags(&ep)
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string())
+            })
+            .await;
+        result.clone().map_err(|reason| Error::Transport {
+            registry: ep.registry.clone(),
+            what: format!("listing tags of {}", ep.repository),
+            reason,
+        })
+    }
+
+    /// Candidates for the policy: every tag, with digests, times and platforms as `needs` asks.
+    /// `only` restricts metadata fetching to these tags (the digest strategy's tracked tag).
+    pub async fn candidates(
+        &self,
+        image: &ImageRef,
+        implicit_registry: bool,
+        needs: Needs,
+        only: Option<&str>,
+    ) -> Result<(Vec<Candidate>, bool), Error> {
+        let list = self.tags(image, implicit_registry).await?;
+        let mut out: Vec<Candidate> = list.tags.iter().map(Candidate::new).collect();
+        if needs.created || needs.digest || needs.platforms {
+            let ep = self.scanner.client.endpoint(image, implicit_registry);
+            for c in out.iter_mut().filter(|c| only.is_none_or(|t| t == c.tag)) {
+                let digest = self.scanner.client.manifest_digest(&ep, &c.tag).await?;
+                if needs.created || needs.platforms {
+                    let meta = self.digest_meta(&ep, &digest).await?;
+                    c.created = meta.created;
+                    c.platforms = meta.platforms.clone();
+                }
+                c.digest = Some(digest);
+            }
+        }
+        Ok((out, list.truncated))
+    }
+
+    async fn digest_meta(
+        &self,
+        ep: &crate::endpoint::Endpoint,
+        digest: &Digest,
+    ) -> Result<Arc<DigestMeta>, Error> {
+        if let Some(m) = self.scanner.cached(digest) {
+            return Ok(m);
+        }
+        let client = &self.scanner.client;
+        let (manifest, _) = client.manifest(ep, &digest.to_string()).await?;
+        let meta = match manifest {
+            Manifest::Image { config } => {
+                let cfg = client.config(ep, &config).await?;
+                DigestMeta {
+                    created: cfg.created,
+                    platforms: cfg.platform.into_iter().collect(),
+                }
+            }
+            Manifest::Index { manifests } => {
+                let runnable: Vec<_> = manifests
+                    .iter()
+                    .filter(|m| !m.platform.as_ref().is_some_and(Platform::is_attestation))
+                    .collect();
+                // The newest config among the platform images: one more manifest and blob each.
+                let mut created: Option<Timestamp> = None;
+                for entry in &runnable {
+                    if let Some(inner) = self.scanner.cached(&entry.digest) {
+                        created = created.max(inner.created);
+                        continue;
+                    }
+                    if let (Manifest::Image { config }, _) =
+                        client.manifest(ep, &entry.digest.to_string()).await?
+                    {
+                        let cfg = client.config(ep, &config).await?;
+                        self.scanner.remember(
+                            entry.digest.clone(),
+                            Arc::new(DigestMeta {
+                                created: cfg.created,
+                                platforms: cfg.platform.into_iter().collect(),
+                            }),
+                        );
+                        created = created.max(cfg.created);
+                    }
+                }
+                DigestMeta {
+                    created,
+                    platforms: runnable.iter().filter_map(|m| m.platform.clone()).collect(),
+                }
+            }
+        };
+        let meta = Arc::new(meta);
+        self.scanner.remember(digest.clone(), meta.clone());
+        Ok(meta)
+    }
+}
+
+fn poisoned() -> Error {
+    Error::Protocol {
+        registry: String::new(),
+        what: "scan cache".to_owned(),
+        reason: "a scan task panicked".to_owned(),
+    }
+}
