@@ -20,6 +20,18 @@ impl From<driftwatch_registry::Error> for Failure {
     }
 }
 
+impl From<driftwatch_manifest::Error> for Failure {
+    fn from(err: driftwatch_manifest::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
+impl From<driftwatch_git::Error> for Failure {
+    fn from(err: driftwatch_git::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

@@ -26,6 +26,8 @@ enum Command {
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
     /// Flux-marked file or plain manifests, changing nothing else.
     SetImage(cmd::set_image::Args),
+    /// Apply image edits to a Git repository as one commit and push it.
+    WriteBack(cmd::write_back::Args),
     /// List a repository's tags.
     Tags(cmd::registry::TagsArgs),
     /// Scan an image's registry and show which tag the policy picks, and why each other is not.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
+        Command::WriteBack(args) => cmd::write_back::run(&args),
         Command::Tags(args) => cmd::registry::tags(&args),
         Command::Test(args) => cmd::registry::test(&args),
         Command::Completions { shell } => {

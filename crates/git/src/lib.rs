@@ -11,7 +11,7 @@ mod template;
 
 pub use auth::{Auth, Secret, redact_url};
 pub use error::Error;
-pub use mirror::{FileWrite, Identity, Mirror, Outcome, Signing, Snapshot, UpdateRequest};
+pub use mirror::{FileWrite, Identity, Mirror, Outcome, Plan, Signing, Snapshot, UpdateRequest};
 pub use template::{
     BranchSpec, Change, DEFAULT_COMMIT_TEMPLATE, branch_name, changes_sha256, commit_message,
     valid_branch,

@@ -62,6 +62,18 @@ pub struct FileWrite {
     pub content: Vec<u8>,
 }
 
+/// What an edit wants committed: the files, the message, and where to push (for write
+/// branches whose name depends on the changes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Files to write; empty means nothing to do.
+    pub writes: Vec<FileWrite>,
+    /// The commit message.
+    pub message: String,
+    /// The branch to push to when not the base (force-pushed: it belongs to driftwatch).
+    pub target: Option<String>,
+}
+
 /// What an update did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -101,10 +113,6 @@ impl Snapshot<'_> {
 pub struct UpdateRequest {
     /// The branch to read and build on.
     pub base: String,
-    /// The branch to push to when not the base (force-pushed: it belongs to driftwatch).
-    pub target: Option<String>,
-    /// The commit message.
-    pub message: String,
     /// Author, committer and signing.
     pub identity: Identity,
     /// Push attempts before giving up on a moving branch.
@@ -213,10 +221,11 @@ impl Mirror {
     /// applied twice. Never force-pushes the base branch.
     pub fn update<F>(&self, req: &UpdateRequest, mut edit: F) -> Result<Outcome, Error>
     where
-        F: FnMut(&Snapshot<'_>) -> Result<Vec<FileWrite>, Error>,
+        F: FnMut(&Snapshot<'_>) -> Result<Plan, Error>,
     {
         let _lock = self.lock()?;
         let max = req.max_attempts.max(1);
+        let mut last_target: Option<String> = None;
         for attempt in 1..=max {
             self.fetch(&[&req.base])?;
             let head = self.head(&req.base)?.ok_or_else(|| Error::NoBranch {
@@ -227,11 +236,13 @@ impl Mirror {
                 mirror: self,
                 commit: head.clone(),
             };
-            let writes = edit(&snapshot)?;
-            let Some(commit) = self.commit(&head, &writes, req)? else {
+            let plan = edit(&snapshot)?;
+            let Some(commit) = self.commit(&head, &plan.writes, &plan.message, &req.identity)?
+            else {
                 return Ok(Outcome::Unchanged);
             };
-            let (branch, force) = match &req.target {
+            last_target = plan.target.clone();
+            let (branch, force) = match &plan.target {
                 Some(t) if t != &req.base => (t.clone(), true),
                 _ => (req.base.clone(), false),
             };
@@ -264,7 +275,7 @@ impl Mirror {
         }
         Err(Error::PushRaced {
             url: redact_url(&self.url),
-            branch: req.target.clone().unwrap_or_else(|| req.base.clone()),
+            branch: last_target.unwrap_or_else(|| req.base.clone()),
             attempts: max,
         })
     }
@@ -274,7 +285,8 @@ impl Mirror {
         &self,
         parent: &str,
         writes: &[FileWrite],
-        req: &UpdateRequest,
+        message: &str,
+        id: &Identity,
     ) -> Result<Option<String>, Error> {
         if writes.is_empty() {
             return Ok(None);
@@ -284,7 +296,7 @@ impl Mirror {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = self.commit_with_index(&index, parent, writes, req);
+        let result = self.commit_with_index(&index, parent, writes, message, id);
         let _ = std::fs::remove_file(&index);
         result
     }
@@ -294,7 +306,8 @@ impl Mirror {
         index: &Path,
         parent: &str,
         writes: &[FileWrite],
-        req: &UpdateRequest,
+        message: &str,
+        id: &Identity,
     ) -> Result<Option<String>, Error> {
         let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
         self.git_env(&["read-tree", parent], None, &env)?;
@@ -319,8 +332,7 @@ impl Mirror {
         if String::from_utf8_lossy(&parent_tree).trim() == tree {
             return Ok(None);
         }
-        let id = &req.identity;
-        let mut message = req.message.clone();
+        let mut message = message.to_owned();
         if id.signoff {
             let trailer = format!("Signed-off-by: {} <{}>", id.name, id.email);
             if !message.contains(&trailer) {

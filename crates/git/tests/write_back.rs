@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 
 use driftwatch_git::{
-    Auth, Change, DEFAULT_COMMIT_TEMPLATE, Error, FileWrite, Identity, Mirror, Outcome, Secret,
-    Signing, UpdateRequest, branch_name, commit_message,
+    Auth, Change, DEFAULT_COMMIT_TEMPLATE, Error, FileWrite, Identity, Mirror, Outcome, Plan,
+    Secret, Signing, UpdateRequest, branch_name, commit_message,
 };
 use driftwatch_manifest::{ImageChange, set_kustomize_image};
 use driftwatch_testkit::TempDir;
@@ -23,13 +23,31 @@ fn repo() -> BareRepo {
     ])
 }
 
-fn request(message: &str) -> UpdateRequest {
+fn request() -> UpdateRequest {
     UpdateRequest {
         base: "main".into(),
-        target: None,
-        message: message.into(),
         identity: Identity::default(),
         max_attempts: 8,
+    }
+}
+
+/// Wraps an edit that yields files into one that yields a plan with this message and target.
+fn plan<F>(
+    message: &str,
+    target: Option<&str>,
+    mut f: F,
+) -> impl FnMut(&driftwatch_git::Snapshot<'_>) -> Result<Plan, Error>
+where
+    F: FnMut(&driftwatch_git::Snapshot<'_>) -> Result<Vec<FileWrite>, Error>,
+{
+    let message = message.to_owned();
+    let target = target.map(str::to_owned);
+    move |snap| {
+        Ok(Plan {
+            writes: f(snap)?,
+            message: message.clone(),
+            target: target.clone(),
+        })
     }
 }
 
@@ -77,7 +95,10 @@ fn assert_pushes(url: &str, auth: Auth, repo: &BareRepo) {
     )
     .unwrap();
     let out = mirror
-        .update(&request(&msg), set_tag(K, "backend", "v1.0.1"))
+        .update(
+            &request(),
+            plan(&msg, None, set_tag(K, "backend", "v1.0.1")),
+        )
         .unwrap();
     let Outcome::Pushed {
         commit,
@@ -102,7 +123,7 @@ fn assert_pushes(url: &str, auth: Auth, repo: &BareRepo) {
     let again = Mirror::open(state.path(), url, auth).unwrap();
     assert_eq!(
         again
-            .update(&request("x"), set_tag(K, "backend", "v1.0.1"))
+            .update(&request(), plan("x", None, set_tag(K, "backend", "v1.0.1")))
             .unwrap(),
         Outcome::Unchanged
     );
@@ -142,7 +163,7 @@ fn smart_http_with_basic_auth() {
     };
     let mirror = Mirror::open(state.path(), &url, wrong).unwrap();
     let err = mirror
-        .update(&request("x"), set_tag(K, "backend", "v9"))
+        .update(&request(), plan("x", None, set_tag(K, "backend", "v9")))
         .unwrap_err()
         .to_string();
     assert!(!err.contains("wrong-password-123"), "{err}");
@@ -173,7 +194,7 @@ fn ssh_with_key_and_known_hosts() {
     };
     let mirror = Mirror::open(state.path(), &url, auth).unwrap();
     let err = mirror
-        .update(&request("x"), set_tag(K, "backend", "v2"))
+        .update(&request(), plan("x", None, set_tag(K, "backend", "v2")))
         .unwrap_err()
         .to_string();
     assert!(err.to_lowercase().contains("host key"), "{err}");
@@ -187,14 +208,21 @@ fn rebase_and_retry_keeps_the_other_writers_commit() {
     let mut first = true;
     let mut inner = set_tag(K, "backend", "v1.0.1");
     let out = mirror
-        .update(&request("bump backend"), |snap| {
-            if first {
-                // Someone pushes between our fetch and our push.
-                first = false;
-                repo.commit_elsewhere("README.md", "shop, edited by a human\n", "docs: human edit");
-            }
-            inner(snap)
-        })
+        .update(
+            &request(),
+            plan("bump backend", None, |snap| {
+                if first {
+                    // Someone pushes between our fetch and our push.
+                    first = false;
+                    repo.commit_elsewhere(
+                        "README.md",
+                        "shop, edited by a human\n",
+                        "docs: human edit",
+                    );
+                }
+                inner(snap)
+            }),
+        )
         .unwrap();
     assert!(
         matches!(out, Outcome::Pushed { attempts: 2, .. }),
@@ -237,9 +265,12 @@ fn concurrent_writers_each_land_exactly_once() {
                 let path: &'static str =
                     Box::leak(format!("apps/app{i}/kustomization.yaml").into_boxed_str());
                 barrier.wait();
-                let mut req = request(&format!("app{i}: {image} {tag}"));
+                let mut req = request();
                 req.max_attempts = 40;
-                mirror.update(&req, set_tag(path, image, tag)).unwrap()
+                let msg = format!("app{i}: {image} {tag}");
+                mirror
+                    .update(&req, plan(&msg, None, set_tag(path, image, tag)))
+                    .unwrap()
             }));
         }
     }
@@ -277,17 +308,22 @@ fn write_branch_from_template_leaves_base_alone() {
         new_tag: "v1.0.1".into(),
     }];
     let target = branch_name("image-updates-{{.SHA256}}", "argocd", "shop", &changes).unwrap();
-    let mut req = request("bump");
-    req.target = Some(target.clone());
+    let req = request();
     let out = mirror
-        .update(&req, set_tag(K, "backend", "v1.0.1"))
+        .update(
+            &req,
+            plan("bump", Some(&target), set_tag(K, "backend", "v1.0.1")),
+        )
         .unwrap();
     assert!(matches!(&out, Outcome::Pushed { branch, .. } if branch == &target));
     assert_eq!(repo.show("main", K), KUSTOMIZATION);
     assert!(repo.show(&target, K).contains("v1.0.1"));
     // Running again rebuilds the write branch from the base: still one commit on top of main.
     let out = mirror
-        .update(&req, set_tag(K, "backend", "v1.0.1"))
+        .update(
+            &req,
+            plan("bump", Some(&target), set_tag(K, "backend", "v1.0.1")),
+        )
         .unwrap();
     assert!(matches!(out, Outcome::Pushed { .. }));
     assert_eq!(repo.subjects(&target), ["bump", "initial"]);
@@ -315,14 +351,19 @@ fn signed_off_and_ssh_signed_commits() {
         .unwrap();
     assert!(ok.success());
     let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
-    let mut req = request("bump backend");
+    let mut req = request();
     req.identity = Identity {
         name: "Image Bot".into(),
         email: "bot@example.invalid".into(),
         signing: Some(Signing::Ssh { key: key.clone() }),
         signoff: true,
     };
-    let Outcome::Pushed { commit, .. } = mirror.update(&req, set_tag(K, "backend", "v5")).unwrap()
+    let Outcome::Pushed { commit, .. } = mirror
+        .update(
+            &req,
+            plan("bump backend", None, set_tag(K, "backend", "v5")),
+        )
+        .unwrap()
     else {
         panic!("no push");
     };
@@ -364,14 +405,17 @@ fn only_edited_files_change_and_paths_are_checked() {
     let state = TempDir::new("state");
     let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
     let out = mirror
-        .update(&request("two files"), |snap| {
-            let mut v = set_tag(K, "backend", "v7")(snap)?;
-            v.push(FileWrite {
-                path: "apps/new/file.txt".into(),
-                content: b"new\n".to_vec(),
-            });
-            Ok(v)
-        })
+        .update(
+            &request(),
+            plan("two files", None, |snap| {
+                let mut v = set_tag(K, "backend", "v7")(snap)?;
+                v.push(FileWrite {
+                    path: "apps/new/file.txt".into(),
+                    content: b"new\n".to_vec(),
+                });
+                Ok(v)
+            }),
+        )
         .unwrap();
     let Outcome::Pushed { commit, .. } = out else {
         panic!()
@@ -388,12 +432,15 @@ fn only_edited_files_change_and_paths_are_checked() {
     );
     for bad in ["../x", "/etc/passwd", "a/.git/config", "a//b"] {
         let err = mirror
-            .update(&request("bad"), |_| {
-                Ok(vec![FileWrite {
-                    path: bad.into(),
-                    content: vec![],
-                }])
-            })
+            .update(
+                &request(),
+                plan("bad", None, |_| {
+                    Ok(vec![FileWrite {
+                        path: bad.into(),
+                        content: vec![],
+                    }])
+                }),
+            )
             .unwrap_err();
         assert!(matches!(err, Error::BadPath { .. }), "{bad}: {err}");
     }
@@ -408,10 +455,10 @@ fn missing_branch_is_an_error() {
     let repo = repo();
     let state = TempDir::new("state");
     let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
-    let mut req = request("x");
+    let mut req = request();
     req.base = "release".into();
     let err = mirror
-        .update(&req, set_tag(K, "backend", "v1"))
+        .update(&req, plan("x", None, set_tag(K, "backend", "v1")))
         .unwrap_err();
     assert!(matches!(err, Error::NoBranch { .. }), "{err}");
 }
@@ -439,7 +486,7 @@ fn gpg_signed_commits() {
         .unwrap();
     assert!(status.success());
     let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
-    let mut req = request("bump backend");
+    let mut req = request();
     req.identity = Identity {
         name: "Image Bot".into(),
         email: "bot@example.invalid".into(),
@@ -449,7 +496,12 @@ fn gpg_signed_commits() {
         }),
         signoff: false,
     };
-    let Outcome::Pushed { commit, .. } = mirror.update(&req, set_tag(K, "backend", "v6")).unwrap()
+    let Outcome::Pushed { commit, .. } = mirror
+        .update(
+            &req,
+            plan("bump backend", None, set_tag(K, "backend", "v6")),
+        )
+        .unwrap()
     else {
         panic!("no push");
     };

@@ -31,6 +31,7 @@ pub fn set_argocd_source_image(
         return Ok(Outcome {
             text: format!("kustomize:\n  images:\n  - {wanted}\n"),
             changed: true,
+            previous: Vec::new(),
         });
     }
     let docs = parse(src, file)?;
@@ -113,6 +114,7 @@ pub fn set_argocd_source_helm(
         return Ok(Outcome {
             text,
             changed: true,
+            previous: Vec::new(),
         });
     }
     let docs = parse(src, file)?;

@@ -68,6 +68,8 @@ pub struct Outcome {
     pub text: String,
     /// False when the file already said so.
     pub changed: bool,
+    /// The values that were replaced, in file order (the old tags, or old `name:tag` images).
+    pub previous: Vec<String>,
 }
 
 /// What kind of file an image edit targets, as told by its name and content.
@@ -113,6 +115,98 @@ pub fn detect_kind(file_name: &str, src: &str) -> FileKind {
     }
 }
 
+/// Which values an image edit targets where the file kind alone does not say.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Helm values path of the tag (`image.tag`), or of a `repo:tag` value (`image`).
+    pub helm_path: Option<String>,
+    /// Helm values path of the image name (`image.repository`).
+    pub helm_name_path: Option<String>,
+    /// Flux: only the markers of this image policy (`namespace:name`).
+    pub flux_policy: Option<String>,
+}
+
+/// Writes `change` into the file `file_name` holding `src` (empty for a file to create), the
+/// way its kind wants: the single entry point for `set-image` and the updater.
+pub fn set_image(
+    src: &str,
+    file_name: &str,
+    target: &Target,
+    change: &ImageChange,
+) -> Result<Outcome, Error> {
+    let kind = detect_kind(file_name, src);
+    let tag_value = change.tag_value().ok_or_else(|| Error::NotFound {
+        file: file_name.to_owned(),
+        what: "no tag or digest to write".to_owned(),
+    })?;
+    let name_value = || {
+        change
+            .new_name
+            .clone()
+            .unwrap_or_else(|| change.image.clone())
+    };
+    match (kind, &target.helm_path) {
+        (FileKind::ArgocdSource, Some(path)) => {
+            let mut params = Vec::new();
+            if let Some(name_path) = &target.helm_name_path {
+                params.push(HelmParameter {
+                    name: name_path.clone(),
+                    value: name_value(),
+                });
+            }
+            params.push(HelmParameter {
+                name: path.clone(),
+                value: tag_value,
+            });
+            set_argocd_source_helm(src, file_name, &params)
+        }
+        (FileKind::ArgocdSource, None) => set_argocd_source_image(src, file_name, change),
+        (_, Some(path)) => {
+            // A value that already names the image is the single-value `repo:tag` form.
+            let value = match get_helm_value(src, file_name, path)?
+                .as_deref()
+                .map(split_name)
+            {
+                Some((repo, _)) if !repo.is_empty() && same_image(repo, &change.image) => {
+                    format!("{repo}{}", change.tag_suffix())
+                }
+                _ => tag_value,
+            };
+            let first = set_helm_value(src, file_name, path, &value)?;
+            match &target.helm_name_path {
+                Some(name_path) => {
+                    let second = set_helm_value(&first.text, file_name, name_path, &name_value())?;
+                    let mut previous = first.previous;
+                    previous.extend(second.previous);
+                    Ok(Outcome {
+                        changed: first.changed || second.changed,
+                        text: second.text,
+                        previous,
+                    })
+                }
+                None => Ok(first),
+            }
+        }
+        (FileKind::FluxMarkers, None) => {
+            set_flux_markers(src, file_name, change, target.flux_policy.as_deref())
+        }
+        (FileKind::Kustomization, None) => set_kustomize_image(src, file_name, change),
+        (FileKind::Workloads, None) => set_workload_images(src, file_name, change),
+    }
+}
+
+/// The tag an outcome replaced, for reports: the first previous value, without the image name
+/// when it was a whole `name:tag` reference.
+pub fn previous_tag(outcome: &Outcome, image: &str) -> Option<String> {
+    let first = outcome.previous.first()?;
+    let (name, rest) = split_name(first);
+    if !rest.is_empty() && same_image(name, image) {
+        Some(rest.trim_start_matches(':').to_owned())
+    } else {
+        Some(first.clone())
+    }
+}
+
 /// True when two image names denote the same repository (`nginx` = `docker.io/library/nginx`).
 pub fn same_image(a: &str, b: &str) -> bool {
     if a == b {
@@ -141,14 +235,16 @@ fn finish(editor: yaml::Editor<'_>, docs: &[yaml::Document]) -> Result<Outcome, 
         return Ok(Outcome {
             text: editor.src().to_owned(),
             changed: false,
+            previous: Vec::new(),
         });
     }
     let file = editor.file().to_owned();
-    let (text, intents) = editor.apply()?;
+    let (text, intents, previous) = editor.apply()?;
     yaml::verify::verify(docs, &text, &intents, &file)?;
     Ok(Outcome {
         changed: true,
         text,
+        previous,
     })
 }
 

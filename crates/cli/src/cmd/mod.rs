@@ -3,3 +3,4 @@
 pub mod registry;
 pub mod select;
 pub mod set_image;
+pub mod write_back;

@@ -4,11 +4,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
-use driftwatch_manifest::{
-    FileKind, HelmParameter, ImageChange, Outcome, detect_kind, get_helm_value,
-    set_argocd_source_helm, set_argocd_source_image, set_flux_markers, set_helm_value,
-    set_kustomize_image, set_workload_images, split_name,
-};
+use driftwatch_manifest::{FileKind, ImageChange, Target, detect_kind, set_image, split_name};
 use driftwatch_policy::{Digest, is_valid_tag};
 
 use crate::diff;
@@ -51,13 +47,18 @@ pub fn run(args: &Args) -> CmdResult {
         Err(e) => return Err(anyhow!(e).context(format!("reading {name}")).into()),
     };
     let kind = detect_kind(&name, existing.as_deref().unwrap_or(""));
+    let target = Target {
+        helm_path: args.helm_path.clone(),
+        helm_name_path: args.helm_name_path.clone(),
+        flux_policy: args.policy.clone(),
+    };
     let src = match existing {
         Some(s) => s,
         // A missing write-back file is created, as argocd-image-updater does.
         None if kind == FileKind::ArgocdSource => String::new(),
         None => return Err(anyhow!("{name}: no such file").into()),
     };
-    let outcome = edit(&src, &name, kind, args, &change)?;
+    let outcome = set_image(&src, &name, &target, &change)?;
     if !outcome.changed {
         return Ok(());
     }
@@ -71,68 +72,8 @@ pub fn run(args: &Args) -> CmdResult {
     Ok(())
 }
 
-fn edit(
-    src: &str,
-    name: &str,
-    kind: FileKind,
-    args: &Args,
-    change: &ImageChange,
-) -> anyhow::Result<Outcome> {
-    let tag_value = change
-        .tag_value()
-        .ok_or_else(|| anyhow!("TAG: expected a tag or a digest"))?;
-    Ok(match (kind, &args.helm_path) {
-        (FileKind::ArgocdSource, Some(path)) => {
-            let mut params = vec![HelmParameter {
-                name: path.clone(),
-                value: tag_value,
-            }];
-            if let Some(name_path) = &args.helm_name_path {
-                params.insert(
-                    0,
-                    HelmParameter {
-                        name: name_path.clone(),
-                        value: change.new_name.clone().unwrap_or(change.image.clone()),
-                    },
-                );
-            }
-            set_argocd_source_helm(src, name, &params)?
-        }
-        (FileKind::ArgocdSource, None) => set_argocd_source_image(src, name, change)?,
-        (_, Some(path)) => {
-            // A value that already names the image is the single-value `repo:tag` form.
-            let current = get_helm_value(src, name, path)?;
-            let value = match current.as_deref().map(split_name) {
-                Some((repo, _))
-                    if !repo.is_empty() && driftwatch_manifest::same_image(repo, &change.image) =>
-                {
-                    format!("{repo}{}", change.tag_suffix())
-                }
-                _ => tag_value,
-            };
-            let out = set_helm_value(src, name, path, &value)?;
-            match &args.helm_name_path {
-                Some(name_path) => {
-                    let repo = change.new_name.clone().unwrap_or(change.image.clone());
-                    let second = set_helm_value(&out.text, name, name_path, &repo)?;
-                    Outcome {
-                        changed: out.changed || second.changed,
-                        text: second.text,
-                    }
-                }
-                None => out,
-            }
-        }
-        (FileKind::FluxMarkers, None) => {
-            set_flux_markers(src, name, change, args.policy.as_deref())?
-        }
-        (FileKind::Kustomization, None) => set_kustomize_image(src, name, change)?,
-        (FileKind::Workloads, None) => set_workload_images(src, name, change)?,
-    })
-}
-
 /// Reads IMAGE (`name` or `name=newName`) and TAG (`tag`, `tag@digest`, `@digest`).
-fn parse_change(image: &str, tag: &str) -> anyhow::Result<ImageChange> {
+pub fn parse_change(image: &str, tag: &str) -> anyhow::Result<ImageChange> {
     let (image, new_name) = match image.split_once('=') {
         Some((old, new)) => (old.trim(), Some(new.trim().to_owned())),
         None => (image.trim(), None),

@@ -77,6 +77,8 @@ pub struct Editor<'a> {
     nl: &'static str,
     splices: Vec<Splice>,
     pub intents: Vec<Intent>,
+    /// The values replaced by `set_scalar`, in order, for reports ("old tag").
+    pub previous: Vec<String>,
 }
 
 impl<'a> Editor<'a> {
@@ -92,6 +94,7 @@ impl<'a> Editor<'a> {
             nl,
             splices: Vec::new(),
             intents: Vec::new(),
+            previous: Vec::new(),
         }
     }
 
@@ -162,6 +165,7 @@ impl<'a> Editor<'a> {
             });
         }
         self.intents.push(Intent::Set(path, value.to_owned()));
+        self.previous.push(old.clone());
         Ok(())
     }
 
@@ -355,7 +359,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Applies every splice; fails if two overlap (a bug in a caller, never silently merged).
-    pub fn apply(mut self) -> Result<(String, Vec<Intent>), Error> {
+    pub fn apply(mut self) -> Result<(String, Vec<Intent>, Vec<String>), Error> {
         self.splices.sort_by_key(|s| (s.start, s.end));
         for pair in self.splices.windows(2) {
             if pair[1].start < pair[0].end {
@@ -374,7 +378,7 @@ impl<'a> Editor<'a> {
             pos = s.end;
         }
         out.push_str(&self.src[pos..]);
-        Ok((out, self.intents))
+        Ok((out, self.intents, self.previous))
     }
 }
 
