@@ -69,42 +69,123 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// `tags` arguments.
 #[derive(Debug, clap::Args)]
 pub struct TagsArgs {
-    /// The image, e.g. `nginx`, `ghcr.io/org/app`.
-    pub image: String,
+    /// One or more images, e.g. `nginx`, `ghcr.io/org/app`; several are listed concurrently.
+    #[arg(required = true)]
+    pub images: Vec<String>,
     #[command(flatten)]
     pub registry: RegistryArgs,
-    /// text (one tag per line) or json.
+    /// text (one tag per line; `image<TAB>tag` for several images) or json.
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
+    /// Print request counts by registry, endpoint and status to stderr as JSON.
+    #[arg(long)]
+    pub stats: bool,
 }
 
-/// Lists a repository's tags.
+/// Lists repositories' tags, each repository once, several at a time.
 pub fn tags(args: &TagsArgs) -> CmdResult {
-    let image = ImageRef::parse(&args.image).context("IMAGE")?;
+    let images = args
+        .images
+        .iter()
+        .map(|i| ImageRef::parse(i).map(|r| (r, implicit_registry(i))))
+        .collect::<Result<Vec<_>, _>>()
+        .context("IMAGE")?;
     let client = args.registry.client()?;
-    let ep = client.endpoint(&image, implicit_registry(&args.image));
-    let list = runtime()?.block_on(client.list_tags(&ep))?;
-    if list.truncated {
-        eprintln!("warning: the tag list was cut at {} tags", list.tags.len());
-    }
+    let scanner = Scanner::new(client);
+    let cycle = scanner.cycle();
+    let results = runtime()?.block_on(async {
+        let mut set = Vec::new();
+        for chunk in images.chunks(16) {
+            let futures = chunk
+                .iter()
+                .map(|(image, implicit)| cycle.tags(image, *implicit));
+            set.extend(join_all(futures).await);
+        }
+        set
+    });
     let mut out = std::io::stdout().lock();
-    if args.output == "json" {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({
-                "image": image.name(),
-                "tags": list.tags,
-                "truncated": list.truncated,
-            }),
-        )
-        .context("writing stdout")?;
-        writeln!(out).context("writing stdout")?;
-    } else {
-        for t in &list.tags {
-            writeln!(out, "{t}").context("writing stdout")?;
+    let mut json = serde_json::Map::new();
+    let mut failed = None;
+    for ((image, _), result) in images.iter().zip(results) {
+        let list = match result {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = Some(e);
+                continue;
+            }
+        };
+        if list.truncated {
+            eprintln!(
+                "warning: {}: the tag list was cut at {} tags",
+                image.name(),
+                list.tags.len()
+            );
+        }
+        if args.output == "json" {
+            json.insert(image.name(), serde_json::json!(list.tags));
+        } else {
+            for t in &list.tags {
+                if images.len() > 1 {
+                    writeln!(out, "{}\t{t}", image.name())
+                } else {
+                    writeln!(out, "{t}")
+                }
+                .context("writing stdout")?;
+            }
         }
     }
-    Ok(())
+    if args.output == "json" {
+        serde_json::to_writer_pretty(&mut out, &json).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    }
+    if args.stats {
+        let counts: Vec<serde_json::Value> = scanner
+            .client()
+            .stats()
+            .snapshot()
+            .into_iter()
+            .map(|c| serde_json::json!({"registry": c.registry, "endpoint": c.endpoint, "status": c.status, "count": c.count}))
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({"requests": scanner.client().stats().total(), "counts": counts})
+        );
+    }
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// Awaits futures concurrently on the current thread, in order.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    let mut pending = handles;
+    std::future::poll_fn(move |cx| {
+        let mut done = true;
+        for (i, fut) in pending.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(
+                results
+                    .iter_mut()
+                    .map(|r| r.take())
+                    .collect::<Option<Vec<_>>>(),
+            )
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// `test` arguments.
