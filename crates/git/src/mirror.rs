@@ -90,10 +90,25 @@ pub enum Outcome {
     },
 }
 
-/// The commit the edit reads from.
+/// The commit the edit reads from. Reads go through one long-lived `git cat-file --batch`, so
+/// reading hundreds of files costs one process, not hundreds.
 pub struct Snapshot<'m> {
     mirror: &'m Mirror,
     commit: String,
+    batch: std::cell::RefCell<Option<Batch>>,
+}
+
+struct Batch {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Snapshot<'_> {
@@ -104,7 +119,42 @@ impl Snapshot<'_> {
 
     /// A file's bytes at this commit, `None` when it does not exist.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
-        self.mirror.read(&self.commit, path)
+        use std::io::{BufRead, Read};
+        check_path(path)?;
+        let mut slot = self.batch.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(self.mirror.batch()?);
+        }
+        let Some(batch) = slot.as_mut() else {
+            return self.mirror.read(&self.commit, path);
+        };
+        let io_err = |e: std::io::Error| io(&self.mirror.dir, e);
+        writeln!(batch.stdin, "{}:{path}", self.commit).map_err(io_err)?;
+        batch.stdin.flush().map_err(io_err)?;
+        let mut header = String::new();
+        batch.stdout.read_line(&mut header).map_err(io_err)?;
+        let header = header.trim_end();
+        if header.ends_with(" missing") || header.ends_with(" ambiguous") {
+            return Ok(None);
+        }
+        let mut fields = header.split(' ');
+        let (_oid, kind, size) = (fields.next(), fields.next(), fields.next());
+        let size: usize = size.and_then(|s| s.parse().ok()).ok_or_else(|| {
+            io(
+                &self.mirror.dir,
+                std::io::Error::other(format!("unexpected cat-file answer {header:?}")),
+            )
+        })?;
+        let mut content = vec![0; size + 1];
+        batch.stdout.read_exact(&mut content).map_err(io_err)?;
+        content.truncate(size);
+        if kind != Some("blob") {
+            return Err(Error::BadPath {
+                path: path.to_owned(),
+                reason: "is a directory, not a file",
+            });
+        }
+        Ok(Some(content))
     }
 }
 
@@ -235,6 +285,7 @@ impl Mirror {
             let snapshot = Snapshot {
                 mirror: self,
                 commit: head.clone(),
+                batch: std::cell::RefCell::new(None),
             };
             let plan = edit(&snapshot)?;
             let Some(commit) = self.commit(&head, &plan.writes, &plan.message, &req.identity)?
@@ -311,14 +362,36 @@ impl Mirror {
     ) -> Result<Option<String>, Error> {
         let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
         self.git_env(&["read-tree", parent], None, &env)?;
-        let mut cacheinfo = String::new();
         for w in writes {
             check_path(&w.path)?;
-            let blob = self.git(&["hash-object", "-w", "--stdin"], Some(&w.content))?;
-            let blob = String::from_utf8_lossy(&blob).trim().to_owned();
-            let mode = self
-                .mode(parent, &w.path)?
-                .unwrap_or_else(|| "100644".to_owned());
+        }
+        // Blobs: the contents go to files, and one `hash-object --stdin-paths` stores them all.
+        let staging = index.with_extension("blobs");
+        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        let mut list = String::new();
+        for (i, w) in writes.iter().enumerate() {
+            let f = staging.join(i.to_string());
+            std::fs::write(&f, &w.content).map_err(|e| io(&f, e))?;
+            list.push_str(&f.to_string_lossy());
+            list.push('\n');
+        }
+        let hashed = self.git(
+            &["hash-object", "-w", "--no-filters", "--stdin-paths"],
+            Some(list.as_bytes()),
+        );
+        let _ = std::fs::remove_dir_all(&staging);
+        let hashed = String::from_utf8_lossy(&hashed?).into_owned();
+        let blobs: Vec<&str> = hashed.lines().collect();
+        if blobs.len() != writes.len() {
+            return Err(io(
+                &self.dir,
+                std::io::Error::other("hash-object returned a short list"),
+            ));
+        }
+        let modes = self.modes(parent, writes)?;
+        let mut cacheinfo = String::new();
+        for (w, blob) in writes.iter().zip(&blobs) {
+            let mode = modes.get(w.path.as_str()).map_or("100644", String::as_str);
             cacheinfo.push_str(&format!("{mode} {blob}\t{}\n", w.path));
         }
         self.git_env(
@@ -389,12 +462,53 @@ impl Mirror {
         Ok(Some(String::from_utf8_lossy(&commit).trim().to_owned()))
     }
 
-    fn mode(&self, commit: &str, path: &str) -> Result<Option<String>, Error> {
-        let out = self.git(&["ls-tree", commit, "--", path], None)?;
-        Ok(String::from_utf8_lossy(&out)
-            .split_whitespace()
-            .next()
-            .map(str::to_owned))
+    /// The modes of the written paths that already exist (an executable stays executable).
+    fn modes(
+        &self,
+        commit: &str,
+        writes: &[FileWrite],
+    ) -> Result<std::collections::HashMap<String, String>, Error> {
+        let mut modes = std::collections::HashMap::new();
+        for chunk in writes.chunks(500) {
+            let mut args = vec!["ls-tree", "-z", commit, "--"];
+            args.extend(chunk.iter().map(|w| w.path.as_str()));
+            let out = self.git(&args, None)?;
+            for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+                let entry = String::from_utf8_lossy(entry);
+                if let Some((meta, path)) = entry.split_once('\t')
+                    && let Some(mode) = meta.split(' ').next()
+                {
+                    modes.insert(path.to_owned(), mode.to_owned());
+                }
+            }
+        }
+        Ok(modes)
+    }
+
+    fn batch(&self) -> Result<Batch, Error> {
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(&self.dir)
+            .args(["cat-file", "--batch"])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(Error::Spawn)?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io(
+                &self.dir,
+                std::io::Error::other("git cat-file without pipes"),
+            ));
+        };
+        Ok(Batch {
+            child,
+            stdin,
+            stdout: std::io::BufReader::new(stdout),
+        })
     }
 
     /// One process at a time per mirror: the lock file is released when the guard drops.

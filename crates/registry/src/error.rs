@@ -45,6 +45,9 @@ pub enum Error {
     /// A webhook payload that cannot be read or whose signature is wrong.
     #[error("webhook: {0}")]
     Webhook(String),
+    /// An error met once in a cycle and shared with every image that asked the same thing.
+    #[error("{message}")]
+    Shared { message: String, transient: bool },
     /// A bad image reference or digest.
     #[error(transparent)]
     Policy(#[from] driftwatch_policy::Error),
@@ -56,6 +59,7 @@ impl Error {
         match self {
             Error::Transport { .. } => true,
             Error::Status { status, .. } => *status == 429 || *status >= 500,
+            Error::Shared { transient, .. } => *transient,
             _ => false,
         }
     }

@@ -38,7 +38,8 @@ pub struct Scanner {
     meta: Mutex<HashMap<Digest, Arc<DigestMeta>>>,
 }
 
-type Shared<T> = Arc<OnceCell<Result<T, String>>>;
+/// A result shared by every caller in a cycle; errors keep their message and transience.
+type Shared<T> = Arc<OnceCell<Result<T, (String, bool)>>>;
 
 /// One scan cycle: tag lists are fetched once per repository within it.
 pub struct Cycle<'s> {
@@ -104,14 +105,12 @@ impl Cycle<'_> {
                     .list_tags(&ep)
                     .await
                     .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (e.to_string(), e.is_transient()))
             })
             .await;
-        result.clone().map_err(|reason| Error::Transport {
-            registry: ep.registry.clone(),
-            what: format!("listing tags of {}", ep.repository),
-            reason,
-        })
+        result
+            .clone()
+            .map_err(|(message, transient)| Error::Shared { message, transient })
     }
 
     /// Candidates for the policy: every tag, with digests, times and platforms as `needs` asks.

@@ -172,6 +172,9 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
 
 fn connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Reply) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
+    // Headers and body go out in one write, and without Nagle's delay: otherwise a keep-alive
+    // client waits for a delayed ACK on every response and the test server looks slow.
+    stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -193,10 +196,11 @@ fn connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Reply) -> std::io
                     head.push_str(&format!("Content-Length: {}\r\n", body.len()));
                 }
                 head.push_str("\r\n");
-                out.write_all(head.as_bytes())?;
+                let mut bytes = head.into_bytes();
                 if req.method != "HEAD" {
-                    out.write_all(&body)?;
+                    bytes.extend_from_slice(&body);
                 }
+                out.write_all(&bytes)?;
                 out.flush()?;
             }
             Reply::Raw { chunks, pause } => {
@@ -256,17 +260,35 @@ pub fn request(
         }
     }
     let mut body = Vec::new();
-    if method != "HEAD" {
-        match resp_headers
-            .get("content-length")
-            .and_then(|l| l.parse::<usize>().ok())
-        {
-            Some(n) => {
-                body.resize(n, 0);
-                reader.read_exact(&mut body)?;
+    let chunked = resp_headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"));
+    if method != "HEAD" && status != 204 && status != 304 {
+        if chunked {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size)?;
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                reader.read_exact(&mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
             }
-            None => {
-                reader.read_to_end(&mut body)?;
+            resp_headers.remove("transfer-encoding");
+        } else {
+            match resp_headers
+                .get("content-length")
+                .and_then(|l| l.parse::<usize>().ok())
+            {
+                Some(n) => {
+                    body.resize(n, 0);
+                    reader.read_exact(&mut body)?;
+                }
+                None => {
+                    reader.read_to_end(&mut body)?;
+                }
             }
         }
     }

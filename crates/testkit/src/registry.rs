@@ -307,6 +307,19 @@ impl Registry {
         )
     }
 
+    /// Pushes one image and gives every tag in `tags` its manifest (one PUT per tag).
+    pub fn push_tags(&self, repo: &str, tags: &[String], created: &str) {
+        let (manifest, _) = self.image_manifest(repo, "linux", "amd64", "", created);
+        for tag in tags {
+            self.put_manifest(
+                repo,
+                tag,
+                "application/vnd.docker.distribution.manifest.v2+json",
+                &manifest,
+            );
+        }
+    }
+
     /// Gives `tag` the manifest of `source` (a retag, as `docker tag && docker push` does).
     pub fn retag(&self, repo: &str, source: &str, tag: &str) {
         let auth = self.auth_header(repo);

