@@ -9,6 +9,7 @@ use driftwatch_policy::{Candidate, Digest, ImageRef, Platform, Timestamp};
 use tokio::sync::OnceCell;
 
 use crate::client::{Client, TagList};
+use crate::endpoint::TagSort;
 use crate::error::Error;
 use crate::manifest::Manifest;
 
@@ -124,8 +125,17 @@ impl Cycle<'_> {
     ) -> Result<(Vec<Candidate>, bool), Error> {
         let list = self.tags(image, implicit_registry).await?;
         let mut out: Vec<Candidate> = list.tags.iter().map(Candidate::new).collect();
+        let ep = self.scanner.client.endpoint(image, implicit_registry);
+        let mut needs = needs;
+        if needs.created && ep.tag_sort != TagSort::None {
+            // The registry lists tags in build order: the order stands in for creation times, as
+            // argocd-image-updater's `tagsortmode` does, and no config blob is fetched.
+            for (c, t) in out.iter_mut().zip(order_times(list.tags.len(), ep.tag_sort)) {
+                c.created = Some(t);
+            }
+            needs.created = false;
+        }
         if needs.created || needs.digest || needs.platforms {
-            let ep = self.scanner.client.endpoint(image, implicit_registry);
             for c in out.iter_mut().filter(|c| only.is_none_or(|t| t == c.tag)) {
                 let digest = self.scanner.client.manifest_digest(&ep, &c.tag).await?;
                 if needs.created || needs.platforms {
@@ -195,10 +205,36 @@ impl Cycle<'_> {
     }
 }
 
+/// Synthetic creation times that order `n` tags as a sorted registry lists them.
+pub fn order_times(n: usize, sort: TagSort) -> Vec<Timestamp> {
+    (0..n)
+        .map(|i| {
+            let rank = match sort {
+                TagSort::LatestFirst => n - i,
+                _ => i + 1,
+            };
+            Timestamp::from_unix_seconds(i64::try_from(rank).unwrap_or(i64::MAX))
+        })
+        .collect()
+}
+
 fn poisoned() -> Error {
     Error::Protocol {
         registry: String::new(),
         what: "scan cache".to_owned(),
         reason: "a scan task panicked".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorted_registries_stand_in_for_creation_times() {
+        let first = order_times(3, TagSort::LatestFirst);
+        assert!(first[0] > first[1] && first[1] > first[2]);
+        let last = order_times(3, TagSort::LatestLast);
+        assert!(last[2] > last[1] && last[1] > last[0]);
     }
 }
