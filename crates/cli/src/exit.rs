@@ -32,6 +32,12 @@ impl From<driftwatch_git::Error> for Failure {
     }
 }
 
+impl From<driftwatch_engine::Error> for Failure {
+    fn from(err: driftwatch_engine::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

@@ -21,6 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the updater: scan registries, choose tags, write them back to Git, on an interval.
+    Run(cmd::run::RunArgs),
+    /// Report drift between the registries and Git for every tracked image (exit 2 on drift).
+    Check(cmd::run::CheckArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
     Select(cmd::select::Args),
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
@@ -54,6 +58,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run(args) => cmd::run::run(&args),
+        Command::Check(args) => cmd::run::check(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

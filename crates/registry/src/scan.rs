@@ -130,7 +130,10 @@ impl Cycle<'_> {
         if needs.created && ep.tag_sort != TagSort::None {
             // The registry lists tags in build order: the order stands in for creation times, as
             // argocd-image-updater's `tagsortmode` does, and no config blob is fetched.
-            for (c, t) in out.iter_mut().zip(order_times(list.tags.len(), ep.tag_sort)) {
+            for (c, t) in out
+                .iter_mut()
+                .zip(order_times(list.tags.len(), ep.tag_sort))
+            {
                 c.created = Some(t);
             }
             needs.created = false;

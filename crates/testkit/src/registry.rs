@@ -425,6 +425,7 @@ pub struct PagingProxy {
     server: Server,
     /// Tag-list pages served.
     pub pages: std::sync::Arc<Mutex<u64>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PagingProxy {
@@ -432,7 +433,12 @@ impl PagingProxy {
     pub fn start(upstream: String, max_page: usize) -> Self {
         let pages = std::sync::Arc::new(Mutex::new(0u64));
         let counter = pages.clone();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_down = down.clone();
         let server = Server::start(move |req: &Request| {
+            if is_down.load(std::sync::atomic::Ordering::Relaxed) {
+                return Reply::new(503, &[], "registry down");
+            }
             let mut headers: Vec<(String, String)> = Vec::new();
             for name in ["authorization", "accept"] {
                 if let Some(v) = req.header(name) {
@@ -509,7 +515,16 @@ impl PagingProxy {
                     .into_bytes(),
             }
         });
-        PagingProxy { server, pages }
+        PagingProxy {
+            server,
+            pages,
+            down,
+        }
+    }
+
+    /// Makes the registry behind the proxy look dead (503 to everything) or alive again.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// `127.0.0.1:port`

@@ -1,0 +1,343 @@
+//! Argo CD `Application` manifests with argocd-image-updater v0.x annotations, read from files,
+//! turned into the engine's model with the updater's precedence: an image's own annotation,
+//! then the application-wide one, then the default.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use driftwatch_git::{Auth, DEFAULT_COMMIT_TEMPLATE, Identity};
+use driftwatch_manifest::Target;
+use driftwatch_policy::{ImageListEntry, Order, Platform, Policy, Strategy, TagFilter};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::model::{App, TrackedImage};
+use crate::target::file_for;
+
+const PREFIX: &str = "argocd-image-updater.argoproj.io/";
+
+#[derive(Deserialize)]
+struct Manifest {
+    kind: Option<String>,
+    metadata: Option<Metadata>,
+    spec: Option<Spec>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    name: Option<String>,
+    namespace: Option<String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct Spec {
+    source: Option<Source>,
+}
+
+#[derive(Deserialize)]
+struct Source {
+    #[serde(rename = "repoURL")]
+    repo_url: Option<String>,
+    path: Option<String>,
+    #[serde(rename = "targetRevision")]
+    target_revision: Option<String>,
+    helm: Option<serde_json::Value>,
+    chart: Option<String>,
+}
+
+/// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
+pub fn load(path: &Path) -> Result<Vec<App>, Error> {
+    let files = if path.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(path)
+            .map_err(|e| Error::Read {
+                file: path.display().to_string(),
+                reason: e.to_string(),
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let mut apps = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| Error::Read {
+            file: f.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        apps.extend(parse(&text, &f.display().to_string())?);
+    }
+    Ok(apps)
+}
+
+/// Parses the Applications in one YAML stream; other kinds are skipped, and so are
+/// Applications without an image list.
+pub fn parse(text: &str, file: &str) -> Result<Vec<App>, Error> {
+    let docs: Vec<Manifest> = serde_saphyr::from_multiple(text).map_err(|e| Error::Config {
+        file: file.to_owned(),
+        path: "(document)".to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut apps = Vec::new();
+    for (i, doc) in docs.into_iter().enumerate() {
+        if doc.kind.as_deref() != Some("Application") {
+            continue;
+        }
+        let meta = doc
+            .metadata
+            .ok_or_else(|| cfg(file, &format!("document {}: metadata", i + 1), "missing"))?;
+        if !meta
+            .annotations
+            .contains_key(&format!("{PREFIX}image-list"))
+        {
+            continue;
+        }
+        apps.push(application(meta, doc.spec, file)?);
+    }
+    Ok(apps)
+}
+
+fn cfg(file: &str, path: &str, reason: &str) -> Error {
+    Error::Config {
+        file: file.to_owned(),
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Error> {
+    let name = meta
+        .name
+        .clone()
+        .ok_or_else(|| cfg(file, "metadata.name", "missing"))?;
+    let at = |key: &str| format!("Application {name}: metadata.annotations[{PREFIX}{key}]");
+    let a = &meta.annotations;
+    let get = |key: &str| {
+        a.get(&format!("{PREFIX}{key}"))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let source = spec
+        .and_then(|s| s.source)
+        .ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+    let repo = match get("git-repository") {
+        Some(r) => r,
+        None => source.repo_url.clone().ok_or_else(|| {
+            cfg(
+                file,
+                &format!("Application {name}: spec.source.repoURL"),
+                "missing",
+            )
+        })?,
+    };
+    let method = get("write-back-method").unwrap_or_else(|| "argocd".to_owned());
+    if !(method == "git" || method.starts_with("git:") || method == "argocd") {
+        return Err(cfg(
+            file,
+            &at("write-back-method"),
+            "expected argocd, git, git:secret:ns/name or git:repocreds",
+        ));
+    }
+    let app_path = source.path.clone().unwrap_or_default();
+    let namespace = meta.namespace.clone().unwrap_or_default();
+    let target = get("write-back-target");
+    let file_path = file_for(target.as_deref(), &app_path, &name, &namespace)
+        .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
+    let branch_default = source
+        .target_revision
+        .clone()
+        .filter(|r| !r.is_empty() && r != "HEAD")
+        .unwrap_or_else(|| "main".to_owned());
+    let branch = match get("git-branch") {
+        Some(b) if b.starts_with(':') => format!("{branch_default}{b}"),
+        Some(b) => b,
+        None => branch_default,
+    };
+    let is_helm = source.helm.is_some()
+        || source.chart.is_some()
+        || target
+            .as_deref()
+            .is_some_and(|t| t.starts_with("helmvalues"));
+
+    let list = get("image-list").unwrap_or_default();
+    let entries = ImageListEntry::parse_list(&list)
+        .map_err(|e| cfg(file, &at("image-list"), &e.to_string()))?;
+    if entries.is_empty() {
+        return Err(cfg(file, &at("image-list"), "empty"));
+    }
+    let mut images = Vec::new();
+    for entry in entries {
+        // An alias's own annotation wins over the application-wide one.
+        let setting = |key: &str| -> Option<(String, String)> {
+            if let Some(alias) = &entry.alias
+                && let Some(v) = get(&format!("{alias}.{key}"))
+            {
+                return Some((v, format!("{alias}.{key}")));
+            }
+            get(key).map(|v| (v, key.to_owned()))
+        };
+        let strategy = match setting("update-strategy") {
+            Some((s, key)) => {
+                Strategy::parse(&s).map_err(|e| cfg(file, &at(&key), &e.to_string()))?
+            }
+            None => Strategy::Semver,
+        };
+        let mut filter = TagFilter::new();
+        if let Some((allow, key)) = setting("allow-tags") {
+            filter = filter
+                .allow(&allow)
+                .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+        }
+        if let Some((ignore, key)) = setting("ignore-tags") {
+            filter = filter
+                .ignore(ignore.split(','))
+                .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+        }
+        if let Some(alias) = &entry.alias
+            && let Some(p) = get(&format!("{alias}.platforms"))
+        {
+            let platforms = Platform::parse_list(&p)
+                .map_err(|e| cfg(file, &at(&format!("{alias}.platforms")), &e.to_string()))?;
+            filter = filter.platforms(platforms);
+        }
+        let constraint = match strategy {
+            Strategy::Semver | Strategy::Digest => entry.constraint.clone(),
+            _ => None,
+        };
+        let policy = Policy::new(strategy, constraint.as_deref(), filter, Order::Asc)
+            .map_err(|e| cfg(file, &at("image-list"), &e.to_string()))?;
+        let mut target = Target::default();
+        let mut file_name = None;
+        let alias = entry.alias.clone().unwrap_or_default();
+        if !alias.is_empty() {
+            file_name = get(&format!("{alias}.kustomize.image-name"));
+        }
+        let helm_key = |k: &str| {
+            if alias.is_empty() {
+                None
+            } else {
+                get(&format!("{alias}.helm.{k}"))
+            }
+        };
+        let (spec_path, name_path, tag_path) = (
+            helm_key("image-spec"),
+            helm_key("image-name"),
+            helm_key("image-tag"),
+        );
+        if spec_path.is_some() && (name_path.is_some() || tag_path.is_some()) {
+            return Err(cfg(
+                file,
+                &at(&format!("{alias}.helm.image-spec")),
+                "image-spec excludes image-name and image-tag",
+            ));
+        }
+        if is_helm || spec_path.is_some() || name_path.is_some() || tag_path.is_some() {
+            match spec_path {
+                Some(spec) => target.helm_path = Some(spec),
+                None => {
+                    target.helm_name_path =
+                        Some(name_path.unwrap_or_else(|| "image.name".to_owned()));
+                    target.helm_path = Some(tag_path.unwrap_or_else(|| "image.tag".to_owned()));
+                }
+            }
+        }
+        let written = entry.image.familiar_name();
+        images.push(TrackedImage {
+            alias: entry.alias.clone(),
+            implicit_registry: !written.split('/').next().is_some_and(|first| {
+                written.contains('/') && (first.contains(['.', ':']) || first == "localhost")
+            }),
+            image: entry.image,
+            written,
+            file_name,
+            policy,
+            target,
+        });
+    }
+    Ok(App {
+        name,
+        namespace,
+        repo,
+        branch,
+        auth: Auth::None,
+        file: file_path,
+        template: DEFAULT_COMMIT_TEMPLATE.to_owned(),
+        identity: Identity {
+            name: "argocd-image-updater".to_owned(),
+            email: "noreply@argoproj.io".to_owned(),
+            signing: None,
+            signoff: false,
+        },
+        images,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: backend=registry.local:5000/shop/backend:~1.0, web=registry.local:5000/shop/web
+    argocd-image-updater.argoproj.io/update-strategy: latest
+    argocd-image-updater.argoproj.io/backend.update-strategy: semver
+    argocd-image-updater.argoproj.io/backend.allow-tags: regexp:^v[0-9]+\.[0-9]+\.[0-9]+$
+    argocd-image-updater.argoproj.io/backend.ignore-tags: "*-rc*, latest"
+    argocd-image-updater.argoproj.io/web.kustomize.image-name: frontend
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization
+    argocd-image-updater.argoproj.io/git-branch: main
+spec:
+  source:
+    repoURL: file:///srv/git/shop.git
+    path: manifests/overlays/production
+    targetRevision: HEAD
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ignored}
+"#;
+
+    #[test]
+    fn annotations_with_precedence() {
+        let apps = parse(APP, "apps.yaml").unwrap();
+        assert_eq!(apps.len(), 1);
+        let app = &apps[0];
+        assert_eq!(app.file, "manifests/overlays/production/kustomization.yaml");
+        assert_eq!(app.branch, "main");
+        assert_eq!(app.images[0].policy.strategy(), Strategy::Semver);
+        assert_eq!(app.images[0].policy.constraint().unwrap().as_str(), "~1.0");
+        assert_eq!(
+            app.images[1].policy.strategy(),
+            Strategy::NewestBuild,
+            "application-wide default"
+        );
+        assert_eq!(app.images[1].name_in_file(), "frontend");
+        assert!(!app.images[0].implicit_registry);
+    }
+
+    #[test]
+    fn bad_annotations_name_the_key() {
+        let bad = APP.replace("regexp:^v[0-9]+", "regexp:^(v[0-9]+");
+        let err = parse(&bad, "apps.yaml").unwrap_err().to_string();
+        assert!(
+            err.contains("apps.yaml") && err.contains("backend.allow-tags"),
+            "{err}"
+        );
+        let bad = APP.replace(
+            "write-back-target: kustomization",
+            "write-back-target: elsewhere",
+        );
+        let err = parse(&bad, "apps.yaml").unwrap_err().to_string();
+        assert!(err.contains("write-back-target"), "{err}");
+    }
+}

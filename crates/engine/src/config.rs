@@ -1,0 +1,402 @@
+//! The native configuration file, `driftwatch.yaml`: registries, applications and the images
+//! they track. Validated at load; errors name the file and the key path.
+
+use std::path::Path;
+use std::time::Duration;
+
+use driftwatch_git::{Auth, DEFAULT_COMMIT_TEMPLATE, Identity, Secret, Signing};
+use driftwatch_manifest::Target;
+use driftwatch_policy::{ImageRef, Order, Platform, Policy, Strategy, TagFilter};
+use driftwatch_registry::{RegistriesConf, parse_go_duration};
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::model::{App, TrackedImage};
+use crate::target::file_for;
+
+/// A loaded configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Registries (argocd-image-updater's `registries.conf` format).
+    pub registries: RegistriesConf,
+    /// How often `run` scans.
+    pub interval: Duration,
+    /// The applications.
+    pub apps: Vec<App>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Raw {
+    interval: Option<String>,
+    registries_conf: Option<String>,
+    registries: Option<serde_json::Value>,
+    #[serde(default)]
+    applications: Vec<RawApp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawApp {
+    name: String,
+    repo: String,
+    #[serde(default = "main")]
+    branch: String,
+    #[serde(default)]
+    path: String,
+    write_back: Option<String>,
+    git_credentials: Option<RawGitCreds>,
+    commit: Option<RawCommit>,
+    images: Vec<RawImage>,
+}
+
+fn main() -> String {
+    "main".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawGitCreds {
+    env: Option<String>,
+    ssh_key: Option<String>,
+    known_hosts: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCommit {
+    template: Option<String>,
+    author_name: Option<String>,
+    author_email: Option<String>,
+    #[serde(default)]
+    signoff: bool,
+    gpg_key: Option<String>,
+    ssh_signing_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawImage {
+    alias: Option<String>,
+    image: String,
+    #[serde(default = "semver")]
+    strategy: String,
+    constraint: Option<String>,
+    allow_tags: Option<String>,
+    #[serde(default)]
+    ignore_tags: Vec<String>,
+    #[serde(default)]
+    platforms: Vec<String>,
+    kustomize_name: Option<String>,
+    helm: Option<RawHelm>,
+    flux_policy: Option<String>,
+}
+
+fn semver() -> String {
+    "semver".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHelm {
+    name: Option<String>,
+    tag: Option<String>,
+    spec: Option<String>,
+}
+
+fn err(file: &str, path: &str, reason: impl Into<String>) -> Error {
+    Error::Config {
+        file: file.to_owned(),
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text, &file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses configuration text; `dir` resolves relative file references.
+    pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Self, Error> {
+        let raw: Raw =
+            serde_saphyr::from_str(text).map_err(|e| err(file, "(document)", e.to_string()))?;
+        let interval = match raw.interval.as_deref() {
+            None => Duration::from_secs(120),
+            Some(s) => parse_go_duration(s).ok_or_else(|| {
+                err(
+                    file,
+                    "interval",
+                    format!("{s:?} is not a duration like 2m or 30s"),
+                )
+            })?,
+        };
+        let registries = match (&raw.registries_conf, &raw.registries) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    file,
+                    "registries",
+                    "give registries or registriesConf, not both",
+                ));
+            }
+            (Some(p), None) => {
+                let p = dir.join(p);
+                let text = std::fs::read_to_string(&p).map_err(|e| Error::Read {
+                    file: p.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                RegistriesConf::parse(&text, &p.display().to_string())?
+            }
+            (None, Some(v)) => {
+                let yaml = serde_json::json!({ "registries": v }).to_string();
+                RegistriesConf::parse(&yaml, &format!("{file}: registries"))?
+            }
+            (None, None) => RegistriesConf::default(),
+        };
+        let mut apps = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for (i, a) in raw.applications.into_iter().enumerate() {
+            let at = |k: &str| format!("applications[{i}].{k}");
+            if !names.insert(a.name.clone()) {
+                return Err(err(
+                    file,
+                    &at("name"),
+                    format!("{:?} is used twice", a.name),
+                ));
+            }
+            let target_file = file_for(a.write_back.as_deref(), &a.path, &a.name, "")
+                .map_err(|r| err(file, &at("writeBack"), r))?;
+            let auth = match a.git_credentials {
+                None => Auth::None,
+                Some(RawGitCreds {
+                    env: Some(var),
+                    ssh_key: None,
+                    ..
+                }) => {
+                    let value = std::env::var(&var).map_err(|_| {
+                        err(file, &at("gitCredentials.env"), format!("{var} is not set"))
+                    })?;
+                    let (u, p) = value.split_once(':').ok_or_else(|| {
+                        err(
+                            file,
+                            &at("gitCredentials.env"),
+                            format!("{var} must hold user:token"),
+                        )
+                    })?;
+                    Auth::Basic {
+                        username: u.to_owned(),
+                        password: Secret::new(p),
+                    }
+                }
+                Some(RawGitCreds {
+                    env: None,
+                    ssh_key: Some(key),
+                    known_hosts,
+                }) => Auth::SshKey {
+                    key: dir.join(key),
+                    known_hosts: known_hosts.map(|k| dir.join(k)),
+                },
+                Some(_) => {
+                    return Err(err(
+                        file,
+                        &at("gitCredentials"),
+                        "give env or sshKey (with knownHosts)",
+                    ));
+                }
+            };
+            let commit = a.commit.unwrap_or(RawCommit {
+                template: None,
+                author_name: None,
+                author_email: None,
+                signoff: false,
+                gpg_key: None,
+                ssh_signing_key: None,
+            });
+            let identity = Identity {
+                name: commit
+                    .author_name
+                    .unwrap_or_else(|| "driftwatch".to_owned()),
+                email: commit
+                    .author_email
+                    .unwrap_or_else(|| "noreply@driftwatch.invalid".to_owned()),
+                signing: match (commit.gpg_key, commit.ssh_signing_key) {
+                    (Some(k), None) => Some(Signing::Gpg {
+                        key: Some(k),
+                        home: None,
+                    }),
+                    (None, Some(k)) => Some(Signing::Ssh { key: dir.join(k) }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(err(
+                            file,
+                            &at("commit"),
+                            "gpgKey and sshSigningKey exclude each other",
+                        ));
+                    }
+                },
+                signoff: commit.signoff,
+            };
+            let template = commit
+                .template
+                .unwrap_or_else(|| DEFAULT_COMMIT_TEMPLATE.to_owned());
+            driftwatch_git::commit_message(&template, "x", &[])
+                .map_err(|e| err(file, &at("commit.template"), e.to_string()))?;
+            if a.images.is_empty() {
+                return Err(err(file, &at("images"), "no images"));
+            }
+            let mut images = Vec::new();
+            for (j, im) in a.images.into_iter().enumerate() {
+                let at = |k: &str| format!("applications[{i}].images[{j}].{k}");
+                let image = ImageRef::parse(&im.image)
+                    .map_err(|e| err(file, &at("image"), e.to_string()))?;
+                if image.tag().is_some() || image.digest().is_some() {
+                    return Err(err(
+                        file,
+                        &at("image"),
+                        "give the image without a tag; put the version rule in constraint",
+                    ));
+                }
+                let strategy = Strategy::parse(&im.strategy)
+                    .map_err(|e| err(file, &at("strategy"), e.to_string()))?;
+                let mut filter = TagFilter::new();
+                if let Some(allow) = &im.allow_tags {
+                    filter = filter
+                        .allow(allow)
+                        .map_err(|e| err(file, &at("allowTags"), e.to_string()))?;
+                }
+                filter = filter
+                    .ignore(im.ignore_tags.iter().map(String::as_str))
+                    .map_err(|e| err(file, &at("ignoreTags"), e.to_string()))?;
+                let platforms = im
+                    .platforms
+                    .iter()
+                    .map(|p| Platform::parse(p))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| err(file, &at("platforms"), e.to_string()))?;
+                filter = filter.platforms(platforms);
+                let policy = Policy::new(strategy, im.constraint.as_deref(), filter, Order::Asc)
+                    .map_err(|e| err(file, &at("constraint"), e.to_string()))?;
+                let mut target = Target {
+                    flux_policy: im.flux_policy,
+                    ..Target::default()
+                };
+                if let Some(h) = im.helm {
+                    match (h.spec, h.name, h.tag) {
+                        (Some(spec), None, None) => target.helm_path = Some(spec),
+                        (None, name, Some(tag)) => {
+                            target.helm_path = Some(tag);
+                            target.helm_name_path = name;
+                        }
+                        _ => {
+                            return Err(err(
+                                file,
+                                &at("helm"),
+                                "give spec, or tag (with an optional name)",
+                            ));
+                        }
+                    }
+                }
+                let first = im.image.split('/').next().unwrap_or("");
+                images.push(TrackedImage {
+                    alias: im.alias,
+                    implicit_registry: !(im.image.contains('/')
+                        && (first.contains(['.', ':']) || first == "localhost")),
+                    written: im.image.clone(),
+                    image,
+                    file_name: im.kustomize_name,
+                    policy,
+                    target,
+                });
+            }
+            apps.push(App {
+                name: a.name,
+                namespace: String::new(),
+                repo: a.repo,
+                branch: a.branch,
+                auth,
+                file: target_file,
+                template,
+                identity,
+                images,
+            });
+        }
+        Ok(Config {
+            registries,
+            interval,
+            apps,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONF: &str = r#"
+interval: 30s
+registries:
+- name: local
+  api_url: http://127.0.0.1:5000
+  prefix: 127.0.0.1:5000
+applications:
+- name: shop-prod
+  repo: file:///srv/git/shop.git
+  path: manifests/overlays/production
+  writeBack: kustomization
+  images:
+  - image: 127.0.0.1:5000/shop/backend
+    kustomizeName: backend
+    constraint: "~1.0"
+    allowTags: regexp:^v[0-9]+\.[0-9]+\.[0-9]+$
+    ignoreTags: ["*-rc*"]
+- name: shop-dev
+  repo: file:///srv/git/shop.git
+  path: manifests/overlays/development
+  writeBack: kustomization
+  images:
+  - image: 127.0.0.1:5000/shop/backend
+    kustomizeName: backend
+    strategy: digest
+    constraint: dev-latest
+"#;
+
+    #[test]
+    fn loads_environments_as_applications() {
+        let c = Config::parse(CONF, "driftwatch.yaml", Path::new(".")).unwrap();
+        assert_eq!(c.interval, Duration::from_secs(30));
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(
+            c.apps[0].file,
+            "manifests/overlays/production/kustomization.yaml"
+        );
+        assert_eq!(c.apps[1].images[0].policy.tracked_tag(), Some("dev-latest"));
+        assert_eq!(c.registries.entries.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        for (bad, path) in [
+            (CONF.replace("~1.0", "~1.x.y"), "applications[0].images[0].constraint"),
+            (CONF.replace("strategy: digest", "strategy: newest"), "applications[1].images[0].strategy"),
+            (CONF.replace("writeBack: kustomization\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    strategy", "writeBack: nowhere\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    strategy"), "applications[1].writeBack"),
+            (CONF.replace("interval: 30s", "interval: soon"), "interval"),
+            (CONF.replace("name: shop-dev", "name: shop-prod"), "applications[1].name"),
+        ] {
+            let e = Config::parse(&bad, "driftwatch.yaml", Path::new(".")).unwrap_err().to_string();
+            assert!(e.contains("driftwatch.yaml") && e.contains(path), "{path}: {e}");
+        }
+        let e = Config::parse(
+            "applications:\n- name: x\n  repo: r\n  images: []\n  bogus: 1\n",
+            "d.yaml",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,446 @@
+//! One updater cycle as a staged pipeline: scan the registries (each repository once), choose
+//! a tag per image (pure), apply the edits to each repository's files in memory, and — unless
+//! only checking — commit and push one commit per repository and branch.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use driftwatch_git::{Change, FileWrite, Mirror, Outcome, Plan, UpdateRequest, commit_message};
+use driftwatch_manifest::{ImageChange, previous_tag, set_image};
+use driftwatch_policy::Strategy;
+use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::model::{App, TrackedImage};
+
+/// What a cycle does with what it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Report only.
+    Check,
+    /// Report the plan, write nothing.
+    DryRun,
+    /// Commit and push.
+    Apply,
+}
+
+/// How one image stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Git already says what the registry's best is.
+    InSync,
+    /// The registry has something Git does not say (drift).
+    UpdateAvailable,
+    /// This cycle wrote the update to Git.
+    Updated,
+    /// No tag qualifies in the registry.
+    NoCandidate,
+    /// Something failed; see `error`.
+    Error,
+}
+
+/// One tracked image's line of the drift report.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImageReport {
+    /// Application.
+    pub app: String,
+    /// The image as configured.
+    pub image: String,
+    /// The registry's best by the policy (`tag`, or `tag@digest` for digest).
+    pub registry: Option<String>,
+    /// What Git said before this cycle (the replaced value), when it differed.
+    pub git: Option<String>,
+    /// Where Git keeps it.
+    pub file: String,
+    /// The verdict.
+    pub status: Status,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A commit this cycle pushed.
+#[derive(Clone, Debug, Serialize)]
+pub struct CommitReport {
+    /// Repository (credentials redacted).
+    pub repo: String,
+    /// Branch pushed to.
+    pub branch: String,
+    /// Commit id.
+    pub commit: String,
+    /// Push attempts.
+    pub attempts: u32,
+}
+
+/// Everything a cycle found and did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CycleReport {
+    /// One line per tracked image.
+    pub images: Vec<ImageReport>,
+    /// Commits pushed.
+    pub commits: Vec<CommitReport>,
+    /// Registry requests made.
+    pub registry_requests: u64,
+}
+
+impl CycleReport {
+    /// True when some image drifts (or failed, which hides whether it drifts).
+    pub fn drifts(&self) -> bool {
+        self.images
+            .iter()
+            .any(|i| matches!(i.status, Status::UpdateAvailable))
+    }
+
+    /// True when some image could not be checked.
+    pub fn failed(&self) -> bool {
+        self.images.iter().any(|i| i.status == Status::Error)
+    }
+}
+
+/// The long-lived updater: registry client with its caches, and where mirrors live.
+pub struct Updater {
+    scanner: Scanner,
+    state_dir: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+struct Desired {
+    change: ImageChange,
+    shown: String,
+}
+
+/// Reads a file of the repository at the commit being edited.
+type Reader<'a> = dyn Fn(&str) -> Result<Option<Vec<u8>>, driftwatch_git::Error> + 'a;
+
+/// The in-memory edit of one repository: files to write, each app's changes, and per image
+/// (app index, image index, replaced value, changed).
+struct Edited {
+    writes: Vec<FileWrite>,
+    per_app: Vec<(usize, Vec<Change>)>,
+    results: Vec<(usize, usize, Option<String>, bool)>,
+}
+
+impl Updater {
+    /// An updater over these registries, keeping Git mirrors under `state_dir`.
+    pub fn new(registries: RegistriesConf, state_dir: PathBuf) -> Result<Self, Error> {
+        let client = Client::new(registries, Options::default())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Read {
+                file: "async runtime".to_owned(),
+                reason: e.to_string(),
+            })?;
+        Ok(Updater {
+            scanner: Scanner::new(client),
+            state_dir,
+            runtime,
+        })
+    }
+
+    /// Registry requests made so far.
+    pub fn registry_requests(&self) -> u64 {
+        self.scanner.client().stats().total()
+    }
+
+    /// Runs one cycle over `apps`. A failing image or repository is reported and never stops
+    /// the others.
+    pub fn cycle(&self, apps: &[App], mode: Mode) -> CycleReport {
+        let before = self.registry_requests();
+        let mut report = CycleReport::default();
+        // Stage 1: scan and choose, each repository listed once however many apps track it.
+        let scan = self.scanner.cycle();
+        let mut desired: Vec<Vec<Result<Option<Desired>, String>>> = Vec::new();
+        for app in apps {
+            let mut per_image = Vec::new();
+            for img in &app.images {
+                per_image.push(self.runtime.block_on(choose(&scan, img)));
+            }
+            desired.push(per_image);
+        }
+        // Stage 2: per repository and branch, edit in memory; then commit and push once.
+        let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+        for (i, app) in apps.iter().enumerate() {
+            groups
+                .entry((app.repo.clone(), app.branch.clone()))
+                .or_default()
+                .push(i);
+        }
+        let mut lines: Vec<Vec<ImageReport>> = apps
+            .iter()
+            .map(|app| {
+                app.images
+                    .iter()
+                    .map(|img| ImageReport {
+                        app: app.name.clone(),
+                        image: img.written.clone(),
+                        registry: None,
+                        git: None,
+                        file: app.file.clone(),
+                        status: Status::InSync,
+                        error: None,
+                    })
+                    .collect()
+            })
+            .collect();
+        for (i, per_image) in desired.iter().enumerate() {
+            for (j, d) in per_image.iter().enumerate() {
+                match d {
+                    Ok(Some(d)) => lines[i][j].registry = Some(d.shown.clone()),
+                    Ok(None) => lines[i][j].status = Status::NoCandidate,
+                    Err(e) => {
+                        lines[i][j].status = Status::Error;
+                        lines[i][j].error = Some(e.clone());
+                    }
+                }
+            }
+        }
+        for ((repo, branch), members) in groups {
+            let result = self.write(&repo, &branch, apps, &members, &desired, &mut lines, mode);
+            match result {
+                Ok(Some(commit)) => report.commits.push(commit),
+                Ok(None) => {}
+                Err(e) => {
+                    for &i in &members {
+                        for line in &mut lines[i] {
+                            if line.status != Status::NoCandidate {
+                                line.status = Status::Error;
+                                line.error = Some(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        report.images = lines.into_iter().flatten().collect();
+        report.registry_requests = self.registry_requests() - before;
+        report
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &self,
+        repo: &str,
+        branch: &str,
+        apps: &[App],
+        members: &[usize],
+        desired: &[Vec<Result<Option<Desired>, String>>],
+        lines: &mut [Vec<ImageReport>],
+        mode: Mode,
+    ) -> Result<Option<CommitReport>, Error> {
+        let first = &apps[members[0]];
+        let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
+        let spec = driftwatch_git::BranchSpec::parse(branch, "main");
+        let request = UpdateRequest {
+            base: spec.base.clone(),
+            identity: first.identity.clone(),
+            max_attempts: 8,
+        };
+        // The edit of every member app on a snapshot: files, per-app changes, per-image results.
+        let plan_on = |read: &Reader<'_>| -> Result<Edited, Error> {
+            let mut files: BTreeMap<String, String> = BTreeMap::new();
+            let mut changed_files = std::collections::BTreeSet::new();
+            let mut per_app = Vec::new();
+            let mut results = Vec::new();
+            for &i in members {
+                let app = &apps[i];
+                let path = resolve_file(&app.file, read)?;
+                if !files.contains_key(&path) {
+                    let text = match read(&path)? {
+                        Some(b) => String::from_utf8(b).map_err(|_| Error::Read {
+                            file: path.clone(),
+                            reason: "not valid UTF-8".to_owned(),
+                        })?,
+                        None => String::new(),
+                    };
+                    files.insert(path.clone(), text);
+                }
+                let mut changes = Vec::new();
+                for (j, img) in app.images.iter().enumerate() {
+                    let Ok(Some(d)) = &desired[i][j] else {
+                        continue;
+                    };
+                    let text = files.get(&path).cloned().unwrap_or_default();
+                    let out = set_image(&text, &path, &img.target, &d.change)?;
+                    let old = previous_tag(&out, &d.change.image);
+                    results.push((i, j, old.clone(), out.changed));
+                    if out.changed {
+                        changes.push(Change {
+                            image: img.written.clone(),
+                            alias: img.alias.clone().unwrap_or_default(),
+                            old_tag: old.unwrap_or_default(),
+                            new_tag: d.shown.clone(),
+                        });
+                        files.insert(path.clone(), out.text);
+                        changed_files.insert(path.clone());
+                    }
+                }
+                per_app.push((i, changes));
+            }
+            let writes = changed_files
+                .into_iter()
+                .map(|p| FileWrite {
+                    content: files.remove(&p).unwrap_or_default().into_bytes(),
+                    path: p,
+                })
+                .collect();
+            Ok(Edited {
+                writes,
+                per_app,
+                results,
+            })
+        };
+
+        let mut results = Vec::new();
+        let outcome = if mode == Mode::Apply {
+            let mut failure: Option<Error> = None;
+            let outcome = mirror.update(&request, |snap| {
+                let Edited {
+                    writes,
+                    per_app,
+                    results: r,
+                } = plan_on(&|p| snap.read(p)).map_err(|e| {
+                    let msg = e.to_string();
+                    failure = Some(e);
+                    driftwatch_git::Error::Edit(msg)
+                })?;
+                results = r;
+                let mut message = String::new();
+                let mut all_changes = Vec::new();
+                for (i, changes) in &per_app {
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    if !message.is_empty() {
+                        message.push('\n');
+                    }
+                    message.push_str(&commit_message(
+                        &apps[*i].template,
+                        &apps[*i].name,
+                        changes,
+                    )?);
+                    all_changes.extend(changes.iter().cloned());
+                }
+                let target = match &spec.target {
+                    Some(t) => Some(driftwatch_git::branch_name(
+                        t,
+                        &first.namespace,
+                        &first.name,
+                        &all_changes,
+                    )?),
+                    None => None,
+                };
+                Ok(Plan {
+                    writes,
+                    message,
+                    target,
+                })
+            });
+            match (outcome, failure) {
+                (Err(_), Some(e)) => return Err(e),
+                (o, _) => Some(o?),
+            }
+        } else {
+            mirror.fetch(&[&spec.base])?;
+            let head = mirror
+                .head(&spec.base)?
+                .ok_or_else(|| driftwatch_git::Error::NoBranch {
+                    url: driftwatch_git::redact_url(repo),
+                    branch: spec.base.clone(),
+                })?;
+            results = plan_on(&|p| mirror.read(&head, p))?.results;
+            None
+        };
+        for (i, j, old, changed) in results {
+            let line = &mut lines[i][j];
+            if changed {
+                line.git = old;
+                line.status = if mode == Mode::Apply {
+                    Status::Updated
+                } else {
+                    Status::UpdateAvailable
+                };
+            } else {
+                line.git = line.registry.clone();
+            }
+        }
+        Ok(match outcome {
+            Some(Outcome::Pushed {
+                commit,
+                branch,
+                attempts,
+            }) => Some(CommitReport {
+                repo: driftwatch_git::redact_url(repo),
+                branch,
+                commit,
+                attempts,
+            }),
+            _ => None,
+        })
+    }
+}
+
+/// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.
+fn resolve_file(file: &str, read: &Reader<'_>) -> Result<String, Error> {
+    if let Some(dir) = file.strip_suffix("kustomization.yaml") {
+        for name in ["kustomization.yaml", "kustomization.yml", "Kustomization"] {
+            let candidate = format!("{dir}{name}");
+            if read(&candidate)?.is_some() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Ok(file.to_owned())
+}
+
+/// Scans one image's repository and picks its tag.
+async fn choose(
+    scan: &driftwatch_registry::Cycle<'_>,
+    img: &TrackedImage,
+) -> Result<Option<Desired>, String> {
+    let policy = &img.policy;
+    let needs = Needs {
+        created: policy.strategy() == Strategy::NewestBuild,
+        digest: policy.strategy() == Strategy::Digest,
+        platforms: !policy.filter().wanted_platforms().is_empty(),
+    };
+    let (candidates, _) = scan
+        .candidates(
+            &img.image,
+            img.implicit_registry,
+            needs,
+            policy.tracked_tag(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(i) = policy.select(&candidates) else {
+        return Ok(None);
+    };
+    let c = &candidates[i];
+    let digest = if policy.strategy() == Strategy::Digest {
+        c.digest.clone()
+    } else {
+        None
+    };
+    let shown = match &digest {
+        Some(d) => format!("{}@{d}", c.tag),
+        None => c.tag.clone(),
+    };
+    let (image, new_name) = match &img.file_name {
+        Some(name) => (
+            name.clone(),
+            (name != &img.written).then(|| img.written.clone()),
+        ),
+        None => (img.written.clone(), None),
+    };
+    Ok(Some(Desired {
+        change: ImageChange {
+            image,
+            new_name,
+            tag: Some(c.tag.clone()),
+            digest,
+        },
+        shown,
+    }))
+}

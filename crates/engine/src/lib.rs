@@ -1,0 +1,14 @@
+//! The updater: configuration (native `driftwatch.yaml` or Argo CD Applications with
+//! argocd-image-updater annotations), one scan → choose → write-back cycle, and its report.
+
+pub mod argocd;
+mod config;
+mod cycle;
+mod error;
+mod model;
+pub mod target;
+
+pub use config::Config;
+pub use cycle::{CommitReport, CycleReport, ImageReport, Mode, Status, Updater};
+pub use error::Error;
+pub use model::{App, TrackedImage};

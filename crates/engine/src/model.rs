@@ -1,0 +1,55 @@
+//! The model every configuration source is turned into: applications, their Git target and the
+//! images they track. The updater knows only this.
+
+use driftwatch_git::{Auth, Identity};
+use driftwatch_manifest::Target;
+use driftwatch_policy::{ImageRef, Policy};
+
+/// One application: where its manifests live and what it tracks.
+#[derive(Clone, Debug)]
+pub struct App {
+    /// Name (`.AppName` in commit templates).
+    pub name: String,
+    /// Namespace, when it came from an Argo CD Application.
+    pub namespace: String,
+    /// The Git repository URL.
+    pub repo: String,
+    /// The branch, or `base:target` for a write branch.
+    pub branch: String,
+    /// Credentials for the repository.
+    pub auth: Auth,
+    /// The file, relative to the repository root, that holds the images.
+    pub file: String,
+    /// Commit message template.
+    pub template: String,
+    /// Author and signing.
+    pub identity: Identity,
+    /// The images.
+    pub images: Vec<TrackedImage>,
+}
+
+/// One image an application follows.
+#[derive(Clone, Debug)]
+pub struct TrackedImage {
+    /// The alias from the image list, if any.
+    pub alias: Option<String>,
+    /// The image, normalised.
+    pub image: ImageRef,
+    /// The image as written by the user (`nginx`, `ghcr.io/org/app`).
+    pub written: String,
+    /// The user named no registry, so a `default: true` registry applies.
+    pub implicit_registry: bool,
+    /// The name the file uses for it (kustomize image name), when different.
+    pub file_name: Option<String>,
+    /// How the tag is chosen.
+    pub policy: Policy,
+    /// Where in the file the tag goes, when the kind of file does not say.
+    pub target: Target,
+}
+
+impl TrackedImage {
+    /// The name the file's entry is matched by.
+    pub fn name_in_file(&self) -> &str {
+        self.file_name.as_deref().unwrap_or(&self.written)
+    }
+}
