@@ -3,6 +3,7 @@
 mod cmd;
 mod diff;
 mod exit;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Report drift between the registries and Git for every tracked image (exit 2 on drift).
     Check(cmd::run::CheckArgs),
+    /// Show the updates driftwatch made, newest first.
+    History(cmd::run::HistoryArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
     Select(cmd::select::Args),
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd::run::run(&args),
         Command::Check(args) => cmd::run::check(&args),
+        Command::History(args) => cmd::run::history(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

@@ -58,6 +58,8 @@ pub struct ImageReport {
     pub status: Status,
     /// Why it failed.
     pub error: Option<String>,
+    /// The commit that carried the update, when this cycle made one.
+    pub commit: Option<String>,
 }
 
 /// A commit this cycle pushed.
@@ -82,6 +84,17 @@ pub struct CycleReport {
     pub commits: Vec<CommitReport>,
     /// Registry requests made.
     pub registry_requests: u64,
+    /// When the scan and choice finished (Unix nanoseconds).
+    pub decided_at: i128,
+    /// When the cycle finished (Unix nanoseconds).
+    pub finished_at: i128,
+}
+
+/// Now, as Unix nanoseconds.
+pub fn now_nanos() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX))
 }
 
 impl CycleReport {
@@ -139,6 +152,11 @@ impl Updater {
         })
     }
 
+    /// Request counters by registry, endpoint and status, since the updater started.
+    pub fn registry_stats(&self) -> Vec<driftwatch_registry::Count> {
+        self.scanner.client().stats().snapshot()
+    }
+
     /// Registry requests made so far.
     pub fn registry_requests(&self) -> u64 {
         self.scanner.client().stats().total()
@@ -159,6 +177,7 @@ impl Updater {
             }
             desired.push(per_image);
         }
+        report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
         let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
         for (i, app) in apps.iter().enumerate() {
@@ -180,6 +199,7 @@ impl Updater {
                         file: app.file.clone(),
                         status: Status::InSync,
                         error: None,
+                        commit: None,
                     })
                     .collect()
             })
@@ -199,7 +219,16 @@ impl Updater {
         for ((repo, branch), members) in groups {
             let result = self.write(&repo, &branch, apps, &members, &desired, &mut lines, mode);
             match result {
-                Ok(Some(commit)) => report.commits.push(commit),
+                Ok(Some(commit)) => {
+                    for &i in &members {
+                        for line in &mut lines[i] {
+                            if line.status == Status::Updated {
+                                line.commit = Some(commit.commit.clone());
+                            }
+                        }
+                    }
+                    report.commits.push(commit);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     for &i in &members {
@@ -215,6 +244,7 @@ impl Updater {
         }
         report.images = lines.into_iter().flatten().collect();
         report.registry_requests = self.registry_requests() - before;
+        report.finished_at = now_nanos();
         report
     }
 
@@ -443,4 +473,31 @@ async fn choose(
         },
         shown,
     }))
+}
+
+/// The applications, cut down to the images a registry push concerns, for an immediate re-check.
+pub fn affected(apps: &[App], events: &[driftwatch_registry::PushEvent]) -> Vec<App> {
+    let hub = |r: &str| matches!(r, "docker.io" | "index.docker.io" | "registry-1.docker.io");
+    let matches = |img: &TrackedImage| {
+        events.iter().any(|e| {
+            let same_registry = e.registry == img.image.registry()
+                || (hub(&e.registry) && hub(img.image.registry()))
+                || e.registry.is_empty();
+            let repo = e.repository.trim_matches('/');
+            let same_repo = repo == img.image.repository()
+                || (hub(img.image.registry())
+                    && format!("library/{repo}") == img.image.repository());
+            same_registry && same_repo
+        })
+    };
+    apps.iter()
+        .filter_map(|app| {
+            let images: Vec<TrackedImage> =
+                app.images.iter().filter(|i| matches(i)).cloned().collect();
+            (!images.is_empty()).then(|| App {
+                images,
+                ..app.clone()
+            })
+        })
+        .collect()
 }

@@ -9,6 +9,9 @@ mod model;
 pub mod target;
 
 pub use config::Config;
-pub use cycle::{CommitReport, CycleReport, ImageReport, Mode, Status, Updater};
+pub use cycle::{
+    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, now_nanos,
+};
 pub use error::Error;
 pub use model::{App, TrackedImage};
+pub mod store;

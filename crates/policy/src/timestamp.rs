@@ -16,6 +16,11 @@ impl Timestamp {
         Timestamp(i128::from(secs) * 1_000_000_000)
     }
 
+    /// From nanoseconds since the epoch.
+    pub fn from_unix_nanos(nanos: i128) -> Self {
+        Timestamp(nanos)
+    }
+
     /// Nanoseconds since the epoch.
     pub fn unix_nanos(self) -> i128 {
         self.0

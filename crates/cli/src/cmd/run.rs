@@ -85,6 +85,16 @@ pub struct RunArgs {
     /// Seconds between cycles (default: the configuration's interval).
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<u64>,
+    /// Serve /metrics, /healthz, /readyz and registry webhooks on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// An environment variable holding the webhook secret: a `?secret=` or `Authorization:
+    /// Bearer` value, or the key of GitHub's `X-Hub-Signature-256`. Webhooks are off without it.
+    #[arg(long, value_name = "VAR")]
+    pub webhook_secret_env: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
 }
 
 /// `check` arguments.
@@ -178,27 +188,170 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     Ok(())
 }
 
-/// The updater loop: cycles on an interval with jitter until SIGTERM or SIGINT, which let the
-/// current cycle finish (a cycle never leaves a half-written repository: commits are built
-/// without a work tree and pushed whole).
+fn log(format: &str, level: &str, msg: &str, fields: serde_json::Value) {
+    if format == "json" {
+        let mut v = serde_json::json!({"ts": driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos()).to_string(), "level": level, "msg": msg});
+        if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), fields) {
+            obj.extend(extra);
+        }
+        eprintln!("{v}");
+    } else {
+        let extra = match fields {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                let parts: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!(" {}", parts.join(" "))
+            }
+            _ => String::new(),
+        };
+        eprintln!("{level}: {msg}{extra}");
+    }
+}
+
+fn rfc3339(nanos: i128) -> String {
+    driftwatch_policy::Timestamp::from_unix_nanos(nanos).to_string()
+}
+
+/// The updater loop: cycles on an interval with jitter, re-checks at once what a registry
+/// webhook names, and stops on SIGTERM or Ctrl-C after the current cycle (a cycle never leaves a
+/// half-written repository: commits are built without a work tree and pushed whole).
 pub fn run(args: &RunArgs) -> CmdResult {
     let (apps, registries, interval) = args.source.load()?;
     let interval = args.interval.map_or(interval, Duration::from_secs);
-    let updater = Updater::new(registries, args.source.state_dir())?;
+    let state_dir = args.source.state_dir();
+    let updater = Updater::new(registries, state_dir.clone())?;
     let mode = if args.dry_run {
         Mode::DryRun
     } else {
         Mode::Apply
     };
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the signal runtime")?;
+    let mut store = if mode == Mode::Apply {
+        Some(driftwatch_engine::store::Store::open(&state_dir)?)
+    } else {
+        None
+    };
+    let secret = match &args.webhook_secret_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .with_context(|| format!("--webhook-secret-env: {var} is not set"))?,
+        ),
+        None => None,
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shared = crate::serve::Shared::new(tx, secret);
+    shared
+        .metrics
+        .images_watched
+        .set(i64::try_from(apps.iter().map(|a| a.images.len()).sum::<usize>()).unwrap_or(i64::MAX));
+    if let Some(addr) = args.listen {
+        crate::serve::start(addr, shared.clone())?;
+        log(
+            &args.log_format,
+            "info",
+            "listening",
+            serde_json::json!({"addr": addr.to_string()}),
+        );
+    } else if !args.once {
+        // Without the HTTP side, a small runtime of its own turns signals into a stop.
+        let stopper = shared.clone();
+        std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(async {
+                    if let Ok(mut term) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
+                        tokio::select! {
+                            _ = term.recv() => {},
+                            _ = tokio::signal::ctrl_c() => {},
+                        }
+                    }
+                });
+            }
+            stopper.send(crate::serve::Trigger::Stop);
+        });
+    }
+
     let mut cycles = 0u64;
+    let mut scope: Option<(Vec<App>, i128)> = None;
     loop {
         cycles += 1;
-        let report = updater.cycle(&apps, mode);
-        print_table(&report).context("writing stdout")?;
+        let started = driftwatch_engine::now_nanos();
+        let (targets, seen) = match scope.take() {
+            Some((subset, seen)) => (subset, seen),
+            None => (apps.clone(), started),
+        };
+        let report = updater.cycle(&targets, mode);
+        let m = &shared.metrics;
+        m.cycles.inc();
+        m.cycle_seconds
+            .observe((report.finished_at - started) as f64 / 1e9);
+        for c in updater.registry_stats() {
+            let counter = m
+                .registry_requests
+                .get_or_create(&crate::serve::RequestLabels {
+                    registry: c.registry,
+                    endpoint: c.endpoint.to_owned(),
+                    status: c.status,
+                });
+            let have = counter.get();
+            counter.inc_by(c.count.saturating_sub(have));
+        }
+        let mut updates = Vec::new();
+        for line in &report.images {
+            match line.status {
+                Status::Error => {
+                    m.errors.inc();
+                }
+                Status::Updated => {
+                    m.updates.inc();
+                    if let Some(commit) = &line.commit {
+                        let c = report.commits.iter().find(|c| &c.commit == commit);
+                        updates.push(driftwatch_engine::store::Update {
+                            app: line.app.clone(),
+                            image: line.image.clone(),
+                            old: line.git.clone().unwrap_or_default(),
+                            new: line.registry.clone().unwrap_or_default(),
+                            commit: commit.clone(),
+                            repo: c.map(|c| c.repo.clone()).unwrap_or_default(),
+                            branch: c.map(|c| c.branch.clone()).unwrap_or_default(),
+                            seen_at: rfc3339(seen),
+                            decided_at: rfc3339(report.decided_at),
+                            committed_at: rfc3339(report.finished_at),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !report.commits.is_empty() {
+            m.push_to_commit_seconds
+                .observe((report.finished_at - seen) as f64 / 1e9);
+        }
+        if let Some(store) = store.as_mut()
+            && let Err(e) = store.record(&updates)
+        {
+            log(
+                &args.log_format,
+                "error",
+                "recording history failed",
+                serde_json::json!({"error": e.to_string()}),
+            );
+        }
+        shared
+            .ready
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if args.log_format == "json" {
+            log(
+                "json",
+                "info",
+                "cycle",
+                serde_json::to_value(&report).unwrap_or_default(),
+            );
+        } else {
+            print_table(&report).context("writing stdout")?;
+        }
         if args.once {
             return if report.failed() {
                 Err(Failure::Quiet(crate::exit::BAD_INPUT))
@@ -211,18 +364,86 @@ pub fn run(args: &RunArgs) -> CmdResult {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let wait = interval + interval.mul_f64(f64::from(nanos % 100) / 1000.0);
-        let stop = signals.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => Ok::<bool, std::io::Error>(false),
-                _ = term.recv() => Ok(true),
-                _ = tokio::signal::ctrl_c() => Ok(true),
+        match rx.recv_timeout(wait) {
+            Ok(crate::serve::Trigger::Push(events, seen)) => {
+                let mut events = events;
+                // Pushes that arrive together are checked together.
+                while let Ok(crate::serve::Trigger::Push(more, _)) = rx.try_recv() {
+                    events.extend(more);
+                }
+                let subset = driftwatch_engine::affected(&apps, &events);
+                log(
+                    &args.log_format,
+                    "info",
+                    "registry push",
+                    serde_json::json!({"events": events.len(), "applications": subset.len()}),
+                );
+                if !subset.is_empty() {
+                    scope = Some((subset, seen));
+                }
             }
-        });
-        if stop.unwrap_or(true) {
-            eprintln!("stopping after {cycles} cycle(s)");
-            return Ok(());
+            Ok(crate::serve::Trigger::Stop)
+            | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                log(
+                    &args.log_format,
+                    "info",
+                    "stopping",
+                    serde_json::json!({"cycles": cycles}),
+                );
+                return Ok(());
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
+}
+
+/// `history` arguments.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Only this application.
+    pub app: Option<String>,
+    /// Where the state lives.
+    #[arg(long, env = "DRIFTWATCH_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// At most this many entries, newest first.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// table or json.
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+}
+
+/// Every update driftwatch made, newest first.
+pub fn history(args: &HistoryArgs) -> CmdResult {
+    let source = Source {
+        config: None,
+        applications: None,
+        registries_conf: None,
+        state_dir: args.state_dir.clone(),
+    };
+    let store = driftwatch_engine::store::Store::open(&source.state_dir())?;
+    let entries = store.history(args.app.as_deref(), args.limit)?;
+    let mut out = std::io::stdout().lock();
+    if args.output == "json" {
+        serde_json::to_writer_pretty(&mut out, &entries).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+        return Ok(());
+    }
+    for u in entries {
+        writeln!(
+            out,
+            "{}  {}  {}  {} -> {}  {} on {}  (seen {}, decided {})",
+            u.committed_at,
+            u.app,
+            u.image,
+            if u.old.is_empty() { "-" } else { &u.old },
+            u.new,
+            &u.commit[..u.commit.len().min(12)],
+            u.branch,
+            u.seen_at,
+            u.decided_at
+        )
+        .context("writing stdout")?;
+    }
+    Ok(())
 }

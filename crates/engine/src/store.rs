@@ -1,0 +1,148 @@
+//! The state store: every update driftwatch made, in SQLite under the state directory, so
+//! `driftwatch history` can tell what changed, when the push was seen, decided and committed.
+
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// One recorded update.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Update {
+    /// Application.
+    pub app: String,
+    /// Image.
+    pub image: String,
+    /// Git's value before.
+    pub old: String,
+    /// The value written (`tag` or `tag@digest`).
+    pub new: String,
+    /// Commit id.
+    pub commit: String,
+    /// Repository (redacted).
+    pub repo: String,
+    /// Branch pushed to.
+    pub branch: String,
+    /// When the push was seen (webhook received, or the cycle started), RFC 3339.
+    pub seen_at: String,
+    /// When the tag was chosen, RFC 3339.
+    pub decided_at: String,
+    /// When the commit was pushed, RFC 3339.
+    pub committed_at: String,
+}
+
+/// The SQLite store.
+pub struct Store {
+    db: Connection,
+}
+
+fn db_err(e: rusqlite::Error) -> Error {
+    Error::Read {
+        file: "state database".to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+impl Store {
+    /// Opens (creating) `state_dir/driftwatch.db`.
+    pub fn open(state_dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(state_dir).map_err(|e| Error::Read {
+            file: state_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let db = Connection::open(state_dir.join("driftwatch.db")).map_err(db_err)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS updates (
+               id INTEGER PRIMARY KEY,
+               app TEXT NOT NULL, image TEXT NOT NULL,
+               old TEXT NOT NULL, new TEXT NOT NULL,
+               commit_id TEXT NOT NULL, repo TEXT NOT NULL, branch TEXT NOT NULL,
+               seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS updates_app ON updates(app);",
+        )
+        .map_err(db_err)?;
+        Ok(Store { db })
+    }
+
+    /// Records updates, all or none.
+    pub fn record(&mut self, updates: &[Update]) -> Result<(), Error> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        for u in updates {
+            tx.execute(
+                "INSERT INTO updates (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![u.app, u.image, u.old, u.new, u.commit, u.repo, u.branch, u.seen_at, u.decided_at, u.committed_at],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Updates, newest first, of one application or all.
+    pub fn history(&self, app: Option<&str>, limit: usize) -> Result<Vec<Update>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at
+                 FROM updates WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(
+                params![app, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(Update {
+                        app: r.get(0)?,
+                        image: r.get(1)?,
+                        old: r.get(2)?,
+                        new: r.get(3)?,
+                        commit: r.get(4)?,
+                        repo: r.get(5)?,
+                        branch: r.get(6)?,
+                        seen_at: r.get(7)?,
+                        decided_at: r.get(8)?,
+                        committed_at: r.get(9)?,
+                    })
+                },
+            )
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_and_reads_back() {
+        let dir = std::env::temp_dir().join(format!("dw-store-{}", std::process::id()));
+        let mut store = Store::open(&dir).unwrap();
+        let u = |app: &str, new: &str| Update {
+            app: app.into(),
+            image: "backend".into(),
+            old: "v1".into(),
+            new: new.into(),
+            commit: "abc".into(),
+            repo: "r".into(),
+            branch: "main".into(),
+            seen_at: "2026-11-25T10:00:00Z".into(),
+            decided_at: "2026-11-25T10:00:01Z".into(),
+            committed_at: "2026-11-25T10:00:02Z".into(),
+        };
+        store.record(&[u("a", "v2"), u("b", "v3")]).unwrap();
+        store.record(&[u("a", "v4")]).unwrap();
+        let all = Store::open(&dir).unwrap().history(None, 10).unwrap();
+        assert_eq!(
+            all.iter().map(|x| x.new.as_str()).collect::<Vec<_>>(),
+            ["v4", "v3", "v2"]
+        );
+        assert_eq!(store.history(Some("a"), 10).unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
