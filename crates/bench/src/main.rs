@@ -359,7 +359,10 @@ fn bench_updater(reg: &Registry) {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
     let repo = BareRepo::new(&refs);
     let work = TempDir::new("bench-upd");
     let mut conf = String::from("interval: 1h\napplications:\n");
@@ -422,15 +425,29 @@ fn bench_updater(reg: &Registry) {
         .arg(&one_path)
         .arg("--state-dir")
         .arg(&state)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret-env", "HOOK", "--log-format", "json"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-secret-env",
+            "HOOK",
+            "--log-format",
+            "json",
+        ])
         .env("HOOK", "bench-secret")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    assert!(driftwatch_testkit::wait_for_port(port, Duration::from_secs(10)));
+    assert!(driftwatch_testkit::wait_for_port(
+        port,
+        Duration::from_secs(10)
+    ));
     let base = format!("http://127.0.0.1:{port}");
-    while driftwatch_testkit::http::request("GET", &format!("{base}/readyz"), &[], b"").map(|r| r.0).unwrap_or(0) != 200 {
+    while driftwatch_testkit::http::request("GET", &format!("{base}/readyz"), &[], b"")
+        .map(|r| r.0)
+        .unwrap_or(0)
+        != 200
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let head = || driftwatch_testkit::git::git(&repo.path, &["rev-parse", "main"]);
@@ -445,10 +462,19 @@ fn bench_updater(reg: &Registry) {
             reg.host()
         );
         let sent = Instant::now();
-        let r = driftwatch_testkit::http::request("POST", &format!("{base}/webhook"), &[("Authorization", "Bearer bench-secret")], body.as_bytes()).unwrap();
+        let r = driftwatch_testkit::http::request(
+            "POST",
+            &format!("{base}/webhook"),
+            &[("Authorization", "Bearer bench-secret")],
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(r.0, 202);
         while head() == before {
-            assert!(sent.elapsed() < Duration::from_secs(20), "push {n} never reached Git");
+            assert!(
+                sent.elapsed() < Duration::from_secs(20),
+                "push {n} never reached Git"
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
         let took = sent.elapsed();

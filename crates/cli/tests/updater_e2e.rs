@@ -257,3 +257,44 @@ spec:
         "one commit for the repository"
     );
 }
+
+#[test]
+fn pull_secret_reaches_an_authenticated_registry() {
+    let reg = Registry::start(Auth::Basic("puller".into(), "pw".into()));
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.2.0", "2026-11-01T00:00:00Z");
+    let repo = BareRepo::new(&[("apps/api/.keep", "")]);
+    let dir = TempDir::new("pull-secret");
+    let apps = format!(
+        "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: api\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: api={}/team/api\n    argocd-image-updater.argoproj.io/api.pull-secret: env:REG_CREDS\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: {}\n    path: apps/api\n",
+        reg.host(),
+        repo.file_url()
+    );
+    let file = dir.path().join("app.yaml");
+    std::fs::write(&file, apps).unwrap();
+    let state = dir.path().join("state");
+    let run = |creds: &str| {
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--once", "--applications"])
+            .arg(&file)
+            .arg("--state-dir")
+            .arg(&state)
+            .env("HOME", "/nonexistent")
+            .env("REG_CREDS", creds)
+            .output()
+            .unwrap()
+    };
+    let refused = run("puller:wrong");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&refused.stdout).contains("wrong"));
+    let ok = run("puller:pw");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert_eq!(
+        repo.show("main", "apps/api/.argocd-source-api.yaml"),
+        format!("kustomize:\n  images:\n  - {}/team/api:1.2.0\n", reg.host())
+    );
+}

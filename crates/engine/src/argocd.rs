@@ -204,6 +204,14 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
                 .map_err(|e| cfg(file, &at(&format!("{alias}.platforms")), &e.to_string()))?;
             filter = filter.platforms(platforms);
         }
+        let credentials = match setting("pull-secret") {
+            Some((spec, key)) => {
+                driftwatch_registry::Source::parse(&spec)
+                    .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+                Some(spec)
+            }
+            None => None,
+        };
         let constraint = match strategy {
             Strategy::Semver | Strategy::Digest => entry.constraint.clone(),
             _ => None,
@@ -256,6 +264,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             file_name,
             policy,
             target,
+            credentials,
         });
     }
     Ok(App {

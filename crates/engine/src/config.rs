@@ -90,6 +90,7 @@ struct RawImage {
     kustomize_name: Option<String>,
     helm: Option<RawHelm>,
     flux_policy: Option<String>,
+    credentials: Option<String>,
 }
 
 fn semver() -> String {
@@ -302,6 +303,10 @@ impl Config {
                         }
                     }
                 }
+                if let Some(c) = &im.credentials {
+                    driftwatch_registry::Source::parse(c)
+                        .map_err(|e| err(file, &at("credentials"), e.to_string()))?;
+                }
                 let first = im.image.split('/').next().unwrap_or("");
                 images.push(TrackedImage {
                     alias: im.alias,
@@ -312,6 +317,7 @@ impl Config {
                     file_name: im.kustomize_name,
                     policy,
                     target,
+                    credentials: im.credentials,
                 });
             }
             apps.push(App {

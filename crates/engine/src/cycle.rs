@@ -135,8 +135,19 @@ struct Edited {
 }
 
 impl Updater {
-    /// An updater over these registries, keeping Git mirrors under `state_dir`.
-    pub fn new(registries: RegistriesConf, state_dir: PathBuf) -> Result<Self, Error> {
+    /// An updater over these registries, keeping Git mirrors under `state_dir`. Images of `apps`
+    /// with credentials of their own get them for their repository only.
+    pub fn new(
+        registries: RegistriesConf,
+        state_dir: PathBuf,
+        apps: &[App],
+    ) -> Result<Self, Error> {
+        let mut registries = registries;
+        for img in apps.iter().flat_map(|a| &a.images) {
+            if let Some(c) = &img.credentials {
+                registries.with_repository_credentials(&img.image, img.implicit_registry, c);
+            }
+        }
         let client = Client::new(registries, Options::default())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

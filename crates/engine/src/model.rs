@@ -45,6 +45,9 @@ pub struct TrackedImage {
     pub policy: Policy,
     /// Where in the file the tag goes, when the kind of file does not say.
     pub target: Target,
+    /// Registry credentials for this image only (`env:`, `ext:`, `file:`), from the
+    /// `pull-secret` annotation or the `credentials` key.
+    pub credentials: Option<String>,
 }
 
 impl TrackedImage {

@@ -144,8 +144,13 @@ impl Client {
             Ok(h) => h,
             Err(poisoned) => poisoned.into_inner(),
         };
+        // Credentials are cached per host; a repository with its own credentials is its own host.
+        let key = match &ep.credentials {
+            Some(c) => format!("{}|{c}", ep.registry),
+            None => ep.registry.clone(),
+        };
         hosts
-            .entry(ep.registry.clone())
+            .entry(key)
             .or_insert_with(|| {
                 Arc::new(Host {
                     sem: Semaphore::new(self.inner.options.max_concurrency.max(1)),

@@ -146,6 +146,33 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 }
 
 impl RegistriesConf {
+    /// Adds an entry for one repository with its own credentials (an image's pull secret),
+    /// keeping the endpoint it resolves to otherwise.
+    pub fn with_repository_credentials(
+        &mut self,
+        image: &ImageRef,
+        implicit_registry: bool,
+        credentials: &str,
+    ) {
+        let base = self.resolve(image, implicit_registry);
+        let template = self.entry_for(image, implicit_registry).cloned();
+        self.entries.insert(
+            0,
+            RegistryEntry {
+                name: image.name(),
+                prefix: image.name(),
+                api_url: base.base_url,
+                credentials: Some(credentials.to_owned()),
+                creds_expire: template.as_ref().and_then(|t| t.creds_expire),
+                default_ns: None,
+                default: false,
+                insecure: base.insecure,
+                tag_sort: base.tag_sort,
+                limit: base.limit,
+            },
+        );
+    }
+
     /// Parses `registries.conf`. `source_name` names the file in errors.
     pub fn parse(text: &str, source_name: &str) -> Result<Self, Error> {
         let bad = |reason: String| Error::Config {
@@ -236,6 +263,14 @@ impl RegistriesConf {
                 || full.starts_with(&format!("{p}/"))
                 || (image.registry() == DOCKER_HUB && familiar.starts_with(&format!("{p}/")))
         };
+        // A prefix naming this very repository is the most specific; then the host exactly.
+        if let Some(repo) = self
+            .entries
+            .iter()
+            .find(|e| e.prefix.trim_end_matches('/') == full)
+        {
+            return Some(repo);
+        }
         if let Some(exact) = self
             .entries
             .iter()

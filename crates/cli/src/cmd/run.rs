@@ -170,7 +170,7 @@ fn print_table(report: &CycleReport) -> std::io::Result<()> {
 /// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error.
 pub fn check(args: &CheckArgs) -> CmdResult {
     let (apps, registries, _) = args.source.load()?;
-    let updater = Updater::new(registries, args.source.state_dir())?;
+    let updater = Updater::new(registries, args.source.state_dir(), &apps)?;
     let report = updater.cycle(&apps, Mode::Check);
     if args.output == "json" {
         let mut out = std::io::stdout().lock();
@@ -218,7 +218,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
     let (apps, registries, interval) = args.source.load()?;
     let interval = args.interval.map_or(interval, Duration::from_secs);
     let state_dir = args.source.state_dir();
-    let updater = Updater::new(registries, state_dir.clone())?;
+    let updater = Updater::new(registries, state_dir.clone(), &apps)?;
     let mode = if args.dry_run {
         Mode::DryRun
     } else {
