@@ -122,8 +122,15 @@ fn workflow_scenarios() {
     );
 
     // Dry run writes nothing.
-    let (code, _, _) = dw(&[&["run", "--once", "--dry-run"], &base[..]].concat());
+    let (code, plan, _) = dw(&[&["run", "--once", "--dry-run"], &base[..]].concat());
     assert_eq!(code, 0);
+    assert!(
+        plan.contains(&format!(
+            "plan: shop-prod {}/shop/backend v1.0.5 -> v1.0.6 in manifests/overlays/production/kustomization.yaml:7",
+            proxy.host()
+        )),
+        "{plan}"
+    );
     assert_eq!(repo.subjects("main").len(), commits);
 
     let (code, out, err) = dw(&[&["run", "--once"], &base[..]].concat());

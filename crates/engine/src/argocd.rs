@@ -204,6 +204,13 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
                 .map_err(|e| cfg(file, &at(&format!("{alias}.platforms")), &e.to_string()))?;
             filter = filter.platforms(platforms);
         }
+        // force-update asks to update an image the application does not run yet; driftwatch
+        // writes to Git whenever the registry differs, so it is always so. The value is checked.
+        if let Some((v, key)) = setting("force-update")
+            && !matches!(v.as_str(), "true" | "false")
+        {
+            return Err(cfg(file, &at(&key), "expected true or false"));
+        }
         let credentials = match setting("pull-secret") {
             Some((spec, key)) => {
                 driftwatch_registry::Source::parse(&spec)

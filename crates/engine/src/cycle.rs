@@ -60,6 +60,8 @@ pub struct ImageReport {
     pub error: Option<String>,
     /// The commit that carried the update, when this cycle made one.
     pub commit: Option<String>,
+    /// The line of the value in `file`, when an update is planned or made.
+    pub line: Option<usize>,
 }
 
 /// A commit this cycle pushed.
@@ -116,6 +118,7 @@ pub struct Updater {
     scanner: Scanner,
     state_dir: PathBuf,
     runtime: tokio::runtime::Runtime,
+    store: std::sync::Mutex<Option<crate::store::Store>>,
 }
 
 struct Desired {
@@ -131,8 +134,11 @@ type Reader<'a> = dyn Fn(&str) -> Result<Option<Vec<u8>>, driftwatch_git::Error>
 struct Edited {
     writes: Vec<FileWrite>,
     per_app: Vec<(usize, Vec<Change>)>,
-    results: Vec<(usize, usize, Option<String>, bool)>,
+    results: Vec<ImageEdit>,
 }
+
+/// What editing one image did: (app index, image index, replaced value, changed, its line).
+type ImageEdit = (usize, usize, Option<String>, bool, Option<usize>);
 
 impl Updater {
     /// An updater over these registries, keeping Git mirrors under `state_dir`. Images of `apps`
@@ -156,10 +162,18 @@ impl Updater {
                 file: "async runtime".to_owned(),
                 reason: e.to_string(),
             })?;
+        let scanner = Scanner::new(client);
+        // Registry metadata per digest survives restarts, so `run --once` from cron does not
+        // fetch the same config blobs every time. A store that cannot open only costs requests.
+        let store = crate::store::Store::open(&state_dir).ok();
+        if let Some(s) = &store {
+            scanner.import(s.load_digest_meta().unwrap_or_default());
+        }
         Ok(Updater {
-            scanner: Scanner::new(client),
+            scanner,
             state_dir,
             runtime,
+            store: std::sync::Mutex::new(store),
         })
     }
 
@@ -211,6 +225,7 @@ impl Updater {
                         status: Status::InSync,
                         error: None,
                         commit: None,
+                        line: None,
                     })
                     .collect()
             })
@@ -255,6 +270,11 @@ impl Updater {
         }
         report.images = lines.into_iter().flatten().collect();
         report.registry_requests = self.registry_requests() - before;
+        if let Ok(mut guard) = self.store.lock()
+            && let Some(store) = guard.as_mut()
+        {
+            let _ = store.save_digest_meta(&self.scanner.export());
+        }
         report.finished_at = now_nanos();
         report
     }
@@ -305,7 +325,7 @@ impl Updater {
                     let text = files.get(&path).cloned().unwrap_or_default();
                     let out = set_image(&text, &path, &img.target, &d.change)?;
                     let old = previous_tag(&out, &d.change.image);
-                    results.push((i, j, old.clone(), out.changed));
+                    results.push((i, j, old.clone(), out.changed, out.lines.first().copied()));
                     if out.changed {
                         changes.push(Change {
                             image: img.written.clone(),
@@ -393,10 +413,11 @@ impl Updater {
             results = plan_on(&|p| mirror.read(&head, p))?.results;
             None
         };
-        for (i, j, old, changed) in results {
+        for (i, j, old, changed, at) in results {
             let line = &mut lines[i][j];
             if changed {
                 line.git = old;
+                line.line = at;
                 line.status = if mode == Mode::Apply {
                     Status::Updated
                 } else {

@@ -63,7 +63,12 @@ impl Store {
                commit_id TEXT NOT NULL, repo TEXT NOT NULL, branch TEXT NOT NULL,
                seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS updates_app ON updates(app);",
+             CREATE INDEX IF NOT EXISTS updates_app ON updates(app);
+             CREATE TABLE IF NOT EXISTS digest_meta (
+               digest TEXT PRIMARY KEY,
+               created_nanos TEXT,
+               platforms TEXT NOT NULL
+             );",
         )
         .map_err(db_err)?;
         Ok(Store { db })
@@ -81,6 +86,62 @@ impl Store {
             .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
+    }
+
+    /// Saves registry metadata per digest (immutable, so existing rows are kept).
+    pub fn save_digest_meta(
+        &mut self,
+        entries: &[(driftwatch_policy::Digest, driftwatch_registry::DigestMeta)],
+    ) -> Result<(), Error> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        for (d, m) in entries {
+            let platforms: Vec<String> = m.platforms.iter().map(ToString::to_string).collect();
+            tx.execute(
+                "INSERT OR IGNORE INTO digest_meta (digest, created_nanos, platforms) VALUES (?1, ?2, ?3)",
+                params![d.to_string(), m.created.map(|c| c.unix_nanos().to_string()), platforms.join(",")],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Loads the saved registry metadata; unreadable rows are skipped (they will be fetched again).
+    pub fn load_digest_meta(
+        &self,
+    ) -> Result<Vec<(driftwatch_policy::Digest, driftwatch_registry::DigestMeta)>, Error> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT digest, created_nanos, platforms FROM digest_meta")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (d, created, platforms) = row.map_err(db_err)?;
+            let Ok(digest) = driftwatch_policy::Digest::parse(&d) else {
+                continue;
+            };
+            let created = match created.map(|c| c.parse::<i128>()) {
+                Some(Ok(n)) => Some(driftwatch_policy::Timestamp::from_unix_nanos(n)),
+                Some(Err(_)) => continue,
+                None => None,
+            };
+            let Ok(platforms) = driftwatch_policy::Platform::parse_list(&platforms) else {
+                continue;
+            };
+            out.push((
+                digest,
+                driftwatch_registry::DigestMeta { created, platforms },
+            ));
+        }
+        Ok(out)
     }
 
     /// Updates, newest first, of one application or all.
@@ -143,6 +204,22 @@ mod tests {
             ["v4", "v3", "v2"]
         );
         assert_eq!(store.history(Some("a"), 10).unwrap().len(), 2);
+
+        let d = driftwatch_policy::Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap();
+        let meta = driftwatch_registry::DigestMeta {
+            created: Some(driftwatch_policy::Timestamp::parse("2026-11-25T10:00:00.5Z").unwrap()),
+            platforms: driftwatch_policy::Platform::parse_list("linux/amd64,linux/arm/v7").unwrap(),
+        };
+        store
+            .save_digest_meta(&[(d.clone(), meta.clone())])
+            .unwrap();
+        store
+            .save_digest_meta(&[(d.clone(), meta.clone())])
+            .unwrap();
+        assert_eq!(
+            Store::open(&dir).unwrap().load_digest_meta().unwrap(),
+            vec![(d, meta)]
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -32,6 +32,7 @@ pub fn set_argocd_source_image(
             text: format!("kustomize:\n  images:\n  - {wanted}\n"),
             changed: true,
             previous: Vec::new(),
+            lines: Vec::new(),
         });
     }
     let docs = parse(src, file)?;
@@ -115,6 +116,7 @@ pub fn set_argocd_source_helm(
             text,
             changed: true,
             previous: Vec::new(),
+            lines: Vec::new(),
         });
     }
     let docs = parse(src, file)?;

@@ -70,6 +70,8 @@ pub struct Outcome {
     pub changed: bool,
     /// The values that were replaced, in file order (the old tags, or old `name:tag` images).
     pub previous: Vec<String>,
+    /// The 1-based lines of the replaced values (of the input).
+    pub lines: Vec<usize>,
 }
 
 /// What kind of file an image edit targets, as told by its name and content.
@@ -178,10 +180,13 @@ pub fn set_image(
                     let second = set_helm_value(&first.text, file_name, name_path, &name_value())?;
                     let mut previous = first.previous;
                     previous.extend(second.previous);
+                    let mut lines = first.lines;
+                    lines.extend(second.lines);
                     Ok(Outcome {
                         changed: first.changed || second.changed,
                         text: second.text,
                         previous,
+                        lines,
                     })
                 }
                 None => Ok(first),
@@ -236,15 +241,22 @@ fn finish(editor: yaml::Editor<'_>, docs: &[yaml::Document]) -> Result<Outcome, 
             text: editor.src().to_owned(),
             changed: false,
             previous: Vec::new(),
+            lines: Vec::new(),
         });
     }
     let file = editor.file().to_owned();
-    let (text, intents, previous) = editor.apply()?;
+    let yaml::edit::Applied {
+        text,
+        intents,
+        previous,
+        lines,
+    } = editor.apply()?;
     yaml::verify::verify(docs, &text, &intents, &file)?;
     Ok(Outcome {
         changed: true,
         text,
         previous,
+        lines,
     })
 }
 

@@ -70,6 +70,23 @@ impl Scanner {
         }
     }
 
+    /// Every cached digest's metadata, to persist between runs.
+    pub fn export(&self) -> Vec<(Digest, DigestMeta)> {
+        self.meta
+            .lock()
+            .map(|m| m.iter().map(|(d, v)| (d.clone(), (**v).clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Seeds the cache (a digest's metadata never changes, so it can be kept forever).
+    pub fn import(&self, entries: impl IntoIterator<Item = (Digest, DigestMeta)>) {
+        if let Ok(mut m) = self.meta.lock() {
+            for (d, v) in entries {
+                m.insert(d, Arc::new(v));
+            }
+        }
+    }
+
     /// Digests whose metadata is cached.
     pub fn cached_digests(&self) -> usize {
         self.meta.lock().map_or(0, |m| m.len())

@@ -150,6 +150,22 @@ fn print_table(report: &CycleReport) -> std::io::Result<()> {
     for r in &rows {
         writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
     }
+    for l in report
+        .images
+        .iter()
+        .filter(|l| l.status == Status::UpdateAvailable)
+    {
+        writeln!(
+            out,
+            "plan: {} {} {} -> {} in {}{}",
+            l.app,
+            l.image,
+            l.git.as_deref().unwrap_or("(none)"),
+            l.registry.as_deref().unwrap_or("-"),
+            l.file,
+            l.line.map(|n| format!(":{n}")).unwrap_or_default()
+        )?;
+    }
     for c in &report.commits {
         writeln!(
             out,

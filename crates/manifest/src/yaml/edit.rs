@@ -70,6 +70,18 @@ struct Splice {
     text: String,
 }
 
+/// The result of applying an editor's splices.
+pub struct Applied {
+    /// The new text.
+    pub text: String,
+    /// What the edits meant to do, for verification.
+    pub intents: Vec<Intent>,
+    /// The replaced values.
+    pub previous: Vec<String>,
+    /// Their lines.
+    pub lines: Vec<usize>,
+}
+
 /// Collects splices against one source text, then applies them all at once.
 pub struct Editor<'a> {
     src: &'a str,
@@ -79,6 +91,8 @@ pub struct Editor<'a> {
     pub intents: Vec<Intent>,
     /// The values replaced by `set_scalar`, in order, for reports ("old tag").
     pub previous: Vec<String>,
+    /// The 1-based lines of those values.
+    pub lines: Vec<usize>,
 }
 
 impl<'a> Editor<'a> {
@@ -95,6 +109,7 @@ impl<'a> Editor<'a> {
             splices: Vec::new(),
             intents: Vec::new(),
             previous: Vec::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -166,6 +181,7 @@ impl<'a> Editor<'a> {
         }
         self.intents.push(Intent::Set(path, value.to_owned()));
         self.previous.push(old.clone());
+        self.lines.push(node.line);
         Ok(())
     }
 
@@ -359,7 +375,7 @@ impl<'a> Editor<'a> {
     }
 
     /// Applies every splice; fails if two overlap (a bug in a caller, never silently merged).
-    pub fn apply(mut self) -> Result<(String, Vec<Intent>, Vec<String>), Error> {
+    pub fn apply(mut self) -> Result<Applied, Error> {
         self.splices.sort_by_key(|s| (s.start, s.end));
         for pair in self.splices.windows(2) {
             if pair[1].start < pair[0].end {
@@ -378,7 +394,12 @@ impl<'a> Editor<'a> {
             pos = s.end;
         }
         out.push_str(&self.src[pos..]);
-        Ok((out, self.intents, self.previous))
+        Ok(Applied {
+            text: out,
+            intents: self.intents,
+            previous: self.previous,
+            lines: self.lines,
+        })
     }
 }
 

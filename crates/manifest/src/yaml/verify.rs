@@ -146,7 +146,8 @@ mod tests {
         // Claim to set `a` while actually splicing `b`.
         ed.set_scalar(root.get("b").unwrap(), Path::root(0).key("a"), "3")
             .unwrap();
-        let (text, intents, _) = ed.apply().unwrap();
+        let applied = ed.apply().unwrap();
+        let (text, intents) = (applied.text, applied.intents);
         let err = verify(&docs, &text, &intents, "f").unwrap_err();
         assert!(matches!(err, Error::Verify { .. }), "{err}");
     }
