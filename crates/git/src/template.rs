@@ -30,19 +30,20 @@ fn s(v: &str) -> Value {
     Value::from(v.to_owned())
 }
 
+/// One change as a template value; the image is `.Image` in commit and `.Name` in branch
+/// templates.
+fn change_value(c: &Change, image_key: &str) -> Value {
+    let mut m = HashMap::new();
+    m.insert(image_key.to_owned(), s(&c.image));
+    m.insert("Alias".to_owned(), s(&c.alias));
+    m.insert("OldTag".to_owned(), s(&c.old_tag));
+    m.insert("NewTag".to_owned(), s(&c.new_tag));
+    Value::Map(m)
+}
+
 /// Renders a commit message: `.AppName` and `.AppChanges` (each `.Image .OldTag .NewTag`).
 pub fn commit_message(template: &str, app: &str, changes: &[Change]) -> Result<String, Error> {
-    let list = changes
-        .iter()
-        .map(|c| {
-            let mut m = HashMap::new();
-            m.insert("Image".to_owned(), s(&c.image));
-            m.insert("Alias".to_owned(), s(&c.alias));
-            m.insert("OldTag".to_owned(), s(&c.old_tag));
-            m.insert("NewTag".to_owned(), s(&c.new_tag));
-            Value::Map(m)
-        })
-        .collect();
+    let list = changes.iter().map(|c| change_value(c, "Image")).collect();
     let mut data = HashMap::new();
     data.insert("AppName".to_owned(), s(app));
     data.insert("AppChanges".to_owned(), Value::Array(list));
@@ -73,17 +74,7 @@ pub fn branch_name(
     app: &str,
     changes: &[Change],
 ) -> Result<String, Error> {
-    let images = changes
-        .iter()
-        .map(|c| {
-            let mut m = HashMap::new();
-            m.insert("Name".to_owned(), s(&c.image));
-            m.insert("Alias".to_owned(), s(&c.alias));
-            m.insert("OldTag".to_owned(), s(&c.old_tag));
-            m.insert("NewTag".to_owned(), s(&c.new_tag));
-            Value::Map(m)
-        })
-        .collect();
+    let images = changes.iter().map(|c| change_value(c, "Name")).collect();
     let mut data = HashMap::new();
     data.insert("AppNamespace".to_owned(), s(app_namespace));
     data.insert("AppName".to_owned(), s(app));

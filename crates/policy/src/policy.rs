@@ -299,6 +299,18 @@ impl Policy {
     }
 }
 
+impl std::fmt::Display for Policy {
+    /// `semver, constraint ~1.0`, `digest, tracking dev-latest`, `newest-build`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.strategy)?;
+        match (&self.constraint, &self.track) {
+            (Some(c), _) => write!(f, ", constraint {c}"),
+            (None, Some(t)) => write!(f, ", tracking {t}"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
 fn join(platforms: &[Platform]) -> String {
     if platforms.is_empty() {
         return "nothing".to_owned();

@@ -1,16 +1,14 @@
 //! Git servers over every transport driftwatch supports: `file://`, `git daemon`, smart HTTP
 //! through `git http-backend` with basic auth, and SSH through `sshd`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
 
+use crate::http::{Reply, Request, Server};
 use crate::{TempDir, free_port, wait_for_port};
 
 /// Runs git with a fixed identity, panicking on failure.
@@ -134,10 +132,10 @@ impl Drop for GitDaemon {
     }
 }
 
-/// Smart HTTP: a small HTTP/1.1 server that checks basic auth and runs `git http-backend` as a
+/// Smart HTTP: the test HTTP server checking basic auth and running `git http-backend` as a
 /// CGI for each request.
 pub struct GitHttp {
-    stop: Arc<AtomicBool>,
+    _server: Server,
     /// The port it listens on.
     pub port: u16,
 }
@@ -146,146 +144,80 @@ impl GitHttp {
     /// Serves repositories below `base` at `http://127.0.0.1:port/<name>`, requiring
     /// `user`/`password`.
     pub fn start(base: &Path, user: &str, password: &str) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
         let expected = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
         );
         let base = base.to_path_buf();
-        let flag = stop.clone();
-        std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let base = base.clone();
-                        let expected = expected.clone();
-                        std::thread::spawn(move || {
-                            let _ = serve(stream, &base, &expected);
-                        });
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
+        let server = Server::start(move |req: &Request| {
+            if req.header("authorization") != Some(expected.as_str()) {
+                return Reply::new(401, &[("WWW-Authenticate", "Basic realm=\"git\"")], "");
             }
+            cgi(&base, req).unwrap_or_else(|e| Reply::new(500, &[], e.to_string()))
         });
-        GitHttp { stop, port }
+        let port = server.port;
+        GitHttp {
+            _server: server,
+            port,
+        }
     }
 }
 
-impl Drop for GitHttp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+fn cgi(base: &Path, req: &Request) -> std::io::Result<Reply> {
+    let (path, query) = req.target.split_once('?').unwrap_or((&req.target, ""));
+    let header = |name: &str| req.header(name).unwrap_or("").to_owned();
+    let mut child = Command::new("git")
+        .arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GIT_PROJECT_ROOT", base)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", "tester")
+        .env("REQUEST_METHOD", &req.method)
+        .env("PATH_INFO", path)
+        .env("QUERY_STRING", query)
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("CONTENT_LENGTH", req.body.len().to_string())
+        .env("HTTP_CONTENT_ENCODING", header("content-encoding"))
+        .env("GIT_PROTOCOL", header("git-protocol"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&req.body)?;
     }
-}
-
-fn serve(stream: TcpStream, base: &Path, expected_auth: &str) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line)? == 0 {
-            return Ok(());
+    let out = child.wait_with_output()?.stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| out.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
+    let (head, payload) = match split {
+        Some((i, n)) => (
+            String::from_utf8_lossy(&out[..i]).into_owned(),
+            out[i + n..].to_vec(),
+        ),
+        None => (String::new(), out),
+    };
+    let mut status = 200;
+    let mut headers = Vec::new();
+    for line in head.lines() {
+        if let Some(s) = line.strip_prefix("Status:") {
+            status = s
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(500);
+        } else if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
-        let mut parts = request_line.split_whitespace();
-        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line)?;
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-            }
-        }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-        };
-        let mut body = Vec::new();
-        if let Some(len) = header("content-length").and_then(|l| l.parse::<usize>().ok()) {
-            body.resize(len, 0);
-            reader.read_exact(&mut body)?;
-        } else if header("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
-        if header("authorization").as_deref() != Some(expected_auth) {
-            out.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n")?;
-            continue;
-        }
-        let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let backend = Command::new("git")
-            .arg("http-backend")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("GIT_PROJECT_ROOT", base)
-            .env("GIT_HTTP_EXPORT_ALL", "1")
-            .env("REMOTE_USER", "tester")
-            .env("REQUEST_METHOD", method)
-            .env("PATH_INFO", path)
-            .env("QUERY_STRING", query)
-            .env("CONTENT_TYPE", header("content-type").unwrap_or_default())
-            .env("CONTENT_LENGTH", body.len().to_string())
-            .env(
-                "HTTP_CONTENT_ENCODING",
-                header("content-encoding").unwrap_or_default(),
-            )
-            .env("GIT_PROTOCOL", header("git-protocol").unwrap_or_default())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let mut child = backend;
-        child.stdin.take().unwrap().write_all(&body)?;
-        let cgi = child.wait_with_output()?.stdout;
-        let split = cgi
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|i| (i, 4))
-            .or_else(|| cgi.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)));
-        let (head, payload) = match split {
-            Some((i, n)) => (
-                String::from_utf8_lossy(&cgi[..i]).into_owned(),
-                &cgi[i + n..],
-            ),
-            None => (String::new(), &cgi[..]),
-        };
-        let mut status = "200 OK".to_owned();
-        let mut response = Vec::new();
-        for line in head.lines() {
-            if let Some(s) = line.strip_prefix("Status:") {
-                status = s.trim().to_owned();
-            } else if !line.is_empty() {
-                response.extend_from_slice(line.as_bytes());
-                response.extend_from_slice(b"\r\n");
-            }
-        }
-        out.write_all(
-            format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", payload.len()).as_bytes(),
-        )?;
-        out.write_all(&response)?;
-        out.write_all(b"\r\n")?;
-        out.write_all(payload)?;
-        out.flush()?;
     }
+    Ok(Reply::Full {
+        status,
+        headers,
+        body: payload,
+    })
 }
 
 /// `sshd` on loopback accepting one generated key, with a known_hosts file for its host key.

@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 server and client over std, enough for test servers on loopback.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,18 +134,14 @@ impl Drop for Server {
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let target = parts.next().unwrap_or("/").to_owned();
+/// Header lines up to the blank line, names lower-cased.
+fn read_headers(reader: &mut impl BufRead) -> std::io::Result<HashMap<String, String>> {
     let mut headers = HashMap::new();
     loop {
         let mut h = String::new();
-        reader.read_line(&mut h)?;
+        if reader.read_line(&mut h)? == 0 {
+            break;
+        }
         let h = h.trim_end();
         if h.is_empty() {
             break;
@@ -154,14 +150,54 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
             headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
+    Ok(headers)
+}
+
+/// A body by `Content-Length` or chunked transfer coding; `None` means read to the end.
+fn read_body(
+    reader: &mut impl BufRead,
+    headers: &mut HashMap<String, String>,
+    to_end: bool,
+) -> std::io::Result<Vec<u8>> {
     let mut body = Vec::new();
-    if let Some(n) = headers
+    if headers
+        .get("transfer-encoding")
+        .is_some_and(|t| t.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            reader.read_exact(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        headers.remove("transfer-encoding");
+    } else if let Some(n) = headers
         .get("content-length")
         .and_then(|l| l.parse::<usize>().ok())
     {
         body.resize(n, 0);
         reader.read_exact(&mut body)?;
+    } else if to_end {
+        reader.read_to_end(&mut body)?;
     }
+    Ok(body)
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+    let mut line = String::new();
+    if reader.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let target = parts.next().unwrap_or("/").to_owned();
+    let mut headers = read_headers(reader)?;
+    let body = read_body(reader, &mut headers, false)?;
     Ok(Some(Request {
         method,
         target,
@@ -247,50 +283,11 @@ pub fn request(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let mut resp_headers = HashMap::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            resp_headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
-    }
-    let mut body = Vec::new();
-    let chunked = resp_headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.contains("chunked"));
-    if method != "HEAD" && status != 204 && status != 304 {
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size)?;
-                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-                let mut chunk = vec![0; n + 2];
-                reader.read_exact(&mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-            resp_headers.remove("transfer-encoding");
-        } else {
-            match resp_headers
-                .get("content-length")
-                .and_then(|l| l.parse::<usize>().ok())
-            {
-                Some(n) => {
-                    body.resize(n, 0);
-                    reader.read_exact(&mut body)?;
-                }
-                None => {
-                    reader.read_to_end(&mut body)?;
-                }
-            }
-        }
-    }
+    let mut resp_headers = read_headers(&mut reader)?;
+    let body = if method != "HEAD" && status != 204 && status != 304 {
+        read_body(&mut reader, &mut resp_headers, true)?
+    } else {
+        Vec::new()
+    };
     Ok((status, resp_headers, body))
 }

@@ -255,17 +255,7 @@ pub fn test(args: &TestArgs) -> CmdResult {
         let ep = scanner.client().endpoint(&image, implicit);
         writeln!(out, "image:      {} (via {})", image.name(), ep.base_url)
             .context("writing stdout")?;
-        writeln!(
-            out,
-            "policy:     {}{}",
-            policy.strategy(),
-            policy
-                .constraint()
-                .map(|c| format!(", constraint {c}"))
-                .or_else(|| policy.tracked_tag().map(|t| format!(", tracking {t}")))
-                .unwrap_or_default()
-        )
-        .context("writing stdout")?;
+        writeln!(out, "policy:     {policy}").context("writing stdout")?;
         writeln!(out, "candidates: {} tags", candidates.len()).context("writing stdout")?;
         for &i in &evaluation.ranked {
             let c = &candidates[i];

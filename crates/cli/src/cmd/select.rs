@@ -257,14 +257,8 @@ pub fn no_match_summary(
         }
     }
     let mut out = format!(
-        "no tag qualifies among {} tags (strategy {}{}):",
-        candidates.len(),
-        policy.strategy(),
-        policy
-            .constraint()
-            .map(|c| format!(", constraint {c}"))
-            .or_else(|| policy.tracked_tag().map(|t| format!(", tracking {t}")))
-            .unwrap_or_default()
+        "no tag qualifies among {} tags (strategy {policy}):",
+        candidates.len()
     );
     for (count, example) in by_reason.values() {
         out.push_str(&format!("\n  {count} rejected, e.g. {example}"));
