@@ -260,7 +260,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
                 }
             }
         }
-        let written = entry.image.familiar_name();
+        let written = entry.written.clone();
         images.push(TrackedImage {
             alias: entry.alias.clone(),
             implicit_registry: !written.split('/').next().is_some_and(|first| {

@@ -322,6 +322,8 @@ pub struct ImageListEntry {
     pub image: ImageRef,
     /// What followed the image name after `:`, trimmed; `None` when nothing did.
     pub constraint: Option<String>,
+    /// The image name as written (`nginx`, `docker.io/nginx`), which is how manifests name it.
+    pub written: String,
 }
 
 impl ImageListEntry {
@@ -343,8 +345,15 @@ impl ImageListEntry {
         if rest.contains('@') {
             let image = ImageRef::parse(rest)?;
             let constraint = image.tag().map(str::to_owned);
+            let before_digest = rest.split('@').next().unwrap_or(rest);
+            let slash = before_digest.rfind('/').map_or(0, |i| i + 1);
+            let written = match before_digest[slash..].find(':') {
+                Some(i) => before_digest[..slash + i].to_owned(),
+                None => before_digest.to_owned(),
+            };
             return Ok(ImageListEntry {
                 alias,
+                written,
                 image,
                 constraint,
             });
@@ -363,6 +372,7 @@ impl ImageListEntry {
         let image = ImageRef::parse(name.trim())?;
         Ok(ImageListEntry {
             alias,
+            written: name.trim().to_owned(),
             image,
             constraint: constraint.map(str::to_owned),
         })
@@ -498,6 +508,17 @@ mod tests {
 
         let e = ImageListEntry::parse("localhost:5000/app").unwrap();
         assert_eq!(e.constraint, None);
+        assert_eq!(e.written, "localhost:5000/app");
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let e = ImageListEntry::parse(&format!("x=localhost:5000/app:v1@{d}")).unwrap();
+        assert_eq!(
+            (e.written.as_str(), e.constraint.as_deref()),
+            ("localhost:5000/app", Some("v1"))
+        );
+        assert_eq!(
+            ImageListEntry::parse("docker.io/nginx:~1").unwrap().written,
+            "docker.io/nginx"
+        );
         assert_eq!(e.image.registry(), "localhost:5000");
 
         let e = ImageListEntry::parse("a=nginx:<=1.4").unwrap();
