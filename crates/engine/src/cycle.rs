@@ -193,15 +193,21 @@ impl Updater {
         let before = self.registry_requests();
         let mut report = CycleReport::default();
         // Stage 1: scan and choose, each repository listed once however many apps track it.
+        // Images are scanned concurrently; the client bounds requests per registry.
         let scan = self.scanner.cycle();
-        let mut desired: Vec<Vec<Result<Option<Desired>, String>>> = Vec::new();
-        for app in apps {
-            let mut per_image = Vec::new();
-            for img in &app.images {
-                per_image.push(self.runtime.block_on(choose(&scan, img)));
-            }
-            desired.push(per_image);
+        let all: Vec<&TrackedImage> = apps.iter().flat_map(|a| &a.images).collect();
+        let mut chosen = Vec::with_capacity(all.len());
+        for chunk in all.chunks(64) {
+            chosen.extend(
+                self.runtime
+                    .block_on(join_all(chunk.iter().map(|img| choose(&scan, img)))),
+            );
         }
+        let mut chosen = chosen.into_iter();
+        let desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
+            .iter()
+            .map(|a| chosen.by_ref().take(a.images.len()).collect())
+            .collect();
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
         let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
@@ -242,11 +248,49 @@ impl Updater {
                 }
             }
         }
-        for ((repo, branch), members) in groups {
-            let result = self.write(&repo, &branch, apps, &members, &desired, &mut lines, mode);
+        // Repositories are written in parallel, a few at a time; each is one commit.
+        let groups: Vec<((String, String), Vec<usize>)> = groups.into_iter().collect();
+        let mut outcomes = Vec::with_capacity(groups.len());
+        for batch in groups.chunks(4) {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|((repo, branch), members)| {
+                        let desired = &desired;
+                        scope.spawn(move || self.write(repo, branch, apps, members, desired, mode))
+                    })
+                    .collect();
+                for h in handles {
+                    outcomes.push(h.join().unwrap_or_else(|_| {
+                        Err(Error::Read {
+                            file: "write-back".to_owned(),
+                            reason: "a write-back thread panicked".to_owned(),
+                        })
+                    }));
+                }
+            });
+        }
+        for (((_, _), members), result) in groups.iter().zip(outcomes) {
+            let result = result.map(|(commit, edits)| {
+                for (i, j, old, changed, at) in edits {
+                    let line = &mut lines[i][j];
+                    if changed {
+                        line.git = old;
+                        line.line = at;
+                        line.status = if mode == Mode::Apply {
+                            Status::Updated
+                        } else {
+                            Status::UpdateAvailable
+                        };
+                    } else {
+                        line.git = line.registry.clone();
+                    }
+                }
+                commit
+            });
             match result {
                 Ok(Some(commit)) => {
-                    for &i in &members {
+                    for &i in members {
                         for line in &mut lines[i] {
                             if line.status == Status::Updated {
                                 line.commit = Some(commit.commit.clone());
@@ -257,7 +301,7 @@ impl Updater {
                 }
                 Ok(None) => {}
                 Err(e) => {
-                    for &i in &members {
+                    for &i in members {
                         for line in &mut lines[i] {
                             if line.status != Status::NoCandidate {
                                 line.status = Status::Error;
@@ -287,9 +331,8 @@ impl Updater {
         apps: &[App],
         members: &[usize],
         desired: &[Vec<Result<Option<Desired>, String>>],
-        lines: &mut [Vec<ImageReport>],
         mode: Mode,
-    ) -> Result<Option<CommitReport>, Error> {
+    ) -> Result<(Option<CommitReport>, Vec<ImageEdit>), Error> {
         let first = &apps[members[0]];
         let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
@@ -413,21 +456,7 @@ impl Updater {
             results = plan_on(&|p| mirror.read(&head, p))?.results;
             None
         };
-        for (i, j, old, changed, at) in results {
-            let line = &mut lines[i][j];
-            if changed {
-                line.git = old;
-                line.line = at;
-                line.status = if mode == Mode::Apply {
-                    Status::Updated
-                } else {
-                    Status::UpdateAvailable
-                };
-            } else {
-                line.git = line.registry.clone();
-            }
-        }
-        Ok(match outcome {
+        let commit = match outcome {
             Some(Outcome::Pushed {
                 commit,
                 branch,
@@ -439,8 +468,34 @@ impl Updater {
                 attempts,
             }),
             _ => None,
-        })
+        };
+        Ok((commit, results))
     }
+}
+
+/// Awaits futures concurrently on the current thread; results in input order.
+pub async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(move |cx| {
+        let mut done = true;
+        for (i, fut) in pending.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(results.iter_mut().filter_map(Option::take).collect())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.

@@ -10,7 +10,7 @@ pub mod target;
 
 pub use config::Config;
 pub use cycle::{
-    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, now_nanos,
+    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, join_all, now_nanos,
 };
 pub use error::Error;
 pub use model::{App, TrackedImage};

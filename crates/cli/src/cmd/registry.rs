@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
+use driftwatch_engine::join_all;
 use driftwatch_policy::{ImageListEntry, ImageRef, Strategy};
 use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner, Source};
 
@@ -156,36 +157,6 @@ pub fn tags(args: &TagsArgs) -> CmdResult {
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
-}
-
-/// Awaits futures concurrently on the current thread, in order.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
-    let mut pending = handles;
-    std::future::poll_fn(move |cx| {
-        let mut done = true;
-        for (i, fut) in pending.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(
-                results
-                    .iter_mut()
-                    .map(|r| r.take())
-                    .collect::<Option<Vec<_>>>(),
-            )
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
-    .unwrap_or_default()
 }
 
 /// `test` arguments.
