@@ -38,6 +38,12 @@ impl From<driftwatch_engine::Error> for Failure {
     }
 }
 
+impl From<driftwatch_cluster::Error> for Failure {
+    fn from(err: driftwatch_cluster::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

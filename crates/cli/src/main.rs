@@ -26,6 +26,10 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Report drift between the registries and Git for every tracked image (exit 2 on drift).
     Check(cmd::run::CheckArgs),
+    /// Render an application's manifests at its branch head (JSON, one object per line).
+    Render(cmd::diff::RenderArgs),
+    /// Compare an application's rendering with a live snapshot (`kubectl get -o yaml`).
+    Diff(cmd::diff::DiffArgs),
     /// Show the updates driftwatch made, newest first.
     History(cmd::run::HistoryArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args),
         Command::Check(args) => cmd::run::check(&args),
         Command::History(args) => cmd::run::history(&args),
+        Command::Render(args) => cmd::diff::render_cmd(&args),
+        Command::Diff(args) => cmd::diff::diff_cmd(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

@@ -275,6 +275,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
         });
     }
     Ok(App {
+        path: app_path,
         name,
         namespace,
         repo,

@@ -321,6 +321,7 @@ impl Config {
                 });
             }
             apps.push(App {
+                path: a.path.clone(),
                 name: a.name,
                 namespace: String::new(),
                 repo: a.repo,

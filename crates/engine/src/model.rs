@@ -18,6 +18,8 @@ pub struct App {
     pub branch: String,
     /// Credentials for the repository.
     pub auth: Auth,
+    /// The application's directory in the repository (what is rendered and synced).
+    pub path: String,
     /// The file, relative to the repository root, that holds the images.
     pub file: String,
     /// Commit message template.

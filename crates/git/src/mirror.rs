@@ -265,6 +265,31 @@ impl Mirror {
         }
     }
 
+    /// Writes the tree of `commit` into `dest` (which must exist), for tools that need files.
+    pub fn export(&self, commit: &str, dest: &Path) -> Result<(), Error> {
+        let tar = self.git(&["archive", "--format=tar", commit], None)?;
+        let mut child = Command::new("tar")
+            .arg("-x")
+            .arg("-C")
+            .arg(dest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| io(dest, e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&tar).map_err(|e| io(dest, e))?;
+        }
+        let out = child.wait_with_output().map_err(|e| io(dest, e))?;
+        if !out.status.success() {
+            return Err(io(
+                dest,
+                std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Fetches, lets `edit` compute the files to write from the base branch's head, commits them
     /// as one commit and pushes. When the push is rejected because the branch moved, it fetches
     /// again and re-runs `edit` on the new head, so no one else's commit is lost and no update is

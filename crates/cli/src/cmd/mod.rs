@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod diff;
 pub mod registry;
 pub mod run;
 pub mod select;

@@ -31,7 +31,8 @@ pub struct Source {
 }
 
 impl Source {
-    fn load(&self) -> anyhow::Result<(Vec<App>, RegistriesConf, Duration)> {
+    /// The applications, registries and interval.
+    pub fn load(&self) -> anyhow::Result<(Vec<App>, RegistriesConf, Duration)> {
         let conf_file = |p: &PathBuf| -> anyhow::Result<RegistriesConf> {
             let text =
                 std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -58,7 +59,8 @@ impl Source {
         }
     }
 
-    fn state_dir(&self) -> PathBuf {
+    /// Where state lives.
+    pub fn state_dir(&self) -> PathBuf {
         self.state_dir
             .clone()
             .unwrap_or_else(|| match std::env::var_os("XDG_STATE_HOME") {

@@ -1,0 +1,220 @@
+//! `driftwatch render APP` and `driftwatch diff APP --live FILE`: what Git says an application
+//! is, and how a cluster snapshot (`kubectl get -o yaml`) differs from it, for offline audits.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use driftwatch_cluster::{IgnoreRule, Rendered, Tool, diff, parse_objects, render};
+use driftwatch_engine::App;
+
+use super::run::Source;
+use crate::exit::{CmdResult, Failure};
+
+/// `render` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RenderArgs {
+    /// The application's name.
+    pub app: String,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// `diff` arguments.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The application's name.
+    pub app: String,
+    #[command(flatten)]
+    pub source: Source,
+    /// A `kubectl get -o yaml` export (a List or several documents) to compare with.
+    #[arg(long, value_name = "FILE")]
+    pub live: PathBuf,
+    /// Ignore a field: `KIND[/NAME]:/json/pointer` (repeatable), like Argo CD's ignoreDifferences.
+    #[arg(long = "ignore", value_name = "RULE")]
+    pub ignore: Vec<String>,
+    /// text or json.
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+}
+
+fn find_app(source: &Source, name: &str) -> anyhow::Result<App> {
+    let (apps, _, _) = source.load()?;
+    let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
+    apps.into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| anyhow!("no application {name:?} (known: {})", names.join(", ")))
+}
+
+/// Renders the app's path at its branch head. Results are cached by (commit, path, tool
+/// version) under the state dir; a failed render leaves the cache as it was.
+fn render_app(source: &Source, app: &App) -> anyhow::Result<(String, Rendered)> {
+    let state = source.state_dir();
+    let mirror = driftwatch_git::Mirror::open(&state, &app.repo, app.auth.clone())?;
+    let spec = driftwatch_git::BranchSpec::parse(&app.branch, "main");
+    mirror.fetch(&[&spec.base])?;
+    let head = mirror.head(&spec.base)?.ok_or_else(|| {
+        anyhow!(
+            "{}: branch {} does not exist",
+            driftwatch_git::redact_url(&app.repo),
+            spec.base
+        )
+    })?;
+    let cache_dir = state.join("render");
+    let key: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(format!("{head}\0{}", app.path).as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let cached = cache_dir.join(format!("{key}.json"));
+    if let Some(hit) = std::fs::read(&cached)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            let tool = Tool::parse(v["tool"].as_str()?)?;
+            let objects = v["objects"].as_array()?.clone();
+            (driftwatch_cluster::installed(&tool).as_ref() == Some(&tool))
+                .then_some(Rendered { tool, objects })
+        })
+    {
+        return Ok((head, hit));
+    }
+    let tree = tempdir(&state)?;
+    mirror.export(&head, &tree)?;
+    let dir = tree.join(&app.path);
+    let rendered = render(&dir, &app.name);
+    let _ = std::fs::remove_dir_all(&tree);
+    let rendered = rendered?;
+    // The tool's version is part of the key: a kustomize upgrade renders anew.
+    let version = rendered.tool.to_string();
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating {}", cache_dir.display()))?;
+    let body = serde_json::json!({"commit": head, "path": app.path, "tool": version, "objects": rendered.objects});
+    std::fs::write(&cached, body.to_string())
+        .with_context(|| format!("writing {}", cached.display()))?;
+    Ok((head, rendered))
+}
+
+fn tempdir(state: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let dir = state.join("tmp").join(format!(
+        "render-{}-{}",
+        std::process::id(),
+        driftwatch_engine::now_nanos()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Prints the rendered objects as JSON, one per line.
+pub fn render_cmd(args: &RenderArgs) -> CmdResult {
+    let app = find_app(&args.source, &args.app)?;
+    let (head, rendered) = render_app(&args.source, &app)?;
+    eprintln!(
+        "{} at {} rendered with {}: {} objects",
+        app.path,
+        &head[..head.len().min(12)],
+        rendered.tool,
+        rendered.objects.len()
+    );
+    let mut out = std::io::stdout().lock();
+    for o in &rendered.objects {
+        writeln!(out, "{o}").context("writing stdout")?;
+    }
+    Ok(())
+}
+
+fn parse_rule(rule: &str) -> anyhow::Result<IgnoreRule> {
+    let (target, pointer) = rule
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--ignore {rule:?}: expected KIND[/NAME]:/json/pointer"))?;
+    if !pointer.starts_with('/') {
+        return Err(anyhow!(
+            "--ignore {rule:?}: the JSON pointer must start with /"
+        ));
+    }
+    let (kind, name) = match target.split_once('/') {
+        Some((k, n)) => (k, Some(n.to_owned())),
+        None => (target, None),
+    };
+    Ok(IgnoreRule {
+        kind: (!kind.is_empty() && kind != "*").then(|| kind.to_owned()),
+        name,
+        json_pointers: vec![pointer.to_owned()],
+    })
+}
+
+/// Compares Git's rendering with a live snapshot: exit 0 when equal, 2 when something drifts.
+pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
+    let rules = args
+        .ignore
+        .iter()
+        .map(|r| parse_rule(r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let live_text = std::fs::read_to_string(&args.live)
+        .with_context(|| format!("reading {}", args.live.display()))?;
+    let live = parse_objects(&live_text, &args.live.display().to_string())?;
+    let app = find_app(&args.source, &args.app)?;
+    let (_, rendered) = render_app(&args.source, &app)?;
+    let diffs = diff(&rendered.objects, &live, &rules);
+    let mut out = std::io::stdout().lock();
+    if args.output == "json" {
+        let v: Vec<serde_json::Value> = diffs
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "object": d.key.to_string(),
+                    "missing": d.missing,
+                    "fields": d.fields.iter().map(|f| serde_json::json!({
+                        "path": f.path, "pointer": f.pointer, "git": f.git, "live": f.live, "manager": f.manager,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &v).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    } else {
+        for d in &diffs {
+            if d.missing {
+                writeln!(out, "{}: missing in the cluster", d.key).context("writing stdout")?;
+            }
+            for f in &d.fields {
+                writeln!(
+                    out,
+                    "{}: {}: git {} live {}{}",
+                    d.key,
+                    f.path,
+                    f.git,
+                    f.live
+                        .as_ref()
+                        .map_or("(absent)".to_owned(), ToString::to_string),
+                    f.manager
+                        .as_ref()
+                        .map(|m| format!(" (written by {m})"))
+                        .unwrap_or_default()
+                )
+                .context("writing stdout")?;
+            }
+        }
+        if diffs.is_empty() {
+            writeln!(
+                out,
+                "{}: in sync ({} objects, {})",
+                app.name,
+                rendered.objects.len(),
+                match &rendered.tool {
+                    Tool::Plain => "plain YAML".to_owned(),
+                    t => t.to_string(),
+                }
+            )
+            .context("writing stdout")?;
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Quiet(2))
+    }
+}

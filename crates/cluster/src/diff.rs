@@ -1,0 +1,424 @@
+//! Rendered (desired) objects against live ones, field by field. Only what Git says is compared
+//! — defaulted fields, status, and list items a mutating webhook injected are not drift — and
+//! values are compared by meaning (`500m` = `0.5`, `"80"` = `80`). Replicas owned through the
+//! `scale` subresource (an HPA) are not drift either. Each difference names the field manager
+//! that wrote the live value, when the live object says.
+
+use serde_json::Value;
+
+use crate::quantity::parse_quantity;
+
+/// Which object: API group, kind, namespace and name (the version is not part of identity).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// API group, empty for the core group.
+    pub group: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace, empty for cluster-scoped objects (and unset ones in Git).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// The key of an object.
+    pub fn of(obj: &Value) -> ObjectKey {
+        let s = |p: &str| {
+            obj.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        let api = s("/apiVersion");
+        ObjectKey {
+            group: api
+                .rsplit_once('/')
+                .map_or(String::new(), |(g, _)| g.to_owned()),
+            kind: s("/kind"),
+            namespace: s("/metadata/namespace"),
+            name: s("/metadata/name"),
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if !self.namespace.is_empty() {
+            write!(f, "/{}", self.namespace)?;
+        }
+        write!(f, "/{}", self.name)
+    }
+}
+
+/// An `ignoreDifferences` rule: JSON pointers ignored for a kind and name (either may be `None`
+/// for any).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IgnoreRule {
+    /// Kind, or any.
+    pub kind: Option<String>,
+    /// Name, or any.
+    pub name: Option<String>,
+    /// JSON pointers into the object (`/spec/replicas`).
+    pub json_pointers: Vec<String>,
+}
+
+/// One field that differs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDiff {
+    /// Readable path: `spec.template.spec.containers[name=backend].image`.
+    pub path: String,
+    /// JSON pointer into the desired object.
+    pub pointer: String,
+    /// What Git says.
+    pub git: Value,
+    /// What the cluster has (`None`: the field is missing live).
+    pub live: Option<Value>,
+    /// The field manager of the live value, when managedFields tell.
+    pub manager: Option<String>,
+}
+
+/// One object that differs or is missing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObjectDiff {
+    /// Which object.
+    pub key: ObjectKey,
+    /// The cluster has no such object.
+    pub missing: bool,
+    /// The differing fields (empty when missing).
+    pub fields: Vec<FieldDiff>,
+}
+
+#[derive(Clone, Debug)]
+enum Seg {
+    Field(String),
+    Keyed(String, usize),
+    Index(usize),
+}
+
+struct Ctx<'a> {
+    live_obj: &'a Value,
+    ignore: Vec<&'a str>,
+    scale_owned: bool,
+    out: Vec<FieldDiff>,
+}
+
+/// Compares every desired object with its live counterpart.
+pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<ObjectDiff> {
+    let mut result = Vec::new();
+    // Live objects by (group, kind, name); the namespace is checked per candidate, since Git may
+    // leave it unset for the application's default namespace.
+    let mut index: std::collections::HashMap<(String, String, String), Vec<(String, &Value)>> =
+        std::collections::HashMap::new();
+    for l in live {
+        let k = ObjectKey::of(l);
+        index
+            .entry((k.group, k.kind, k.name))
+            .or_default()
+            .push((k.namespace, l));
+    }
+    for d in desired {
+        let key = ObjectKey::of(d);
+        let found = index
+            .get(&(key.group.clone(), key.kind.clone(), key.name.clone()))
+            .and_then(|cands| {
+                cands
+                    .iter()
+                    .find(|(ns, _)| key.namespace.is_empty() || *ns == key.namespace)
+                    .map(|(_, l)| *l)
+            });
+        let Some(l) = found else {
+            result.push(ObjectDiff {
+                key,
+                missing: true,
+                fields: Vec::new(),
+            });
+            continue;
+        };
+        let pointers = ignore
+            .iter()
+            .filter(|r| {
+                r.kind.as_deref().is_none_or(|k| k == key.kind)
+                    && r.name.as_deref().is_none_or(|n| n == key.name)
+            })
+            .flat_map(|r| r.json_pointers.iter().map(String::as_str))
+            .collect();
+        let mut ctx = Ctx {
+            live_obj: l,
+            ignore: pointers,
+            scale_owned: scale_owns_replicas(l),
+            out: Vec::new(),
+        };
+        compare(&mut ctx, d, Some(l), &mut Vec::new());
+        if !ctx.out.is_empty() {
+            result.push(ObjectDiff {
+                key,
+                missing: false,
+                fields: ctx.out,
+            });
+        }
+    }
+    result
+}
+
+fn pointer(path: &[Seg]) -> String {
+    path.iter()
+        .map(|s| match s {
+            Seg::Field(f) => format!("/{}", f.replace('~', "~0").replace('/', "~1")),
+            Seg::Keyed(_, i) | Seg::Index(i) => format!("/{i}"),
+        })
+        .collect()
+}
+
+fn readable(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Field(f) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(f);
+            }
+            Seg::Keyed(name, _) => s.push_str(&format!("[name={name}]")),
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+fn same_scalar(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    match (text(a), text(b)) {
+        (Some(x), Some(y)) => {
+            x == y
+                || matches!((parse_quantity(&x), parse_quantity(&y)), (Some(p), Some(q)) if (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0))
+        }
+        _ => false,
+    }
+}
+
+fn compare(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &mut Vec<Seg>) {
+    let here = pointer(path);
+    if ctx
+        .ignore
+        .iter()
+        .any(|p| here == *p || here.starts_with(&format!("{p}/")))
+    {
+        return;
+    }
+    match d {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let at_root = path.is_empty();
+                if at_root && (k == "status" || k == "apiVersion" || k == "kind") {
+                    continue;
+                }
+                if path.len() == 1
+                    && matches!(&path[0], Seg::Field(f) if f == "metadata")
+                    && !matches!(k.as_str(), "labels" | "annotations")
+                {
+                    continue;
+                }
+                if k == "kubectl.kubernetes.io/last-applied-configuration" {
+                    continue;
+                }
+                if k == "replicas" && ctx.scale_owned && path.len() == 1 {
+                    continue;
+                }
+                path.push(Seg::Field(k.clone()));
+                compare(ctx, v, l.and_then(|l| l.get(k)), path);
+                path.pop();
+            }
+        }
+        Value::Array(items) => {
+            let live_items = l.and_then(Value::as_array);
+            let keyed = !items.is_empty()
+                && items
+                    .iter()
+                    .all(|i| i.get("name").and_then(Value::as_str).is_some());
+            if keyed {
+                for (i, item) in items.iter().enumerate() {
+                    let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+                    let live_item = live_items.and_then(|li| {
+                        li.iter()
+                            .find(|x| x.get("name").and_then(Value::as_str) == Some(name))
+                    });
+                    path.push(Seg::Keyed(name.to_owned(), i));
+                    compare(ctx, item, live_item, path);
+                    path.pop();
+                }
+            } else if live_items.is_some_and(|li| li.len() == items.len()) {
+                for (i, item) in items.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    compare(ctx, item, live_items.and_then(|li| li.get(i)), path);
+                    path.pop();
+                }
+            } else {
+                record(ctx, d, l, path);
+            }
+        }
+        scalar => match l {
+            Some(lv) if same_scalar(scalar, lv) => {}
+            _ => record(ctx, d, l, path),
+        },
+    }
+}
+
+fn record(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &[Seg]) {
+    ctx.out.push(FieldDiff {
+        path: readable(path),
+        pointer: pointer(path),
+        git: d.clone(),
+        live: l.cloned(),
+        manager: manager_of(ctx.live_obj, path),
+    });
+}
+
+/// The `fieldsV1` key of a path segment.
+fn field_key(seg: &Seg) -> Option<String> {
+    match seg {
+        Seg::Field(f) => Some(format!("f:{f}")),
+        Seg::Keyed(name, _) => Some(format!("k:{{\"name\":\"{name}\"}}")),
+        Seg::Index(_) => None,
+    }
+}
+
+/// The manager whose managedFields entry covers the path (the most recent one listed last).
+fn manager_of(live: &Value, path: &[Seg]) -> Option<String> {
+    let entries = live.pointer("/metadata/managedFields")?.as_array()?;
+    let mut found = None;
+    'entries: for e in entries {
+        let Some(mut node) = e.get("fieldsV1") else {
+            continue;
+        };
+        for seg in path {
+            let Some(key) = field_key(seg) else { break };
+            match node.get(&key) {
+                Some(n) => node = n,
+                None => continue 'entries,
+            }
+        }
+        found = e.get("manager").and_then(Value::as_str).map(str::to_owned);
+    }
+    found
+}
+
+/// True when an autoscaler (or anything writing the `scale` subresource) owns spec.replicas.
+fn scale_owns_replicas(live: &Value) -> bool {
+    live.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .is_some_and(|entries| {
+            entries.iter().any(|e| {
+                e.get("subresource").and_then(Value::as_str) == Some("scale")
+                    && e.pointer("/fieldsV1/f:spec/f:replicas").is_some()
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "backend", "namespace": "shop", "labels": {"app": "backend"}},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [
+                {"name": "backend", "image": image, "ports": [{"containerPort": 8080}],
+                 "resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}}
+            ]}}}
+        })
+    }
+
+    fn live(image: &str) -> Value {
+        let mut l = deployment(image);
+        // Defaults, status, an injected sidecar and quantities written differently.
+        l["metadata"]["uid"] = json!("1234");
+        l["metadata"]["resourceVersion"] = json!("42");
+        l["status"] = json!({"replicas": 3});
+        l["spec"]["progressDeadlineSeconds"] = json!(600);
+        l["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] = json!("IfNotPresent");
+        l["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = json!("0.5");
+        l["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] =
+            json!("1073741824");
+        l["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, json!({"name": "istio-proxy", "image": "istio/proxyv2"}));
+        l["metadata"]["managedFields"] = json!([
+            {"manager": "driftwatch", "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"backend\"}": {"f:image": {}}}}}}}},
+            {"manager": "kubectl-set", "operation": "Update", "fieldsV1": {"f:spec": {"f:template": {"f:spec": {"f:containers": {"k:{\"name\":\"backend\"}": {"f:image": {}}}}}}}}
+        ]);
+        l
+    }
+
+    #[test]
+    fn no_false_drift() {
+        let d = deployment("backend:v1.0.1");
+        assert!(diff(std::slice::from_ref(&d), &[live("backend:v1.0.1")], &[]).is_empty());
+    }
+
+    #[test]
+    fn a_manual_image_change_is_reported_with_its_manager() {
+        let d = deployment("backend:v1.0.1");
+        let out = diff(&[d], &[live("wrong-image:v99")], &[]);
+        assert_eq!(out.len(), 1);
+        let f = &out[0].fields[0];
+        assert_eq!(f.path, "spec.template.spec.containers[name=backend].image");
+        assert_eq!(f.pointer, "/spec/template/spec/containers/0/image");
+        assert_eq!(
+            (f.git.as_str(), f.live.as_ref().and_then(Value::as_str)),
+            (Some("backend:v1.0.1"), Some("wrong-image:v99"))
+        );
+        assert_eq!(f.manager.as_deref(), Some("kubectl-set"));
+        assert_eq!(out[0].key.to_string(), "Deployment/shop/backend");
+    }
+
+    #[test]
+    fn hpa_replicas_and_ignore_rules() {
+        let d = deployment("backend:v1");
+        let mut l = live("backend:v1");
+        l["spec"]["replicas"] = json!(7);
+        assert_eq!(
+            diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[])[0].fields[0].path,
+            "spec.replicas"
+        );
+        l["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "manager": "kube-controller-manager", "operation": "Update", "subresource": "scale",
+                "fieldsV1": {"f:spec": {"f:replicas": {}}}
+            }));
+        assert!(
+            diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[]).is_empty(),
+            "HPA-owned replicas are not drift"
+        );
+        let mut l2 = live("other:v2");
+        l2["metadata"]["labels"]["app"] = json!("changed");
+        let rule = IgnoreRule {
+            kind: Some("Deployment".into()),
+            name: None,
+            json_pointers: vec!["/spec/template/spec/containers/0/image".into()],
+        };
+        let out = diff(&[d], &[l2], &[rule]);
+        assert_eq!(out[0].fields.len(), 1);
+        assert_eq!(out[0].fields[0].path, "metadata.labels.app");
+    }
+
+    #[test]
+    fn missing_objects() {
+        let out = diff(&[deployment("x")], &[], &[]);
+        assert!(out[0].missing);
+    }
+}

@@ -1,0 +1,13 @@
+//! Git → cluster, the parts that need no API server: rendering an application's manifests
+//! (plain YAML natively, kustomize and Helm through their binaries) and comparing rendered
+//! objects with live ones field by field, without the false drift Argo CD users fight.
+
+mod diff;
+mod error;
+mod quantity;
+mod render;
+
+pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
+pub use error::Error;
+pub use quantity::parse_quantity;
+pub use render::{Rendered, Tool, installed, parse_objects, render};
