@@ -104,13 +104,15 @@ struct Ctx<'a> {
     out: Vec<FieldDiff>,
 }
 
+/// Live objects by (group, kind, name), each with its namespace.
+type LiveIndex<'a> = std::collections::HashMap<(String, String, String), Vec<(String, &'a Value)>>;
+
 /// Compares every desired object with its live counterpart.
 pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<ObjectDiff> {
     let mut result = Vec::new();
     // Live objects by (group, kind, name); the namespace is checked per candidate, since Git may
     // leave it unset for the application's default namespace.
-    let mut index: std::collections::HashMap<(String, String, String), Vec<(String, &Value)>> =
-        std::collections::HashMap::new();
+    let mut index: LiveIndex<'_> = std::collections::HashMap::new();
     for l in live {
         let k = ObjectKey::of(l);
         index
