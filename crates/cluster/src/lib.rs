@@ -4,10 +4,12 @@
 
 mod diff;
 mod error;
+mod health;
 mod quantity;
 mod render;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
 pub use error::Error;
+pub use health::{Health, assess};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};

@@ -8,6 +8,7 @@ mod auth;
 mod error;
 mod mirror;
 mod template;
+mod webhook;
 
 pub use auth::{Auth, Secret, redact_url};
 pub use error::Error;
@@ -16,3 +17,4 @@ pub use template::{
     BranchSpec, Change, DEFAULT_COMMIT_TEMPLATE, branch_name, changes_sha256, commit_message,
     valid_branch,
 };
+pub use webhook::{GitPush, WebhookError, parse_git_push, repo_identity};
