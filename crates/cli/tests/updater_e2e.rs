@@ -261,7 +261,7 @@ spec:
     assert_eq!(
         repo.subjects("main").len(),
         2,
-        "one commit for the repository"
+        "one commit for the repository: {out}"
     );
 }
 

@@ -147,11 +147,12 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
     let target = get("write-back-target");
     let file_path = file_for(target.as_deref(), &app_path, &name, &namespace)
         .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
+    // HEAD (or nothing) is the repository's default branch, resolved when writing.
     let branch_default = source
         .target_revision
         .clone()
-        .filter(|r| !r.is_empty() && r != "HEAD")
-        .unwrap_or_else(|| "main".to_owned());
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "HEAD".to_owned());
     let branch = match get("git-branch") {
         Some(b) if b.starts_with(':') => format!("{branch_default}{b}"),
         Some(b) => b,

@@ -210,10 +210,24 @@ impl Updater {
             .collect();
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
+        // `HEAD` is the repository's default branch: resolved first, so apps that name it and
+        // apps that name the branch share one commit.
+        let mut defaults: BTreeMap<String, String> = BTreeMap::new();
         let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
         for (i, app) in apps.iter().enumerate() {
+            let mut branch = app.branch.clone();
+            if let Some(rest) = branch.strip_prefix("HEAD") {
+                let rest = rest.to_owned();
+                if !defaults.contains_key(&app.repo) {
+                    let resolved = Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
+                        .and_then(|m| m.resolve_branch("HEAD"))
+                        .unwrap_or_else(|_| "HEAD".to_owned());
+                    defaults.insert(app.repo.clone(), resolved);
+                }
+                branch = format!("{}{rest}", defaults[&app.repo]);
+            }
             groups
-                .entry((app.repo.clone(), app.branch.clone()))
+                .entry((app.repo.clone(), branch))
                 .or_default()
                 .push(i);
         }
@@ -446,12 +460,13 @@ impl Updater {
                 (o, _) => Some(o?),
             }
         } else {
-            mirror.fetch(&[&spec.base])?;
+            let base = mirror.resolve_branch(&spec.base)?;
+            mirror.fetch(&[&base])?;
             let head = mirror
-                .head(&spec.base)?
+                .head(&base)?
                 .ok_or_else(|| driftwatch_git::Error::NoBranch {
                     url: driftwatch_git::redact_url(repo),
-                    branch: spec.base.clone(),
+                    branch: base.clone(),
                 })?;
             results = plan_on(&|p| mirror.read(&head, p))?.results;
             None

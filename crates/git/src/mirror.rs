@@ -208,12 +208,26 @@ impl Mirror {
             auth,
         };
         if !mirror.dir.join("HEAD").exists() {
-            std::fs::create_dir_all(&mirror.dir).map_err(|e| io(&mirror.dir, e))?;
-            mirror.git(&["init", "--bare", "--quiet"], None)?;
-            // The URL lives in the mirror's config; a password in it would be written to disk, so
-            // credentials must come through `Auth`, and messages show the URL redacted.
-            mirror.git(&["config", "remote.origin.url", url], None)?;
-            mirror.git(&["config", "gc.auto", "0"], None)?;
+            // Two updaters may open the same new mirror at once: initialise under a lock beside
+            // it, and check again once holding it.
+            let parent = state_dir.join("git");
+            std::fs::create_dir_all(&parent).map_err(|e| io(&parent, e))?;
+            let lock_path = parent.join(format!(".{slug}-{hash}.lock"));
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .map_err(|e| io(&lock_path, e))?;
+            lock.lock().map_err(|e| io(&lock_path, e))?;
+            if !mirror.dir.join("HEAD").exists() {
+                std::fs::create_dir_all(&mirror.dir).map_err(|e| io(&mirror.dir, e))?;
+                mirror.git(&["init", "--bare", "--quiet"], None)?;
+                // The URL lives in the mirror's config; a password in it would be written to
+                // disk, so credentials must come through `Auth`, and messages show it redacted.
+                mirror.git(&["config", "remote.origin.url", url], None)?;
+                mirror.git(&["config", "gc.auto", "0"], None)?;
+            }
         }
         Ok(mirror)
     }
@@ -221,6 +235,24 @@ impl Mirror {
     /// The mirror's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The branch `name` means: itself, or for `HEAD` (Argo CD's default `targetRevision`) the
+    /// remote's default branch.
+    pub fn resolve_branch(&self, name: &str) -> Result<String, Error> {
+        if name != "HEAD" {
+            return Ok(name.to_owned());
+        }
+        let out = self.git(&["ls-remote", "--symref", "origin", "HEAD"], None)?;
+        String::from_utf8_lossy(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("ref: refs/heads/"))
+            .and_then(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .ok_or_else(|| Error::NoBranch {
+                url: redact_url(&self.url),
+                branch: "HEAD (the remote names no default branch)".to_owned(),
+            })
     }
 
     /// Fetches these branches; a branch missing on the remote is not an error here.
@@ -301,11 +333,12 @@ impl Mirror {
         let _lock = self.lock()?;
         let max = req.max_attempts.max(1);
         let mut last_target: Option<String> = None;
+        let base = self.resolve_branch(&req.base)?;
         for attempt in 1..=max {
-            self.fetch(&[&req.base])?;
-            let head = self.head(&req.base)?.ok_or_else(|| Error::NoBranch {
+            self.fetch(&[&base])?;
+            let head = self.head(&base)?.ok_or_else(|| Error::NoBranch {
                 url: redact_url(&self.url),
-                branch: req.base.clone(),
+                branch: base.clone(),
             })?;
             let snapshot = Snapshot {
                 mirror: self,
@@ -319,8 +352,8 @@ impl Mirror {
             };
             last_target = plan.target.clone();
             let (branch, force) = match &plan.target {
-                Some(t) if t != &req.base => (t.clone(), true),
-                _ => (req.base.clone(), false),
+                Some(t) if t != &base => (t.clone(), true),
+                _ => (base.clone(), false),
             };
             let refspec = format!(
                 "{}{commit}:refs/heads/{branch}",
@@ -351,7 +384,7 @@ impl Mirror {
         }
         Err(Error::PushRaced {
             url: redact_url(&self.url),
-            branch: last_target.unwrap_or_else(|| req.base.clone()),
+            branch: last_target.unwrap_or(base),
             attempts: max,
         })
     }

@@ -525,3 +525,21 @@ fn gpg_signed_commits() {
         .args(["--kill", "gpg-agent"])
         .status();
 }
+
+#[test]
+fn head_means_the_default_branch() {
+    let repo = repo();
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    assert_eq!(mirror.resolve_branch("HEAD").unwrap(), "main");
+    assert_eq!(mirror.resolve_branch("release").unwrap(), "release");
+    let mut req = request();
+    req.base = "HEAD".into();
+    let out = mirror
+        .update(&req, plan("via HEAD", None, set_tag(K, "backend", "v3")))
+        .unwrap();
+    assert!(
+        matches!(out, Outcome::Pushed { ref branch, .. } if branch == "main"),
+        "{out:?}"
+    );
+}

@@ -52,12 +52,12 @@ fn render_app(source: &Source, app: &App) -> anyhow::Result<(String, Rendered)> 
     let state = source.state_dir();
     let mirror = driftwatch_git::Mirror::open(&state, &app.repo, app.auth.clone())?;
     let spec = driftwatch_git::BranchSpec::parse(&app.branch, "main");
-    mirror.fetch(&[&spec.base])?;
-    let head = mirror.head(&spec.base)?.ok_or_else(|| {
+    let base = mirror.resolve_branch(&spec.base)?;
+    mirror.fetch(&[&base])?;
+    let head = mirror.head(&base)?.ok_or_else(|| {
         anyhow!(
-            "{}: branch {} does not exist",
-            driftwatch_git::redact_url(&app.repo),
-            spec.base
+            "{}: branch {base} does not exist",
+            driftwatch_git::redact_url(&app.repo)
         )
     })?;
     let cache_dir = state.join("render");
