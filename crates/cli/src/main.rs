@@ -30,6 +30,8 @@ enum Command {
     Render(cmd::diff::RenderArgs),
     /// Compare an application's rendering with a live snapshot (`kubectl get -o yaml`).
     Diff(cmd::diff::DiffArgs),
+    /// Apply an application's manifests to the cluster with server-side apply (and prune).
+    Sync(cmd::diff::SyncArgs),
     /// Show the updates driftwatch made, newest first.
     History(cmd::run::HistoryArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::History(args) => cmd::run::history(&args),
         Command::Render(args) => cmd::diff::render_cmd(&args),
         Command::Diff(args) => cmd::diff::diff_cmd(&args),
+        Command::Sync(args) => cmd::diff::sync_cmd(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

@@ -6,6 +6,9 @@ pub enum Error {
     /// A manifest that is not valid YAML or not a Kubernetes object.
     #[error("{file}: {reason}")]
     Manifest { file: String, reason: String },
+    /// The API server refused or could not be reached.
+    #[error("{what}: {reason}")]
+    Api { what: String, reason: String },
     /// A renderer failed or is missing.
     #[error("rendering {dir} with {tool}: {reason}")]
     Render {

@@ -5,11 +5,15 @@
 mod diff;
 mod error;
 mod health;
+mod kube;
 mod quantity;
 mod render;
+mod sync;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
 pub use error::Error;
 pub use health::{Health, assess};
+pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
+pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, sync};

@@ -7,6 +7,7 @@
 
 pub mod git;
 pub mod http;
+pub mod kube;
 pub mod registry;
 
 use std::net::{TcpListener, TcpStream};

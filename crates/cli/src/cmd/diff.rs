@@ -27,9 +27,16 @@ pub struct DiffArgs {
     pub app: String,
     #[command(flatten)]
     pub source: Source,
-    /// A `kubectl get -o yaml` export (a List or several documents) to compare with.
+    /// A `kubectl get -o yaml` export (a List or several documents) to compare with, instead
+    /// of the cluster.
     #[arg(long, value_name = "FILE")]
-    pub live: PathBuf,
+    pub live: Option<PathBuf>,
+    /// The cluster to compare with (default: $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
     /// Ignore a field: `KIND[/NAME]:/json/pointer` (repeatable), like Argo CD's ignoreDifferences.
     #[arg(long = "ignore", value_name = "RULE")]
     pub ignore: Vec<String>,
@@ -153,11 +160,40 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         .iter()
         .map(|r| parse_rule(r))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let live_text = std::fs::read_to_string(&args.live)
-        .with_context(|| format!("reading {}", args.live.display()))?;
-    let live = parse_objects(&live_text, &args.live.display().to_string())?;
     let app = find_app(&args.source, &args.app)?;
     let (_, rendered) = render_app(&args.source, &app)?;
+    let live = match (&args.live, &args.kubeconfig) {
+        (Some(file), _) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            parse_objects(&text, &file.display().to_string())?
+        }
+        (None, Some(kubeconfig)) => {
+            let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let mut live = Vec::new();
+            for obj in &rendered.objects {
+                if let Some(mut l) = rt.block_on(client.get(obj, &args.namespace))? {
+                    // Compare with the object as Git names it (its namespace defaulted).
+                    if obj.pointer("/metadata/namespace").is_none()
+                        && let Some(m) = l.get_mut("metadata").and_then(|m| m.as_object_mut())
+                    {
+                        m.remove("namespace");
+                    }
+                    live.push(l);
+                }
+            }
+            live
+        }
+        (None, None) => {
+            return Err(
+                anyhow!("give --live FILE or a cluster (--kubeconfig or $KUBECONFIG)").into(),
+            );
+        }
+    };
     let diffs = diff(&rendered.objects, &live, &rules);
     let mut out = std::io::stdout().lock();
     if args.output == "json" {
@@ -217,4 +253,106 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
     } else {
         Err(Failure::Quiet(2))
     }
+}
+
+/// `sync` arguments.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The application's name.
+    pub app: String,
+    #[command(flatten)]
+    pub source: Source,
+    /// The cluster (default: $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: PathBuf,
+    /// Namespace for objects that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// Delete objects this application applied before that Git no longer has.
+    #[arg(long)]
+    pub prune: bool,
+    /// Let prune delete everything when Git renders nothing.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Show what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Applies what Git says with server-side apply, and prunes what it no longer says.
+pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
+    let app = find_app(&args.source, &args.app)?;
+    let (head, rendered) = render_app(&args.source, &app)?;
+    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.kubeconfig)?;
+    let inventory_file = args
+        .source
+        .state_dir()
+        .join("inventory")
+        .join(format!("{}.json", app.name));
+    let inventory: Vec<serde_json::Value> = std::fs::read(&inventory_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let opts = driftwatch_cluster::SyncOptions {
+        app: app.name.clone(),
+        namespace: args.namespace.clone(),
+        prune: args.prune,
+        allow_empty: args.allow_empty,
+        dry_run: args.dry_run,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = rt.block_on(driftwatch_cluster::sync(
+        &client,
+        &rendered.objects,
+        &inventory,
+        &opts,
+    ))?;
+    if !args.dry_run {
+        if let Some(dir) = inventory_file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(
+            &inventory_file,
+            serde_json::Value::Array(report.inventory.clone()).to_string(),
+        )
+        .with_context(|| format!("writing {}", inventory_file.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    let verb = if args.dry_run {
+        "would apply"
+    } else {
+        "applied"
+    };
+    for k in &report.applied {
+        writeln!(out, "{verb} {k}").context("writing stdout")?;
+    }
+    for k in &report.pruned {
+        writeln!(
+            out,
+            "{} {k}",
+            if args.dry_run {
+                "would prune"
+            } else {
+                "pruned"
+            }
+        )
+        .context("writing stdout")?;
+    }
+    for k in &report.orphaned {
+        writeln!(out, "left {k} (no longer in Git; prune is off)").context("writing stdout")?;
+    }
+    writeln!(
+        out,
+        "{}: synced to {} ({} applied, {} unchanged, {} pruned)",
+        app.name,
+        &head[..head.len().min(12)],
+        report.applied.len(),
+        report.unchanged.len(),
+        report.pruned.len()
+    )
+    .context("writing stdout")?;
+    Ok(())
 }

@@ -1,0 +1,217 @@
+//! `driftwatch sync` and `driftwatch diff` against an API server: the in-process fake by
+//! default, a real one when `DRIFTWATCH_E2E_KUBECONFIG` names a kubeconfig. The workflow's
+//! manual change (`kubectl set image deployment/backend backend=wrong-image:v99`) is reported
+//! and healed; prune removes only what this application applied, and never everything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::kube::FakeApiServer;
+
+fn deploy(ns: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: registry.local/backend:v1.0.1\n"
+    )
+}
+
+struct Cluster {
+    fake: Option<FakeApiServer>,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn new(dir: &TempDir) -> Self {
+        match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
+            Some(k) => Cluster {
+                fake: None,
+                kubeconfig: PathBuf::from(k),
+            },
+            None => {
+                let fake = FakeApiServer::start();
+                let kubeconfig = dir.path().join("kubeconfig");
+                fake.write_kubeconfig(&kubeconfig);
+                Cluster {
+                    fake: Some(fake),
+                    kubeconfig,
+                }
+            }
+        }
+    }
+
+    /// `kubectl set image`, as a person would do it by hand.
+    fn set_image(&self, ns: &str, image: &str) {
+        match &self.fake {
+            Some(f) => f.update_as(
+                "kubectl-set",
+                "deployments",
+                ns,
+                "backend",
+                "/spec/template/spec/containers/0/image",
+                serde_json::json!(image),
+            ),
+            None => {
+                let ok = Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args([
+                        "-n",
+                        ns,
+                        "set",
+                        "image",
+                        "deployment/backend",
+                        &format!("backend={image}"),
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+        }
+    }
+}
+
+#[test]
+fn sync_heals_and_prunes() {
+    let dir = TempDir::new("sync");
+    let cluster = Cluster::new(&dir);
+    let ns = format!("dw-e2e-{}", std::process::id());
+    let namespace = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  mode: fast\n"
+    );
+    let repo = BareRepo::new(&[
+        ("apps/shop/namespace.yaml", &namespace),
+        ("apps/shop/deployment.yaml", &deploy(&ns)),
+        ("apps/shop/configmap.yaml", &cm),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let dw = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(args)
+            .arg("--config")
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+
+    let (code, out, err) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 applied"), "{out}");
+    if let Some(f) = &cluster.fake {
+        let live = f.get("deployments", &ns, "backend").unwrap();
+        assert_eq!(live["metadata"]["labels"]["driftwatch.io/app"], "shop");
+        assert_eq!(
+            live["metadata"]["managedFields"][0]["manager"],
+            "driftwatch"
+        );
+    }
+    let (code, out, _) = dw(&["diff", "shop"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("0 applied, 3 unchanged"),
+        "nothing to do twice: {out}"
+    );
+
+    // The workflow's manual change is reported, naming who made it, and healed.
+    cluster.set_image(&ns, "wrong-image:v99");
+    let (code, out, _) = dw(&["diff", "shop"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("wrong-image:v99") && out.contains("containers[name=backend].image"),
+        "{out}"
+    );
+    assert!(out.contains("kubectl-set"), "{out}");
+    let (code, out, _) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("applied Deployment/{ns}/backend")),
+        "{out}"
+    );
+    let (code, out, _) = dw(&["diff", "shop"]);
+    assert_eq!(code, 0, "healed: {out}");
+
+    // The ConfigMap leaves Git: kept without --prune, deleted with it.
+    repo.commit_elsewhere("apps/shop/configmap.yaml", "", "remove the configmap");
+    let (code, out, _) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("left ConfigMap/{ns}/settings")),
+        "{out}"
+    );
+    let (code, out, _) = dw(&["sync", "shop", "--prune"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("pruned ConfigMap/{ns}/settings")),
+        "{out}"
+    );
+    if let Some(f) = &cluster.fake {
+        assert!(f.get("configmaps", &ns, "settings").is_none());
+        assert!(f.get("deployments", &ns, "backend").is_some());
+    }
+}
+
+#[test]
+fn prune_never_deletes_everything_by_accident() {
+    let dir = TempDir::new("sync-empty");
+    let cluster = Cluster::new(&dir);
+    let ns = format!("dw-e2e-empty-{}", std::process::id());
+    let repo = BareRepo::new(&[
+        (
+            "apps/x/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        (
+            "apps/x/cm.yaml",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: {ns}\n"),
+        ),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(&conf, format!("applications:\n- name: x\n  repo: {}\n  path: apps/x\n  writeBack: manifests:cm.yaml\n  images:\n  - image: a/b\n", repo.file_url())).unwrap();
+    let state = dir.path().join("state");
+    let sync = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["sync", "x", "--prune"])
+            .args(extra)
+            .arg("--config")
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(&state)
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    assert_eq!(sync(&[]).0, 0);
+    repo.commit_elsewhere("apps/x/cm.yaml", "", "empty");
+    repo.commit_elsewhere("apps/x/namespace.yaml", "", "empty");
+    let (code, out) = sync(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refusing to prune everything"), "{out}");
+    if let Some(f) = &cluster.fake {
+        assert!(f.get("configmaps", &ns, "c").is_some(), "nothing deleted");
+    }
+}

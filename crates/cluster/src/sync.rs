@@ -1,0 +1,129 @@
+//! Sync: make the cluster say what Git says. Each rendered object is compared with its live
+//! counterpart (the local comparison is only a fast path for "equal"); what differs or is
+//! missing is applied with server-side apply under driftwatch's own field manager. Pruning
+//! deletes only objects this application applied before (its inventory) that still carry its
+//! label, and refuses to delete everything unless allowed.
+
+use serde_json::{Value, json};
+
+use crate::diff::{ObjectKey, diff};
+use crate::error::Error;
+use crate::kube::KubeClient;
+
+/// The field manager driftwatch applies as.
+pub const FIELD_MANAGER: &str = "driftwatch";
+/// The label that marks an object as applied by an application.
+pub const APP_LABEL: &str = "driftwatch.io/app";
+
+/// How to sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// The application's name (its label value).
+    pub app: String,
+    /// Namespace for objects that name none.
+    pub namespace: String,
+    /// Delete objects the application applied before and Git no longer has.
+    pub prune: bool,
+    /// Let prune delete every object (Git renders nothing).
+    pub allow_empty: bool,
+    /// Compute, but change nothing.
+    pub dry_run: bool,
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default)]
+pub struct SyncReport {
+    /// Objects applied (created or changed).
+    pub applied: Vec<ObjectKey>,
+    /// Objects already as Git says.
+    pub unchanged: Vec<ObjectKey>,
+    /// Objects pruned.
+    pub pruned: Vec<ObjectKey>,
+    /// Objects left in place although Git no longer has them (prune off or refused).
+    pub orphaned: Vec<ObjectKey>,
+    /// The inventory to keep for the next sync: what was rendered.
+    pub inventory: Vec<Value>,
+}
+
+/// The minimal identity of an object, as kept in the inventory.
+fn stub(obj: &Value, namespace: &str) -> Value {
+    let ns = obj
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or(namespace);
+    json!({
+        "apiVersion": obj["apiVersion"],
+        "kind": obj["kind"],
+        "metadata": {"name": obj.pointer("/metadata/name"), "namespace": ns},
+    })
+}
+
+/// Syncs `rendered` to the cluster. `inventory` is what the previous sync applied.
+pub async fn sync(
+    client: &KubeClient,
+    rendered: &[Value],
+    inventory: &[Value],
+    opts: &SyncOptions,
+) -> Result<SyncReport, Error> {
+    let mut report = SyncReport::default();
+    for obj in rendered {
+        let mut desired = obj.clone();
+        desired["metadata"]["labels"][APP_LABEL] = json!(opts.app);
+        let key = ObjectKey::of(&desired);
+        let live = client.get(&desired, &opts.namespace).await?;
+        let equal = live.as_ref().is_some_and(|l| {
+            diff(std::slice::from_ref(&desired), std::slice::from_ref(l), &[]).is_empty()
+        });
+        if equal {
+            report.unchanged.push(key);
+        } else {
+            client
+                .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
+                .await?;
+            report.applied.push(key);
+        }
+        report.inventory.push(stub(obj, &opts.namespace));
+    }
+    let rendered_keys: Vec<ObjectKey> = report.inventory.iter().map(ObjectKey::of).collect();
+    let gone: Vec<&Value> = inventory
+        .iter()
+        .filter(|o| !rendered_keys.contains(&ObjectKey::of(o)))
+        .collect();
+    let refuse = rendered.is_empty() && !inventory.is_empty() && !opts.allow_empty;
+    for old in gone {
+        let key = ObjectKey::of(old);
+        if !opts.prune || refuse {
+            report.orphaned.push(key);
+            report.inventory.push(old.clone());
+            continue;
+        }
+        // Never touch anything that is not ours, whatever the inventory says.
+        let live = client.get(old, &opts.namespace).await?;
+        match live {
+            Some(l)
+                if l.pointer(&format!(
+                    "/metadata/labels/{}",
+                    APP_LABEL.replace('/', "~1")
+                ))
+                .and_then(Value::as_str)
+                    == Some(opts.app.as_str()) =>
+            {
+                if !opts.dry_run {
+                    client.delete(old, &opts.namespace).await?;
+                }
+                report.pruned.push(key);
+            }
+            Some(_) => report.orphaned.push(key),
+            None => {}
+        }
+    }
+    if refuse {
+        return Err(Error::Api {
+            what: format!("syncing {}", opts.app),
+            reason:
+                "Git renders no objects; refusing to prune everything (allow it with --allow-empty)"
+                    .to_owned(),
+        });
+    }
+    Ok(report)
+}

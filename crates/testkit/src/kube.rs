@@ -1,0 +1,371 @@
+//! An in-process fake Kubernetes API server on loopback, enough for driftwatch's sync tests:
+//! discovery, get, list (label selectors), server-side apply (create or merge, managedFields per
+//! manager, resourceVersion and generation), updates by another manager, and delete. Real
+//! servers are used instead when `DRIFTWATCH_E2E_KUBECONFIG` is set.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::http::{Reply, Request, Server};
+
+struct Kind {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+}
+
+const KINDS: &[Kind] = &[
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        namespaced: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        plural: "services",
+        namespaced: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        namespaced: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "StatefulSet",
+        plural: "statefulsets",
+        namespaced: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "DaemonSet",
+        plural: "daemonsets",
+        namespaced: true,
+    },
+    Kind {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        namespaced: true,
+    },
+];
+
+#[derive(Default)]
+struct State {
+    /// (plural, namespace, name) → object.
+    objects: BTreeMap<(String, String, String), Value>,
+    revision: u64,
+}
+
+/// The fake API server; objects live as long as it does.
+pub struct FakeApiServer {
+    server: Server,
+    state: Arc<Mutex<State>>,
+}
+
+/// Deep-merges an applied configuration into an object: maps by key, lists of named items by
+/// name, other lists replaced.
+fn merge(into: &mut Value, applied: &Value) {
+    match (into, applied) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        a.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b))
+            if b.iter().all(|i| i.get("name").is_some())
+                && a.iter().all(|i| i.get("name").is_some()) =>
+        {
+            for item in b {
+                match a.iter_mut().find(|x| x.get("name") == item.get("name")) {
+                    Some(existing) => merge(existing, item),
+                    None => a.push(item.clone()),
+                }
+            }
+        }
+        (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// The fieldsV1 set of an applied configuration.
+fn fields_of(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, val) in m {
+                if k == "apiVersion" || k == "kind" {
+                    continue;
+                }
+                out.insert(format!("f:{k}"), fields_of(val));
+            }
+            Value::Object(out)
+        }
+        Value::Array(items)
+            if items
+                .iter()
+                .all(|i| i.get("name").and_then(Value::as_str).is_some()) =>
+        {
+            let mut out = serde_json::Map::new();
+            for i in items {
+                let name = i.get("name").and_then(Value::as_str).unwrap_or("");
+                out.insert(format!("k:{{\"name\":\"{name}\"}}"), fields_of(i));
+            }
+            Value::Object(out)
+        }
+        _ => json!({}),
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Reply {
+    Reply::new(
+        code,
+        &[("Content-Type", "application/json")],
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message, "code": code}).to_string(),
+    )
+}
+
+fn ok(v: &Value) -> Reply {
+    Reply::new(200, &[("Content-Type", "application/json")], v.to_string())
+}
+
+impl FakeApiServer {
+    /// Starts the server.
+    pub fn start() -> Self {
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let server = Server::start(move |req: &Request| handle(&shared, req));
+        FakeApiServer { server, state }
+    }
+
+    /// `http://127.0.0.1:port`
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// A kubeconfig for this server, written to `path`.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: fake\n  user: {{}}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\ncurrent-context: fake\n",
+            self.url()
+        );
+        std::fs::write(path, text).expect("write kubeconfig");
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let s = self.state.lock().ok()?;
+        s.objects
+            .get(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// Changes a field as another client would (`kubectl set image`): an Update by `manager`.
+    pub fn update_as(
+        &self,
+        manager: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        pointer: &str,
+        value: Value,
+    ) {
+        let Ok(mut s) = self.state.lock() else { return };
+        s.revision += 1;
+        let rv = s.revision;
+        let Some(obj) =
+            s.objects
+                .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+        else {
+            return;
+        };
+        if let Some(slot) = obj.pointer_mut(pointer) {
+            *slot = value;
+        }
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+        obj["metadata"]["generation"] = json!(generation);
+        // A field path like /spec/template/spec/containers/0/image as managedFields keys.
+        let mut fields = json!({});
+        let mut cursor = &mut fields;
+        let segments: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
+        let mut live_cursor = obj.clone();
+        for seg in segments {
+            let key = match seg.parse::<usize>() {
+                Ok(i) => {
+                    let name = live_cursor
+                        .get(i)
+                        .and_then(|x| x.get("name"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned();
+                    live_cursor = live_cursor.get(i).cloned().unwrap_or_default();
+                    format!("k:{{\"name\":\"{name}\"}}")
+                }
+                Err(_) => {
+                    live_cursor = live_cursor.get(seg).cloned().unwrap_or_default();
+                    format!("f:{seg}")
+                }
+            };
+            cursor[key.as_str()] = json!({});
+            cursor = &mut cursor[key.as_str()];
+        }
+        let entries = obj["metadata"]["managedFields"].as_array_mut();
+        if let Some(entries) = entries {
+            entries.retain(|e| e["manager"] != manager);
+            entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": "v1", "fieldsV1": fields}));
+        }
+    }
+}
+
+fn handle(state: &Arc<Mutex<State>>, req: &Request) -> Reply {
+    let path = req.path().to_owned();
+    // Discovery.
+    if req.method == "GET"
+        && (path == "/api/v1" || path.starts_with("/apis/") && path.matches('/').count() == 3)
+    {
+        let (group, version) = if path == "/api/v1" {
+            ("", "v1")
+        } else {
+            let mut p = path.trim_start_matches("/apis/").split('/');
+            (p.next().unwrap_or(""), p.next().unwrap_or(""))
+        };
+        let resources: Vec<Value> = KINDS
+            .iter()
+            .filter(|k| k.group == group && k.version == version)
+            .map(|k| json!({"name": k.plural, "kind": k.kind, "namespaced": k.namespaced, "verbs": ["get", "list", "patch", "delete"]}))
+            .collect();
+        if resources.is_empty() {
+            return status(404, "NotFound", "no such group version");
+        }
+        let gv = if group.is_empty() {
+            version.to_owned()
+        } else {
+            format!("{group}/{version}")
+        };
+        return ok(&json!({"kind": "APIResourceList", "groupVersion": gv, "resources": resources}));
+    }
+    // /api/v1/... or /apis/g/v/... then [namespaces/ns/]plural[/name]
+    let rest = if let Some(r) = path.strip_prefix("/api/v1/") {
+        r.to_owned()
+    } else if let Some(r) = path.strip_prefix("/apis/") {
+        r.splitn(3, '/').nth(2).unwrap_or("").to_owned()
+    } else {
+        return status(404, "NotFound", "unknown path");
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (namespace, plural, name) = match parts.as_slice() {
+        ["namespaces", ns, plural] => (*ns, *plural, None),
+        ["namespaces", ns, plural, name] => (*ns, *plural, Some(*name)),
+        [plural] => ("", *plural, None),
+        [plural, name] => ("", *plural, Some(*name)),
+        _ => return status(404, "NotFound", "unknown path"),
+    };
+    let Some(kind) = KINDS.iter().find(|k| k.plural == plural) else {
+        return status(404, "NotFound", &format!("unknown resource {plural}"));
+    };
+    let Ok(mut s) = state.lock() else {
+        return status(500, "InternalError", "state poisoned");
+    };
+    let key = |n: &str| (plural.to_owned(), namespace.to_owned(), n.to_owned());
+    match (req.method.as_str(), name) {
+        ("GET", Some(n)) => match s.objects.get(&key(n)) {
+            Some(o) => ok(o),
+            None => status(404, "NotFound", &format!("{plural} \"{n}\" not found")),
+        },
+        ("GET", None) => {
+            let selector = req.query("labelSelector").unwrap_or_default();
+            let wanted: Vec<(&str, &str)> = selector
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .collect();
+            let items: Vec<Value> = s
+                .objects
+                .iter()
+                .filter(|((p, ns, _), _)| p == plural && (namespace.is_empty() || ns == namespace))
+                .map(|(_, o)| o)
+                .filter(|o| {
+                    wanted
+                        .iter()
+                        .all(|(k, v)| o["metadata"]["labels"][*k].as_str() == Some(*v))
+                })
+                .cloned()
+                .collect();
+            ok(
+                &json!({"kind": format!("{}List", kind.kind), "apiVersion": "v1", "metadata": {"resourceVersion": s.revision.to_string()}, "items": items}),
+            )
+        }
+        ("PATCH", Some(n)) => {
+            if req.header("content-type") != Some("application/apply-patch+yaml") {
+                return status(
+                    415,
+                    "UnsupportedMediaType",
+                    "only server-side apply is supported here",
+                );
+            }
+            let Some(manager) = req.query("fieldManager") else {
+                return status(422, "Invalid", "fieldManager is required for apply patch");
+            };
+            let Ok(applied) = serde_json::from_slice::<Value>(&req.body) else {
+                return status(400, "BadRequest", "body is not JSON");
+            };
+            let dry = req.query("dryRun").is_some();
+            let mut obj = s.objects.get(&key(n)).cloned().unwrap_or_else(|| {
+                json!({"apiVersion": applied["apiVersion"], "kind": kind.kind, "metadata": {"name": n, "generation": 0, "managedFields": []}})
+            });
+            if kind.namespaced {
+                obj["metadata"]["namespace"] = json!(namespace);
+            }
+            let before_spec = obj.get("spec").cloned();
+            merge(&mut obj, &applied);
+            let entries = obj["metadata"]["managedFields"].as_array_mut();
+            if let Some(entries) = entries {
+                entries.retain(|e| e["manager"] != manager.as_str() || e["operation"] != "Apply");
+                entries.push(json!({"manager": manager, "operation": "Apply", "apiVersion": applied["apiVersion"], "fieldsV1": fields_of(&applied)}));
+            }
+            if obj.get("spec").cloned() != before_spec {
+                let generation = obj["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+                obj["metadata"]["generation"] = json!(generation);
+            }
+            if dry {
+                return ok(&obj);
+            }
+            s.revision += 1;
+            obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+            s.objects.insert(key(n), obj.clone());
+            ok(&obj)
+        }
+        ("DELETE", Some(n)) => match s.objects.remove(&key(n)) {
+            Some(o) => {
+                s.revision += 1;
+                ok(&o)
+            }
+            None => status(404, "NotFound", &format!("{plural} \"{n}\" not found")),
+        },
+        _ => status(405, "MethodNotAllowed", "not supported by the fake"),
+    }
+}
