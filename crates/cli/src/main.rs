@@ -32,6 +32,8 @@ enum Command {
     Diff(cmd::diff::DiffArgs),
     /// Apply an application's manifests to the cluster with server-side apply (and prune).
     Sync(cmd::diff::SyncArgs),
+    /// Every application's sync status (Synced/OutOfSync) and health against the cluster.
+    Status(cmd::diff::StatusArgs),
     /// Show the updates driftwatch made, newest first.
     History(cmd::run::HistoryArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Render(args) => cmd::diff::render_cmd(&args),
         Command::Diff(args) => cmd::diff::diff_cmd(&args),
         Command::Sync(args) => cmd::diff::sync_cmd(&args),
+        Command::Status(args) => cmd::diff::status_cmd(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

@@ -132,8 +132,16 @@ fn sync_heals_and_prunes() {
         "nothing to do twice: {out}"
     );
 
+    let (code, out, _) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["sync"], "Synced");
+
     // The workflow's manual change is reported, naming who made it, and healed.
     cluster.set_image(&ns, "wrong-image:v99");
+    let (code, out, _) = dw(&["status"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("OutOfSync"), "{out}");
     let (code, out, _) = dw(&["diff", "shop"]);
     assert_eq!(code, 2, "{out}");
     assert!(

@@ -356,3 +356,105 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     .context("writing stdout")?;
     Ok(())
 }
+
+/// `status` arguments.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// The cluster (default: $KUBECONFIG).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: PathBuf,
+    /// Namespace for objects that name none.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
+    /// table or json.
+    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+    pub output: String,
+}
+
+/// Per application: Synced or OutOfSync, and the worst health of its objects.
+pub fn status_cmd(args: &StatusArgs) -> CmdResult {
+    let (apps, _, _) = args.source.load()?;
+    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.kubeconfig)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let mut rows = Vec::new();
+    let mut any_out = false;
+    for app in &apps {
+        let row = match render_app(&args.source, app) {
+            Err(e) => {
+                serde_json::json!({"app": app.name, "sync": "Unknown", "health": "Unknown", "detail": format!("{e:#}")})
+            }
+            Ok((head, rendered)) => {
+                let mut out_of_sync = 0;
+                let mut worst = driftwatch_cluster::Health::Healthy;
+                let mut detail = String::new();
+                for obj in &rendered.objects {
+                    let live = rt.block_on(client.get(obj, &args.namespace))?;
+                    let differs = match &live {
+                        None => true,
+                        Some(l) => {
+                            let mut l = l.clone();
+                            if obj.pointer("/metadata/namespace").is_none()
+                                && let Some(m) =
+                                    l.get_mut("metadata").and_then(|m| m.as_object_mut())
+                            {
+                                m.remove("namespace");
+                            }
+                            !diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &[])
+                                .is_empty()
+                        }
+                    };
+                    out_of_sync += usize::from(differs);
+                    let (h, why) = driftwatch_cluster::assess(live.as_ref());
+                    if h > worst {
+                        worst = h;
+                        detail = format!("{}: {why}", driftwatch_cluster::ObjectKey::of(obj));
+                    }
+                }
+                any_out |= out_of_sync > 0;
+                serde_json::json!({
+                    "app": app.name,
+                    "revision": &head[..head.len().min(12)],
+                    "sync": if out_of_sync == 0 { "Synced" } else { "OutOfSync" },
+                    "outOfSync": out_of_sync,
+                    "health": worst.to_string(),
+                    "detail": detail,
+                })
+            }
+        };
+        rows.push(row);
+    }
+    let mut out = std::io::stdout().lock();
+    if args.output == "json" {
+        serde_json::to_writer_pretty(&mut out, &rows).context("writing stdout")?;
+        writeln!(out).context("writing stdout")?;
+    } else {
+        writeln!(
+            out,
+            "{:<20} {:<10} {:<12} {:<12} DETAIL",
+            "APP", "REVISION", "SYNC", "HEALTH"
+        )
+        .context("writing stdout")?;
+        for r in &rows {
+            writeln!(
+                out,
+                "{:<20} {:<10} {:<12} {:<12} {}",
+                r["app"].as_str().unwrap_or(""),
+                r["revision"].as_str().unwrap_or("-"),
+                r["sync"].as_str().unwrap_or(""),
+                r["health"].as_str().unwrap_or(""),
+                r["detail"].as_str().unwrap_or("")
+            )
+            .context("writing stdout")?;
+        }
+    }
+    if any_out {
+        Err(Failure::Quiet(2))
+    } else {
+        Ok(())
+    }
+}
