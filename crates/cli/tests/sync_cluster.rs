@@ -223,3 +223,100 @@ fn prune_never_deletes_everything_by_accident() {
         assert!(f.get("configmaps", &ns, "c").is_some(), "nothing deleted");
     }
 }
+
+#[test]
+fn self_heal_on_watch_events_and_stop_fighting() {
+    // A fight needs a second writer the test controls; the fake server provides it.
+    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
+        return;
+    }
+    use std::io::BufRead;
+    let dir = TempDir::new("heal");
+    let cluster = Cluster::new(&dir);
+    let fake = cluster.fake.as_ref().unwrap();
+    let ns = "shop";
+    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(ns))]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["sync", "shop", "--self-heal", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line with {needle:?}"),
+            }
+        }
+    };
+    wait_for("synced to");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let image = |f: &FakeApiServer| {
+        f.get("deployments", ns, "backend").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+    };
+
+    let changed = std::time::Instant::now();
+    fake.update_as(
+        "kubectl-set",
+        "deployments",
+        ns,
+        "backend",
+        "/spec/template/spec/containers/0/image",
+        serde_json::json!("wrong-image:v99"),
+    );
+    let healed = wait_for("healed Deployment/shop/backend");
+    assert!(healed.contains("kubectl-set"), "{healed}");
+    assert_eq!(image(fake), "registry.local/backend:v1.0.1");
+    assert!(changed.elapsed() < std::time::Duration::from_secs(5));
+
+    // Someone keeps writing it back: healing stops and says who.
+    let mut fight = None;
+    for _ in 0..12 {
+        fake.update_as(
+            "kubectl-set",
+            "deployments",
+            ns,
+            "backend",
+            "/spec/template/spec/containers/0/image",
+            serde_json::json!("wrong-image:v99"),
+        );
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        while let Ok(line) = rx.try_recv() {
+            if line.contains("Degraded") {
+                fight = Some(line);
+            }
+        }
+        if fight.is_some() {
+            break;
+        }
+    }
+    let fight = fight.expect("the fight was never detected");
+    assert!(fight.contains("kubectl-set"), "{fight}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

@@ -266,6 +266,77 @@ impl KubeClient {
         })
     }
 
+    /// Watches the collection a desired object lives in, objects labelled `selector`, from
+    /// `resource_version`; calls `on_event(type, object)` per event until it returns false or
+    /// the server ends the watch (then returns the last resourceVersion seen).
+    pub async fn watch(
+        &self,
+        like: &Value,
+        default_ns: &str,
+        selector: &str,
+        resource_version: Option<&str>,
+        timeout_seconds: u64,
+        on_event: &mut (dyn FnMut(&str, Value) -> bool + Send),
+    ) -> Result<Option<String>, Error> {
+        let object_url = self.url_of(like, default_ns).await?;
+        let collection = object_url
+            .rsplit_once('/')
+            .map_or(object_url.as_str(), |(c, _)| c)
+            .to_owned();
+        let mut url = format!(
+            "{collection}?watch=1&labelSelector={selector}&timeoutSeconds={timeout_seconds}&allowWatchBookmarks=true"
+        );
+        if let Some(rv) = resource_version {
+            url.push_str(&format!("&resourceVersion={rv}"));
+        }
+        let what = format!("watching {collection}");
+        let mut resp = self
+            .request(reqwest::Method::GET, &url)
+            .timeout(std::time::Duration::from_secs(timeout_seconds + 30))
+            .send()
+            .await
+            .map_err(|e| api_err(&what, e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(api_err(&what, format!("HTTP {}", resp.status().as_u16())));
+        }
+        let mut buf: Vec<u8> = Vec::new();
+        let mut last = resource_version.map(str::to_owned);
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| api_err(&what, e.to_string()))?
+        {
+            buf.extend_from_slice(&chunk);
+            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=pos).collect();
+                let Ok(event) = serde_json::from_slice::<Value>(&line) else {
+                    continue;
+                };
+                let kind = event["type"].as_str().unwrap_or("").to_owned();
+                let obj = event["object"].clone();
+                if let Some(rv) = obj
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                {
+                    last = Some(rv.to_owned());
+                }
+                if kind == "BOOKMARK" {
+                    continue;
+                }
+                if kind == "ERROR" {
+                    return Err(api_err(
+                        &what,
+                        obj["message"].as_str().unwrap_or("watch error").to_owned(),
+                    ));
+                }
+                if !on_event(&kind, obj) {
+                    return Ok(last);
+                }
+            }
+        }
+        Ok(last)
+    }
+
     /// The live object for a desired one, `None` when it does not exist.
     pub async fn get(&self, obj: &Value, default_ns: &str) -> Result<Option<Value>, Error> {
         let url = self.url_of(obj, default_ns).await?;

@@ -4,6 +4,7 @@
 
 mod diff;
 mod error;
+mod heal;
 mod health;
 mod kube;
 mod quantity;
@@ -12,6 +13,7 @@ mod sync;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
 pub use error::Error;
+pub use heal::{HealEvent, HealOptions, watch_and_heal};
 pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;

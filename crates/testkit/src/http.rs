@@ -71,7 +71,13 @@ pub enum Reply {
         chunks: Vec<Vec<u8>>,
         pause: Duration,
     },
+    /// A streamed response (a watch): status line and headers are written, then the closure
+    /// writes the body until it returns; the connection is closed after.
+    Stream(StreamBody),
 }
+
+/// The writer of a streamed body.
+pub type StreamBody = Box<dyn FnOnce(&mut dyn Write) -> std::io::Result<()> + Send>;
 
 impl Reply {
     /// A response with a body.
@@ -84,6 +90,28 @@ impl Reply {
                 .collect(),
             body: body.into(),
         }
+    }
+}
+
+struct ChunkedWriter<'a> {
+    inner: &'a mut TcpStream,
+}
+
+impl Write for ChunkedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut frame = format!("{:x}\r\n", buf.len()).into_bytes();
+        frame.extend_from_slice(buf);
+        frame.extend_from_slice(b"\r\n");
+        self.inner.write_all(&frame)?;
+        self.inner.flush()?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -238,6 +266,14 @@ fn connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Reply) -> std::io
                 }
                 out.write_all(&bytes)?;
                 out.flush()?;
+            }
+            Reply::Stream(body) => {
+                out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+                out.flush()?;
+                let mut chunked = ChunkedWriter { inner: &mut out };
+                let _ = body(&mut chunked);
+                let _ = out.write_all(b"0\r\n\r\n");
+                return Ok(());
             }
             Reply::Raw { chunks, pause } => {
                 for c in chunks {

@@ -75,12 +75,21 @@ struct State {
     /// (plural, namespace, name) → object.
     objects: BTreeMap<(String, String, String), Value>,
     revision: u64,
+    /// Every change: (resourceVersion, plural, event type, object).
+    events: Vec<(u64, String, &'static str, Value)>,
+}
+
+impl State {
+    fn record(&mut self, plural: &str, kind: &'static str, obj: &Value) {
+        self.events
+            .push((self.revision, plural.to_owned(), kind, obj.clone()));
+    }
 }
 
 /// The fake API server; objects live as long as it does.
 pub struct FakeApiServer {
     server: Server,
-    state: Arc<Mutex<State>>,
+    state: Arc<(Mutex<State>, std::sync::Condvar)>,
 }
 
 /// Deep-merges an applied configuration into an object: maps by key, lists of named items by
@@ -156,7 +165,7 @@ fn ok(v: &Value) -> Reply {
 impl FakeApiServer {
     /// Starts the server.
     pub fn start() -> Self {
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new((Mutex::new(State::default()), std::sync::Condvar::new()));
         let shared = state.clone();
         let server = Server::start(move |req: &Request| handle(&shared, req));
         FakeApiServer { server, state }
@@ -178,7 +187,7 @@ impl FakeApiServer {
 
     /// The stored object, if any.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        let s = self.state.lock().ok()?;
+        let s = self.state.0.lock().ok()?;
         s.objects
             .get(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
             .cloned()
@@ -194,7 +203,9 @@ impl FakeApiServer {
         pointer: &str,
         value: Value,
     ) {
-        let Ok(mut s) = self.state.lock() else { return };
+        let Ok(mut s) = self.state.0.lock() else {
+            return;
+        };
         s.revision += 1;
         let rv = s.revision;
         let Some(obj) =
@@ -239,10 +250,15 @@ impl FakeApiServer {
             entries.retain(|e| e["manager"] != manager);
             entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": "v1", "fieldsV1": fields}));
         }
+        let snapshot = obj.clone();
+        s.record(plural, "MODIFIED", &snapshot);
+        drop(s);
+        self.state.1.notify_all();
     }
 }
 
-fn handle(state: &Arc<Mutex<State>>, req: &Request) -> Reply {
+fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Reply {
+    let state = &shared.0;
     let path = req.path().to_owned();
     // Discovery.
     if req.method == "GET"
@@ -297,6 +313,74 @@ fn handle(state: &Arc<Mutex<State>>, req: &Request) -> Reply {
             Some(o) => ok(o),
             None => status(404, "NotFound", &format!("{plural} \"{n}\" not found")),
         },
+        ("GET", None) if req.query("watch").is_some_and(|w| w == "1" || w == "true") => {
+            let from: u64 = req
+                .query("resourceVersion")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(s.revision);
+            let selector = req.query("labelSelector").unwrap_or_default();
+            let timeout = req
+                .query("timeoutSeconds")
+                .and_then(|t| t.parse::<u64>().ok())
+                .unwrap_or(30);
+            drop(s);
+            let shared = shared.clone();
+            let plural = plural.to_owned();
+            let namespace = namespace.to_owned();
+            Reply::Stream(Box::new(move |out: &mut dyn std::io::Write| {
+                let wanted: Vec<(String, String)> = selector
+                    .split(',')
+                    .filter_map(|kv| {
+                        kv.split_once('=')
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    })
+                    .collect();
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout);
+                let mut seen = from;
+                loop {
+                    let batch: Vec<(u64, &'static str, Value)> = {
+                        let (lock, cvar) = &*shared;
+                        let mut st = lock.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+                        while st.revision <= seen {
+                            let left =
+                                deadline.saturating_duration_since(std::time::Instant::now());
+                            if left.is_zero() {
+                                return Ok(());
+                            }
+                            st = cvar
+                                .wait_timeout(st, left)
+                                .map_err(|_| std::io::Error::other("poisoned"))?
+                                .0;
+                        }
+                        st.events
+                            .iter()
+                            .filter(|(rv, p, _, o)| {
+                                *rv > seen
+                                    && *p == plural
+                                    && (namespace.is_empty()
+                                        || o["metadata"]["namespace"].as_str()
+                                            == Some(namespace.as_str()))
+                                    && wanted.iter().all(|(k, v)| {
+                                        o["metadata"]["labels"][k.as_str()].as_str()
+                                            == Some(v.as_str())
+                                    })
+                            })
+                            .map(|(rv, _, t, o)| (*rv, *t, o.clone()))
+                            .collect()
+                    };
+                    {
+                        let (lock, _) = &*shared;
+                        if let Ok(st) = lock.lock() {
+                            seen = st.revision;
+                        }
+                    }
+                    for (_, kind, obj) in batch {
+                        let line = json!({"type": kind, "object": obj}).to_string() + "\n";
+                        out.write_all(line.as_bytes())?;
+                    }
+                }
+            }))
+        }
         ("GET", None) => {
             let selector = req.query("labelSelector").unwrap_or_default();
             let wanted: Vec<(&str, &str)> = selector
@@ -354,14 +438,21 @@ fn handle(state: &Arc<Mutex<State>>, req: &Request) -> Reply {
             if dry {
                 return ok(&obj);
             }
+            let existed = s.objects.contains_key(&key(n));
             s.revision += 1;
             obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
             s.objects.insert(key(n), obj.clone());
+            s.record(plural, if existed { "MODIFIED" } else { "ADDED" }, &obj);
+            drop(s);
+            shared.1.notify_all();
             ok(&obj)
         }
         ("DELETE", Some(n)) => match s.objects.remove(&key(n)) {
             Some(o) => {
                 s.revision += 1;
+                s.record(plural, "DELETED", &o);
+                drop(s);
+                shared.1.notify_all();
                 ok(&o)
             }
             None => status(404, "NotFound", &format!("{plural} \"{n}\" not found")),

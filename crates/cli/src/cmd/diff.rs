@@ -277,13 +277,19 @@ pub struct SyncArgs {
     /// Show what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// After syncing, keep watching and heal manual changes the moment they happen (until
+    /// SIGTERM or Ctrl-C).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub self_heal: bool,
 }
 
 /// Applies what Git says with server-side apply, and prunes what it no longer says.
 pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
     let (head, rendered) = render_app(&args.source, &app)?;
-    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.kubeconfig)?;
+    let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::from_kubeconfig(
+        &args.kubeconfig,
+    )?);
     let inventory_file = args
         .source
         .state_dir()
@@ -354,6 +360,51 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         report.pruned.len()
     )
     .context("writing stdout")?;
+    drop(out);
+    if args.self_heal {
+        let opts = driftwatch_cluster::HealOptions::new(&app.name, &args.namespace);
+        let mut report = |e: &driftwatch_cluster::HealEvent| {
+            match e {
+                driftwatch_cluster::HealEvent::Healed {
+                    key,
+                    fields,
+                    managers,
+                    after,
+                } => println!(
+                    "healed {key}: {} (changed by {}) in {} ms",
+                    fields.join(", "),
+                    if managers.is_empty() {
+                        "unknown".to_owned()
+                    } else {
+                        managers.join(", ")
+                    },
+                    after.as_millis()
+                ),
+                driftwatch_cluster::HealEvent::Recreated { key } => println!("re-created {key}"),
+                driftwatch_cluster::HealEvent::Fight { key, managers } => println!(
+                    "Degraded: {key} keeps being changed by {}; stopped healing it",
+                    if managers.is_empty() {
+                        "another writer".to_owned()
+                    } else {
+                        managers.join(", ")
+                    }
+                ),
+            }
+            true
+        };
+        rt.block_on(async {
+            tokio::select! {
+                r = driftwatch_cluster::watch_and_heal(client.clone(), &rendered.objects, &opts, &mut report) => r,
+                _ = tokio::signal::ctrl_c() => Ok(()),
+                _ = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(mut t) => { t.recv().await; }
+                        Err(_) => std::future::pending::<()>().await,
+                    }
+                } => Ok(()),
+            }
+        })?;
+    }
     Ok(())
 }
 
