@@ -496,6 +496,78 @@ fn bench_updater(reg: &Registry) {
     );
 }
 
+fn bench_heal() {
+    println!("\n== Self-heal: manual changes healed from their watch events (fake API server)");
+    const OBJECTS: usize = 20;
+    let fake = driftwatch_testkit::kube::FakeApiServer::start();
+    let work = TempDir::new("bench-heal");
+    let kubeconfig = work.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    let deploys: String = (0..OBJECTS)
+        .map(|i| format!("---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend{i}\n  namespace: shop\nspec:\n  template:\n    spec:\n      containers:\n      - name: backend\n        image: registry.local/backend:v1.0.1\n"))
+        .collect();
+    let repo = BareRepo::new(&[("apps/shop/deployments.yaml", &deploys)]);
+    let conf = work.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployments.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
+    )
+    .unwrap();
+    let mut child = Command::new(driftwatch())
+        .args(["sync", "shop", "--self-heal", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let image = |i: usize| {
+        fake.get("deployments", "shop", &format!("backend{i}"))
+            .map(|o| o["spec"]["template"]["spec"]["containers"][0]["image"].clone())
+    };
+    let start = Instant::now();
+    while image(OBJECTS - 1).is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first sync never happened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let want = serde_json::json!("registry.local/backend:v1.0.1");
+    let mut latencies = Vec::new();
+    for i in 0..OBJECTS {
+        let changed = Instant::now();
+        fake.update_as(
+            "kubectl-set",
+            "deployments",
+            "shop",
+            &format!("backend{i}"),
+            "/spec/template/spec/containers/0/image",
+            serde_json::json!("wrong-image:v99"),
+        );
+        while image(i).as_ref() != Some(&want) {
+            assert!(
+                changed.elapsed() < Duration::from_secs(20),
+                "change {i} was never healed"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        latencies.push(changed.elapsed());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    println!(
+        "manual change -> healed: p50 {:.1} ms, p95 {:.1} ms over {OBJECTS} changes (target p95 < 1000 ms)",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.95)),
+    );
+}
+
 fn main() {
     let renovate = std::env::var_os("DRIFTWATCH_BENCH_RENOVATE").map(PathBuf::from);
     println!("driftwatch end-to-end benchmarks (baselines measured in this run)");
@@ -509,4 +581,5 @@ fn main() {
     bench_scan(&reg);
     bench_write_back(&reg, renovate.as_deref());
     bench_updater(&reg);
+    bench_heal();
 }
