@@ -132,6 +132,23 @@ fn sync_heals_and_prunes() {
         "nothing to do twice: {out}"
     );
 
+    // No kubelet (fake or real test server): the rollout never finishes, and says so.
+    let (code, out, _) = dw(&["sync", "shop", "--wait", "1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("shop: Progressing (still Progressing after 1 s"),
+        "{out}"
+    );
+
+    let hist = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["history", "shop", "--syncs", "-o", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let syncs: serde_json::Value = serde_json::from_slice(&hist.stdout).unwrap();
+    assert_eq!(syncs[0]["health"], "Progressing");
+    assert_eq!(syncs.as_array().unwrap().len(), 3, "every sync is recorded");
+
     let (code, out, _) = dw(&["status", "-o", "json"]);
     assert_eq!(code, 0, "{out}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();

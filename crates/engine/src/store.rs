@@ -33,6 +33,25 @@ pub struct Update {
     pub committed_at: String,
 }
 
+/// One sync and how the rollout ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncRecord {
+    /// Application.
+    pub app: String,
+    /// The Git revision synced.
+    pub revision: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Objects applied.
+    pub applied: i64,
+    /// Objects pruned.
+    pub pruned: i64,
+    /// Healthy, Progressing, Degraded, Suspended, Missing, or "not waited".
+    pub health: String,
+    /// Why, for the worst object.
+    pub detail: String,
+}
+
 /// The SQLite store.
 pub struct Store {
     db: Connection,
@@ -64,6 +83,12 @@ impl Store {
                seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS updates_app ON updates(app);
+             CREATE TABLE IF NOT EXISTS syncs (
+               id INTEGER PRIMARY KEY,
+               app TEXT NOT NULL, revision TEXT NOT NULL, at TEXT NOT NULL,
+               applied INTEGER NOT NULL, pruned INTEGER NOT NULL,
+               health TEXT NOT NULL, detail TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS digest_meta (
                digest TEXT PRIMARY KEY,
                created_nanos TEXT,
@@ -142,6 +167,42 @@ impl Store {
             ));
         }
         Ok(out)
+    }
+
+    /// Records a sync and its outcome.
+    pub fn record_sync(&mut self, s: &SyncRecord) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT INTO syncs (app, revision, at, applied, pruned, health, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![s.app, s.revision, s.at, s.applied, s.pruned, s.health, s.detail],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    /// Syncs, newest first, of one application or all.
+    pub fn syncs(&self, app: Option<&str>, limit: usize) -> Result<Vec<SyncRecord>, Error> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT app, revision, at, applied, pruned, health, detail FROM syncs WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(
+                params![app, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(SyncRecord {
+                        app: r.get(0)?,
+                        revision: r.get(1)?,
+                        at: r.get(2)?,
+                        applied: r.get(3)?,
+                        pruned: r.get(4)?,
+                        health: r.get(5)?,
+                        detail: r.get(6)?,
+                    })
+                },
+            )
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
     /// Updates, newest first, of one application or all.

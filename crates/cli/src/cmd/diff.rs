@@ -277,6 +277,9 @@ pub struct SyncArgs {
     /// Show what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Wait until the applied workloads are healthy (or degraded), at most this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub wait: Option<u64>,
     /// After syncing, keep watching and heal manual changes the moment they happen (until
     /// SIGTERM or Ctrl-C).
     #[arg(long, conflicts_with = "dry_run")]
@@ -361,6 +364,35 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     )
     .context("writing stdout")?;
     drop(out);
+    let (health, detail) = match args.wait {
+        Some(secs) if !args.dry_run => {
+            let (h, d) = rt.block_on(wait_healthy(
+                &client,
+                &rendered.objects,
+                &args.namespace,
+                secs,
+            ))?;
+            println!("{}: {h} ({d})", app.name);
+            (h.to_string(), d)
+        }
+        _ => ("not waited".to_owned(), String::new()),
+    };
+    if !args.dry_run {
+        let mut store = driftwatch_engine::store::Store::open(&args.source.state_dir())?;
+        store.record_sync(&driftwatch_engine::store::SyncRecord {
+            app: app.name.clone(),
+            revision: head.clone(),
+            at: driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+                .to_string(),
+            applied: i64::try_from(report.applied.len()).unwrap_or(i64::MAX),
+            pruned: i64::try_from(report.pruned.len()).unwrap_or(i64::MAX),
+            health: health.clone(),
+            detail,
+        })?;
+    }
+    if health == "Degraded" {
+        return Err(Failure::Quiet(crate::exit::BAD_INPUT));
+    }
     if args.self_heal {
         let opts = driftwatch_cluster::HealOptions::new(&app.name, &args.namespace);
         let mut report = |e: &driftwatch_cluster::HealEvent| {
@@ -507,5 +539,40 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         Err(Failure::Quiet(2))
     } else {
         Ok(())
+    }
+}
+
+/// Polls the rendered objects' health until none is Progressing or Missing, or the time is up.
+async fn wait_healthy(
+    client: &driftwatch_cluster::KubeClient,
+    objects: &[serde_json::Value],
+    namespace: &str,
+    seconds: u64,
+) -> anyhow::Result<(driftwatch_cluster::Health, String)> {
+    use driftwatch_cluster::Health;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    loop {
+        let mut worst = (Health::Healthy, "all objects healthy".to_owned());
+        for obj in objects {
+            let live = client.get(obj, namespace).await?;
+            let (h, why) = driftwatch_cluster::assess(live.as_ref());
+            if h > worst.0 {
+                worst = (
+                    h,
+                    format!("{}: {why}", driftwatch_cluster::ObjectKey::of(obj)),
+                );
+            }
+        }
+        let settled = matches!(
+            worst.0,
+            Health::Healthy | Health::Degraded | Health::Suspended
+        );
+        if settled || std::time::Instant::now() >= deadline {
+            if !settled {
+                worst.1 = format!("still {} after {seconds} s: {}", worst.0, worst.1);
+            }
+            return Ok(worst);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }

@@ -429,6 +429,10 @@ pub struct HistoryArgs {
     /// table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
+    /// Show syncs to the cluster (revision, objects applied and pruned, rollout health) instead
+    /// of image updates.
+    #[arg(long)]
+    pub syncs: bool,
 }
 
 /// Every update driftwatch made, newest first.
@@ -440,8 +444,35 @@ pub fn history(args: &HistoryArgs) -> CmdResult {
         state_dir: args.state_dir.clone(),
     };
     let store = driftwatch_engine::store::Store::open(&source.state_dir())?;
-    let entries = store.history(args.app.as_deref(), args.limit)?;
     let mut out = std::io::stdout().lock();
+    if args.syncs {
+        let syncs = store.syncs(args.app.as_deref(), args.limit)?;
+        if args.output == "json" {
+            serde_json::to_writer_pretty(&mut out, &syncs).context("writing stdout")?;
+            writeln!(out).context("writing stdout")?;
+        } else {
+            for s in syncs {
+                writeln!(
+                    out,
+                    "{}  {}  {}  {} applied, {} pruned  {}{}",
+                    s.at,
+                    s.app,
+                    &s.revision[..s.revision.len().min(12)],
+                    s.applied,
+                    s.pruned,
+                    s.health,
+                    if s.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", s.detail)
+                    }
+                )
+                .context("writing stdout")?;
+            }
+        }
+        return Ok(());
+    }
+    let entries = store.history(args.app.as_deref(), args.limit)?;
     if args.output == "json" {
         serde_json::to_writer_pretty(&mut out, &entries).context("writing stdout")?;
         writeln!(out).context("writing stdout")?;
