@@ -34,6 +34,8 @@ enum Command {
     Sync(cmd::diff::SyncArgs),
     /// Every application's sync status (Synced/OutOfSync) and health against the cluster.
     Status(cmd::diff::StatusArgs),
+    /// Roll an application back to a Git revision, as a new commit (the next sync applies it).
+    Rollback(cmd::diff::RollbackArgs),
     /// Show the updates driftwatch made, newest first.
     History(cmd::run::HistoryArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
@@ -76,6 +78,7 @@ fn main() -> ExitCode {
         Command::Diff(args) => cmd::diff::diff_cmd(&args),
         Command::Sync(args) => cmd::diff::sync_cmd(&args),
         Command::Status(args) => cmd::diff::status_cmd(&args),
+        Command::Rollback(args) => cmd::diff::rollback_cmd(&args),
         Command::Select(args) => cmd::select::run(&args),
         Command::SetImage(args) => cmd::set_image::run(&args),
         Command::WriteBack(args) => cmd::write_back::run(&args),

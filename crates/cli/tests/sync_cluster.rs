@@ -193,6 +193,30 @@ fn sync_heals_and_prunes() {
         assert!(f.get("configmaps", &ns, "settings").is_none());
         assert!(f.get("deployments", &ns, "backend").is_some());
     }
+
+    // Roll back through Git to the first revision: a new commit brings the ConfigMap back.
+    let first = driftwatch_testkit::git::git(&repo.path, &["rev-list", "--max-parents=0", "main"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["rollback", "shop", first.trim(), "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rolled back"));
+    assert_eq!(repo.show("main", "apps/shop/configmap.yaml"), cm);
+    assert!(repo.subjects("main")[0].starts_with("rollback: shop to "));
+    let (code, out, _) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("applied ConfigMap/{ns}/settings")),
+        "{out}"
+    );
 }
 
 #[test]

@@ -453,6 +453,7 @@ impl Updater {
                     writes,
                     message,
                     target,
+                    deletes: Vec::new(),
                 })
             });
             match (outcome, failure) {

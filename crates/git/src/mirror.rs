@@ -72,6 +72,8 @@ pub struct Plan {
     pub message: String,
     /// The branch to push to when not the base (force-pushed: it belongs to driftwatch).
     pub target: Option<String>,
+    /// Files to delete.
+    pub deletes: Vec<String>,
 }
 
 /// What an update did.
@@ -297,6 +299,22 @@ impl Mirror {
         }
     }
 
+    /// Every file under `dir` at `commit` (paths from the repository root).
+    pub fn list(&self, commit: &str, dir: &str) -> Result<Vec<String>, Error> {
+        let dir = dir.trim_matches('/');
+        let mut args = vec!["ls-tree", "-r", "-z", "--name-only", commit];
+        if !dir.is_empty() {
+            args.push("--");
+            args.push(dir);
+        }
+        let out = self.git(&args, None)?;
+        Ok(out
+            .split(|&b| b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect())
+    }
+
     /// Writes the tree of `commit` into `dest` (which must exist), for tools that need files.
     pub fn export(&self, commit: &str, dest: &Path) -> Result<(), Error> {
         let tar = self.git(&["archive", "--format=tar", commit], None)?;
@@ -346,8 +364,7 @@ impl Mirror {
                 batch: std::cell::RefCell::new(None),
             };
             let plan = edit(&snapshot)?;
-            let Some(commit) = self.commit(&head, &plan.writes, &plan.message, &req.identity)?
-            else {
+            let Some(commit) = self.commit(&head, &plan, &req.identity)? else {
                 return Ok(Outcome::Unchanged);
             };
             last_target = plan.target.clone();
@@ -390,14 +407,8 @@ impl Mirror {
     }
 
     /// Builds the commit for `writes` on top of `parent`; `None` when the tree is unchanged.
-    fn commit(
-        &self,
-        parent: &str,
-        writes: &[FileWrite],
-        message: &str,
-        id: &Identity,
-    ) -> Result<Option<String>, Error> {
-        if writes.is_empty() {
+    fn commit(&self, parent: &str, plan: &Plan, id: &Identity) -> Result<Option<String>, Error> {
+        if plan.writes.is_empty() && plan.deletes.is_empty() {
             return Ok(None);
         }
         let index = self.dir.join(format!(
@@ -405,7 +416,7 @@ impl Mirror {
             std::process::id(),
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = self.commit_with_index(&index, parent, writes, message, id);
+        let result = self.commit_with_index(&index, parent, plan, id);
         let _ = std::fs::remove_file(&index);
         result
     }
@@ -414,14 +425,22 @@ impl Mirror {
         &self,
         index: &Path,
         parent: &str,
-        writes: &[FileWrite],
-        message: &str,
+        plan: &Plan,
         id: &Identity,
     ) -> Result<Option<String>, Error> {
+        let (writes, message) = (&plan.writes, &plan.message);
         let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
         self.git_env(&["read-tree", parent], None, &env)?;
         for w in writes {
             check_path(&w.path)?;
+        }
+        for d in &plan.deletes {
+            check_path(d)?;
+        }
+        if !plan.deletes.is_empty() {
+            let mut args = vec!["update-index", "--force-remove", "--"];
+            args.extend(plan.deletes.iter().map(String::as_str));
+            self.git_env(&args, None, &env)?;
         }
         // Blobs: the contents go to files, and one `hash-object --stdin-paths` stores them all.
         let staging = index.with_extension("blobs");

@@ -47,6 +47,7 @@ where
             writes: f(snap)?,
             message: message.clone(),
             target: target.clone(),
+            deletes: Vec::new(),
         })
     }
 }

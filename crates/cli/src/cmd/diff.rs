@@ -576,3 +576,77 @@ async fn wait_healthy(
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
+
+/// `rollback` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RollbackArgs {
+    /// The application's name.
+    pub app: String,
+    /// The Git revision (commit) to return the application's path to.
+    pub rev: String,
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Rolls back through Git: one new commit on the branch that makes the application's path what
+/// it was at REV (files changed back, added ones removed, removed ones restored). History is
+/// kept; the next sync applies it.
+pub fn rollback_cmd(args: &RollbackArgs) -> CmdResult {
+    let app = find_app(&args.source, &args.app)?;
+    let state = args.source.state_dir();
+    let mirror = driftwatch_git::Mirror::open(&state, &app.repo, app.auth.clone())?;
+    let spec = driftwatch_git::BranchSpec::parse(&app.branch, "main");
+    let base = mirror.resolve_branch(&spec.base)?;
+    mirror.fetch(&[&base])?;
+    let path = app.path.trim_matches('/').to_owned();
+    let at_rev = mirror
+        .list(&args.rev, &path)
+        .with_context(|| format!("revision {:?}", args.rev))?;
+    let request = driftwatch_git::UpdateRequest {
+        base: base.clone(),
+        identity: app.identity.clone(),
+        max_attempts: 8,
+    };
+    let short: String = args.rev.chars().take(12).collect();
+    let outcome = mirror.update(&request, |snap| {
+        let at_head = mirror.list(snap.commit(), &path)?;
+        let mut writes = Vec::new();
+        for f in &at_rev {
+            let content = mirror.read(&args.rev, f)?.unwrap_or_default();
+            writes.push(driftwatch_git::FileWrite {
+                path: f.clone(),
+                content,
+            });
+        }
+        let deletes = at_head
+            .into_iter()
+            .filter(|f| !at_rev.contains(f))
+            .collect();
+        Ok(driftwatch_git::Plan {
+            writes,
+            message: format!(
+                "rollback: {} to {short}\n\nRestores {} as of {}.\n",
+                app.name,
+                if path.is_empty() {
+                    "the repository"
+                } else {
+                    &path
+                },
+                args.rev
+            ),
+            target: None,
+            deletes,
+        })
+    })?;
+    match outcome {
+        driftwatch_git::Outcome::Unchanged => println!("{}: already as at {short}", app.name),
+        driftwatch_git::Outcome::Pushed { commit, branch, .. } => {
+            println!(
+                "{}: rolled back to {short} in {} on {branch}",
+                app.name,
+                &commit[..commit.len().min(12)]
+            );
+        }
+    }
+    Ok(())
+}

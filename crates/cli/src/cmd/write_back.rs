@@ -277,6 +277,7 @@ fn plan(
             writes,
             message,
             target,
+            deletes: Vec::new(),
         },
         changes,
     ))
