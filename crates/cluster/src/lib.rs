@@ -18,4 +18,4 @@ pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
-pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, sync};
+pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, sync, would_change};

@@ -45,6 +45,51 @@ pub struct SyncReport {
     pub inventory: Vec<Value>,
 }
 
+/// An object without the fields an apply always changes (bookkeeping, not content).
+fn content(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "creationTimestamp",
+            "uid",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
+/// True when applying `desired` would change the live object. The local comparison only proves
+/// "equal"; when it sees a difference the API server's dry-run apply decides, so defaulting,
+/// normalisation and webhooks never read as drift.
+pub async fn would_change(
+    client: &KubeClient,
+    desired: &Value,
+    live: Option<&Value>,
+    namespace: &str,
+) -> Result<bool, Error> {
+    let Some(live) = live else { return Ok(true) };
+    if diff(
+        std::slice::from_ref(desired),
+        std::slice::from_ref(live),
+        &[],
+    )
+    .is_empty()
+    {
+        return Ok(false);
+    }
+    let dry = client
+        .apply(desired, namespace, FIELD_MANAGER, true)
+        .await?;
+    Ok(content(&dry) != content(live))
+}
+
 /// The minimal identity of an object, as kept in the inventory.
 fn stub(obj: &Value, namespace: &str) -> Value {
     let ns = obj

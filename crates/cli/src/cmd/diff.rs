@@ -194,7 +194,41 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             );
         }
     };
-    let diffs = diff(&rendered.objects, &live, &rules);
+    let mut diffs = diff(&rendered.objects, &live, &rules);
+    if args.live.is_none()
+        && let Some(kubeconfig) = &args.kubeconfig
+    {
+        // Against a cluster, the server's dry-run apply has the last word on "different".
+        let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the async runtime")?;
+        let mut kept = Vec::new();
+        for d in diffs {
+            let desired = rendered
+                .objects
+                .iter()
+                .find(|o| driftwatch_cluster::ObjectKey::of(o) == d.key);
+            let live_obj = live.iter().find(|l| {
+                let k = driftwatch_cluster::ObjectKey::of(l);
+                k.kind == d.key.kind && k.name == d.key.name
+            });
+            let changes = match (desired, d.missing) {
+                (Some(obj), false) => rt.block_on(driftwatch_cluster::would_change(
+                    &client,
+                    obj,
+                    live_obj,
+                    &args.namespace,
+                ))?,
+                _ => true,
+            };
+            if changes {
+                kept.push(d);
+            }
+        }
+        diffs = kept;
+    }
     let mut out = std::io::stdout().lock();
     if args.output == "json" {
         let v: Vec<serde_json::Value> = diffs
