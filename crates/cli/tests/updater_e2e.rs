@@ -305,3 +305,70 @@ fn pull_secret_reaches_an_authenticated_registry() {
         format!("kustomize:\n  images:\n  - {}/team/api:1.2.0\n", reg.host())
     );
 }
+
+/// Applications read from the cluster, as argocd-image-updater reads them: only the namespace
+/// asked for, with the same annotations as the files.
+#[test]
+fn argocd_applications_from_cluster() {
+    let reg = Registry::start(Auth::None);
+    for tag in ["1.0.0", "1.0.1", "1.1.0"] {
+        reg.push_image("team/api", tag, "2026-11-01T00:00:00Z");
+    }
+    let repo = BareRepo::new(&[
+        ("apps/api/kustomization.yaml", "resources:\n- deploy.yaml\n"),
+        (
+            "apps/other/kustomization.yaml",
+            "resources:\n- deploy.yaml\n",
+        ),
+    ]);
+    let api = driftwatch_testkit::kube::FakeApiServer::start();
+    let app = |name: &str, path: &str| {
+        serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    "argocd-image-updater.argoproj.io/image-list": format!("api={}/team/api:~1.0", reg.host()),
+                    "argocd-image-updater.argoproj.io/write-back-method": "git",
+                }
+            },
+            "spec": {"source": {"repoURL": repo.file_url(), "path": path, "targetRevision": "main"}}
+        })
+    };
+    api.insert("applications", "argocd", app("api", "apps/api"));
+    api.insert("applications", "elsewhere", app("other", "apps/other"));
+    let dir = TempDir::new("argo-cluster");
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let state = dir.path().join("state");
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--applications-from-cluster",
+        "argocd",
+        "--applications-kubeconfig",
+        &kubeconfig.display().to_string(),
+        "--state-dir",
+        &state.display().to_string(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        repo.show("main", "apps/api/.argocd-source-argocd_api.yaml"),
+        format!("kustomize:\n  images:\n  - {}/team/api:1.0.1\n", reg.host())
+    );
+    let files = git(&repo.path, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(
+        !files.contains("apps/other/.argocd-source"),
+        "an Application outside the namespace was updated: {files}"
+    );
+
+    // No kubeconfig at all: a clear error, not a panic.
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--once", "--applications-from-cluster", "argocd"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubeconfig"));
+}

@@ -337,6 +337,54 @@ impl KubeClient {
         Ok(last)
     }
 
+    /// Every object of a kind in a namespace (all namespaces when empty).
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<Vec<Value>, Error> {
+        let r = self.resource(api_version, kind).await?;
+        let prefix = if api_version.contains('/') {
+            format!("{}/apis/{api_version}", self.base)
+        } else {
+            format!("{}/api/{api_version}", self.base)
+        };
+        let url = if r.namespaced && !namespace.is_empty() {
+            format!("{prefix}/namespaces/{namespace}/{}", r.plural)
+        } else {
+            format!("{prefix}/{}", r.plural)
+        };
+        let what = format!(
+            "listing {kind} in {}",
+            if namespace.is_empty() {
+                "all namespaces"
+            } else {
+                namespace
+            }
+        );
+        let resp = self
+            .request(reqwest::Method::GET, &url)
+            .send()
+            .await
+            .map_err(|e| api_err(&what, e.to_string()))?;
+        let list = Self::json(resp, &what)
+            .await?
+            .ok_or_else(|| api_err(&what, "not served"))?;
+        Ok(list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut o| {
+                // Lists leave kind and apiVersion to the list; put them back on each item.
+                o["apiVersion"] = Value::String(api_version.to_owned());
+                o["kind"] = Value::String(kind.to_owned());
+                o
+            })
+            .collect())
+    }
+
     /// The live object for a desired one, `None` when it does not exist.
     pub async fn get(&self, obj: &Value, default_ns: &str) -> Result<Option<Value>, Error> {
         let url = self.url_of(obj, default_ns).await?;

@@ -68,6 +68,14 @@ const KINDS: &[Kind] = &[
         plural: "jobs",
         namespaced: true,
     },
+    // Argo CD's CRD, so Applications can be read from the cluster as the image updater does.
+    Kind {
+        group: "argoproj.io",
+        version: "v1alpha1",
+        kind: "Application",
+        plural: "applications",
+        namespaced: true,
+    },
 ];
 
 #[derive(Default)]
@@ -191,6 +199,26 @@ impl FakeApiServer {
         s.objects
             .get(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// Stores an object as another client would create it (e.g. an Argo CD Application).
+    pub fn insert(&self, plural: &str, namespace: &str, mut obj: Value) {
+        let (lock, cvar) = &*self.state;
+        let mut s = lock.lock().expect("state");
+        s.revision += 1;
+        obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
+        if !namespace.is_empty() {
+            obj["metadata"]["namespace"] = json!(namespace);
+        }
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        s.objects
+            .insert((plural.to_owned(), namespace.to_owned(), name), obj.clone());
+        s.record(plural, "ADDED", &obj);
+        drop(s);
+        cvar.notify_all();
     }
 
     /// Changes a field as another client would (`kubectl set image`): an Update by `manager`.

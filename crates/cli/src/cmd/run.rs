@@ -22,6 +22,17 @@ pub struct Source {
     /// Argo CD Application manifests with argocd-image-updater annotations (a file or a directory).
     #[arg(long, value_name = "PATH", conflicts_with = "config")]
     pub applications: Option<PathBuf>,
+    /// Read Argo CD Applications from this namespace of the cluster (`--applications-kubeconfig`,
+    /// default $KUBECONFIG), as argocd-image-updater does.
+    #[arg(long, value_name = "NAMESPACE", conflicts_with_all = ["config", "applications"])]
+    pub applications_from_cluster: Option<String>,
+    /// The cluster for --applications-from-cluster.
+    #[arg(
+        long = "applications-kubeconfig",
+        env = "KUBECONFIG",
+        value_name = "FILE"
+    )]
+    pub applications_kubeconfig: Option<PathBuf>,
     /// argocd-image-updater's registries.conf, with --applications.
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
@@ -55,7 +66,37 @@ impl Source {
                 };
                 Ok((apps, registries, Duration::from_secs(120)))
             }
-            (None, None) => bail!("give --config FILE or --applications PATH"),
+            (None, None) => match (
+                &self.applications_from_cluster,
+                &self.applications_kubeconfig,
+            ) {
+                (Some(ns), Some(kubeconfig)) => {
+                    let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .context("starting the async runtime")?;
+                    let items =
+                        rt.block_on(client.list("argoproj.io/v1alpha1", "Application", ns))?;
+                    // JSON is YAML: the same parser reads the cluster's Applications.
+                    let stream: String = items.iter().map(|i| format!("---\n{i}\n")).collect();
+                    let apps = driftwatch_engine::argocd::parse(
+                        &stream,
+                        &format!("Applications in namespace {ns}"),
+                    )?;
+                    let registries = match &self.registries_conf {
+                        Some(p) => conf_file(p)?,
+                        None => RegistriesConf::default(),
+                    };
+                    Ok((apps, registries, Duration::from_secs(120)))
+                }
+                (Some(_), None) => bail!(
+                    "--applications-from-cluster needs a kubeconfig (--applications-kubeconfig or $KUBECONFIG)"
+                ),
+                _ => bail!(
+                    "give --config FILE, --applications PATH or --applications-from-cluster NAMESPACE"
+                ),
+            },
         }
     }
 
@@ -440,6 +481,8 @@ pub fn history(args: &HistoryArgs) -> CmdResult {
     let source = Source {
         config: None,
         applications: None,
+        applications_from_cluster: None,
+        applications_kubeconfig: None,
         registries_conf: None,
         state_dir: args.state_dir.clone(),
     };
