@@ -190,12 +190,18 @@ fn workflow_scenarios() {
     assert_eq!(code, 0, "{out}");
 }
 
-#[test]
-fn argocd_applications_run_once() {
+/// A registry holding team/api 1.0.0, 1.0.1 and 1.1.0.
+fn api_registry() -> Registry {
     let reg = Registry::start(Auth::None);
     for tag in ["1.0.0", "1.0.1", "1.1.0"] {
         reg.push_image("team/api", tag, "2026-11-01T00:00:00Z");
     }
+    reg
+}
+
+#[test]
+fn argocd_applications_run_once() {
+    let reg = api_registry();
     let repo = BareRepo::new(&[
         ("apps/api/kustomization.yaml", "resources:\n- deploy.yaml\n"),
         (
@@ -310,10 +316,7 @@ fn pull_secret_reaches_an_authenticated_registry() {
 /// asked for, with the same annotations as the files.
 #[test]
 fn argocd_applications_from_cluster() {
-    let reg = Registry::start(Auth::None);
-    for tag in ["1.0.0", "1.0.1", "1.1.0"] {
-        reg.push_image("team/api", tag, "2026-11-01T00:00:00Z");
-    }
+    let reg = api_registry();
     let repo = BareRepo::new(&[
         ("apps/api/kustomization.yaml", "resources:\n- deploy.yaml\n"),
         (

@@ -204,18 +204,10 @@ impl KubeClient {
         {
             return Ok(r);
         }
-        let url = if api_version.contains('/') {
-            format!("{}/apis/{api_version}", self.base)
-        } else {
-            format!("{}/api/{api_version}", self.base)
-        };
+        let url = self.group_version_url(api_version);
         let what = format!("discovering {api_version}");
-        let resp = self
-            .request(reqwest::Method::GET, &url)
-            .send()
-            .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        let list = Self::json(resp, &what)
+        let list = self
+            .get_json(&url, &what)
             .await?
             .ok_or_else(|| api_err(&what, "the API server does not serve it"))?;
         let mut map = HashMap::new();
@@ -249,11 +241,7 @@ impl KubeClient {
             .and_then(Value::as_str)
             .unwrap_or("");
         let r = self.resource(api, kind).await?;
-        let prefix = if api.contains('/') {
-            format!("{}/apis/{api}", self.base)
-        } else {
-            format!("{}/api/{api}", self.base)
-        };
+        let prefix = self.group_version_url(api);
         Ok(if r.namespaced {
             let ns = obj
                 .pointer("/metadata/namespace")
@@ -345,11 +333,7 @@ impl KubeClient {
         namespace: &str,
     ) -> Result<Vec<Value>, Error> {
         let r = self.resource(api_version, kind).await?;
-        let prefix = if api_version.contains('/') {
-            format!("{}/apis/{api_version}", self.base)
-        } else {
-            format!("{}/api/{api_version}", self.base)
-        };
+        let prefix = self.group_version_url(api_version);
         let url = if r.namespaced && !namespace.is_empty() {
             format!("{prefix}/namespaces/{namespace}/{}", r.plural)
         } else {
@@ -363,12 +347,8 @@ impl KubeClient {
                 namespace
             }
         );
-        let resp = self
-            .request(reqwest::Method::GET, &url)
-            .send()
-            .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        let list = Self::json(resp, &what)
+        let list = self
+            .get_json(&url, &what)
             .await?
             .ok_or_else(|| api_err(&what, "not served"))?;
         Ok(list["items"]
@@ -389,12 +369,26 @@ impl KubeClient {
     pub async fn get(&self, obj: &Value, default_ns: &str) -> Result<Option<Value>, Error> {
         let url = self.url_of(obj, default_ns).await?;
         let what = format!("getting {}", crate::ObjectKey::of(obj));
+        self.get_json(&url, &what).await
+    }
+
+    /// `…/api/v1` for the core group, `…/apis/group/version` for the others.
+    fn group_version_url(&self, api_version: &str) -> String {
+        if api_version.contains('/') {
+            format!("{}/apis/{api_version}", self.base)
+        } else {
+            format!("{}/api/{api_version}", self.base)
+        }
+    }
+
+    /// GET a URL as JSON, `None` on 404; `what` names the call in errors.
+    async fn get_json(&self, url: &str, what: &str) -> Result<Option<Value>, Error> {
         let resp = self
-            .request(reqwest::Method::GET, &url)
+            .request(reqwest::Method::GET, url)
             .send()
             .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        Self::json(resp, &what).await
+            .map_err(|e| api_err(what, e.to_string()))?;
+        Self::json(resp, what).await
     }
 
     /// Server-side apply as `manager`, taking over conflicting fields (`force`); with
