@@ -36,11 +36,22 @@ fn int(v: &Value, p: &str) -> i64 {
     v.pointer(p).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn condition<'a>(v: &'a Value, kind: &str) -> Option<&'a Value> {
+/// A field (`status`, `reason`) of the status condition of type `kind`.
+fn condition<'a>(v: &'a Value, kind: &str, field: &str) -> Option<&'a str> {
     v.pointer("/status/conditions")?
         .as_array()?
         .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))?
+        .get(field)?
+        .as_str()
+}
+
+/// The controller has not yet seen the latest spec, so its status says nothing about it.
+fn waiting() -> (Health, String) {
+    (
+        Health::Progressing,
+        "waiting for the controller to observe the new generation".to_owned(),
+    )
 }
 
 /// Assesses a live object with a reason; kinds without a rule are Healthy when they exist.
@@ -57,21 +68,14 @@ pub fn assess(obj: Option<&Value>) -> (Health, String) {
             if o.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
                 return (Health::Suspended, "the rollout is paused".to_owned());
             }
-            if condition(o, "Progressing")
-                .and_then(|c| c.get("reason"))
-                .and_then(Value::as_str)
-                == Some("ProgressDeadlineExceeded")
-            {
+            if condition(o, "Progressing", "reason") == Some("ProgressDeadlineExceeded") {
                 return (
                     Health::Degraded,
                     "the rollout missed its progress deadline".to_owned(),
                 );
             }
             if not_observed {
-                return (
-                    Health::Progressing,
-                    "waiting for the controller to observe the new generation".to_owned(),
-                );
+                return waiting();
             }
             let want = o
                 .pointer("/spec/replicas")
@@ -104,10 +108,7 @@ pub fn assess(obj: Option<&Value>) -> (Health, String) {
         }
         "StatefulSet" => {
             if not_observed {
-                return (
-                    Health::Progressing,
-                    "waiting for the controller to observe the new generation".to_owned(),
-                );
+                return waiting();
             }
             let want = o
                 .pointer("/spec/replicas")
@@ -137,10 +138,7 @@ pub fn assess(obj: Option<&Value>) -> (Health, String) {
         }
         "DaemonSet" => {
             if not_observed {
-                return (
-                    Health::Progressing,
-                    "waiting for the controller to observe the new generation".to_owned(),
-                );
+                return waiting();
             }
             let desired = int(o, "/status/desiredNumberScheduled");
             let updated = int(o, "/status/updatedNumberScheduled");
@@ -160,18 +158,10 @@ pub fn assess(obj: Option<&Value>) -> (Health, String) {
             (Health::Healthy, format!("{available} nodes available"))
         }
         "Job" => {
-            if condition(o, "Failed")
-                .and_then(|c| c.get("status"))
-                .and_then(Value::as_str)
-                == Some("True")
-            {
+            if condition(o, "Failed", "status") == Some("True") {
                 return (Health::Degraded, "the job failed".to_owned());
             }
-            if condition(o, "Complete")
-                .and_then(|c| c.get("status"))
-                .and_then(Value::as_str)
-                == Some("True")
-            {
+            if condition(o, "Complete", "status") == Some("True") {
                 return (Health::Healthy, "the job completed".to_owned());
             }
             if o.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {

@@ -112,8 +112,15 @@ fn have(binary: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Whether a standalone `kustomize` is installed (else `kubectl kustomize` renders). Probed once
+/// per process: each probe spawns a process, and renders run on every sync.
+fn standalone_kustomize() -> bool {
+    static STANDALONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STANDALONE.get_or_init(|| have("kustomize"))
+}
+
 fn kustomize_version(dir: &Path) -> Result<String, Error> {
-    if have("kustomize") {
+    if standalone_kustomize() {
         let v = tool_output(Command::new("kustomize").arg("version"), dir, "kustomize")?;
         Ok(v.trim().to_owned())
     } else {
@@ -153,36 +160,19 @@ pub fn render(dir: &Path, release: &str) -> Result<Rendered, Error> {
         .iter()
         .any(|k| dir.join(k).exists())
     {
-        let (text, version) = if have("kustomize") {
-            let v = tool_output(Command::new("kustomize").arg("version"), dir, "kustomize")?;
-            (
-                tool_output(
-                    Command::new("kustomize").arg("build").arg(dir),
-                    dir,
-                    "kustomize",
-                )?,
-                v.trim().to_owned(),
-            )
+        let version = kustomize_version(dir)?;
+        let text = if standalone_kustomize() {
+            tool_output(
+                Command::new("kustomize").arg("build").arg(dir),
+                dir,
+                "kustomize",
+            )?
         } else {
-            let v = tool_output(
-                Command::new("kubectl").args(["version", "--client"]),
+            tool_output(
+                Command::new("kubectl").arg("kustomize").arg(dir),
                 dir,
                 "kubectl kustomize",
-            )?;
-            let v = v
-                .lines()
-                .find_map(|l| l.strip_prefix("Kustomize Version:"))
-                .unwrap_or("unknown")
-                .trim()
-                .to_owned();
-            (
-                tool_output(
-                    Command::new("kubectl").arg("kustomize").arg(dir),
-                    dir,
-                    "kubectl kustomize",
-                )?,
-                v,
-            )
+            )?
         };
         return Ok(Rendered {
             objects: parse_objects(&text, &format!("{shown} (kustomize output)"))?,

@@ -27,10 +27,15 @@ pub enum WebhookError {
     Payload(String),
 }
 
-fn hmac_hex(secret: &[u8], body: &[u8]) -> Option<Vec<u8>> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
-    mac.update(body);
-    Some(mac.finalize().into_bytes().to_vec())
+/// Whether `hex` is the HMAC-SHA256 of `body` under `secret`; `Mac` compares in constant time.
+fn signed(secret: &[u8], body: &[u8], hex: Option<&str>) -> bool {
+    let Some(given) = hex.and_then(unhex) else {
+        return false;
+    };
+    Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
+        mac.update(body);
+        mac.verify_slice(&given).is_ok()
+    })
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -60,11 +65,7 @@ pub fn parse_git_push(
     let (event, authed) = if let Some(ev) = header("x-github-event") {
         let sig = header("x-hub-signature-256")
             .ok_or(WebhookError::Auth("X-Hub-Signature-256 missing"))?;
-        let given = sig
-            .strip_prefix("sha256=")
-            .and_then(unhex)
-            .unwrap_or_default();
-        (ev, hmac_hex(secret, body).is_some_and(|m| same(&m, &given)))
+        (ev, signed(secret, body, sig.strip_prefix("sha256=")))
     } else if let Some(ev) = header("x-gitlab-event") {
         let token = header("x-gitlab-token").unwrap_or_default();
         (
@@ -79,8 +80,7 @@ pub fn parse_git_push(
         let sig = header("x-gitea-signature")
             .or_else(|| header("x-forgejo-signature"))
             .unwrap_or_default();
-        let given = unhex(&sig).unwrap_or_default();
-        (ev, hmac_hex(secret, body).is_some_and(|m| same(&m, &given)))
+        (ev, signed(secret, body, Some(&sig)))
     } else {
         let token = header("authorization")
             .map(|a| a.trim_start_matches("Bearer ").to_owned())
@@ -160,8 +160,10 @@ mod tests {
     }
 
     fn sig(secret: &[u8], body: &[u8]) -> String {
-        hmac_hex(secret, body)
-            .unwrap()
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        mac.finalize()
+            .into_bytes()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
