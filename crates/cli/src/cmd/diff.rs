@@ -162,31 +162,23 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let app = find_app(&args.source, &args.app)?;
     let (_, rendered) = render_app(&args.source, &app)?;
-    let live = match (&args.live, &args.kubeconfig) {
+    let (live, cluster) = match (&args.live, &args.kubeconfig) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            parse_objects(&text, &file.display().to_string())?
+            (parse_objects(&text, &file.display().to_string())?, None)
         }
         (None, Some(kubeconfig)) => {
             let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
+            let rt = super::runtime()?;
             let mut live = Vec::new();
             for obj in &rendered.objects {
                 if let Some(mut l) = rt.block_on(client.get(obj, &args.namespace))? {
-                    // Compare with the object as Git names it (its namespace defaulted).
-                    if obj.pointer("/metadata/namespace").is_none()
-                        && let Some(m) = l.get_mut("metadata").and_then(|m| m.as_object_mut())
-                    {
-                        m.remove("namespace");
-                    }
+                    as_git_names(obj, &mut l);
                     live.push(l);
                 }
             }
-            live
+            (live, Some((client, rt)))
         }
         (None, None) => {
             return Err(
@@ -195,15 +187,8 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         }
     };
     let mut diffs = diff(&rendered.objects, &live, &rules);
-    if args.live.is_none()
-        && let Some(kubeconfig) = &args.kubeconfig
-    {
+    if let Some((client, rt)) = &cluster {
         // Against a cluster, the server's dry-run apply has the last word on "different".
-        let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
         let mut kept = Vec::new();
         for d in diffs {
             let desired = rendered
@@ -216,7 +201,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             });
             let changes = match (desired, d.missing) {
                 (Some(obj), false) => rt.block_on(driftwatch_cluster::would_change(
-                    &client,
+                    client,
                     obj,
                     live_obj,
                     &args.namespace,
@@ -343,10 +328,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         allow_empty: args.allow_empty,
         dry_run: args.dry_run,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     let report = rt.block_on(driftwatch_cluster::sync(
         &client,
         &rendered.objects,
@@ -494,10 +476,7 @@ pub struct StatusArgs {
 pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
     let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.kubeconfig)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     let mut rows = Vec::new();
     let mut any_out = false;
     for app in &apps {
@@ -515,12 +494,7 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                         None => true,
                         Some(l) => {
                             let mut l = l.clone();
-                            if obj.pointer("/metadata/namespace").is_none()
-                                && let Some(m) =
-                                    l.get_mut("metadata").and_then(|m| m.as_object_mut())
-                            {
-                                m.remove("namespace");
-                            }
+                            as_git_names(obj, &mut l);
                             !diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &[])
                                 .is_empty()
                         }
@@ -683,4 +657,14 @@ pub fn rollback_cmd(args: &RollbackArgs) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// Drops the namespace the server defaulted on `live` when Git's `desired` names none, so the
+/// two compare as Git wrote them.
+fn as_git_names(desired: &serde_json::Value, live: &mut serde_json::Value) {
+    if desired.pointer("/metadata/namespace").is_none()
+        && let Some(m) = live.get_mut("metadata").and_then(|m| m.as_object_mut())
+    {
+        m.remove("namespace");
+    }
 }

@@ -10,6 +10,7 @@ use driftwatch_engine::join_all;
 use driftwatch_policy::{ImageListEntry, ImageRef, Strategy};
 use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner, Source};
 
+use super::runtime;
 use super::select::{PolicyArgs, Report, chosen_text, no_match_summary};
 use crate::exit::{CmdResult, Failure, NO_MATCH};
 
@@ -58,13 +59,6 @@ fn implicit_registry(image: &str) -> bool {
                 || first.bytes().any(|b| b.is_ascii_uppercase()))
         }
     }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// `tags` arguments.

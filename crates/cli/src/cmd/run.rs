@@ -72,10 +72,7 @@ impl Source {
             ) {
                 (Some(ns), Some(kubeconfig)) => {
                     let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .context("starting the async runtime")?;
+                    let rt = super::runtime()?;
                     let items =
                         rt.block_on(client.list("argoproj.io/v1alpha1", "Application", ns))?;
                     // JSON is YAML: the same parser reads the cluster's Applications.
@@ -313,10 +310,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
         // Without the HTTP side, a small runtime of its own turns signals into a stop.
         let stopper = shared.clone();
         std::thread::spawn(move || {
-            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
+            if let Ok(rt) = super::runtime() {
                 rt.block_on(async {
                     if let Ok(mut term) =
                         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
