@@ -44,6 +44,12 @@ impl From<driftwatch_cluster::Error> for Failure {
     }
 }
 
+impl From<driftwatch_deploy::Error> for Failure {
+    fn from(err: driftwatch_deploy::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

@@ -1,6 +1,7 @@
 //! The `driftwatch` binary: a thin layer of commands over the library crates.
 
 mod cmd;
+mod deploy;
 mod diff;
 mod exit;
 mod serve;

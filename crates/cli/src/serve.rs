@@ -26,6 +26,12 @@ pub enum Trigger {
     Stop,
 }
 
+/// Labels of per-application metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AppLabel {
+    pub app: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub registry: String,
@@ -44,6 +50,13 @@ pub struct Metrics {
     pub registry_requests: Family<RequestLabels, Counter>,
     pub cycle_seconds: Histogram,
     pub push_to_commit_seconds: Histogram,
+    pub syncs: Counter,
+    pub sync_errors: Counter,
+    pub heals: Counter,
+    pub fights: Counter,
+    pub git_webhooks: Counter,
+    pub out_of_sync: Family<AppLabel, Gauge>,
+    pub push_to_deploy_seconds: Histogram,
 }
 
 impl Metrics {
@@ -62,6 +75,13 @@ impl Metrics {
             registry_requests: Family::default(),
             cycle_seconds: Histogram::new(buckets),
             push_to_commit_seconds: Histogram::new(buckets),
+            syncs: Counter::default(),
+            sync_errors: Counter::default(),
+            heals: Counter::default(),
+            fights: Counter::default(),
+            git_webhooks: Counter::default(),
+            out_of_sync: Family::default(),
+            push_to_deploy_seconds: Histogram::new(buckets),
         };
         registry.register(
             "images_watched",
@@ -95,6 +115,37 @@ impl Metrics {
             "From a registry push webhook to the commit pushed to Git",
             m.push_to_commit_seconds.clone(),
         );
+        registry.register("syncs", "Revisions applied to the cluster", m.syncs.clone());
+        registry.register(
+            "sync_errors",
+            "Renders, syncs and heals that failed",
+            m.sync_errors.clone(),
+        );
+        registry.register(
+            "heals",
+            "Manual changes put back from watch events",
+            m.heals.clone(),
+        );
+        registry.register(
+            "fights",
+            "Objects no longer healed because another manager keeps changing them",
+            m.fights.clone(),
+        );
+        registry.register(
+            "git_webhooks",
+            "Git push webhooks accepted",
+            m.git_webhooks.clone(),
+        );
+        registry.register(
+            "out_of_sync_objects",
+            "Objects that differ from Git, per application",
+            m.out_of_sync.clone(),
+        );
+        registry.register(
+            "push_to_deploy_seconds",
+            "From a registry push webhook to the new image applied to the cluster",
+            m.push_to_deploy_seconds.clone(),
+        );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;
         }
@@ -108,6 +159,8 @@ pub struct Shared {
     pub ready: AtomicBool,
     tx: Mutex<mpsc::Sender<Trigger>>,
     secret: Option<Vec<u8>>,
+    /// The Git → cluster loop, when `run` has a cluster.
+    pub deploy: Mutex<Option<tokio::sync::mpsc::UnboundedSender<crate::deploy::DeployTrigger>>>,
 }
 
 impl Shared {
@@ -118,6 +171,7 @@ impl Shared {
             ready: AtomicBool::new(false),
             tx: Mutex::new(tx),
             secret: secret.map(String::into_bytes),
+            deploy: Mutex::new(None),
         })
     }
 
@@ -219,6 +273,46 @@ async fn webhook(
     }
 }
 
+/// A Git host's push webhook: authenticated as that host does it, handed to the Git → cluster
+/// loop, which syncs the applications on that repository and branch at once.
+async fn git_webhook(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let Some(secret) = &s.secret else {
+        return (
+            StatusCode::NOT_FOUND,
+            "webhooks are off: start run with --webhook-secret-env".to_owned(),
+        );
+    };
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    match driftwatch_git::parse_git_push(&header, &body, secret) {
+        Err(driftwatch_git::WebhookError::Auth(why)) => (StatusCode::UNAUTHORIZED, why.to_owned()),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+        Ok(None) => (StatusCode::ACCEPTED, "{\"pushes\":0}".to_owned()),
+        Ok(Some(push)) => {
+            let sender = s.deploy.lock().ok().and_then(|d| d.clone());
+            match sender {
+                Some(tx) => {
+                    s.metrics.git_webhooks.inc();
+                    let _ = tx.send(crate::deploy::DeployTrigger::Push(push));
+                    (StatusCode::ACCEPTED, "{\"pushes\":1}".to_owned())
+                }
+                None => (
+                    StatusCode::NOT_FOUND,
+                    "Git → cluster is off: start run with --kubeconfig".to_owned(),
+                ),
+            }
+        }
+    }
+}
+
 /// Serves on `addr` on its own thread and runtime; returns once the socket is bound.
 pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
     let listener =
@@ -229,6 +323,7 @@ pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/webhook", post(webhook))
+        .route("/webhook/git", post(git_webhook))
         .route("/webhook/{provider}", post(webhook))
         .with_state(shared.clone());
     std::thread::Builder::new()

@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::BareRepo;
-use driftwatch_testkit::kube::FakeApiServer;
+use driftwatch_testkit::kube::{Cluster, FakeApiServer};
 
 fn deploy(ns: &str) -> String {
     format!(
@@ -18,66 +17,12 @@ fn deploy(ns: &str) -> String {
     )
 }
 
-struct Cluster {
-    fake: Option<FakeApiServer>,
-    kubeconfig: PathBuf,
-}
-
-impl Cluster {
-    fn new(dir: &TempDir) -> Self {
-        match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
-            Some(k) => Cluster {
-                fake: None,
-                kubeconfig: PathBuf::from(k),
-            },
-            None => {
-                let fake = FakeApiServer::start();
-                let kubeconfig = dir.path().join("kubeconfig");
-                fake.write_kubeconfig(&kubeconfig);
-                Cluster {
-                    fake: Some(fake),
-                    kubeconfig,
-                }
-            }
-        }
-    }
-
-    /// `kubectl set image`, as a person would do it by hand.
-    fn set_image(&self, ns: &str, image: &str) {
-        match &self.fake {
-            Some(f) => f.update_as(
-                "kubectl-set",
-                "deployments",
-                ns,
-                "backend",
-                "/spec/template/spec/containers/0/image",
-                serde_json::json!(image),
-            ),
-            None => {
-                let ok = Command::new("kubectl")
-                    .arg("--kubeconfig")
-                    .arg(&self.kubeconfig)
-                    .args([
-                        "-n",
-                        ns,
-                        "set",
-                        "image",
-                        "deployment/backend",
-                        &format!("backend={image}"),
-                    ])
-                    .status()
-                    .unwrap();
-                assert!(ok.success());
-            }
-        }
-    }
-}
-
 #[test]
 fn sync_heals_and_prunes() {
     let dir = TempDir::new("sync");
-    let cluster = Cluster::new(&dir);
+    let cluster = Cluster::new(dir.path());
     let ns = format!("dw-e2e-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
     let namespace = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
     let cm = format!(
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: {ns}\ndata:\n  mode: fast\n"
@@ -155,7 +100,7 @@ fn sync_heals_and_prunes() {
     assert_eq!(status[0]["sync"], "Synced");
 
     // The workflow's manual change is reported, naming who made it, and healed.
-    cluster.set_image(&ns, "wrong-image:v99");
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
     let (code, out, _) = dw(&["status"]);
     assert_eq!(code, 2);
     assert!(out.contains("OutOfSync"), "{out}");
@@ -222,8 +167,9 @@ fn sync_heals_and_prunes() {
 #[test]
 fn prune_never_deletes_everything_by_accident() {
     let dir = TempDir::new("sync-empty");
-    let cluster = Cluster::new(&dir);
+    let cluster = Cluster::new(dir.path());
     let ns = format!("dw-e2e-empty-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
     let repo = BareRepo::new(&[
         (
             "apps/x/namespace.yaml",
@@ -273,7 +219,7 @@ fn self_heal_on_watch_events_and_stop_fighting() {
     }
     use std::io::BufRead;
     let dir = TempDir::new("heal");
-    let cluster = Cluster::new(&dir);
+    let cluster = Cluster::new(dir.path());
     let fake = cluster.fake.as_ref().unwrap();
     let ns = "shop";
     let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(ns))]);

@@ -1,24 +1,34 @@
-//! Self-heal: watch what an application applied and put it back the moment someone changes it
+//! Self-heal: watch what applications applied and put it back the moment someone changes it
 //! — on watch events, not a periodic resync — with a backoff per object that resets after a
 //! quiet period, and without hot loops: when another field manager keeps writing the same object
 //! back, healing it stops and the fight is reported, naming that manager.
+//!
+//! One [`Healer`] serves every application: one watch per collection (kind and namespace),
+//! shared, each event routed by the object's `driftwatch.io/app` label to the application that
+//! owns it. A watch starts with a list and resumes from the list's resourceVersion, and every
+//! listed object is checked, so a change made before the watch began is not missed; a watch
+//! that fails (expired resourceVersion, API server restarted) starts again the same way.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 use crate::diff::{ObjectKey, diff};
 use crate::kube::KubeClient;
 use crate::sync::{APP_LABEL, FIELD_MANAGER};
 
-/// Tunables.
+/// Tunables for one application.
 #[derive(Clone, Debug)]
 pub struct HealOptions {
     /// The application (its label value).
     pub app: String,
     /// Namespace for objects that name none.
     pub namespace: String,
+    /// Put changes back; when false they are only reported ([`HealEvent::Drifted`]).
+    pub heal: bool,
     /// Heals of one object within `window` after which driftwatch stops: a fight.
     pub fight_limit: u32,
     /// The window for counting heals; also the quiet period that resets the backoff.
@@ -28,11 +38,12 @@ pub struct HealOptions {
 }
 
 impl HealOptions {
-    /// Defaults: 5 heals in 60 s is a fight; backoff up to 10 s.
+    /// Defaults: heal; 5 heals in 60 s is a fight; backoff up to 10 s.
     pub fn new(app: &str, namespace: &str) -> Self {
         HealOptions {
             app: app.to_owned(),
             namespace: namespace.to_owned(),
+            heal: true,
             fight_limit: 5,
             window: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10),
@@ -45,17 +56,32 @@ impl HealOptions {
 pub enum HealEvent {
     /// Put back what Git says; the fields and who had changed them.
     Healed {
+        app: String,
         key: ObjectKey,
         fields: Vec<String>,
         managers: Vec<String>,
         after: Duration,
     },
     /// Deleted live; re-created.
-    Recreated { key: ObjectKey },
+    Recreated { app: String, key: ObjectKey },
+    /// Changed live and left so (self-heal off): the fields and who changed them.
+    Drifted {
+        app: String,
+        key: ObjectKey,
+        fields: Vec<String>,
+        managers: Vec<String>,
+    },
     /// Stopped healing: another manager keeps writing it back.
     Fight {
+        app: String,
         key: ObjectKey,
         managers: Vec<String>,
+    },
+    /// Putting it back failed (the API server refused); tried again on the next event.
+    Failed {
+        app: String,
+        key: ObjectKey,
+        error: String,
     },
 }
 
@@ -64,141 +90,193 @@ struct Track {
     heals: Vec<Instant>,
     last: Option<Instant>,
     fighting: bool,
+    /// Self-heal off: the drift last reported, so one change is reported once.
+    reported: Option<Vec<String>>,
 }
 
-/// Heals one event's object if it drifted. Pure decision plus the apply; `tracks` carries the
-/// per-object history across events.
-async fn consider(
-    client: &KubeClient,
-    desired: &HashMap<ObjectKey, Value>,
-    tracks: &mut HashMap<ObjectKey, Track>,
-    opts: &HealOptions,
-    kind: &str,
-    live: Value,
-) -> Option<HealEvent> {
-    let mut key = ObjectKey::of(&live);
-    let want = desired.get(&key).or_else(|| {
-        key.namespace.clear();
-        desired.get(&key)
-    })?;
-    let key = ObjectKey::of(want);
-    let track = tracks.entry(key.clone()).or_default();
-    if track.fighting {
-        return None;
-    }
-    let (fields, managers) = if kind == "DELETED" {
-        (Vec::new(), Vec::new())
-    } else {
-        let mut l = live.clone();
-        if want.pointer("/metadata/namespace").is_none()
-            && let Some(m) = l.get_mut("metadata").and_then(|m| m.as_object_mut())
-        {
-            m.remove("namespace");
-        }
-        let d = diff(std::slice::from_ref(want), std::slice::from_ref(&l), &[]);
-        let object = d.into_iter().next()?;
-        let mut managers: Vec<String> = object
-            .fields
-            .iter()
-            .filter_map(|f| f.manager.clone())
-            .filter(|m| m != FIELD_MANAGER)
-            .collect();
-        managers.sort();
-        managers.dedup();
-        (
-            object.fields.into_iter().map(|f| f.path).collect(),
-            managers,
-        )
-    };
-    let now = Instant::now();
-    track.heals.retain(|t| now.duration_since(*t) < opts.window);
-    if track.heals.len() as u32 >= opts.fight_limit {
-        track.fighting = true;
-        return Some(HealEvent::Fight { key, managers });
-    }
-    // Backoff doubles with each heal in the window; a quiet window resets it.
-    let backoff = Duration::from_millis(100u64 << track.heals.len().min(10)).min(opts.max_backoff);
-    if let Some(last) = track.last {
-        let since = now.duration_since(last);
-        if since < backoff && !track.heals.is_empty() {
-            tokio::time::sleep(backoff - since).await;
-        }
-    }
-    let started = Instant::now();
-    let mut obj = want.clone();
-    obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
-    if client
-        .apply(&obj, &opts.namespace, FIELD_MANAGER, false)
-        .await
-        .is_err()
+struct Desired {
+    objects: HashMap<ObjectKey, Value>,
+    opts: HealOptions,
+    /// A sync of this revision is under way: events wait in `stash` (the latest per object)
+    /// until it ends, so the sync's own changes are not "healed" and none made meanwhile is lost.
+    pending: bool,
+    stash: HashMap<ObjectKey, (String, Value)>,
+}
+
+#[derive(Default)]
+struct State {
+    apps: HashMap<String, Desired>,
+    tracks: HashMap<ObjectKey, Track>,
+}
+
+/// A collection to watch: API version, kind and namespace (empty for cluster-scoped kinds).
+type Collection = (String, String, String);
+
+/// Heals (or reports) every application's objects from one set of shared watches.
+#[derive(Clone)]
+pub struct Healer {
+    client: Arc<KubeClient>,
+    state: Arc<Mutex<State>>,
+    watched: Arc<Mutex<HashSet<Collection>>>,
+    events: mpsc::UnboundedSender<(String, Value)>,
+}
+
+/// Removes the namespace the server defaulted when Git names none, so the two compare as Git
+/// wrote them.
+fn as_git_names(want: &Value, live: &mut Value) {
+    if want.pointer("/metadata/namespace").is_none()
+        && let Some(m) = live.get_mut("metadata").and_then(|m| m.as_object_mut())
     {
-        return None;
+        m.remove("namespace");
     }
-    track.heals.push(Instant::now());
-    track.last = Some(Instant::now());
-    Some(if kind == "DELETED" {
-        HealEvent::Recreated { key }
-    } else {
-        HealEvent::Healed {
-            key,
-            fields,
-            managers,
-            after: started.elapsed(),
-        }
-    })
 }
 
-/// Watches every kind the application renders (one watch per collection, concurrently) and
-/// heals until `report` returns false. `report` is told of each heal and fight as it happens.
-pub async fn watch_and_heal(
-    client: std::sync::Arc<KubeClient>,
-    rendered: &[Value],
-    opts: &HealOptions,
-    report: &mut (dyn FnMut(&HealEvent) -> bool + Send),
-) -> Result<(), crate::error::Error> {
-    let desired: HashMap<ObjectKey, Value> = rendered
+/// The pure part of a decision: what differs, and which other managers changed it.
+fn drift(want: &Value, live: &Value) -> Option<(Vec<String>, Vec<String>)> {
+    let mut l = live.clone();
+    as_git_names(want, &mut l);
+    let object = diff(std::slice::from_ref(want), std::slice::from_ref(&l), &[])
+        .into_iter()
+        .next()?;
+    let mut managers: Vec<String> = object
+        .fields
         .iter()
-        .map(|o| (ObjectKey::of(o), o.clone()))
+        .filter_map(|f| f.manager.clone())
+        .filter(|m| m != FIELD_MANAGER)
         .collect();
-    let mut tracks: HashMap<ObjectKey, Track> = HashMap::new();
-    // One representative object per collection to watch.
-    let mut collections: Vec<Value> = Vec::new();
-    for o in rendered {
-        let same = collections.iter().any(|c| {
-            c["apiVersion"] == o["apiVersion"]
-                && c["kind"] == o["kind"]
-                && c.pointer("/metadata/namespace") == o.pointer("/metadata/namespace")
-        });
-        if !same {
-            collections.push(o.clone());
+    managers.sort();
+    managers.dedup();
+    Some((
+        object.fields.into_iter().map(|f| f.path).collect(),
+        managers,
+    ))
+}
+
+enum Action {
+    Apply {
+        obj: Value,
+        namespace: String,
+        wait: Duration,
+        event: HealEvent,
+    },
+    Report(HealEvent),
+}
+
+impl Healer {
+    /// A healer on `client`; `run` must be polled for anything to happen.
+    pub fn new(client: Arc<KubeClient>) -> (Self, HealerRun) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let h = Healer {
+            client,
+            state: Arc::new(Mutex::new(State::default())),
+            watched: Arc::new(Mutex::new(HashSet::new())),
+            events: tx,
+        };
+        (h.clone(), HealerRun { healer: h, rx })
+    }
+
+    /// Makes `rendered` what the application should be from now on, and watches the
+    /// collections it lives in. Call it before applying a new revision, so the sync's own
+    /// changes compare equal and a manual change during the sync is judged against the new
+    /// revision, never healed back to the old one.
+    pub async fn set(&self, rendered: &[Value], opts: &HealOptions) {
+        let objects: HashMap<ObjectKey, Value> = rendered
+            .iter()
+            .map(|o| (ObjectKey::of(o), o.clone()))
+            .collect();
+        if let Ok(mut s) = self.state.lock() {
+            // A new revision starts a new account: an old fight does not outlive the change.
+            for k in objects.keys() {
+                s.tracks.remove(k);
+            }
+            s.apps.insert(
+                opts.app.clone(),
+                Desired {
+                    objects,
+                    opts: opts.clone(),
+                    pending: true,
+                    stash: HashMap::new(),
+                },
+            );
+        }
+        for o in rendered {
+            let ns = o
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .unwrap_or(&opts.namespace)
+                .to_owned();
+            let c = (
+                o["apiVersion"].as_str().unwrap_or("").to_owned(),
+                o["kind"].as_str().unwrap_or("").to_owned(),
+                ns,
+            );
+            let fresh = self.watched.lock().is_ok_and(|mut w| w.insert(c.clone()));
+            if fresh {
+                self.spawn_watch(o.clone(), c.2.clone());
+            }
         }
     }
-    let selector = format!("{APP_LABEL}={}", opts.app);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Value)>();
-    for c in collections {
-        let client = client.clone();
-        let tx = tx.clone();
-        let selector = selector.clone();
-        let namespace = opts.namespace.clone();
+
+    /// The sync begun after [`Healer::set`] is done: from now on the application is healed, and
+    /// the changes seen during the sync are judged.
+    pub fn synced(&self, app: &str) {
+        let _ = self
+            .events
+            .send(("REPLAY".to_owned(), Value::String(app.to_owned())));
+    }
+
+    /// Stops healing an application (it was removed, or its sync policy changed).
+    pub fn remove(&self, app: &str) {
+        if let Ok(mut s) = self.state.lock() {
+            s.apps.remove(app);
+        }
+    }
+
+    fn spawn_watch(&self, like: Value, namespace: String) {
+        let client = self.client.clone();
+        let tx = self.events.clone();
         tokio::spawn(async move {
-            // Start from now: the current state was just synced. Each watch resumes from the
-            // last resourceVersion it saw, so no event falls between two watches.
-            let mut version = match client.get(&c, &namespace).await {
-                Ok(Some(live)) => live
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                _ => None,
-            };
+            let mut version: Option<String> = None;
             loop {
+                if tx.is_closed() {
+                    return;
+                }
+                if version.is_none() {
+                    // (Re)start: list, check every listed object, resume from the list.
+                    match client.list_selected(&like, &namespace, APP_LABEL).await {
+                        Ok((items, v)) => {
+                            let present: Vec<Value> = items
+                                .iter()
+                                .map(|i| i.pointer("/metadata/name").cloned().unwrap_or_default())
+                                .collect();
+                            for item in items {
+                                let _ = tx.send(("LISTED".to_owned(), item));
+                            }
+                            // Objects deleted while nothing watched are checked too.
+                            let _ = tx.send((
+                                "RESYNC".to_owned(),
+                                serde_json::json!({
+                                    "apiVersion": like["apiVersion"], "kind": like["kind"],
+                                    "namespace": namespace, "present": present,
+                                }),
+                            ));
+                            version = v;
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    }
+                }
                 let mut forward = |kind: &str, obj: Value| tx.send((kind.to_owned(), obj)).is_ok();
                 match client
                     .watch(
-                        &c,
+                        &like,
                         &namespace,
-                        &selector,
+                        APP_LABEL,
                         version.as_deref(),
-                        60,
+                        300,
                         &mut forward,
                     )
                     .await
@@ -209,24 +287,284 @@ pub async fn watch_and_heal(
                         }
                     }
                     Err(_) => {
-                        // Expired or dropped: start again from the current state.
+                        // Expired resourceVersion, dropped connection, restarted server.
                         tokio::time::sleep(Duration::from_millis(200)).await;
                         version = None;
                     }
                 }
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
     }
-    drop(tx);
-    while let Some((kind, obj)) = rx.recv().await {
-        if let Some(event) = consider(&client, &desired, &mut tracks, opts, &kind, obj).await
-            && !report(&event)
-        {
-            return Ok(());
+
+    /// Decides what one event calls for. Pure apart from the per-object bookkeeping.
+    fn decide(&self, kind: &str, live: &Value) -> Vec<Action> {
+        let Ok(mut s) = self.state.lock() else {
+            return Vec::new();
+        };
+        match kind {
+            "RESYNC" => Self::missing(&mut s, live),
+            "REPLAY" => {
+                let stash = match live.as_str().and_then(|a| s.apps.get_mut(a)) {
+                    Some(d) => {
+                        d.pending = false;
+                        std::mem::take(&mut d.stash)
+                    }
+                    None => return Vec::new(),
+                };
+                stash
+                    .into_values()
+                    .flat_map(|(kind, live)| Self::decide_one(&mut s, &kind, &live))
+                    .collect()
+            }
+            _ => Self::decide_one(&mut s, kind, live),
         }
     }
+
+    fn decide_one(s: &mut State, kind: &str, live: &Value) -> Vec<Action> {
+        let Some(app) = live
+            .pointer(&format!(
+                "/metadata/labels/{}",
+                APP_LABEL.replace('/', "~1")
+            ))
+            .and_then(Value::as_str)
+        else {
+            return Vec::new();
+        };
+        let State { apps, tracks } = s;
+        let Some(desired) = apps.get_mut(app) else {
+            return Vec::new();
+        };
+        let mut key = ObjectKey::of(live);
+        let want = match desired.objects.get(&key) {
+            Some(w) => w,
+            None => {
+                key.namespace.clear();
+                match desired.objects.get(&key) {
+                    Some(w) => w,
+                    None => return Vec::new(),
+                }
+            }
+        };
+        let key = ObjectKey::of(want);
+        if desired.pending {
+            desired.stash.insert(key, (kind.to_owned(), live.clone()));
+            return Vec::new();
+        }
+        let opts = &desired.opts;
+        let track = tracks.entry(key.clone()).or_default();
+        if track.fighting {
+            return Vec::new();
+        }
+        let (fields, managers) = if kind == "DELETED" {
+            (Vec::new(), Vec::new())
+        } else {
+            match drift(want, live) {
+                Some(d) => d,
+                None => {
+                    track.reported = None;
+                    return Vec::new();
+                }
+            }
+        };
+        if !opts.heal {
+            if track.reported.as_ref() == Some(&fields) {
+                return Vec::new();
+            }
+            track.reported = Some(fields.clone());
+            return vec![Action::Report(HealEvent::Drifted {
+                app: opts.app.clone(),
+                key,
+                fields,
+                managers,
+            })];
+        }
+        let now = Instant::now();
+        track.heals.retain(|t| now.duration_since(*t) < opts.window);
+        if track.heals.len() as u32 >= opts.fight_limit {
+            track.fighting = true;
+            return vec![Action::Report(HealEvent::Fight {
+                app: opts.app.clone(),
+                key,
+                managers,
+            })];
+        }
+        // Backoff doubles with each heal in the window; a quiet window resets it.
+        let backoff =
+            Duration::from_millis(100u64 << track.heals.len().min(10)).min(opts.max_backoff);
+        let wait = match track.last {
+            Some(last) if !track.heals.is_empty() => {
+                backoff.saturating_sub(now.duration_since(last))
+            }
+            _ => Duration::ZERO,
+        };
+        track.heals.push(now + wait);
+        track.last = Some(now + wait);
+        let mut obj = want.clone();
+        obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
+        let event = if kind == "DELETED" {
+            HealEvent::Recreated {
+                app: opts.app.clone(),
+                key,
+            }
+        } else {
+            HealEvent::Healed {
+                app: opts.app.clone(),
+                key,
+                fields,
+                managers,
+                after: Duration::ZERO,
+            }
+        };
+        vec![Action::Apply {
+            obj,
+            namespace: opts.namespace.clone(),
+            wait,
+            event,
+        }]
+    }
+
+    /// After a (re)list: the desired objects of that collection that the list did not show
+    /// were deleted while nothing watched; re-create them (or report them).
+    fn missing(s: &mut State, listed: &Value) -> Vec<Action> {
+        let present: HashSet<&str> = listed["present"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let namespace = listed["namespace"].as_str().unwrap_or("");
+        let mut actions = Vec::new();
+        let State { apps, tracks } = s;
+        // A pending application's sync creates what is missing.
+        for desired in apps.values().filter(|d| !d.pending) {
+            let opts = &desired.opts;
+            for (key, want) in &desired.objects {
+                let ns = want
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(&opts.namespace);
+                let here = want["apiVersion"] == listed["apiVersion"]
+                    && want["kind"] == listed["kind"]
+                    && ns == namespace;
+                if !here || present.contains(key.name.as_str()) {
+                    continue;
+                }
+                let track = tracks.entry(key.clone()).or_default();
+                if track.fighting {
+                    continue;
+                }
+                if !opts.heal {
+                    let gone = vec!["(deleted)".to_owned()];
+                    if track.reported.as_ref() != Some(&gone) {
+                        track.reported = Some(gone.clone());
+                        actions.push(Action::Report(HealEvent::Drifted {
+                            app: opts.app.clone(),
+                            key: key.clone(),
+                            fields: gone,
+                            managers: Vec::new(),
+                        }));
+                    }
+                    continue;
+                }
+                track.heals.push(Instant::now());
+                track.last = Some(Instant::now());
+                let mut obj = want.clone();
+                obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
+                actions.push(Action::Apply {
+                    obj,
+                    namespace: opts.namespace.clone(),
+                    wait: Duration::ZERO,
+                    event: HealEvent::Recreated {
+                        app: opts.app.clone(),
+                        key: key.clone(),
+                    },
+                });
+            }
+        }
+        actions
+    }
+}
+
+/// The event loop of a [`Healer`]; runs until `report` returns false or every sender is gone.
+pub struct HealerRun {
+    healer: Healer,
+    rx: mpsc::UnboundedReceiver<(String, Value)>,
+}
+
+impl HealerRun {
+    /// Handles events as they come; `report` is told of each heal, drift and fight.
+    pub async fn run(mut self, report: &mut (dyn FnMut(&HealEvent) -> bool + Send)) {
+        while let Some((kind, obj)) = self.rx.recv().await {
+            let started = Instant::now();
+            for action in self.healer.decide(&kind, &obj) {
+                let event = match action {
+                    Action::Report(e) => e,
+                    Action::Apply {
+                        obj,
+                        namespace,
+                        wait,
+                        event,
+                    } => {
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
+                        match self
+                            .healer
+                            .client
+                            .apply(&obj, &namespace, FIELD_MANAGER, false)
+                            .await
+                        {
+                            Ok(_) => match event {
+                                HealEvent::Healed {
+                                    app,
+                                    key,
+                                    fields,
+                                    managers,
+                                    ..
+                                } => HealEvent::Healed {
+                                    app,
+                                    key,
+                                    fields,
+                                    managers,
+                                    after: started.elapsed(),
+                                },
+                                other => other,
+                            },
+                            Err(e) => HealEvent::Failed {
+                                app: obj_app(&obj),
+                                key: ObjectKey::of(&obj),
+                                error: e.to_string(),
+                            },
+                        }
+                    }
+                };
+                if !report(&event) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn obj_app(obj: &Value) -> String {
+    obj.pointer(&format!(
+        "/metadata/labels/{}",
+        APP_LABEL.replace('/', "~1")
+    ))
+    .and_then(Value::as_str)
+    .unwrap_or("")
+    .to_owned()
+}
+
+/// Heals one application until `report` returns false: a [`Healer`] with one application.
+pub async fn watch_and_heal(
+    client: Arc<KubeClient>,
+    rendered: &[Value],
+    opts: &HealOptions,
+    report: &mut (dyn FnMut(&HealEvent) -> bool + Send),
+) -> Result<(), crate::error::Error> {
+    let (healer, run) = Healer::new(client);
+    healer.set(rendered, opts).await;
+    healer.synced(&opts.app);
+    run.run(report).await;
     Ok(())
 }

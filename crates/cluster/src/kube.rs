@@ -325,6 +325,42 @@ impl KubeClient {
         Ok(last)
     }
 
+    /// The objects labelled `selector` in the collection `like` lives in, with the list's
+    /// resourceVersion: the point a watch resumes from so no change falls between the two.
+    pub async fn list_selected(
+        &self,
+        like: &Value,
+        default_ns: &str,
+        selector: &str,
+    ) -> Result<(Vec<Value>, Option<String>), Error> {
+        let object_url = self.url_of(like, default_ns).await?;
+        let collection = object_url
+            .rsplit_once('/')
+            .map_or(object_url.as_str(), |(c, _)| c)
+            .to_owned();
+        let what = format!("listing {collection}");
+        let list = self
+            .get_json(&format!("{collection}?labelSelector={selector}"), &what)
+            .await?
+            .ok_or_else(|| api_err(&what, "not served"))?;
+        let version = list
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let items = list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut o| {
+                o["apiVersion"] = like["apiVersion"].clone();
+                o["kind"] = like["kind"].clone();
+                o
+            })
+            .collect();
+        Ok((items, version))
+    }
+
     /// Every object of a kind in a namespace (all namespaces when empty).
     pub async fn list(
         &self,

@@ -13,9 +13,9 @@ mod sync;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
 pub use error::Error;
-pub use heal::{HealEvent, HealOptions, watch_and_heal};
+pub use heal::{HealEvent, HealOptions, Healer, HealerRun, watch_and_heal};
 pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
-pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, sync, would_change};
+pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, as_desired, sync, would_change};

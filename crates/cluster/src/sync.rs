@@ -90,6 +90,29 @@ pub async fn would_change(
     Ok(content(&dry) != content(live))
 }
 
+/// What Git's object asks of the cluster: without the fields only the server owns. Manifests
+/// exported with `kubectl get -o yaml` carry a resourceVersion (an apply naming a stale one is
+/// refused with 409 Conflict), a uid, managedFields and status; none of them is desired state.
+pub fn as_desired(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "selfLink",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
 /// The minimal identity of an object, as kept in the inventory.
 fn stub(obj: &Value, namespace: &str) -> Value {
     let ns = obj

@@ -34,6 +34,29 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Spec {
     source: Option<Source>,
+    destination: Option<Destination>,
+    #[serde(rename = "syncPolicy")]
+    sync_policy: Option<SyncPolicySpec>,
+}
+
+#[derive(Deserialize)]
+struct Destination {
+    namespace: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SyncPolicySpec {
+    automated: Option<Automated>,
+}
+
+#[derive(Deserialize)]
+struct Automated {
+    #[serde(default)]
+    prune: bool,
+    #[serde(default, rename = "selfHeal")]
+    self_heal: bool,
+    #[serde(default, rename = "allowEmpty")]
+    allow_empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -121,9 +144,26 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let source = spec
-        .and_then(|s| s.source)
-        .ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+    let (source, destination, sync_policy) = match spec {
+        Some(s) => (s.source, s.destination, s.sync_policy),
+        None => (None, None, None),
+    };
+    // Argo CD's destination and automated sync policy, for `run --kubeconfig`.
+    let sync = destination.map(|d| {
+        let automated = sync_policy.and_then(|p| p.automated);
+        crate::model::SyncPolicy {
+            namespace: d
+                .namespace
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".to_owned()),
+            automated: automated.is_some(),
+            self_heal: automated.as_ref().is_some_and(|a| a.self_heal),
+            prune: automated.as_ref().is_some_and(|a| a.prune),
+            allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
+        }
+    });
+    let source =
+        source.ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
     let repo = match get("git-repository") {
         Some(r) => r,
         None => source.repo_url.clone().ok_or_else(|| {
@@ -291,6 +331,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             signoff: false,
         },
         images,
+        sync,
     })
 }
 

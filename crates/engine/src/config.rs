@@ -47,7 +47,32 @@ struct RawApp {
     write_back: Option<String>,
     git_credentials: Option<RawGitCreds>,
     commit: Option<RawCommit>,
+    #[serde(default)]
     images: Vec<RawImage>,
+    sync: Option<RawSync>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSync {
+    #[serde(default = "default_ns")]
+    namespace: String,
+    automated: Option<RawAutomated>,
+}
+
+fn default_ns() -> String {
+    "default".to_owned()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawAutomated {
+    #[serde(default)]
+    self_heal: bool,
+    #[serde(default)]
+    prune: bool,
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 fn main() -> String {
@@ -248,9 +273,20 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_COMMIT_TEMPLATE.to_owned());
             driftwatch_git::commit_message(&template, "x", &[])
                 .map_err(|e| err(file, &at("commit.template"), e.to_string()))?;
-            if a.images.is_empty() {
-                return Err(err(file, &at("images"), "no images"));
+            if a.images.is_empty() && a.sync.is_none() {
+                return Err(err(
+                    file,
+                    &at("images"),
+                    "no images (an application that only syncs Git to the cluster needs sync)",
+                ));
             }
+            let sync = a.sync.map(|s| crate::model::SyncPolicy {
+                namespace: s.namespace,
+                automated: s.automated.is_some(),
+                self_heal: s.automated.as_ref().is_some_and(|a| a.self_heal),
+                prune: s.automated.as_ref().is_some_and(|a| a.prune),
+                allow_empty: s.automated.as_ref().is_some_and(|a| a.allow_empty),
+            });
             let mut images = Vec::new();
             for (j, im) in a.images.into_iter().enumerate() {
                 let at = |k: &str| format!("applications[{i}].images[{j}].{k}");
@@ -331,6 +367,7 @@ impl Config {
                 template,
                 identity,
                 images,
+                sync,
             });
         }
         Ok(Config {

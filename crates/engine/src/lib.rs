@@ -13,5 +13,5 @@ pub use cycle::{
     CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, join_all, now_nanos,
 };
 pub use error::Error;
-pub use model::{App, TrackedImage};
+pub use model::{App, SyncPolicy, TrackedImage};
 pub mod store;

@@ -28,6 +28,23 @@ pub struct App {
     pub identity: Identity,
     /// The images.
     pub images: Vec<TrackedImage>,
+    /// How Git reaches the cluster; `None` leaves the cluster alone (image updates only).
+    pub sync: Option<SyncPolicy>,
+}
+
+/// Git → cluster for one application, as Argo CD's `destination` and `syncPolicy` say it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncPolicy {
+    /// Namespace for objects that name none.
+    pub namespace: String,
+    /// Apply each new revision (`automated`); otherwise only report OutOfSync.
+    pub automated: bool,
+    /// Put manual changes back the moment they happen (otherwise they are reported).
+    pub self_heal: bool,
+    /// Delete what the application applied before and Git no longer has.
+    pub prune: bool,
+    /// Let prune delete everything when Git renders nothing.
+    pub allow_empty: bool,
 }
 
 /// One image an application follows.

@@ -180,6 +180,23 @@ impl Store {
             .map_err(db_err)
     }
 
+    /// Sets the outcome of an application's latest sync of `revision` once its rollout settles.
+    pub fn settle_sync(
+        &mut self,
+        app: &str,
+        revision: &str,
+        health: &str,
+        detail: &str,
+    ) -> Result<(), Error> {
+        self.db
+            .execute(
+                "UPDATE syncs SET health = ?3, detail = ?4 WHERE id = (SELECT MAX(id) FROM syncs WHERE app = ?1 AND revision = ?2)",
+                params![app, revision, health, detail],
+            )
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
     /// Syncs, newest first, of one application or all.
     pub fn syncs(&self, app: Option<&str>, limit: usize) -> Result<Vec<SyncRecord>, Error> {
         let mut stmt = self

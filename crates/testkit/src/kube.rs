@@ -85,6 +85,12 @@ struct State {
     revision: u64,
     /// Every change: (resourceVersion, plural, event type, object).
     events: Vec<(u64, String, &'static str, Value)>,
+    /// Bumped to end every open watch (a dropped connection, a restart).
+    epoch: u64,
+    /// Watches from a resourceVersion at or below this get 410 Gone (history compacted).
+    compacted: u64,
+    /// Every request fails with 503 while set (the server is restarting).
+    down: bool,
 }
 
 impl State {
@@ -221,6 +227,35 @@ impl FakeApiServer {
         cvar.notify_all();
     }
 
+    /// Ends every open watch, as a load balancer or a flaky network would.
+    pub fn drop_watches(&self) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.epoch += 1;
+        }
+        self.state.1.notify_all();
+    }
+
+    /// Simulates an API server restart: open watches end, requests fail with 503 until
+    /// [`FakeApiServer::up`], and the event history is compacted, so resuming a watch from an
+    /// old resourceVersion gets 410 Gone and the client must list again.
+    pub fn go_down(&self) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.epoch += 1;
+            s.down = true;
+            s.compacted = s.revision;
+            s.events.clear();
+        }
+        self.state.1.notify_all();
+    }
+
+    /// Ends a restart begun by [`FakeApiServer::go_down`].
+    pub fn up(&self) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.down = false;
+        }
+        self.state.1.notify_all();
+    }
+
     /// Changes a field as another client would (`kubectl set image`): an Update by `manager`.
     pub fn update_as(
         &self,
@@ -335,6 +370,9 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
     let Ok(mut s) = state.lock() else {
         return status(500, "InternalError", "state poisoned");
     };
+    if s.down {
+        return status(503, "ServiceUnavailable", "the API server is restarting");
+    }
     let key = |n: &str| (plural.to_owned(), namespace.to_owned(), n.to_owned());
     match (req.method.as_str(), name) {
         ("GET", Some(n)) => match s.objects.get(&key(n)) {
@@ -351,11 +389,17 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
                 .query("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
                 .unwrap_or(30);
+            let epoch = s.epoch;
+            let expired = from < s.compacted;
             drop(s);
             let shared = shared.clone();
             let plural = plural.to_owned();
             let namespace = namespace.to_owned();
             Reply::Stream(Box::new(move |out: &mut dyn std::io::Write| {
+                if expired {
+                    let line = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410, "reason": "Expired", "message": format!("too old resource version: {from}")}}).to_string() + "\n";
+                    return out.write_all(line.as_bytes());
+                }
                 let wanted: Vec<(String, String)> = selector
                     .split(',')
                     .filter_map(|kv| {
@@ -372,7 +416,7 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
                         while st.revision <= seen {
                             let left =
                                 deadline.saturating_duration_since(std::time::Instant::now());
-                            if left.is_zero() {
+                            if left.is_zero() || st.epoch != epoch {
                                 return Ok(());
                             }
                             st = cvar
@@ -446,6 +490,24 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
                 return status(400, "BadRequest", "body is not JSON");
             };
             let dry = req.query("dryRun").is_some();
+            // As a real server: an apply that names a resourceVersion must name the current one.
+            if let Some(rv) = applied
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                && s.objects
+                    .get(&key(n))
+                    .and_then(|o| o.pointer("/metadata/resourceVersion"))
+                    .and_then(Value::as_str)
+                    != Some(rv)
+            {
+                return status(
+                    409,
+                    "Conflict",
+                    &format!(
+                        "Operation cannot be fulfilled on {plural} \"{n}\": the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                );
+            }
             let mut obj = s.objects.get(&key(n)).cloned().unwrap_or_else(|| {
                 json!({"apiVersion": applied["apiVersion"], "kind": kind.kind, "metadata": {"name": n, "generation": 0, "managedFields": []}})
             });
@@ -486,5 +548,125 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             None => status(404, "NotFound", &format!("{plural} \"{n}\" not found")),
         },
         _ => status(405, "MethodNotAllowed", "not supported by the fake"),
+    }
+}
+
+/// The cluster a test runs against: the fake server, or a real API server when
+/// `DRIFTWATCH_E2E_KUBECONFIG` names a kubeconfig (then `kubectl` does what the fake's helpers
+/// do, and the test's namespaces are deleted when it ends).
+pub struct Cluster {
+    /// The fake, when no real server was given.
+    pub fake: Option<FakeApiServer>,
+    /// The kubeconfig driftwatch is given.
+    pub kubeconfig: std::path::PathBuf,
+    namespaces: Mutex<Vec<String>>,
+}
+
+impl Cluster {
+    /// The fake (its kubeconfig written into `dir`) or the real server.
+    pub fn new(dir: &std::path::Path) -> Self {
+        match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
+            Some(k) => Cluster {
+                fake: None,
+                kubeconfig: std::path::PathBuf::from(k),
+                namespaces: Mutex::new(Vec::new()),
+            },
+            None => {
+                let fake = FakeApiServer::start();
+                let kubeconfig = dir.join("kubeconfig");
+                fake.write_kubeconfig(&kubeconfig);
+                Cluster {
+                    fake: Some(fake),
+                    kubeconfig,
+                    namespaces: Mutex::new(Vec::new()),
+                }
+            }
+        }
+    }
+
+    /// Deletes `ns` when the test ends (real servers only; the fake goes away by itself).
+    pub fn cleanup_namespace(&self, ns: &str) {
+        if let Ok(mut n) = self.namespaces.lock() {
+            n.push(ns.to_owned());
+        }
+    }
+
+    fn kubectl(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// `kubectl set image deployment/NAME CONTAINER=IMAGE`, as a person would do by hand.
+    pub fn set_image(&self, ns: &str, deployment: &str, container: &str, image: &str) {
+        match &self.fake {
+            Some(f) => {
+                let live = f.get("deployments", ns, deployment).expect("deployment");
+                let index = live["spec"]["template"]["spec"]["containers"]
+                    .as_array()
+                    .and_then(|c| c.iter().position(|c| c["name"] == container))
+                    .expect("container");
+                f.update_as(
+                    "kubectl-set",
+                    "deployments",
+                    ns,
+                    deployment,
+                    &format!("/spec/template/spec/containers/{index}/image"),
+                    json!(image),
+                );
+            }
+            None => {
+                let out = self.kubectl(&[
+                    "-n",
+                    ns,
+                    "set",
+                    "image",
+                    &format!("deployment/{deployment}"),
+                    &format!("{container}={image}"),
+                ]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
+    /// The live object, `None` when it does not exist.
+    pub fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        match &self.fake {
+            Some(f) => f.get(plural, ns, name),
+            None => {
+                let mut args = vec!["get", plural, name, "-o", "json"];
+                if !ns.is_empty() {
+                    args.extend(["-n", ns]);
+                }
+                let out = self.kubectl(&args);
+                out.status
+                    .success()
+                    .then(|| serde_json::from_slice(&out.stdout).ok())
+                    .flatten()
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if self.fake.is_some() {
+            return;
+        }
+        let namespaces = self
+            .namespaces
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default();
+        for ns in namespaces {
+            let _ = self.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use driftwatch_cluster::{IgnoreRule, Rendered, Tool, diff, parse_objects, render};
+use driftwatch_cluster::{IgnoreRule, Rendered, Tool, diff, parse_objects};
 use driftwatch_engine::App;
 
 use super::run::Source;
@@ -53,66 +53,9 @@ fn find_app(source: &Source, name: &str) -> anyhow::Result<App> {
         .ok_or_else(|| anyhow!("no application {name:?} (known: {})", names.join(", ")))
 }
 
-/// Renders the app's path at its branch head. Results are cached by (commit, path, tool
-/// version) under the state dir; a failed render leaves the cache as it was.
+/// The application's head and its rendering there (cached by commit, path and tool version).
 fn render_app(source: &Source, app: &App) -> anyhow::Result<(String, Rendered)> {
-    let state = source.state_dir();
-    let mirror = driftwatch_git::Mirror::open(&state, &app.repo, app.auth.clone())?;
-    let spec = driftwatch_git::BranchSpec::parse(&app.branch, "main");
-    let base = mirror.resolve_branch(&spec.base)?;
-    mirror.fetch(&[&base])?;
-    let head = mirror.head(&base)?.ok_or_else(|| {
-        anyhow!(
-            "{}: branch {base} does not exist",
-            driftwatch_git::redact_url(&app.repo)
-        )
-    })?;
-    let cache_dir = state.join("render");
-    let key: String = {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(format!("{head}\0{}", app.path).as_bytes())
-            .iter()
-            .take(16)
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    };
-    let cached = cache_dir.join(format!("{key}.json"));
-    if let Some(hit) = std::fs::read(&cached)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| {
-            let tool = Tool::parse(v["tool"].as_str()?)?;
-            let objects = v["objects"].as_array()?.clone();
-            (driftwatch_cluster::installed(&tool).as_ref() == Some(&tool))
-                .then_some(Rendered { tool, objects })
-        })
-    {
-        return Ok((head, hit));
-    }
-    let tree = tempdir(&state)?;
-    mirror.export(&head, &tree)?;
-    let dir = tree.join(&app.path);
-    let rendered = render(&dir, &app.name);
-    let _ = std::fs::remove_dir_all(&tree);
-    let rendered = rendered?;
-    // The tool's version is part of the key: a kustomize upgrade renders anew.
-    let version = rendered.tool.to_string();
-    std::fs::create_dir_all(&cache_dir)
-        .with_context(|| format!("creating {}", cache_dir.display()))?;
-    let body = serde_json::json!({"commit": head, "path": app.path, "tool": version, "objects": rendered.objects});
-    std::fs::write(&cached, body.to_string())
-        .with_context(|| format!("writing {}", cached.display()))?;
-    Ok((head, rendered))
-}
-
-fn tempdir(state: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let dir = state.join("tmp").join(format!(
-        "render-{}-{}",
-        std::process::id(),
-        driftwatch_engine::now_nanos()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+    Ok(driftwatch_deploy::render_head(&source.state_dir(), app)?)
 }
 
 /// Prints the rendered objects as JSON, one per line.
@@ -312,15 +255,8 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::from_kubeconfig(
         &args.kubeconfig,
     )?);
-    let inventory_file = args
-        .source
-        .state_dir()
-        .join("inventory")
-        .join(format!("{}.json", app.name));
-    let inventory: Vec<serde_json::Value> = std::fs::read(&inventory_file)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
+    let state = args.source.state_dir();
+    let inventory = driftwatch_deploy::inventory::load(&state, &app.name);
     let opts = driftwatch_cluster::SyncOptions {
         app: app.name.clone(),
         namespace: args.namespace.clone(),
@@ -336,14 +272,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         &opts,
     ))?;
     if !args.dry_run {
-        if let Some(dir) = inventory_file.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(
-            &inventory_file,
-            serde_json::Value::Array(report.inventory.clone()).to_string(),
-        )
-        .with_context(|| format!("writing {}", inventory_file.display()))?;
+        driftwatch_deploy::inventory::save(&state, &app.name, &report.inventory)?;
     }
     let mut out = std::io::stdout().lock();
     let verb = if args.dry_run {
@@ -382,11 +311,11 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     drop(out);
     let (health, detail) = match args.wait {
         Some(secs) if !args.dry_run => {
-            let (h, d) = rt.block_on(wait_healthy(
+            let (h, d) = rt.block_on(driftwatch_deploy::rollout::wait(
                 &client,
                 &rendered.objects,
                 &args.namespace,
-                secs,
+                std::time::Duration::from_secs(secs),
             ))?;
             println!("{}: {h} ({d})", app.name);
             (h.to_string(), d)
@@ -412,32 +341,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     if args.self_heal {
         let opts = driftwatch_cluster::HealOptions::new(&app.name, &args.namespace);
         let mut report = |e: &driftwatch_cluster::HealEvent| {
-            match e {
-                driftwatch_cluster::HealEvent::Healed {
-                    key,
-                    fields,
-                    managers,
-                    after,
-                } => println!(
-                    "healed {key}: {} (changed by {}) in {} ms",
-                    fields.join(", "),
-                    if managers.is_empty() {
-                        "unknown".to_owned()
-                    } else {
-                        managers.join(", ")
-                    },
-                    after.as_millis()
-                ),
-                driftwatch_cluster::HealEvent::Recreated { key } => println!("re-created {key}"),
-                driftwatch_cluster::HealEvent::Fight { key, managers } => println!(
-                    "Degraded: {key} keeps being changed by {}; stopped healing it",
-                    if managers.is_empty() {
-                        "another writer".to_owned()
-                    } else {
-                        managers.join(", ")
-                    }
-                ),
-            }
+            println!("{}", describe_heal(e));
             true
         };
         rt.block_on(async {
@@ -454,6 +358,48 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         })?;
     }
     Ok(())
+}
+
+/// One line for a heal event, as `sync --self-heal` and `run` print it.
+pub(crate) fn describe_heal(e: &driftwatch_cluster::HealEvent) -> String {
+    use driftwatch_cluster::HealEvent;
+    let who = |managers: &[String], none: &str| {
+        if managers.is_empty() {
+            none.to_owned()
+        } else {
+            managers.join(", ")
+        }
+    };
+    match e {
+        HealEvent::Healed {
+            key,
+            fields,
+            managers,
+            after,
+            ..
+        } => format!(
+            "healed {key}: {} (changed by {}) in {} ms",
+            fields.join(", "),
+            who(managers, "unknown"),
+            after.as_millis()
+        ),
+        HealEvent::Recreated { key, .. } => format!("re-created {key}"),
+        HealEvent::Drifted {
+            key,
+            fields,
+            managers,
+            ..
+        } => format!(
+            "OutOfSync: {key}: {} (changed by {}; self-heal is off)",
+            fields.join(", "),
+            who(managers, "unknown")
+        ),
+        HealEvent::Fight { key, managers, .. } => format!(
+            "Degraded: {key} keeps being changed by {}; stopped healing it",
+            who(managers, "another writer")
+        ),
+        HealEvent::Failed { key, error, .. } => format!("healing {key} failed: {error}"),
+    }
 }
 
 /// `status` arguments.
@@ -547,41 +493,6 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         Err(Failure::Quiet(2))
     } else {
         Ok(())
-    }
-}
-
-/// Polls the rendered objects' health until none is Progressing or Missing, or the time is up.
-async fn wait_healthy(
-    client: &driftwatch_cluster::KubeClient,
-    objects: &[serde_json::Value],
-    namespace: &str,
-    seconds: u64,
-) -> anyhow::Result<(driftwatch_cluster::Health, String)> {
-    use driftwatch_cluster::Health;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    loop {
-        let mut worst = (Health::Healthy, "all objects healthy".to_owned());
-        for obj in objects {
-            let live = client.get(obj, namespace).await?;
-            let (h, why) = driftwatch_cluster::assess(live.as_ref());
-            if h > worst.0 {
-                worst = (
-                    h,
-                    format!("{}: {why}", driftwatch_cluster::ObjectKey::of(obj)),
-                );
-            }
-        }
-        let settled = matches!(
-            worst.0,
-            Health::Healthy | Health::Degraded | Health::Suspended
-        );
-        if settled || std::time::Instant::now() >= deadline {
-            if !settled {
-                worst.1 = format!("still {} after {seconds} s: {}", worst.0, worst.1);
-            }
-            return Ok(worst);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
 

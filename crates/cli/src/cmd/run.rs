@@ -135,6 +135,15 @@ pub struct RunArgs {
     /// Log format on stderr.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Git → cluster: keep the applications that have a sync policy (`sync:` in
+    /// driftwatch.yaml, Argo CD's destination and syncPolicy) in step with Git on this cluster.
+    /// Off without it.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Seconds between polls of each repository's head for Git → cluster (pushes and
+    /// driftwatch's own commits are acted on at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub sync_interval: u64,
 }
 
 /// `check` arguments.
@@ -244,7 +253,8 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     Ok(())
 }
 
-fn log(format: &str, level: &str, msg: &str, fields: serde_json::Value) {
+/// One log line on stderr: `level: msg k=v…`, or a JSON object with `--log-format json`.
+pub(crate) fn log(format: &str, level: &str, msg: &str, fields: serde_json::Value) {
     if format == "json" {
         let mut v = serde_json::json!({"ts": driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos()).to_string(), "level": level, "msg": msg});
         if let (Some(obj), serde_json::Value::Object(extra)) = (v.as_object_mut(), fields) {
@@ -326,6 +336,41 @@ pub fn run(args: &RunArgs) -> CmdResult {
         });
     }
 
+    let syncing = apps.iter().any(|a| a.sync.is_some());
+    if args.kubeconfig.is_some() && !syncing {
+        log(
+            &args.log_format,
+            "warn",
+            "--kubeconfig given but no application has a sync policy; Git → cluster is idle",
+            serde_json::json!({}),
+        );
+    }
+    let deploy = match &args.kubeconfig {
+        Some(k) if syncing && !args.once && !args.dry_run => {
+            let t = crate::deploy::start(
+                &apps,
+                state_dir.clone(),
+                k,
+                Duration::from_secs(args.sync_interval.max(1)),
+                shared.clone(),
+                args.log_format.clone(),
+            )?;
+            if let Ok(mut d) = shared.deploy.lock() {
+                *d = Some(t.tx.clone());
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    let stop_deploy = |deploy: Option<crate::deploy::DeployThread>| {
+        if let Some(t) = deploy {
+            if let Ok(mut d) = shared.deploy.lock() {
+                *d = None;
+            }
+            t.stop();
+        }
+    };
+
     let mut cycles = 0u64;
     let mut scope: Option<(Vec<App>, i128)> = None;
     loop {
@@ -405,8 +450,33 @@ pub fn run(args: &RunArgs) -> CmdResult {
         } else {
             print_table(&report).context("writing stdout")?;
         }
+        if let Some(t) = &deploy
+            && !report.commits.is_empty()
+        {
+            // Deploy what was just committed now, not at the next poll.
+            let ids: std::collections::HashSet<String> = report
+                .commits
+                .iter()
+                .map(|c| driftwatch_git::repo_identity(&c.repo))
+                .collect();
+            let names = apps
+                .iter()
+                .filter(|a| ids.contains(&driftwatch_git::repo_identity(&a.repo)))
+                .map(|a| a.name.clone())
+                .collect();
+            let _ =
+                t.tx.send(crate::deploy::DeployTrigger::Apps(names, Some(seen)));
+        }
         if args.once {
-            return if report.failed() {
+            let mut failed = report.failed();
+            if let Some(k) = &args.kubeconfig
+                && syncing
+                && !args.dry_run
+            {
+                failed |=
+                    crate::deploy::once(&apps, state_dir.clone(), k, &shared, &args.log_format)?;
+            }
+            return if failed {
                 Err(Failure::Quiet(crate::exit::BAD_INPUT))
             } else {
                 Ok(())
@@ -443,6 +513,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
                     "stopping",
                     serde_json::json!({"cycles": cycles}),
                 );
+                stop_deploy(deploy);
                 return Ok(());
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}

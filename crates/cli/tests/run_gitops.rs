@@ -1,0 +1,423 @@
+//! `driftwatch run --kubeconfig`: the whole flow in one process — a registry push becomes a
+//! commit and then the new image in the cluster; a manual change is healed from its watch
+//! event; a Git push webhook deploys another writer's commit at once; prune removes what left
+//! Git; with self-heal off a change is reported and left; detect-only applications are compared,
+//! never applied. Against the in-process API server, or a real one when
+//! `DRIFTWATCH_E2E_KUBECONFIG` is set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::http::request;
+use driftwatch_testkit::kube::Cluster;
+use driftwatch_testkit::registry::{Auth, Registry};
+use driftwatch_testkit::{TempDir, free_port, wait_for_port};
+
+fn deployment(ns: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: {image}\n"
+    )
+}
+
+fn configmap(ns: &str, name: &str, mode: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\ndata:\n  mode: {mode}\n"
+    )
+}
+
+/// A running `driftwatch run`, its stderr lines on a channel, killed with SIGTERM on drop.
+struct Running {
+    child: Child,
+    lines: Receiver<String>,
+    port: u16,
+}
+
+impl Running {
+    fn start(args: &[&std::ffi::OsStr]) -> Self {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .arg("run")
+            .args(args)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--webhook-secret-env",
+                "HOOK_SECRET",
+                "--interval",
+                "3600",
+                "--sync-interval",
+                "3600",
+            ])
+            .env("HOOK_SECRET", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(wait_for_port(port, Duration::from_secs(10)));
+        Running { child, lines, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Waits for a stderr line containing every needle.
+    fn wait_line(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if needles.iter().all(|n| l.contains(n)) => return l,
+                Ok(l) => eprintln!("LOG {l}"),
+                Err(_) => panic!("no log line with {needles:?}"),
+            }
+        }
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+/// Polls until `f` holds, at most 20 s.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < Duration::from_secs(20), "never: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    started.elapsed()
+}
+
+fn image_of(cluster: &Cluster, ns: &str) -> Option<String> {
+    cluster.get("deployments", ns, "backend").and_then(|d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
+fn mode_of(cluster: &Cluster, ns: &str, name: &str) -> Option<String> {
+    cluster
+        .get("configmaps", ns, name)
+        .and_then(|c| c["data"]["mode"].as_str().map(str::to_owned))
+}
+
+#[test]
+fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
+    let dir = TempDir::new("gitops");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-gitops-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
+    let image = |tag: &str| format!("{}/shop/backend:{tag}", reg.host());
+    let repo = BareRepo::new(&[
+        (
+            "apps/shop/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        (
+            "apps/shop/deployment.yaml",
+            &deployment(&ns, &image("v1.0.0")),
+        ),
+        (
+            "apps/shop/settings.yaml",
+            &configmap(&ns, "settings", "fast"),
+        ),
+        // An exported manifest: its stale resourceVersion must not make the apply conflict.
+        (
+            "apps/shop/flags.yaml",
+            &format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: flags\n  namespace: {ns}\n  resourceVersion: \"1\"\n  uid: 0b5c2d1e-0000-4000-8000-000000000000\ndata:\n  beta: \"on\"\n"
+            ),
+        ),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n      prune: true\n",
+            repo.file_url(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+
+    // The first tick brings Git to the cluster.
+    run.wait_line(&["synced", "shop"]);
+    assert_eq!(
+        image_of(&cluster, &ns).as_deref(),
+        Some(image("v1.0.0").as_str())
+    );
+    assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
+    assert!(cluster.get("configmaps", &ns, "flags").is_some());
+
+    // A registry push: commit, then the cluster, without waiting for any poll.
+    let digest = reg.push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    let body = format!(
+        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"shop/backend","digest":"{digest}","tag":"v1.1.0"}},"request":{{"host":"{}"}}}}]}}"#,
+        reg.host()
+    );
+    let sent = Instant::now();
+    let (code, _, _) = request(
+        "POST",
+        &run.url("/webhook/distribution"),
+        &[("Authorization", "Bearer s3cret")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 202);
+    eventually("the new image in the cluster", || {
+        image_of(&cluster, &ns).as_deref() == Some(image("v1.1.0").as_str())
+    });
+    let push_to_deploy = sent.elapsed();
+    assert!(
+        repo.show("main", "apps/shop/deployment.yaml")
+            .contains(&image("v1.1.0"))
+    );
+    eprintln!("push to deploy: {push_to_deploy:?}");
+
+    // The workflow's manual change, healed from its watch event.
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    let healed = run.wait_line(&["healed", "backend"]);
+    assert!(healed.contains("kubectl-set"), "{healed}");
+    assert_eq!(
+        image_of(&cluster, &ns).as_deref(),
+        Some(image("v1.1.0").as_str())
+    );
+
+    // Another writer commits; the Git host's webhook deploys it at once. A wrong token does not.
+    repo.commit_elsewhere(
+        "apps/shop/settings.yaml",
+        &configmap(&ns, "settings", "safe"),
+        "settings: safe mode",
+    );
+    let push = format!(
+        r#"{{"ref":"refs/heads/main","after":"x","repository":{{"url":"{}"}}}}"#,
+        repo.file_url()
+    );
+    let (code, _, _) = request(
+        "POST",
+        &run.url("/webhook/git"),
+        &[("Authorization", "Bearer wrong")],
+        push.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+    let (code, _, body) = request(
+        "POST",
+        &run.url("/webhook/git"),
+        &[("Authorization", "Bearer s3cret")],
+        push.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 202, "{}", String::from_utf8_lossy(&body));
+    eventually("the other writer's commit in the cluster", || {
+        mode_of(&cluster, &ns, "settings").as_deref() == Some("safe")
+    });
+
+    // A file leaves Git: prune is on, so the ConfigMap goes; nothing else does.
+    repo.commit_elsewhere("apps/shop/flags.yaml", "", "drop the flags");
+    request(
+        "POST",
+        &run.url("/webhook/git"),
+        &[("Authorization", "Bearer s3cret")],
+        push.as_bytes(),
+    )
+    .unwrap();
+    eventually("flags pruned", || {
+        cluster.get("configmaps", &ns, "flags").is_none()
+    });
+    assert!(cluster.get("deployments", &ns, "backend").is_some());
+
+    let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    for needle in [
+        "driftwatch_heals_total 1",
+        "driftwatch_git_webhooks_total 2",
+        "driftwatch_push_to_deploy_seconds_count 1",
+    ] {
+        let logs: Vec<String> = run.lines.try_iter().collect();
+        assert!(metrics.contains(needle), "{needle}: {logs:#?}");
+    }
+    let syncs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("driftwatch_syncs_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(syncs, 4, "initial, image update, settings, prune");
+    assert!(run.stop().success());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["history", "shop", "--syncs", "-o", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let history = history.as_array().unwrap();
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert_eq!(history[0]["pruned"], 1);
+    let head = driftwatch_testkit::git::git(&repo.path, &["rev-parse", "main"]);
+    assert_eq!(history[0]["revision"], head.trim());
+}
+
+#[test]
+fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied() {
+    let dir = TempDir::new("gitops-report");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-gitops-report-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let repo = BareRepo::new(&[
+        (
+            "apps/shop/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        (
+            "apps/shop/deployment.yaml",
+            &deployment(&ns, "registry.local/backend:v1.0.0"),
+        ),
+        ("apps/tools/tools.yaml", &configmap(&ns, "tools", "on")),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {url}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated: {{}}\n- name: tools\n  repo: {url}\n  path: apps/tools\n  sync:\n    namespace: {ns}\n",
+            url = repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "shop"]);
+    let out_of_sync = run.wait_line(&["OutOfSync", "tools"]);
+    assert!(
+        out_of_sync.contains(&format!("ConfigMap/{ns}/tools")),
+        "{out_of_sync}"
+    );
+    assert!(
+        cluster.get("configmaps", &ns, "tools").is_none(),
+        "detect-only: never applied"
+    );
+
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    let reported = run.wait_line(&["self-heal is off", "backend"]);
+    assert!(reported.contains("kubectl-set"), "{reported}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(image_of(&cluster, &ns).as_deref(), Some("wrong-image:v99"));
+    let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("driftwatch_heals_total 0"), "{metrics}");
+    assert!(
+        metrics.contains("driftwatch_out_of_sync_objects{app=\"tools\"} 1"),
+        "{metrics}"
+    );
+    assert!(run.stop().success());
+}
+
+#[test]
+fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
+    // Restarting the API server is something only the fake lets a test do.
+    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
+        return;
+    }
+    let dir = TempDir::new("gitops-restart");
+    let cluster = Cluster::new(dir.path());
+    let fake = cluster.fake.as_ref().unwrap();
+    let ns = "shop";
+    let repo = BareRepo::new(&[(
+        "apps/shop/deployment.yaml",
+        &deployment(ns, "registry.local/backend:v1.0.0"),
+    )]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "shop"]);
+    let good = Some("registry.local/backend:v1.0.0".to_owned());
+
+    // The connection drops; the watch resumes from where it was and sees the next change.
+    fake.drop_watches();
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.set_image(ns, "backend", "backend", "wrong-image:v1");
+    run.wait_line(&["healed", "backend"]);
+    assert_eq!(image_of(&cluster, ns), good);
+
+    // The server restarts: watches end, history is compacted (resuming gets 410 Gone), and a
+    // change lands before any watch is back. The re-list finds it.
+    fake.go_down();
+    fake.update_as(
+        "kubectl-set",
+        "deployments",
+        ns,
+        "backend",
+        "/spec/template/spec/containers/0/image",
+        serde_json::json!("wrong-image:v2"),
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        image_of(&cluster, ns).as_deref(),
+        Some("wrong-image:v2"),
+        "nothing can heal while the server is down"
+    );
+    fake.up();
+    let healed = run.wait_line(&["healed", "backend"]);
+    assert!(healed.contains("kubectl-set"), "{healed}");
+    assert_eq!(image_of(&cluster, ns), good);
+
+    // And the watch after the restart works as before.
+    cluster.set_image(ns, "backend", "backend", "wrong-image:v3");
+    run.wait_line(&["healed", "backend"]);
+    assert_eq!(image_of(&cluster, ns), good);
+    assert!(run.stop().success());
+}

@@ -1,0 +1,284 @@
+//! The Git → cluster loop's state: per application the revision last brought to the cluster,
+//! and a tick that resolves each repository's head once, renders what changed, and syncs it
+//! (automated) or compares it (detect-only).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use driftwatch_cluster::{
+    HealOptions, Healer, HealerRun, KubeClient, ObjectKey, Rendered, SyncOptions, SyncReport, diff,
+    would_change,
+};
+use driftwatch_engine::store::{Store, SyncRecord};
+use driftwatch_engine::{App, SyncPolicy};
+use driftwatch_git::repo_identity;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+
+/// What a tick did for one application.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Applied the revision (automated policy).
+    Synced {
+        app: String,
+        revision: String,
+        report: SyncReport,
+    },
+    /// Detect-only: Git and the cluster differ in these objects.
+    OutOfSync {
+        app: String,
+        revision: String,
+        objects: Vec<ObjectKey>,
+    },
+    /// Detect-only: the cluster is as Git says.
+    InSync { app: String, revision: String },
+    /// Rendering or syncing failed; the cluster was left as it was.
+    Failed { app: String, error: String },
+}
+
+/// A rollout that settled (or stopped waiting) after a sync.
+#[derive(Clone, Debug)]
+pub struct RolloutSettled {
+    /// Application.
+    pub app: String,
+    /// The revision synced.
+    pub revision: String,
+    /// Healthy, Progressing, Degraded, Suspended or Missing.
+    pub health: String,
+    /// Why, for the worst object.
+    pub detail: String,
+}
+
+/// Brings applications with a sync policy from Git to one cluster.
+pub struct Deployer {
+    client: Arc<KubeClient>,
+    state: PathBuf,
+    apps: Vec<App>,
+    synced: HashMap<String, String>,
+    healer: Healer,
+    rollout_limit: Duration,
+    settled: mpsc::UnboundedSender<RolloutSettled>,
+}
+
+fn policy(app: &App) -> Option<&SyncPolicy> {
+    app.sync.as_ref()
+}
+
+impl Deployer {
+    /// A deployer for the applications that have a sync policy. Poll the returned [`HealerRun`]
+    /// for self-heal, and read rollout outcomes from the receiver.
+    pub fn new(
+        client: Arc<KubeClient>,
+        state: PathBuf,
+        apps: &[App],
+        rollout_limit: Duration,
+    ) -> (Self, HealerRun, mpsc::UnboundedReceiver<RolloutSettled>) {
+        let (healer, run) = Healer::new(client.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Deployer {
+                client,
+                state,
+                apps: apps.iter().filter(|a| a.sync.is_some()).cloned().collect(),
+                synced: HashMap::new(),
+                healer,
+                rollout_limit,
+                settled: tx,
+            },
+            run,
+            rx,
+        )
+    }
+
+    /// The applications this deployer serves.
+    pub fn apps(&self) -> &[App] {
+        &self.apps
+    }
+
+    /// The applications whose repository and branch a Git push names.
+    pub fn affected(&self, urls: &[String], branch: &str) -> HashSet<String> {
+        let ids: HashSet<String> = urls.iter().map(|u| repo_identity(u)).collect();
+        self.apps
+            .iter()
+            .filter(|a| ids.contains(&repo_identity(&a.repo)))
+            .filter(|a| {
+                let base = driftwatch_git::BranchSpec::parse(&a.branch, "main").base;
+                base == branch || base == "HEAD"
+            })
+            .map(|a| a.name.clone())
+            .collect()
+    }
+
+    /// One pass: each repository's head resolved once; applications whose head moved (or that
+    /// failed before) rendered and synced; detect-only applications compared every time.
+    /// `only` limits the pass to these applications.
+    pub async fn tick(&mut self, only: Option<&HashSet<String>>) -> Vec<Outcome> {
+        let mut groups: BTreeMap<(String, String), Vec<App>> = BTreeMap::new();
+        for a in &self.apps {
+            if only.is_some_and(|o| !o.contains(&a.name)) {
+                continue;
+            }
+            groups
+                .entry((a.repo.clone(), a.branch.clone()))
+                .or_default()
+                .push(a.clone());
+        }
+        let mut outcomes = Vec::new();
+        for (_, apps) in groups {
+            let state = self.state.clone();
+            let first = apps[0].clone();
+            let head = tokio::task::spawn_blocking(move || crate::revision::head(&state, &first))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let head = match head {
+                Ok(h) => h,
+                Err(error) => {
+                    outcomes.extend(apps.iter().map(|a| Outcome::Failed {
+                        app: a.name.clone(),
+                        error: error.clone(),
+                    }));
+                    continue;
+                }
+            };
+            for app in apps {
+                let Some(p) = policy(&app).cloned() else {
+                    continue;
+                };
+                if p.automated && self.synced.get(&app.name) == Some(&head) {
+                    continue;
+                }
+                match self.bring(&app, &p, &head).await {
+                    Ok(o) => {
+                        if matches!(o, Outcome::Synced { .. }) {
+                            self.synced.insert(app.name.clone(), head.clone());
+                        }
+                        outcomes.push(o);
+                    }
+                    Err(e) => outcomes.push(Outcome::Failed {
+                        app: app.name.clone(),
+                        error: e.to_string(),
+                    }),
+                }
+            }
+        }
+        outcomes
+    }
+
+    async fn render(&self, app: &App, head: &str) -> Result<Rendered, Error> {
+        let state = self.state.clone();
+        let (app, head) = (app.clone(), head.to_owned());
+        tokio::task::spawn_blocking(move || crate::revision::render_at(&state, &app, &head))
+            .await
+            .map_err(|e| Error::Io {
+                path: "render".to_owned(),
+                reason: e.to_string(),
+            })?
+    }
+
+    async fn bring(&self, app: &App, p: &SyncPolicy, head: &str) -> Result<Outcome, Error> {
+        let rendered = self.render(app, head).await?;
+        if !p.automated {
+            let mut differ = Vec::new();
+            for obj in &rendered.objects {
+                let live = self.client.get(obj, &p.namespace).await?;
+                let equal = match &live {
+                    None => false,
+                    Some(l) => {
+                        let mut l = l.clone();
+                        if obj.pointer("/metadata/namespace").is_none()
+                            && let Some(m) = l.get_mut("metadata").and_then(Value::as_object_mut)
+                        {
+                            m.remove("namespace");
+                        }
+                        diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &[]).is_empty()
+                            || !would_change(&self.client, obj, live.as_ref(), &p.namespace).await?
+                    }
+                };
+                if !equal {
+                    differ.push(ObjectKey::of(obj));
+                }
+            }
+            return Ok(if differ.is_empty() {
+                Outcome::InSync {
+                    app: app.name.clone(),
+                    revision: head.to_owned(),
+                }
+            } else {
+                Outcome::OutOfSync {
+                    app: app.name.clone(),
+                    revision: head.to_owned(),
+                    objects: differ,
+                }
+            });
+        }
+        let mut heal = HealOptions::new(&app.name, &p.namespace);
+        heal.heal = p.self_heal;
+        // The healer learns the new revision before it is applied (see Healer::set).
+        self.healer.set(&rendered.objects, &heal).await;
+        let inventory = crate::inventory::load(&self.state, &app.name);
+        let opts = SyncOptions {
+            app: app.name.clone(),
+            namespace: p.namespace.clone(),
+            prune: p.prune,
+            allow_empty: p.allow_empty,
+            dry_run: false,
+        };
+        let report =
+            driftwatch_cluster::sync(&self.client, &rendered.objects, &inventory, &opts).await?;
+        self.healer.synced(&app.name);
+        crate::inventory::save(&self.state, &app.name, &report.inventory)?;
+        let (health, detail) =
+            crate::rollout::health(&self.client, &rendered.objects, &p.namespace).await?;
+        Store::open(&self.state)?.record_sync(&SyncRecord {
+            app: app.name.clone(),
+            revision: head.to_owned(),
+            at: driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+                .to_string(),
+            applied: i64::try_from(report.applied.len()).unwrap_or(i64::MAX),
+            pruned: i64::try_from(report.pruned.len()).unwrap_or(i64::MAX),
+            health: health.to_string(),
+            detail,
+        })?;
+        self.follow(app, head, rendered.objects, &p.namespace);
+        Ok(Outcome::Synced {
+            app: app.name.clone(),
+            revision: head.to_owned(),
+            report,
+        })
+    }
+
+    /// Follows the rollout in the background and records how it ended.
+    fn follow(&self, app: &App, head: &str, objects: Vec<Value>, namespace: &str) {
+        let client = self.client.clone();
+        let state = self.state.clone();
+        let tx = self.settled.clone();
+        let (app, head, namespace, limit) = (
+            app.name.clone(),
+            head.to_owned(),
+            namespace.to_owned(),
+            self.rollout_limit,
+        );
+        tokio::spawn(async move {
+            let Ok((health, detail)) =
+                crate::rollout::wait(&client, &objects, &namespace, limit).await
+            else {
+                return;
+            };
+            let health = health.to_string();
+            if let Ok(mut store) = Store::open(&state) {
+                let _ = store.settle_sync(&app, &head, &health, &detail);
+            }
+            let _ = tx.send(RolloutSettled {
+                app,
+                revision: head,
+                health,
+                detail,
+            });
+        });
+    }
+}

@@ -1,0 +1,28 @@
+//! The one error type of the deploy crate.
+
+/// Why an application could not be rendered, synced or recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Git: fetching, resolving the branch, exporting the tree.
+    #[error(transparent)]
+    Git(#[from] driftwatch_git::Error),
+    /// Rendering, or the API server.
+    #[error(transparent)]
+    Cluster(#[from] driftwatch_cluster::Error),
+    /// The state store.
+    #[error(transparent)]
+    Store(#[from] driftwatch_engine::Error),
+    /// A file under the state directory.
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    /// The branch is not on the remote.
+    #[error("{repo}: branch {branch} does not exist")]
+    NoBranch { repo: String, branch: String },
+}
+
+pub(crate) fn io(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}

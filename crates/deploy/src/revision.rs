@@ -1,0 +1,94 @@
+//! What Git says an application is: its branch head, and its path rendered at that head.
+//! Renders are cached by (commit, path, tool version) under the state directory; a failed render
+//! leaves the cache as it was, so the last good state stays in force.
+
+use std::path::{Path, PathBuf};
+
+use driftwatch_cluster::{Rendered, Tool, as_desired, render};
+use driftwatch_engine::App;
+use driftwatch_git::{BranchSpec, Mirror, redact_url};
+
+use crate::error::{Error, io};
+
+/// Mirrors for Git → cluster live apart from the updater's, so a fetch here never races a
+/// commit being built there.
+fn mirror(state: &Path, app: &App) -> Result<Mirror, Error> {
+    Ok(Mirror::open(
+        &state.join("deploy"),
+        &app.repo,
+        app.auth.clone(),
+    )?)
+}
+
+/// Fetches the application's branch and returns its head commit.
+pub fn head(state: &Path, app: &App) -> Result<String, Error> {
+    let mirror = mirror(state, app)?;
+    let spec = BranchSpec::parse(&app.branch, "main");
+    let base = mirror.resolve_branch(&spec.base)?;
+    mirror.fetch(&[&base])?;
+    mirror.head(&base)?.ok_or_else(|| Error::NoBranch {
+        repo: redact_url(&app.repo),
+        branch: base,
+    })
+}
+
+fn cache_key(head: &str, path: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(format!("{head}\0{path}").as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Renders the application's path at `head` (a commit already fetched by [`head`]).
+pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error> {
+    let cache_dir = state.join("render");
+    let cached = cache_dir.join(format!("{}.json", cache_key(head, &app.path)));
+    if let Some(hit) = std::fs::read(&cached)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| {
+            let tool = Tool::parse(v["tool"].as_str()?)?;
+            let objects = v["objects"].as_array()?.iter().map(as_desired).collect();
+            // The tool's version is part of the key: a kustomize upgrade renders anew.
+            (driftwatch_cluster::installed(&tool).as_ref() == Some(&tool))
+                .then_some(Rendered { tool, objects })
+        })
+    {
+        return Ok(hit);
+    }
+    let mirror = mirror(state, app)?;
+    let tree = tempdir(state)?;
+    let exported = mirror.export(head, &tree);
+    let rendered = exported
+        .map_err(Error::from)
+        .and_then(|()| render(&tree.join(&app.path), &app.name).map_err(Error::from));
+    let _ = std::fs::remove_dir_all(&tree);
+    let mut rendered = rendered?;
+    rendered.objects = rendered.objects.iter().map(as_desired).collect();
+    std::fs::create_dir_all(&cache_dir).map_err(|e| io(&cache_dir, e))?;
+    let body = serde_json::json!({
+        "commit": head, "path": app.path, "tool": rendered.tool.to_string(), "objects": rendered.objects,
+    });
+    crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
+    Ok(rendered)
+}
+
+/// The head and the rendering at it.
+pub fn render_head(state: &Path, app: &App) -> Result<(String, Rendered), Error> {
+    let head = head(state, app)?;
+    let rendered = render_at(state, app, &head)?;
+    Ok((head, rendered))
+}
+
+fn tempdir(state: &Path) -> Result<PathBuf, Error> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let dir = state.join("tmp").join(format!(
+        "render-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    Ok(dir)
+}
