@@ -6,6 +6,7 @@
 mod deployer;
 mod error;
 pub mod inventory;
+pub mod live;
 mod revision;
 pub mod rollout;
 

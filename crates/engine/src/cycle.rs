@@ -182,6 +182,14 @@ impl Updater {
         self.scanner.client().stats().snapshot()
     }
 
+    /// The digest `tag` of `image` points at in its registry now (one manifest HEAD).
+    pub fn digest_of(&self, image: &TrackedImage, tag: &str) -> Result<String, Error> {
+        let client = self.scanner.client();
+        let ep = client.endpoint(&image.image, image.implicit_registry);
+        let digest = self.runtime.block_on(client.manifest_digest(&ep, tag))?;
+        Ok(digest.to_string())
+    }
+
     /// Registry requests made so far.
     pub fn registry_requests(&self) -> u64 {
         self.scanner.client().stats().total()

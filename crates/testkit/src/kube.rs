@@ -36,6 +36,13 @@ const KINDS: &[Kind] = &[
     Kind {
         group: "",
         version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
         kind: "Service",
         plural: "services",
         namespaced: true,

@@ -34,15 +34,23 @@ pub struct DiffArgs {
     /// The cluster to compare with (default: $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace for objects that name none.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace for objects that name none (default: the application's sync namespace, else
+    /// `default`).
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// Ignore a field: `KIND[/NAME]:/json/pointer` (repeatable), like Argo CD's ignoreDifferences.
     #[arg(long = "ignore", value_name = "RULE")]
     pub ignore: Vec<String>,
     /// text or json.
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
+}
+
+/// The namespace for objects that name none: the flag, the application's, or `default`.
+fn namespace_of(flag: Option<&String>, app: &App) -> String {
+    flag.cloned()
+        .or_else(|| app.sync.as_ref().map(|s| s.namespace.clone()))
+        .unwrap_or_else(|| "default".to_owned())
 }
 
 fn find_app(source: &Source, name: &str) -> anyhow::Result<App> {
@@ -104,6 +112,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         .map(|r| parse_rule(r))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let app = find_app(&args.source, &args.app)?;
+    let namespace = namespace_of(args.namespace.as_ref(), &app);
     let (_, rendered) = render_app(&args.source, &app)?;
     let (live, cluster) = match (&args.live, &args.kubeconfig) {
         (Some(file), _) => {
@@ -116,7 +125,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             let rt = super::runtime()?;
             let mut live = Vec::new();
             for obj in &rendered.objects {
-                if let Some(mut l) = rt.block_on(client.get(obj, &args.namespace))? {
+                if let Some(mut l) = rt.block_on(client.get(obj, &namespace))? {
                     as_git_names(obj, &mut l);
                     live.push(l);
                 }
@@ -144,10 +153,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             });
             let changes = match (desired, d.missing) {
                 (Some(obj), false) => rt.block_on(driftwatch_cluster::would_change(
-                    client,
-                    obj,
-                    live_obj,
-                    &args.namespace,
+                    client, obj, live_obj, &namespace,
                 ))?,
                 _ => true,
             };
@@ -227,9 +233,10 @@ pub struct SyncArgs {
     /// The cluster (default: $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: PathBuf,
-    /// Namespace for objects that name none.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace for objects that name none (default: the application's sync namespace, else
+    /// `default`).
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// Delete objects this application applied before that Git no longer has.
     #[arg(long)]
     pub prune: bool,
@@ -251,6 +258,7 @@ pub struct SyncArgs {
 /// Applies what Git says with server-side apply, and prunes what it no longer says.
 pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
+    let namespace = namespace_of(args.namespace.as_ref(), &app);
     let (head, rendered) = render_app(&args.source, &app)?;
     let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::from_kubeconfig(
         &args.kubeconfig,
@@ -259,7 +267,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let inventory = driftwatch_deploy::inventory::load(&state, &app.name);
     let opts = driftwatch_cluster::SyncOptions {
         app: app.name.clone(),
-        namespace: args.namespace.clone(),
+        namespace: namespace.clone(),
         prune: args.prune,
         allow_empty: args.allow_empty,
         dry_run: args.dry_run,
@@ -314,7 +322,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
             let (h, d) = rt.block_on(driftwatch_deploy::rollout::wait(
                 &client,
                 &rendered.objects,
-                &args.namespace,
+                &namespace,
                 std::time::Duration::from_secs(secs),
             ))?;
             println!("{}: {h} ({d})", app.name);
@@ -339,7 +347,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         return Err(Failure::Quiet(crate::exit::BAD_INPUT));
     }
     if args.self_heal {
-        let opts = driftwatch_cluster::HealOptions::new(&app.name, &args.namespace);
+        let opts = driftwatch_cluster::HealOptions::new(&app.name, &namespace);
         let mut report = |e: &driftwatch_cluster::HealEvent| {
             println!("{}", describe_heal(e));
             true
@@ -410,9 +418,10 @@ pub struct StatusArgs {
     /// The cluster (default: $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: PathBuf,
-    /// Namespace for objects that name none.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
+    /// Namespace for objects that name none (default: the application's sync namespace, else
+    /// `default`).
+    #[arg(long)]
+    pub namespace: Option<String>,
     /// table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
@@ -435,7 +444,8 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                 let mut worst = driftwatch_cluster::Health::Healthy;
                 let mut detail = String::new();
                 for obj in &rendered.objects {
-                    let live = rt.block_on(client.get(obj, &args.namespace))?;
+                    let live =
+                        rt.block_on(client.get(obj, &namespace_of(args.namespace.as_ref(), app)))?;
                     let differs = match &live {
                         None => true,
                         Some(l) => {

@@ -151,43 +151,118 @@ pub struct RunArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub source: Source,
+    /// Add the live column: what the cluster runs for each image, and pods still running an
+    /// older digest of Git's tag.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace for objects that name none, for applications without a sync policy.
+    #[arg(long, default_value = "default")]
+    pub namespace: String,
     /// table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
 }
 
-fn print_table(report: &CycleReport) -> std::io::Result<()> {
+/// What the cluster runs for one tracked image (`check --kubeconfig`).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LiveCell {
+    /// The live value (`tag` or `tag@digest`) of each workload running the image; empty when
+    /// nothing runs it.
+    pub values: Vec<String>,
+    /// Pods of those workloads.
+    pub pods: usize,
+    /// Pods running another digest than the registry's for Git's tag.
+    pub stale_pods: usize,
+    /// Why the live state could not be read.
+    pub error: Option<String>,
+}
+
+impl LiveCell {
+    /// True when the cluster does not run what Git says.
+    fn drifts(&self, git: Option<&str>) -> bool {
+        self.error.is_some()
+            || self.stale_pods > 0
+            || self.values.is_empty()
+            || git.is_some_and(|g| self.values.iter().any(|v| v != g))
+    }
+
+    fn shown(&self) -> String {
+        match (&self.error, self.values.is_empty()) {
+            (Some(_), _) => "?".to_owned(),
+            (None, true) => "(not running)".to_owned(),
+            (None, false) => {
+                let mut v = self.values.clone();
+                v.dedup();
+                v.join(",")
+            }
+        }
+    }
+
+    fn verdict(&self, git: Option<&str>) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(format!("live unknown: {e}"));
+        }
+        if self.values.is_empty() {
+            return Some("not running in the cluster".to_owned());
+        }
+        if git.is_some_and(|g| self.values.iter().any(|v| v != g)) {
+            return Some("the cluster runs another version than Git".to_owned());
+        }
+        (self.stale_pods > 0).then(|| {
+            format!(
+                "{} of {} pods on an older digest",
+                self.stale_pods, self.pods
+            )
+        })
+    }
+}
+
+fn print_table(report: &CycleReport, live: Option<&[LiveCell]>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    let rows: Vec<[String; 5]> = report
+    let rows: Vec<Vec<String>> = report
         .images
         .iter()
-        .map(|l| {
-            [
+        .enumerate()
+        .map(|(i, l)| {
+            let mut status = match l.status {
+                Status::InSync => "in sync".to_owned(),
+                Status::UpdateAvailable => "update available".to_owned(),
+                Status::Updated => "updated".to_owned(),
+                Status::NoCandidate => "no candidate".to_owned(),
+                Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
+            };
+            let mut row = vec![
                 l.app.clone(),
                 l.image.clone(),
                 l.registry.clone().unwrap_or_else(|| "-".to_owned()),
                 l.git.clone().unwrap_or_else(|| "-".to_owned()),
-                match l.status {
-                    Status::InSync => "in sync".to_owned(),
-                    Status::UpdateAvailable => "update available".to_owned(),
-                    Status::Updated => "updated".to_owned(),
-                    Status::NoCandidate => "no candidate".to_owned(),
-                    Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
-                },
-            ]
+            ];
+            if let Some(cell) = live.and_then(|c| c.get(i)) {
+                row.push(cell.shown());
+                if let Some(v) = cell.verdict(l.git.as_deref()) {
+                    status = format!("{status}; {v}");
+                }
+            }
+            row.push(status);
+            row
         })
         .collect();
-    let header = ["APP", "IMAGE", "REGISTRY", "GIT", "STATUS"];
-    let mut widths = header.map(str::len);
+    let header: Vec<&str> = if live.is_some() {
+        vec!["APP", "IMAGE", "REGISTRY", "GIT", "LIVE", "STATUS"]
+    } else {
+        vec!["APP", "IMAGE", "REGISTRY", "GIT", "STATUS"]
+    };
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
-    let line = |cells: [&str; 5]| {
+    let last = header.len() - 1;
+    let line = |cells: &[&str]| {
         let mut s = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
+            if i == last {
                 s.push_str(c);
             } else {
                 s.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -195,9 +270,10 @@ fn print_table(report: &CycleReport) -> std::io::Result<()> {
         }
         s
     };
-    writeln!(out, "{}", line(header))?;
+    writeln!(out, "{}", line(&header))?;
     for r in &rows {
-        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4]]))?;
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        writeln!(out, "{}", line(&cells))?;
     }
     for l in report
         .images
@@ -232,22 +308,116 @@ fn print_table(report: &CycleReport) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error.
+/// The live column: per report line (in the report's order, apps × images), what the
+/// cluster runs. An application that cannot be rendered or read gets the reason on its lines.
+fn live_cells(
+    args: &CheckArgs,
+    apps: &[App],
+    updater: &Updater,
+    report: &CycleReport,
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<Vec<LiveCell>> {
+    let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+    let rt = super::runtime()?;
+    let state = args.source.state_dir();
+    let mut cells = Vec::with_capacity(report.images.len());
+    let mut lines = report.images.iter();
+    for app in apps {
+        let ns = app
+            .sync
+            .as_ref()
+            .map_or(args.namespace.as_str(), |s| s.namespace.as_str());
+        let live = driftwatch_deploy::render_head(&state, app)
+            .map_err(|e| e.to_string())
+            .and_then(|(_, rendered)| {
+                rt.block_on(driftwatch_deploy::live::containers(
+                    &client,
+                    &rendered.objects,
+                    ns,
+                ))
+                .map_err(|e| e.to_string())
+            });
+        for img in &app.images {
+            let Some(line) = lines.next() else { break };
+            let containers = match &live {
+                Err(e) => {
+                    cells.push(LiveCell {
+                        error: Some(e.clone()),
+                        ..LiveCell::default()
+                    });
+                    continue;
+                }
+                Ok(c) => driftwatch_deploy::live::running(&img.image, c),
+            };
+            let mut cell = LiveCell {
+                values: containers
+                    .iter()
+                    .map(|c| driftwatch_deploy::live::live_value(c))
+                    .collect(),
+                pods: containers.iter().map(|c| c.pod_digests.len()).sum(),
+                ..LiveCell::default()
+            };
+            // Which digest Git's value means: pinned in it, else the registry's for the tag.
+            let reported = containers
+                .iter()
+                .any(|c| c.pod_digests.iter().any(Option::is_some));
+            if let Some(git) = line.git.as_deref().filter(|_| reported) {
+                let digest = match git.split_once('@') {
+                    Some((_, d)) => Ok(d.to_owned()),
+                    None => updater.digest_of(img, git).map_err(|e| e.to_string()),
+                };
+                match digest {
+                    Ok(d) => {
+                        cell.stale_pods = containers
+                            .iter()
+                            .map(|c| driftwatch_deploy::live::stale_pods(c, &d))
+                            .sum();
+                    }
+                    Err(e) => cell.error = Some(e),
+                }
+            }
+            cells.push(cell);
+        }
+    }
+    Ok(cells)
+}
+
+/// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error. With
+/// `--kubeconfig` it is three-way: registry, Git and what the cluster runs.
 pub fn check(args: &CheckArgs) -> CmdResult {
     let (apps, registries, _) = args.source.load()?;
     let updater = Updater::new(registries, args.source.state_dir(), &apps)?;
     let report = updater.cycle(&apps, Mode::Check);
+    let live = match &args.kubeconfig {
+        Some(k) => Some(live_cells(args, &apps, &updater, &report, k)?),
+        None => None,
+    };
     if args.output == "json" {
+        let mut value = serde_json::to_value(&report).context("encoding the report")?;
+        if let (Some(cells), Some(images)) = (
+            &live,
+            value.get_mut("images").and_then(|v| v.as_array_mut()),
+        ) {
+            for (line, cell) in images.iter_mut().zip(cells) {
+                line["live"] = serde_json::to_value(cell).unwrap_or_default();
+            }
+        }
         let mut out = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut out, &report).context("writing stdout")?;
+        serde_json::to_writer_pretty(&mut out, &value).context("writing stdout")?;
         writeln!(out).context("writing stdout")?;
     } else {
-        print_table(&report).context("writing stdout")?;
+        print_table(&report, live.as_deref()).context("writing stdout")?;
     }
     if report.failed() {
         return Err(Failure::Quiet(crate::exit::BAD_INPUT));
     }
-    if report.drifts() {
+    let live_drifts = live.as_ref().is_some_and(|cells| {
+        cells
+            .iter()
+            .zip(&report.images)
+            .any(|(c, l)| c.drifts(l.git.as_deref()))
+    });
+    if report.drifts() || live_drifts {
         return Err(Failure::Quiet(DRIFT));
     }
     Ok(())
@@ -448,7 +618,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
                 serde_json::to_value(&report).unwrap_or_default(),
             );
         } else {
-            print_table(&report).context("writing stdout")?;
+            print_table(&report, None).context("writing stdout")?;
         }
         if let Some(t) = &deploy
             && !report.commits.is_empty()
