@@ -199,6 +199,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         image_of(&cluster, &ns).as_deref() == Some(image("v1.1.0").as_str())
     });
     let push_to_deploy = sent.elapsed();
+    run.wait_line(&["synced", "applied=[\"Deployment/"]);
     assert!(
         repo.show("main", "apps/shop/deployment.yaml")
             .contains(&image("v1.1.0"))
@@ -257,6 +258,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         cluster.get("configmaps", &ns, "flags").is_none()
     });
     assert!(cluster.get("deployments", &ns, "backend").is_some());
+    run.wait_line(&["synced", "pruned=[\"ConfigMap/"]);
 
     let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
     let metrics = String::from_utf8(metrics).unwrap();
