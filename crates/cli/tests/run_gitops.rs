@@ -423,3 +423,52 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
     assert_eq!(image_of(&cluster, ns), good);
     assert!(run.stop().success());
 }
+
+#[test]
+fn credentials_bound_to_namespaces_watch_per_namespace() {
+    // Which lists a real server forbids depends on its RBAC; the fake forbids on request.
+    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
+        return;
+    }
+    let dir = TempDir::new("gitops-rbac");
+    let cluster = Cluster::new(dir.path());
+    let fake = cluster.fake.as_ref().unwrap();
+    fake.forbid_all_namespaces();
+    let repo = BareRepo::new(&[
+        (
+            "apps/shop/deployment.yaml",
+            &deployment("shop", "registry.local/backend:v1.0.0"),
+        ),
+        (
+            "apps/shop/settings.yaml",
+            &configmap("shop", "settings", "fast"),
+        ),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: shop\n    automated:\n      selfHeal: true\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "shop"]);
+    std::thread::sleep(Duration::from_millis(800));
+    cluster.set_image("shop", "backend", "backend", "wrong-image:v1");
+    run.wait_line(&["healed", "backend"]);
+    assert_eq!(
+        image_of(&cluster, "shop").as_deref(),
+        Some("registry.local/backend:v1.0.0")
+    );
+    assert!(run.stop().success());
+}

@@ -109,7 +109,8 @@ struct State {
     tracks: HashMap<ObjectKey, Track>,
 }
 
-/// A collection to watch: API version, kind and namespace (empty for cluster-scoped kinds).
+/// A collection to watch: API version, kind and namespace (empty: all namespaces, or a
+/// cluster-scoped kind).
 type Collection = (String, String, String);
 
 /// Heals (or reports) every application's objects from one set of shared watches.
@@ -118,6 +119,8 @@ pub struct Healer {
     client: Arc<KubeClient>,
     state: Arc<Mutex<State>>,
     watched: Arc<Mutex<HashSet<Collection>>>,
+    /// Kinds the credentials may not watch across all namespaces: watched per namespace.
+    per_namespace: Arc<Mutex<HashSet<(String, String)>>>,
     events: mpsc::UnboundedSender<(String, Value)>,
 }
 
@@ -129,6 +132,14 @@ fn as_git_names(want: &Value, live: &mut Value) {
     {
         m.remove("namespace");
     }
+}
+
+/// The namespace an object of Git lives in: its own, else the application's.
+fn namespace_of<'a>(o: &'a Value, default_ns: &'a str) -> &'a str {
+    o.pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .unwrap_or(default_ns)
 }
 
 /// The pure part of a decision: what differs, and which other managers changed it.
@@ -170,6 +181,7 @@ impl Healer {
             client,
             state: Arc::new(Mutex::new(State::default())),
             watched: Arc::new(Mutex::new(HashSet::new())),
+            per_namespace: Arc::new(Mutex::new(HashSet::new())),
             events: tx,
         };
         (h.clone(), HealerRun { healer: h, rx })
@@ -200,21 +212,56 @@ impl Healer {
             );
         }
         for o in rendered {
-            let ns = o
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .unwrap_or(&opts.namespace)
-                .to_owned();
-            let c = (
-                o["apiVersion"].as_str().unwrap_or("").to_owned(),
-                o["kind"].as_str().unwrap_or("").to_owned(),
-                ns,
-            );
-            let fresh = self.watched.lock().is_ok_and(|mut w| w.insert(c.clone()));
-            if fresh {
-                self.spawn_watch(o.clone(), c.2.clone());
-            }
+            self.ensure_watch(o, &opts.namespace);
+        }
+    }
+
+    /// Watches the collection `o` lives in: one watch per kind across all namespaces, or per
+    /// namespace where the credentials allow no more.
+    fn ensure_watch(&self, o: &Value, default_ns: &str) {
+        let api = o["apiVersion"].as_str().unwrap_or("").to_owned();
+        let kind = o["kind"].as_str().unwrap_or("").to_owned();
+        let narrow = self
+            .per_namespace
+            .lock()
+            .is_ok_and(|p| p.contains(&(api.clone(), kind.clone())));
+        let scope = if narrow {
+            namespace_of(o, default_ns).to_owned()
+        } else {
+            String::new()
+        };
+        let c = (api, kind, scope);
+        let fresh = self.watched.lock().is_ok_and(|mut w| w.insert(c.clone()));
+        if fresh {
+            self.spawn_watch(c);
+        }
+    }
+
+    /// The cluster refused a watch across all namespaces: watch that kind per namespace.
+    fn narrow(&self, api: &str, kind: &str) {
+        if let Ok(mut p) = self.per_namespace.lock() {
+            p.insert((api.to_owned(), kind.to_owned()));
+        }
+        if let Ok(mut w) = self.watched.lock() {
+            w.remove(&(api.to_owned(), kind.to_owned(), String::new()));
+        }
+        let objects: Vec<(Value, String)> = self
+            .state
+            .lock()
+            .map(|s| {
+                s.apps
+                    .values()
+                    .flat_map(|d| {
+                        d.objects
+                            .values()
+                            .filter(|o| o["apiVersion"] == api && o["kind"] == kind)
+                            .map(|o| (o.clone(), d.opts.namespace.clone()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (o, ns) in objects {
+            self.ensure_watch(&o, &ns);
         }
     }
 
@@ -233,52 +280,87 @@ impl Healer {
         }
     }
 
-    fn spawn_watch(&self, like: Value, namespace: String) {
+    fn spawn_watch(&self, (api, kind, scope): Collection) {
+        let healer = self.clone();
         let client = self.client.clone();
         let tx = self.events.clone();
         tokio::spawn(async move {
             let mut version: Option<String> = None;
+            let mut collection: Option<String> = None;
             loop {
                 if tx.is_closed() {
                     return;
                 }
-                if version.is_none() {
-                    // (Re)start: list, check every listed object, resume from the list.
-                    match client.list_selected(&like, &namespace, APP_LABEL).await {
-                        Ok((items, v)) => {
-                            let present: Vec<Value> = items
-                                .iter()
-                                .map(|i| i.pointer("/metadata/name").cloned().unwrap_or_default())
-                                .collect();
-                            for item in items {
-                                let _ = tx.send(("LISTED".to_owned(), item));
-                            }
-                            // Objects deleted while nothing watched are checked too.
-                            let _ = tx.send((
-                                "RESYNC".to_owned(),
-                                serde_json::json!({
-                                    "apiVersion": like["apiVersion"], "kind": like["kind"],
-                                    "namespace": namespace, "present": present,
-                                }),
-                            ));
-                            version = v;
+                let url = match &collection {
+                    Some(u) => u.clone(),
+                    None => match client.collection_url(&api, &kind, &scope).await {
+                        Ok(u) => {
+                            collection = Some(u.clone());
+                            u
                         }
                         Err(_) => {
                             tokio::time::sleep(Duration::from_millis(500)).await;
                             continue;
                         }
+                    },
+                };
+                if version.is_none() {
+                    // (Re)start: list, check every listed object, resume from the list.
+                    match client.list_selected(&url, APP_LABEL).await {
+                        Ok((items, v)) => {
+                            let present: Vec<String> = items
+                                .iter()
+                                .map(|i| {
+                                    format!(
+                                        "{}/{}",
+                                        i.pointer("/metadata/namespace")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or(""),
+                                        i.pointer("/metadata/name")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or("")
+                                    )
+                                })
+                                .collect();
+                            for mut item in items {
+                                item["apiVersion"] = Value::String(api.clone());
+                                item["kind"] = Value::String(kind.clone());
+                                let _ = tx.send(("LISTED".to_owned(), item));
+                            }
+                            // Objects deleted while nothing watched are checked too.
+                            let namespaced = client.namespaced(&api, &kind).await.unwrap_or(true);
+                            let _ = tx.send((
+                                "RESYNC".to_owned(),
+                                serde_json::json!({
+                                    "apiVersion": api, "kind": kind, "namespaced": namespaced,
+                                    "namespace": scope, "present": present,
+                                }),
+                            ));
+                            version = v;
+                        }
+                        Err(e) => {
+                            let forbidden = e.to_string().contains("HTTP 403");
+                            if forbidden
+                                && scope.is_empty()
+                                && client.namespaced(&api, &kind).await.unwrap_or(false)
+                            {
+                                healer.narrow(&api, &kind);
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
                     }
                 }
-                let mut forward = |kind: &str, obj: Value| tx.send((kind.to_owned(), obj)).is_ok();
+                let mut forward = |event: &str, mut obj: Value| {
+                    if obj.get("kind").is_none() {
+                        obj["apiVersion"] = Value::String(api.clone());
+                        obj["kind"] = Value::String(kind.clone());
+                    }
+                    tx.send((event.to_owned(), obj)).is_ok()
+                };
                 match client
-                    .watch(
-                        &like,
-                        &namespace,
-                        APP_LABEL,
-                        version.as_deref(),
-                        300,
-                        &mut forward,
-                    )
+                    .watch(&url, APP_LABEL, version.as_deref(), 300, &mut forward)
                     .await
                 {
                     Ok(v) => {
@@ -430,22 +512,25 @@ impl Healer {
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let namespace = listed["namespace"].as_str().unwrap_or("");
+        // Empty: the list covered every namespace.
+        let scope = listed["namespace"].as_str().unwrap_or("");
+        let namespaced = listed["namespaced"].as_bool().unwrap_or(true);
         let mut actions = Vec::new();
         let State { apps, tracks } = s;
         // A pending application's sync creates what is missing.
         for desired in apps.values().filter(|d| !d.pending) {
             let opts = &desired.opts;
             for (key, want) in &desired.objects {
-                let ns = want
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or(&opts.namespace);
+                let ns = namespace_of(want, &opts.namespace);
                 let here = want["apiVersion"] == listed["apiVersion"]
                     && want["kind"] == listed["kind"]
-                    && ns == namespace;
-                if !here || present.contains(key.name.as_str()) {
+                    && (scope.is_empty() || !namespaced || ns == scope);
+                let id = if namespaced {
+                    format!("{ns}/{}", key.name)
+                } else {
+                    format!("/{}", key.name)
+                };
+                if !here || present.contains(id.as_str()) {
                     continue;
                 }
                 let track = tracks.entry(key.clone()).or_default();

@@ -254,23 +254,39 @@ impl KubeClient {
         })
     }
 
-    /// Watches the collection a desired object lives in, objects labelled `selector`, from
+    /// The URL of a kind's collection: in `namespace`, or across all namespaces when it is
+    /// empty (and always for cluster-scoped kinds).
+    pub async fn collection_url(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<String, Error> {
+        let r = self.resource(api_version, kind).await?;
+        let prefix = self.group_version_url(api_version);
+        Ok(if r.namespaced && !namespace.is_empty() {
+            format!("{prefix}/namespaces/{namespace}/{}", r.plural)
+        } else {
+            format!("{prefix}/{}", r.plural)
+        })
+    }
+
+    /// Whether a kind lives in namespaces.
+    pub async fn namespaced(&self, api_version: &str, kind: &str) -> Result<bool, Error> {
+        Ok(self.resource(api_version, kind).await?.namespaced)
+    }
+
+    /// Watches a collection ([`KubeClient::collection_url`]), objects labelled `selector`, from
     /// `resource_version`; calls `on_event(type, object)` per event until it returns false or
     /// the server ends the watch (then returns the last resourceVersion seen).
     pub async fn watch(
         &self,
-        like: &Value,
-        default_ns: &str,
+        collection: &str,
         selector: &str,
         resource_version: Option<&str>,
         timeout_seconds: u64,
         on_event: &mut (dyn FnMut(&str, Value) -> bool + Send),
     ) -> Result<Option<String>, Error> {
-        let object_url = self.url_of(like, default_ns).await?;
-        let collection = object_url
-            .rsplit_once('/')
-            .map_or(object_url.as_str(), |(c, _)| c)
-            .to_owned();
         let mut url = format!(
             "{collection}?watch=1&labelSelector={selector}&timeoutSeconds={timeout_seconds}&allowWatchBookmarks=true"
         );
@@ -325,19 +341,14 @@ impl KubeClient {
         Ok(last)
     }
 
-    /// The objects labelled `selector` in the collection `like` lives in, with the list's
-    /// resourceVersion: the point a watch resumes from so no change falls between the two.
+    /// The objects labelled `selector` in a collection ([`KubeClient::collection_url`]), with
+    /// the list's resourceVersion: the point a watch resumes from so no change falls between
+    /// the two. Items carry no apiVersion or kind (lists leave them to the list).
     pub async fn list_selected(
         &self,
-        like: &Value,
-        default_ns: &str,
+        collection: &str,
         selector: &str,
     ) -> Result<(Vec<Value>, Option<String>), Error> {
-        let object_url = self.url_of(like, default_ns).await?;
-        let collection = object_url
-            .rsplit_once('/')
-            .map_or(object_url.as_str(), |(c, _)| c)
-            .to_owned();
         let what = format!("listing {collection}");
         let list = self
             .get_json(&format!("{collection}?labelSelector={selector}"), &what)
@@ -347,17 +358,7 @@ impl KubeClient {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let items = list["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut o| {
-                o["apiVersion"] = like["apiVersion"].clone();
-                o["kind"] = like["kind"].clone();
-                o
-            })
-            .collect();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
         Ok((items, version))
     }
 

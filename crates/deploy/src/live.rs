@@ -4,7 +4,7 @@
 
 use driftwatch_cluster::{KubeClient, ObjectKey};
 use driftwatch_policy::ImageRef;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::Error;
 
@@ -71,11 +71,8 @@ pub async fn containers(
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
-                let like = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "namespace": ns}});
-                client
-                    .list_selected(&like, &ns, &selector.join(","))
-                    .await?
-                    .0
+                let pods = client.collection_url("v1", "Pod", &ns).await?;
+                client.list_selected(&pods, &selector.join(",")).await?.0
             }
             _ if live["kind"] == "Pod" => vec![live.clone()],
             _ => Vec::new(),
@@ -145,6 +142,7 @@ pub fn stale_pods(c: &LiveContainer, digest: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn image_ids_and_matching() {

@@ -98,6 +98,9 @@ struct State {
     compacted: u64,
     /// Every request fails with 503 while set (the server is restarting).
     down: bool,
+    /// Lists and watches across all namespaces are forbidden (403), as for credentials bound
+    /// to namespaces by RoleBindings.
+    namespaced_only: bool,
 }
 
 impl State {
@@ -255,6 +258,13 @@ impl FakeApiServer {
         self.state.1.notify_all();
     }
 
+    /// From now on, refuses lists and watches across all namespaces with 403 Forbidden.
+    pub fn forbid_all_namespaces(&self) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.namespaced_only = true;
+        }
+    }
+
     /// Ends a restart begun by [`FakeApiServer::go_down`].
     pub fn up(&self) {
         if let Ok(mut s) = self.state.0.lock() {
@@ -379,6 +389,15 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
     };
     if s.down {
         return status(503, "ServiceUnavailable", "the API server is restarting");
+    }
+    if s.namespaced_only && kind.namespaced && namespace.is_empty() && name.is_none() {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: cannot list resource \"{plural}\" at the cluster scope"
+            ),
+        );
     }
     let key = |n: &str| (plural.to_owned(), namespace.to_owned(), n.to_owned());
     match (req.method.as_str(), name) {
