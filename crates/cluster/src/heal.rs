@@ -17,6 +17,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::diff::{ObjectKey, diff};
+use crate::health::{Health, assess};
 use crate::kube::KubeClient;
 use crate::sync::{APP_LABEL, FIELD_MANAGER};
 
@@ -85,8 +86,18 @@ pub enum HealEvent {
     },
 }
 
+/// What the healer last saw of one tracked object — all it keeps of the live object, so the
+/// cache stays small: the paths that differ from Git, and its health.
+#[derive(Clone, Debug)]
+struct Seen {
+    drift: Vec<String>,
+    health: Health,
+    reason: String,
+}
+
 #[derive(Default)]
 struct Track {
+    seen: Option<Seen>,
     heals: Vec<Instant>,
     last: Option<Instant>,
     fighting: bool,
@@ -95,7 +106,9 @@ struct Track {
 }
 
 struct Desired {
-    objects: HashMap<ObjectKey, Value>,
+    /// Git's objects as compact JSON text: a tenth of the memory of parsed values; parsed
+    /// again only when an event concerns the object.
+    objects: HashMap<ObjectKey, Box<str>>,
     opts: HealOptions,
     /// A sync of this revision is under way: events wait in `stash` (the latest per object)
     /// until it ends, so the sync's own changes are not "healed" and none made meanwhile is lost.
@@ -107,6 +120,22 @@ struct Desired {
 struct State {
     apps: HashMap<String, Desired>,
     tracks: HashMap<ObjectKey, Track>,
+}
+
+/// One application as the watches see it.
+#[derive(Clone, Debug, Default)]
+pub struct LiveStatus {
+    /// Objects Git renders for it.
+    pub objects: usize,
+    /// Of those, how many the watches have reported.
+    pub seen: usize,
+    /// Objects that differ from Git, with the differing paths.
+    pub out_of_sync: Vec<(ObjectKey, Vec<String>)>,
+    /// The worst health, and why.
+    pub health: Health,
+    pub reason: String,
+    /// Objects no longer healed: another manager keeps changing them.
+    pub fights: Vec<ObjectKey>,
 }
 
 /// A collection to watch: API version, kind and namespace (empty: all namespaces, or a
@@ -192,14 +221,25 @@ impl Healer {
     /// changes compare equal and a manual change during the sync is judged against the new
     /// revision, never healed back to the old one.
     pub async fn set(&self, rendered: &[Value], opts: &HealOptions) {
-        let objects: HashMap<ObjectKey, Value> = rendered
+        let objects: HashMap<ObjectKey, Box<str>> = rendered
             .iter()
-            .map(|o| (ObjectKey::of(o), o.clone()))
+            .map(|o| (ObjectKey::of(o), o.to_string().into_boxed_str()))
             .collect();
         if let Ok(mut s) = self.state.lock() {
-            // A new revision starts a new account: an old fight does not outlive the change.
+            // A new revision starts a new account: an old fight does not outlive the change, and
+            // the sync about to run makes every object equal (applied ones report back).
             for k in objects.keys() {
-                s.tracks.remove(k);
+                let seen = s.tracks.remove(k).and_then(|t| t.seen);
+                s.tracks.insert(
+                    k.clone(),
+                    Track {
+                        seen: seen.map(|mut v| {
+                            v.drift.clear();
+                            v
+                        }),
+                        ..Track::default()
+                    },
+                );
             }
             s.apps.insert(
                 opts.app.clone(),
@@ -245,6 +285,7 @@ impl Healer {
         if let Ok(mut w) = self.watched.lock() {
             w.remove(&(api.to_owned(), kind.to_owned(), String::new()));
         }
+        let group = api.rsplit_once('/').map_or("", |(g, _)| g);
         let objects: Vec<(Value, String)> = self
             .state
             .lock()
@@ -253,9 +294,10 @@ impl Healer {
                     .values()
                     .flat_map(|d| {
                         d.objects
-                            .values()
-                            .filter(|o| o["apiVersion"] == api && o["kind"] == kind)
-                            .map(|o| (o.clone(), d.opts.namespace.clone()))
+                            .iter()
+                            .filter(|(k, _)| k.kind == kind && k.group == group)
+                            .filter_map(|(_, o)| serde_json::from_str(o).ok())
+                            .map(|o| (o, d.opts.namespace.clone()))
                     })
                     .collect()
             })
@@ -271,6 +313,43 @@ impl Healer {
         let _ = self
             .events
             .send(("REPLAY".to_owned(), Value::String(app.to_owned())));
+    }
+
+    /// What the watches say of each application now, from the cache (no API calls).
+    pub fn status(&self) -> std::collections::BTreeMap<String, LiveStatus> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(s) = self.state.lock() else {
+            return out;
+        };
+        for (app, d) in &s.apps {
+            let mut st = LiveStatus {
+                objects: d.objects.len(),
+                health: Health::Healthy,
+                ..LiveStatus::default()
+            };
+            for key in d.objects.keys() {
+                let Some(t) = s.tracks.get(key) else { continue };
+                if t.fighting {
+                    st.fights.push(key.clone());
+                }
+                let Some(seen) = &t.seen else { continue };
+                st.seen += 1;
+                if !seen.drift.is_empty() {
+                    st.out_of_sync.push((key.clone(), seen.drift.clone()));
+                }
+                if seen.health > st.health {
+                    st.health = seen.health;
+                    st.reason = format!("{key}: {}", seen.reason);
+                }
+            }
+            if !st.fights.is_empty() {
+                st.health = Health::Degraded;
+                st.reason = format!("{}: another field manager keeps changing it", st.fights[0]);
+            }
+            st.out_of_sync.sort();
+            out.insert(app.clone(), st);
+        }
+        out
     }
 
     /// Stops healing an application (it was removed, or its sync policy changed).
@@ -417,7 +496,7 @@ impl Healer {
             return Vec::new();
         };
         let mut key = ObjectKey::of(live);
-        let want = match desired.objects.get(&key) {
+        let stored = match desired.objects.get(&key) {
             Some(w) => w,
             None => {
                 key.namespace.clear();
@@ -427,26 +506,38 @@ impl Healer {
                 }
             }
         };
+        let Ok(want) = serde_json::from_str::<Value>(stored) else {
+            return Vec::new();
+        };
+        let want = &want;
         let key = ObjectKey::of(want);
+        let differs = if kind == "DELETED" {
+            Some((vec!["(deleted)".to_owned()], Vec::new()))
+        } else {
+            drift(want, live)
+        };
+        let track = tracks.entry(key.clone()).or_default();
+        let (health, reason) = if kind == "DELETED" {
+            (Health::Missing, "deleted".to_owned())
+        } else {
+            assess(Some(live))
+        };
+        track.seen = Some(Seen {
+            drift: differs.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+            health,
+            reason,
+        });
         if desired.pending {
             desired.stash.insert(key, (kind.to_owned(), live.clone()));
             return Vec::new();
         }
         let opts = &desired.opts;
-        let track = tracks.entry(key.clone()).or_default();
         if track.fighting {
             return Vec::new();
         }
-        let (fields, managers) = if kind == "DELETED" {
-            (Vec::new(), Vec::new())
-        } else {
-            match drift(want, live) {
-                Some(d) => d,
-                None => {
-                    track.reported = None;
-                    return Vec::new();
-                }
-            }
+        let Some((fields, managers)) = differs else {
+            track.reported = None;
+            return Vec::new();
         };
         if !opts.heal {
             if track.reported.as_ref() == Some(&fields) {
@@ -520,10 +611,16 @@ impl Healer {
         // A pending application's sync creates what is missing.
         for desired in apps.values().filter(|d| !d.pending) {
             let opts = &desired.opts;
-            for (key, want) in &desired.objects {
-                let ns = namespace_of(want, &opts.namespace);
-                let here = want["apiVersion"] == listed["apiVersion"]
-                    && want["kind"] == listed["kind"]
+            let api = listed["apiVersion"].as_str().unwrap_or("");
+            let group = api.rsplit_once('/').map_or("", |(g, _)| g);
+            for (key, stored) in &desired.objects {
+                let ns = if key.namespace.is_empty() {
+                    opts.namespace.as_str()
+                } else {
+                    key.namespace.as_str()
+                };
+                let here = key.kind == listed["kind"].as_str().unwrap_or("")
+                    && key.group == group
                     && (scope.is_empty() || !namespaced || ns == scope);
                 let id = if namespaced {
                     format!("{ns}/{}", key.name)
@@ -552,7 +649,9 @@ impl Healer {
                 }
                 track.heals.push(Instant::now());
                 track.last = Some(Instant::now());
-                let mut obj = want.clone();
+                let Ok(mut obj) = serde_json::from_str::<Value>(stored) else {
+                    continue;
+                };
                 obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
                 actions.push(Action::Apply {
                     obj,

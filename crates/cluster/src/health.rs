@@ -6,9 +6,10 @@
 use serde_json::Value;
 
 /// The health of one object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Health {
     /// Running as desired.
+    #[default]
     Healthy,
     /// Rolling out.
     Progressing,

@@ -13,7 +13,7 @@ mod sync;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
 pub use error::Error;
-pub use heal::{HealEvent, HealOptions, Healer, HealerRun, watch_and_heal};
+pub use heal::{HealEvent, HealOptions, Healer, HealerRun, LiveStatus, watch_and_heal};
 pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;
