@@ -165,6 +165,9 @@ pub fn start(
             rt.block_on(async move {
                 let (mut deployer, healer, mut settled) =
                     Deployer::new(client, state, &apps, Duration::from_secs(600));
+                if let Ok(mut v) = shared.status.lock() {
+                    *v = Some(deployer.status_view());
+                }
                 let heal_shared = shared.clone();
                 let heal_format = log_format.clone();
                 tokio::spawn(async move {
@@ -209,6 +212,7 @@ pub fn start(
                             (None, None)
                         }
                         Some(s) = settled.recv() => {
+                            deployer.settled(&s);
                             super::cmd::run::log(&log_format, if s.health == "Degraded" { "error" } else { "info" }, "rollout", serde_json::json!({
                                 "app": s.app, "revision": &s.revision[..s.revision.len().min(12)], "health": s.health, "detail": s.detail,
                             }));

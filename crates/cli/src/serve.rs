@@ -161,6 +161,8 @@ pub struct Shared {
     secret: Option<Vec<u8>>,
     /// The Git → cluster loop, when `run` has a cluster.
     pub deploy: Mutex<Option<tokio::sync::mpsc::UnboundedSender<crate::deploy::DeployTrigger>>>,
+    /// Every application's sync status and health, when `run` has a cluster.
+    pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
 }
 
 impl Shared {
@@ -172,6 +174,7 @@ impl Shared {
             tx: Mutex::new(tx),
             secret: secret.map(String::into_bytes),
             deploy: Mutex::new(None),
+            status: Mutex::new(None),
         })
     }
 
@@ -273,6 +276,39 @@ async fn webhook(
     }
 }
 
+/// Every application's sync status and health as JSON (404 without `--kubeconfig`).
+async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String) {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = "application/json".parse() {
+        headers.insert("content-type", v);
+    }
+    let view = s.status.lock().ok().and_then(|v| v.clone());
+    let Some(view) = view else {
+        return (
+            StatusCode::NOT_FOUND,
+            headers,
+            "{\"error\":\"Git → cluster is off: start run with --kubeconfig\"}".to_owned(),
+        );
+    };
+    let apps: Vec<serde_json::Value> = view
+        .snapshot()
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({
+                "app": a.app, "revision": a.revision, "at": a.at, "sync": a.sync,
+                "health": a.health, "detail": a.detail,
+                "automated": a.automated, "selfHeal": a.self_heal,
+                "outOfSync": a.out_of_sync.iter().map(|(o, f)| serde_json::json!({"object": o, "fields": f})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        headers,
+        serde_json::Value::Array(apps).to_string(),
+    )
+}
+
 /// A Git host's push webhook: authenticated as that host does it, handed to the Git → cluster
 /// loop, which syncs the applications on that repository and branch at once.
 async fn git_webhook(
@@ -322,6 +358,7 @@ pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/status", get(status))
         .route("/webhook", post(webhook))
         .route("/webhook/git", post(git_webhook))
         .route("/webhook/{provider}", post(webhook))

@@ -97,6 +97,13 @@ impl Running {
     }
 }
 
+/// `GET /status`, parsed.
+fn status(run: &Running) -> serde_json::Value {
+    let (code, _, body) = request("GET", &run.url("/status"), &[], b"").unwrap();
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
 /// Polls until `f` holds, at most 20 s.
 fn eventually(what: &str, mut f: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
@@ -343,6 +350,34 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     assert!(reported.contains("kubectl-set"), "{reported}");
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(image_of(&cluster, &ns).as_deref(), Some("wrong-image:v99"));
+    let st = status(&run);
+    let shop = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == "shop")
+        .unwrap();
+    assert_eq!(shop["sync"], "OutOfSync", "{st}");
+    assert_eq!(
+        shop["outOfSync"][0]["object"],
+        format!("Deployment/{ns}/backend"),
+        "{st}"
+    );
+    assert!(
+        shop["outOfSync"][0]["fields"][0]
+            .as_str()
+            .unwrap()
+            .contains("containers[name=backend].image"),
+        "{st}"
+    );
+    let tools = st
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["app"] == "tools")
+        .unwrap();
+    assert_eq!(tools["sync"], "OutOfSync", "{st}");
+    assert_eq!(tools["automated"], false, "{st}");
     let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
     let metrics = String::from_utf8(metrics).unwrap();
     assert!(metrics.contains("driftwatch_heals_total 0"), "{metrics}");

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use driftwatch_cluster::{
@@ -53,8 +53,115 @@ pub struct RolloutSettled {
     pub detail: String,
 }
 
+/// The last word on one application, kept for `/status`.
+#[derive(Clone, Debug, Default)]
+struct Board {
+    revision: String,
+    at: String,
+    /// Detect-only: the objects that differ, from the last comparison.
+    differ: Option<Vec<ObjectKey>>,
+    error: Option<String>,
+    rollout: Option<(String, String)>,
+}
+
+/// One application's sync status and health, as `run` serves it on `/status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppStatus {
+    /// Application.
+    pub app: String,
+    /// The Git revision last synced (automated) or compared (detect-only).
+    pub revision: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Synced, OutOfSync or Unknown (not yet compared, or the last attempt failed).
+    pub sync: String,
+    /// Healthy, Progressing, Suspended, Degraded or Missing; Unknown before any report.
+    pub health: String,
+    /// Why, for the worst object, or the last error.
+    pub detail: String,
+    /// Objects that differ from Git, with the differing paths.
+    pub out_of_sync: Vec<(String, Vec<String>)>,
+    /// Whether new revisions are applied, and manual changes healed.
+    pub automated: bool,
+    pub self_heal: bool,
+}
+
+/// A read-only view of the deployer's state, for another thread (the HTTP side).
+#[derive(Clone)]
+pub struct StatusView {
+    apps: Vec<(String, SyncPolicy)>,
+    board: Arc<Mutex<HashMap<String, Board>>>,
+    healer: Healer,
+}
+
+impl StatusView {
+    /// Every application's status now: from the watches' cache for automated applications,
+    /// from the last comparison for detect-only ones.
+    pub fn snapshot(&self) -> Vec<AppStatus> {
+        let live = self.healer.status();
+        let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
+        self.apps
+            .iter()
+            .map(|(app, p)| {
+                let b = board.get(app).cloned().unwrap_or_default();
+                let mut st = AppStatus {
+                    app: app.clone(),
+                    revision: b.revision.clone(),
+                    at: b.at.clone(),
+                    sync: "Unknown".to_owned(),
+                    health: "Unknown".to_owned(),
+                    detail: String::new(),
+                    out_of_sync: Vec::new(),
+                    automated: p.automated,
+                    self_heal: p.automated && p.self_heal,
+                };
+                if let Some((h, d)) = &b.rollout {
+                    st.health = h.clone();
+                    st.detail = d.clone();
+                }
+                match (live.get(app), &b.differ) {
+                    (Some(l), _) if p.automated && !b.revision.is_empty() => {
+                        st.out_of_sync = l
+                            .out_of_sync
+                            .iter()
+                            .map(|(k, f)| (k.to_string(), f.clone()))
+                            .collect();
+                        st.sync = if st.out_of_sync.is_empty() {
+                            "Synced"
+                        } else {
+                            "OutOfSync"
+                        }
+                        .to_owned();
+                        if l.seen > 0 {
+                            st.health = l.health.to_string();
+                            st.detail = l.reason.clone();
+                        }
+                    }
+                    (_, Some(differ)) => {
+                        st.out_of_sync =
+                            differ.iter().map(|k| (k.to_string(), Vec::new())).collect();
+                        st.sync = if differ.is_empty() {
+                            "Synced"
+                        } else {
+                            "OutOfSync"
+                        }
+                        .to_owned();
+                    }
+                    _ => {}
+                }
+                if let Some(e) = &b.error {
+                    st.sync = "Unknown".to_owned();
+                    st.detail = e.clone();
+                }
+                st
+            })
+            .collect()
+    }
+}
+
 /// Brings applications with a sync policy from Git to one cluster.
 pub struct Deployer {
+    board: Arc<Mutex<HashMap<String, Board>>>,
     client: Arc<KubeClient>,
     state: PathBuf,
     apps: Vec<App>,
@@ -81,6 +188,7 @@ impl Deployer {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Deployer {
+                board: Arc::new(Mutex::new(HashMap::new())),
                 client,
                 state,
                 apps: apps.iter().filter(|a| a.sync.is_some()).cloned().collect(),
@@ -92,6 +200,25 @@ impl Deployer {
             run,
             rx,
         )
+    }
+
+    /// A view of every application's status for another thread.
+    pub fn status_view(&self) -> StatusView {
+        StatusView {
+            apps: self
+                .apps
+                .iter()
+                .filter_map(|a| a.sync.clone().map(|p| (a.name.clone(), p)))
+                .collect(),
+            board: self.board.clone(),
+            healer: self.healer.clone(),
+        }
+    }
+
+    fn note(&self, app: &str, f: impl FnOnce(&mut Board)) {
+        if let Ok(mut b) = self.board.lock() {
+            f(b.entry(app.to_owned()).or_default());
+        }
     }
 
     /// The applications this deployer serves.
@@ -166,7 +293,47 @@ impl Deployer {
                 }
             }
         }
+        let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+            .to_string();
+        for o in &outcomes {
+            match o {
+                Outcome::Synced { app, revision, .. } => self.note(app, |b| {
+                    b.revision = revision.clone();
+                    b.at = at.clone();
+                    b.error = None;
+                    b.rollout = None;
+                }),
+                Outcome::OutOfSync {
+                    app,
+                    revision,
+                    objects,
+                } => self.note(app, |b| {
+                    b.revision = revision.clone();
+                    b.at = at.clone();
+                    b.error = None;
+                    b.differ = Some(objects.clone());
+                }),
+                Outcome::InSync { app, revision } => self.note(app, |b| {
+                    b.revision = revision.clone();
+                    b.at = at.clone();
+                    b.error = None;
+                    b.differ = Some(Vec::new());
+                }),
+                Outcome::Failed { app, error } => self.note(app, |b| {
+                    b.error = Some(error.clone());
+                }),
+            }
+        }
         outcomes
+    }
+
+    /// Records how a rollout ended (from the receiver [`Deployer::new`] returned).
+    pub fn settled(&self, s: &RolloutSettled) {
+        self.note(&s.app, |b| {
+            if b.revision == s.revision {
+                b.rollout = Some((s.health.clone(), s.detail.clone()));
+            }
+        });
     }
 
     async fn render(&self, app: &App, head: &str) -> Result<Rendered, Error> {

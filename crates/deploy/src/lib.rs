@@ -10,6 +10,6 @@ pub mod live;
 mod revision;
 pub mod rollout;
 
-pub use deployer::{Deployer, Outcome, RolloutSettled};
+pub use deployer::{AppStatus, Deployer, Outcome, RolloutSettled, StatusView};
 pub use error::Error;
 pub use revision::{head, render_at, render_head};
