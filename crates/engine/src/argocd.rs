@@ -385,6 +385,40 @@ metadata: {name: ignored}
     }
 
     #[test]
+    fn destination_and_sync_policy() {
+        assert_eq!(
+            parse(APP, "apps.yaml").unwrap()[0].sync,
+            None,
+            "no destination"
+        );
+        let with = APP.replace(
+            "    targetRevision: HEAD\n",
+            "    targetRevision: HEAD\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: shop\n  syncPolicy:\n    automated:\n      prune: true\n      selfHeal: true\n",
+        );
+        let sync = parse(&with, "apps.yaml").unwrap()[0].sync.clone().unwrap();
+        assert_eq!(
+            sync,
+            crate::model::SyncPolicy {
+                namespace: "shop".to_owned(),
+                automated: true,
+                self_heal: true,
+                prune: true,
+                allow_empty: false,
+            }
+        );
+        let manual = APP.replace(
+            "    targetRevision: HEAD\n",
+            "    targetRevision: HEAD\n  destination:\n    server: https://kubernetes.default.svc\n",
+        );
+        let sync = parse(&manual, "apps.yaml").unwrap()[0]
+            .sync
+            .clone()
+            .unwrap();
+        assert!(!sync.automated && !sync.self_heal && !sync.prune);
+        assert_eq!(sync.namespace, "default");
+    }
+
+    #[test]
     fn bad_annotations_name_the_key() {
         let bad = APP.replace("regexp:^v[0-9]+", "regexp:^(v[0-9]+");
         let err = parse(&bad, "apps.yaml").unwrap_err().to_string();

@@ -424,6 +424,41 @@ applications:
     }
 
     #[test]
+    fn sync_policy() {
+        let c = Config::parse(CONF, "driftwatch.yaml", Path::new(".")).unwrap();
+        assert_eq!(c.apps[0].sync, None, "no sync: the cluster is left alone");
+        let with = CONF.replace(
+            "  writeBack: kustomization\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    constraint",
+            "  writeBack: kustomization\n  sync:\n    namespace: shop\n    automated: {selfHeal: true}\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    constraint",
+        );
+        let c = Config::parse(&with, "driftwatch.yaml", Path::new(".")).unwrap();
+        let s = c.apps[0].sync.clone().unwrap();
+        assert!(s.automated && s.self_heal && !s.prune && !s.allow_empty);
+        assert_eq!(s.namespace, "shop");
+        // Sync only, no images: allowed; neither: refused.
+        let only = "applications:\n- name: x\n  repo: r\n  path: p\n  sync: {}\n";
+        let c = Config::parse(only, "d.yaml", Path::new(".")).unwrap();
+        assert_eq!(c.apps[0].sync.as_ref().unwrap().namespace, "default");
+        assert!(!c.apps[0].sync.as_ref().unwrap().automated);
+        let e = Config::parse(
+            "applications:\n- name: x\n  repo: r\n  path: p\n",
+            "d.yaml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("applications[0].images"), "{e}");
+        let e = Config::parse(
+            "applications:\n- name: x\n  repo: r\n  sync: {automated: {selfHeel: true}}\n",
+            "d.yaml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("selfHeel"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_key_path() {
         for (bad, path) in [
             (CONF.replace("~1.0", "~1.x.y"), "applications[0].images[0].constraint"),
