@@ -35,7 +35,9 @@ fn check_reports_what_the_cluster_runs() {
     std::fs::write(
         &conf,
         format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n    strategy: semver\n    constraint: ~1.0\n  sync:\n    namespace: {ns}\n",
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n    strategy: semver\n    constraint: ~1.0\n  sync:\n    namespace: {ns}\n- name: elsewhere\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n",
+            repo.file_url(),
+            reg.host(),
             repo.file_url(),
             reg.host()
         ),

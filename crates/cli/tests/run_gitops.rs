@@ -97,6 +97,14 @@ impl Running {
     }
 }
 
+impl Drop for Running {
+    /// A failed assertion must not leave the service running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `GET /status`, parsed.
 fn status(run: &Running) -> serde_json::Value {
     let (code, _, body) = request("GET", &run.url("/status"), &[], b"").unwrap();

@@ -386,10 +386,10 @@ pub(crate) fn describe_heal(e: &driftwatch_cluster::HealEvent) -> String {
             after,
             ..
         } => format!(
-            "healed {key}: {} (changed by {}) in {} ms",
+            "healed {key}: {} (changed by {}) in {:.1} ms",
             fields.join(", "),
             who(managers, "unknown"),
-            after.as_millis()
+            after.as_secs_f64() * 1e3
         ),
         HealEvent::Recreated { key, .. } => format!("re-created {key}"),
         HealEvent::Drifted {

@@ -151,13 +151,10 @@ pub struct RunArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub source: Source,
-    /// Add the live column: what the cluster runs for each image, and pods still running an
-    /// older digest of Git's tag.
+    /// Add the live column for applications with a sync policy: what the cluster runs for
+    /// each image, and pods still running an older digest of Git's tag.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
-    /// Namespace for objects that name none, for applications without a sync policy.
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
     /// table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
@@ -217,7 +214,7 @@ impl LiveCell {
     }
 }
 
-fn print_table(report: &CycleReport, live: Option<&[LiveCell]>) -> std::io::Result<()> {
+fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     let rows: Vec<Vec<String>> = report
         .images
@@ -237,11 +234,16 @@ fn print_table(report: &CycleReport, live: Option<&[LiveCell]>) -> std::io::Resu
                 l.registry.clone().unwrap_or_else(|| "-".to_owned()),
                 l.git.clone().unwrap_or_else(|| "-".to_owned()),
             ];
-            if let Some(cell) = live.and_then(|c| c.get(i)) {
-                row.push(cell.shown());
-                if let Some(v) = cell.verdict(l.git.as_deref()) {
-                    status = format!("{status}; {v}");
+            match live.map(|c| c.get(i).and_then(Option::as_ref)) {
+                Some(Some(cell)) => {
+                    row.push(cell.shown());
+                    if let Some(v) = cell.verdict(l.git.as_deref()) {
+                        status = format!("{status}; {v}");
+                    }
                 }
+                // Not synced by driftwatch: where it runs is not known.
+                Some(None) => row.push("-".to_owned()),
+                None => {}
             }
             row.push(status);
             row
@@ -316,17 +318,23 @@ fn live_cells(
     updater: &Updater,
     report: &CycleReport,
     kubeconfig: &std::path::Path,
-) -> anyhow::Result<Vec<LiveCell>> {
+) -> anyhow::Result<Vec<Option<LiveCell>>> {
     let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
     let rt = super::runtime()?;
     let state = args.source.state_dir();
     let mut cells = Vec::with_capacity(report.images.len());
     let mut lines = report.images.iter();
     for app in apps {
-        let ns = app
-            .sync
-            .as_ref()
-            .map_or(args.namespace.as_str(), |s| s.namespace.as_str());
+        // Only an application with a sync policy says where in the cluster it lives.
+        let Some(policy) = &app.sync else {
+            for _ in &app.images {
+                if lines.next().is_some() {
+                    cells.push(None);
+                }
+            }
+            continue;
+        };
+        let ns = policy.namespace.as_str();
         let live = driftwatch_deploy::render_head(&state, app)
             .map_err(|e| e.to_string())
             .and_then(|(_, rendered)| {
@@ -341,10 +349,10 @@ fn live_cells(
             let Some(line) = lines.next() else { break };
             let containers = match &live {
                 Err(e) => {
-                    cells.push(LiveCell {
+                    cells.push(Some(LiveCell {
                         error: Some(e.clone()),
                         ..LiveCell::default()
-                    });
+                    }));
                     continue;
                 }
                 Ok(c) => driftwatch_deploy::live::running(&img.image, c),
@@ -376,7 +384,7 @@ fn live_cells(
                     Err(e) => cell.error = Some(e),
                 }
             }
-            cells.push(cell);
+            cells.push(Some(cell));
         }
     }
     Ok(cells)
@@ -399,7 +407,9 @@ pub fn check(args: &CheckArgs) -> CmdResult {
             value.get_mut("images").and_then(|v| v.as_array_mut()),
         ) {
             for (line, cell) in images.iter_mut().zip(cells) {
-                line["live"] = serde_json::to_value(cell).unwrap_or_default();
+                if let Some(cell) = cell {
+                    line["live"] = serde_json::to_value(cell).unwrap_or_default();
+                }
             }
         }
         let mut out = std::io::stdout().lock();
@@ -415,7 +425,7 @@ pub fn check(args: &CheckArgs) -> CmdResult {
         cells
             .iter()
             .zip(&report.images)
-            .any(|(c, l)| c.drifts(l.git.as_deref()))
+            .any(|(c, l)| c.as_ref().is_some_and(|c| c.drifts(l.git.as_deref())))
     });
     if report.drifts() || live_drifts {
         return Err(Failure::Quiet(DRIFT));
