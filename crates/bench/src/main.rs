@@ -568,6 +568,114 @@ fn bench_heal() {
     );
 }
 
+fn bench_push_to_deploy(reg: &Registry) {
+    println!(
+        "\n== Registry push -> new image applied to the cluster: run --kubeconfig, webhooks on (fake API server)"
+    );
+    const PUSHES: usize = 20;
+    let fake = driftwatch_testkit::kube::FakeApiServer::start();
+    let work = TempDir::new("bench-deploy");
+    let kubeconfig = work.path().join("kubeconfig");
+    fake.write_kubeconfig(&kubeconfig);
+    reg.push_image("bench/deploy", "1.0.0", "2026-11-05T00:00:00Z");
+    let deploy = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  selector:\n    matchLabels:\n      app: api\n  template:\n    metadata:\n      labels:\n        app: api\n    spec:\n      containers:\n      - name: api\n        image: {}/bench/deploy:1.0.0\n",
+        reg.host()
+    );
+    let repo = BareRepo::new(&[("apps/api/deployment.yaml", &deploy)]);
+    let conf = work.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "interval: 1h\napplications:\n- name: api\n  repo: {}\n  path: apps/api\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/bench/deploy\n  sync:\n    namespace: prod\n    automated: {{selfHeal: true}}\n",
+            repo.file_url(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let port = driftwatch_testkit::free_port();
+    let mut child = Command::new(driftwatch())
+        .args(["run", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(work.path().join("state"))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-secret-env",
+            "HOOK",
+            "--sync-interval",
+            "3600",
+        ])
+        .env("HOOK", "bench-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(driftwatch_testkit::wait_for_port(
+        port,
+        Duration::from_secs(10)
+    ));
+    let live = || {
+        fake.get("deployments", "prod", "api").and_then(|o| {
+            o["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    };
+    let start = Instant::now();
+    while live().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the first sync never happened"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut latencies = Vec::new();
+    for n in 1..=PUSHES {
+        let tag = format!("1.{n}.0");
+        let digest = reg.push_image("bench/deploy", &tag, "2026-11-05T00:00:00Z");
+        let want = format!("{}/bench/deploy:{tag}", reg.host());
+        let body = format!(
+            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"bench/deploy","digest":"{digest}","tag":"{tag}"}},"request":{{"host":"{}"}}}}]}}"#,
+            reg.host()
+        );
+        let sent = Instant::now();
+        let r = driftwatch_testkit::http::request(
+            "POST",
+            &format!("http://127.0.0.1:{port}/webhook"),
+            &[("Authorization", "Bearer bench-secret")],
+            body.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(r.0, 202);
+        while live().as_deref() != Some(want.as_str()) {
+            assert!(
+                sent.elapsed() < Duration::from_secs(20),
+                "push {n} never reached the cluster"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        latencies.push(sent.elapsed());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    latencies.sort();
+    let (p50, p95) = (percentile(&latencies, 0.5), percentile(&latencies, 0.95));
+    // The workflow's pair finds a push after half of each interval on average: the updater's
+    // 2-minute poll, then Argo CD's 3-minute refresh of the new commit.
+    let polling = Duration::from_secs(60 + 90);
+    println!(
+        "webhook -> image applied: p50 {:.0} ms, p95 {:.0} ms over {PUSHES} pushes (scan, commit, push, fetch, render, apply); updater 2 m poll + Argo CD 3 m refresh: ~{:.0} s on average ({}x slower)",
+        ms(p50),
+        ms(p95),
+        polling.as_secs_f64(),
+        (polling.as_secs_f64() / p50.as_secs_f64()).round()
+    );
+}
+
 fn main() {
     let renovate = std::env::var_os("DRIFTWATCH_BENCH_RENOVATE").map(PathBuf::from);
     println!("driftwatch end-to-end benchmarks (baselines measured in this run)");
@@ -582,4 +690,5 @@ fn main() {
     bench_write_back(&reg, renovate.as_deref());
     bench_updater(&reg);
     bench_heal();
+    bench_push_to_deploy(&reg);
 }

@@ -464,7 +464,27 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
     cluster.set_image(ns, "backend", "backend", "wrong-image:v3");
     run.wait_line(&["healed", "backend"]);
     assert_eq!(image_of(&cluster, ns), good);
+
+    // The controller reports the rollout done: the sync's outcome is recorded from the watch.
+    let generation = fake.get("deployments", ns, "backend").unwrap()["metadata"]["generation"]
+        .as_i64()
+        .unwrap();
+    fake.set_status(
+        "deployments",
+        ns,
+        "backend",
+        serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
+    );
+    let settled = run.wait_line(&["rollout", "Healthy"]);
+    assert!(settled.contains("1 of 1 objects healthy"), "{settled}");
     assert!(run.stop().success());
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["history", "shop", "--syncs", "-o", "json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(history[0]["health"], "Healthy", "{history}");
 }
 
 #[test]

@@ -342,6 +342,9 @@ impl Healer {
                     st.reason = format!("{key}: {}", seen.reason);
                 }
             }
+            if st.health == Health::Healthy && st.seen > 0 {
+                st.reason = format!("{} of {} objects healthy", st.seen, st.objects);
+            }
             if !st.fights.is_empty() {
                 st.health = Health::Degraded;
                 st.reason = format!("{}: another field manager keeps changing it", st.fights[0]);

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use driftwatch_cluster::{
-    HealOptions, Healer, HealerRun, KubeClient, ObjectKey, Rendered, SyncOptions, SyncReport, diff,
-    would_change,
+    HealOptions, Healer, HealerRun, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
+    SyncReport, diff, would_change,
 };
 use driftwatch_engine::store::{Store, SyncRecord};
 use driftwatch_engine::{App, SyncPolicy};
@@ -411,7 +411,7 @@ impl Deployer {
             health: health.to_string(),
             detail,
         })?;
-        self.follow(app, head, rendered.objects, &p.namespace);
+        self.follow(app, head);
         Ok(Outcome::Synced {
             app: app.name.clone(),
             revision: head.to_owned(),
@@ -419,24 +419,42 @@ impl Deployer {
         })
     }
 
-    /// Follows the rollout in the background and records how it ended.
-    fn follow(&self, app: &App, head: &str, objects: Vec<Value>, namespace: &str) {
-        let client = self.client.clone();
+    /// Follows the rollout in the background, from the watches' cache (no polling of the API
+    /// server), and records how it ended. A zero limit (`run --once`) does not follow.
+    fn follow(&self, app: &App, head: &str) {
+        if self.rollout_limit.is_zero() {
+            return;
+        }
+        let healer = self.healer.clone();
         let state = self.state.clone();
         let tx = self.settled.clone();
-        let (app, head, namespace, limit) = (
-            app.name.clone(),
-            head.to_owned(),
-            namespace.to_owned(),
-            self.rollout_limit,
-        );
+        let (app, head, limit) = (app.name.clone(), head.to_owned(), self.rollout_limit);
         tokio::spawn(async move {
-            let Ok((health, detail)) =
-                crate::rollout::wait(&client, &objects, &namespace, limit).await
-            else {
-                return;
+            let deadline = tokio::time::Instant::now() + limit;
+            let (health, detail) = loop {
+                let now = healer.status().remove(&app);
+                let Some(st) = now else { return };
+                let settled = st.seen == st.objects
+                    && matches!(
+                        st.health,
+                        Health::Healthy | Health::Degraded | Health::Suspended
+                    );
+                if settled {
+                    break (st.health.to_string(), st.reason);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    break (
+                        st.health.to_string(),
+                        format!(
+                            "still {} after {} s: {}",
+                            st.health,
+                            limit.as_secs(),
+                            st.reason
+                        ),
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             };
-            let health = health.to_string();
             if let Ok(mut store) = Store::open(&state) {
                 let _ = store.settle_sync(&app, &head, &health, &detail);
             }

@@ -237,6 +237,28 @@ impl FakeApiServer {
         cvar.notify_all();
     }
 
+    /// Writes an object's status as its controller would (the status subresource: the
+    /// generation stays).
+    pub fn set_status(&self, plural: &str, namespace: &str, name: &str, status: Value) {
+        let Ok(mut s) = self.state.0.lock() else {
+            return;
+        };
+        s.revision += 1;
+        let rv = s.revision;
+        let Some(obj) =
+            s.objects
+                .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+        else {
+            return;
+        };
+        obj["status"] = status;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let snapshot = obj.clone();
+        s.record(plural, "MODIFIED", &snapshot);
+        drop(s);
+        self.state.1.notify_all();
+    }
+
     /// Ends every open watch, as a load balancer or a flaky network would.
     pub fn drop_watches(&self) {
         if let Ok(mut s) = self.state.0.lock() {
