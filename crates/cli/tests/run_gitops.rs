@@ -20,7 +20,7 @@ use driftwatch_testkit::{TempDir, free_port, wait_for_port};
 
 fn deployment(ns: &str, image: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: {image}\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: {image}\n"
     )
 }
 
@@ -170,7 +170,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     std::fs::write(
         &conf,
         format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n      prune: true\n",
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n      prune: true\n    ignoreDifferences:\n    - kind: Deployment\n      name: backend\n      jsonPointers: [/spec/revisionHistoryLimit]\n",
             repo.file_url(),
             reg.host()
         ),
@@ -221,7 +221,15 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     );
     eprintln!("push to deploy: {push_to_deploy:?}");
 
-    // The workflow's manual change, healed from its watch event.
+    // A field ignoreDifferences names is left as changed; the workflow's manual change is
+    // healed from its watch event.
+    cluster.patch(
+        "deployments",
+        &ns,
+        "backend",
+        "/spec/revisionHistoryLimit",
+        serde_json::json!(2),
+    );
     cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
     let healed = run.wait_line(&["healed", "backend"]);
     assert!(healed.contains("kubectl-set"), "{healed}");
@@ -229,6 +237,16 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         image_of(&cluster, &ns).as_deref(),
         Some(image("v1.1.0").as_str())
     );
+    assert!(!healed.contains("revisionHistoryLimit"), "{healed}");
+    assert_eq!(
+        cluster.get("deployments", &ns, "backend").unwrap()["spec"]["revisionHistoryLimit"],
+        2,
+        "ignored, so not healed"
+    );
+    eventually("/status says Synced", || {
+        let st = status(&run);
+        st[0]["sync"] == "Synced" && st[0]["selfHeal"] == true
+    });
 
     // Another writer commits; the Git host's webhook deploys it at once. A wrong token does not.
     repo.commit_elsewhere(
@@ -533,5 +551,85 @@ fn credentials_bound_to_namespaces_watch_per_namespace() {
         image_of(&cluster, "shop").as_deref(),
         Some("registry.local/backend:v1.0.0")
     );
+    assert!(run.stop().success());
+}
+
+#[test]
+fn a_broken_commit_keeps_the_last_good_state() {
+    let dir = TempDir::new("gitops-broken");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-gitops-broken-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let repo = BareRepo::new(&[
+        (
+            "apps/shop/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        (
+            "apps/shop/settings.yaml",
+            &configmap(&ns, "settings", "fast"),
+        ),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated:\n      prune: true\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "shop"]);
+    let webhook = |run: &Running| {
+        let push = format!(
+            r#"{{"ref":"refs/heads/main","repository":{{"url":"{}"}}}}"#,
+            repo.file_url()
+        );
+        let (code, _, _) = request(
+            "POST",
+            &run.url("/webhook/git"),
+            &[("Authorization", "Bearer s3cret")],
+            push.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(code, 202);
+    };
+
+    // Someone commits a broken file next to a real change: nothing of it reaches the cluster,
+    // and prune does not take the good objects for gone.
+    repo.commit_elsewhere(
+        "apps/shop/settings.yaml",
+        &format!("{}  extra: [unclosed\n", configmap(&ns, "settings", "slow")),
+        "broken settings",
+    );
+    webhook(&run);
+    let failed = run.wait_line(&["sync failed", "shop"]);
+    assert!(failed.contains("settings.yaml"), "names the file: {failed}");
+    assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
+    let st = status(&run);
+    assert_eq!(st[0]["sync"], "Unknown", "{st}");
+    assert!(
+        st[0]["detail"].as_str().unwrap().contains("settings.yaml"),
+        "{st}"
+    );
+
+    // The fix is deployed as usual.
+    repo.commit_elsewhere(
+        "apps/shop/settings.yaml",
+        &configmap(&ns, "settings", "slow"),
+        "fix settings",
+    );
+    webhook(&run);
+    run.wait_line(&["synced", "shop"]);
+    assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("slow"));
     assert!(run.stop().success());
 }

@@ -62,6 +62,45 @@ pub struct IgnoreRule {
     pub name: Option<String>,
     /// JSON pointers into the object (`/spec/replicas`).
     pub json_pointers: Vec<String>,
+    /// Field managers whose live values are not drift (Argo CD's `managedFieldsManagers`).
+    pub managers: Vec<String>,
+}
+
+/// What to apply to an object that exists: Git's object with every field an ignore rule's
+/// JSON pointer names set to its live value (or left out when it has none), so applying never
+/// undoes a difference the user chose to ignore — Argo CD's `RespectIgnoreDifferences`. Objects
+/// being created get Git's values.
+pub fn keep_ignored(desired: &Value, live: &Value, ignore: &[IgnoreRule]) -> Value {
+    let key = ObjectKey::of(desired);
+    let mut out = desired.clone();
+    let pointers = ignore
+        .iter()
+        .filter(|r| {
+            r.kind.as_deref().is_none_or(|k| k == key.kind)
+                && r.name.as_deref().is_none_or(|n| n == key.name)
+        })
+        .flat_map(|r| r.json_pointers.iter());
+    for p in pointers {
+        let Some((parent, last)) = p.rsplit_once('/') else {
+            continue;
+        };
+        let last = last.replace("~1", "/").replace("~0", "~");
+        match (live.pointer(p), out.pointer_mut(parent)) {
+            (Some(v), Some(Value::Object(m))) => {
+                m.insert(last, v.clone());
+            }
+            (Some(v), Some(Value::Array(a))) => {
+                if let Some(slot) = last.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                    *slot = v.clone();
+                }
+            }
+            (None, Some(Value::Object(m))) => {
+                m.remove(&last);
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// One field that differs.
@@ -138,13 +177,20 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
             });
             continue;
         };
-        let pointers = ignore
+        let rules: Vec<&IgnoreRule> = ignore
             .iter()
             .filter(|r| {
                 r.kind.as_deref().is_none_or(|k| k == key.kind)
                     && r.name.as_deref().is_none_or(|n| n == key.name)
             })
+            .collect();
+        let pointers = rules
+            .iter()
             .flat_map(|r| r.json_pointers.iter().map(String::as_str))
+            .collect();
+        let managers: Vec<&str> = rules
+            .iter()
+            .flat_map(|r| r.managers.iter().map(String::as_str))
             .collect();
         let mut ctx = Ctx {
             live_obj: l,
@@ -153,6 +199,10 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
             out: Vec::new(),
         };
         compare(&mut ctx, d, Some(l), &mut Vec::new());
+        if !managers.is_empty() {
+            ctx.out
+                .retain(|f| !f.manager.as_deref().is_some_and(|m| managers.contains(&m)));
+        }
         if !ctx.out.is_empty() {
             result.push(ObjectDiff {
                 key,
@@ -412,10 +462,48 @@ mod tests {
             kind: Some("Deployment".into()),
             name: None,
             json_pointers: vec!["/spec/template/spec/containers/0/image".into()],
+            managers: Vec::new(),
         };
-        let out = diff(&[d], &[l2], &[rule]);
+        let out = diff(std::slice::from_ref(&d), &[l2], &[rule]);
         assert_eq!(out[0].fields.len(), 1);
         assert_eq!(out[0].fields[0].path, "metadata.labels.app");
+        // A manager's values ignored: kubectl-set wrote the image.
+        let l3 = live("wrong-image:v99");
+        let by_manager = IgnoreRule {
+            kind: None,
+            name: Some("backend".into()),
+            json_pointers: Vec::new(),
+            managers: vec!["kubectl-set".into()],
+        };
+        assert_eq!(
+            diff(std::slice::from_ref(&d), std::slice::from_ref(&l3), &[]).len(),
+            1
+        );
+        assert!(diff(&[d], &[l3], &[by_manager]).is_empty());
+    }
+
+    #[test]
+    fn applying_keeps_ignored_fields_as_they_are_live() {
+        let mut d = deployment("backend:v2");
+        d["spec"]["revisionHistoryLimit"] = json!(5);
+        let mut l = live("backend:v1");
+        l["spec"]["revisionHistoryLimit"] = json!(2);
+        let rule = IgnoreRule {
+            kind: Some("Deployment".into()),
+            name: None,
+            json_pointers: vec!["/spec/revisionHistoryLimit".into(), "/spec/paused".into()],
+            managers: Vec::new(),
+        };
+        let mut want = d.clone();
+        want["spec"]["revisionHistoryLimit"] = json!(2);
+        assert_eq!(keep_ignored(&d, &l, std::slice::from_ref(&rule)), want);
+        // Not live: left out, so applying does not set it.
+        d["spec"]["paused"] = json!(true);
+        assert_eq!(keep_ignored(&d, &l, std::slice::from_ref(&rule)), want);
+        // Another kind: untouched.
+        let mut other = d.clone();
+        other["kind"] = json!("StatefulSet");
+        assert_eq!(keep_ignored(&other, &l, &[rule]), other);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct HealOptions {
     pub window: Duration,
     /// Longest wait between two heals of one object.
     pub max_backoff: Duration,
+    /// Differences that are not drift (ignoreDifferences): neither healed nor reported.
+    pub ignore: Vec<crate::diff::IgnoreRule>,
 }
 
 impl HealOptions {
@@ -48,6 +50,7 @@ impl HealOptions {
             fight_limit: 5,
             window: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10),
+            ignore: Vec::new(),
         }
     }
 }
@@ -172,10 +175,14 @@ fn namespace_of<'a>(o: &'a Value, default_ns: &'a str) -> &'a str {
 }
 
 /// The pure part of a decision: what differs, and which other managers changed it.
-fn drift(want: &Value, live: &Value) -> Option<(Vec<String>, Vec<String>)> {
+fn drift(
+    want: &Value,
+    live: &Value,
+    ignore: &[crate::diff::IgnoreRule],
+) -> Option<(Vec<String>, Vec<String>)> {
     let mut l = live.clone();
     as_git_names(want, &mut l);
-    let object = diff(std::slice::from_ref(want), std::slice::from_ref(&l), &[])
+    let object = diff(std::slice::from_ref(want), std::slice::from_ref(&l), ignore)
         .into_iter()
         .next()?;
     let mut managers: Vec<String> = object
@@ -517,7 +524,7 @@ impl Healer {
         let differs = if kind == "DELETED" {
             Some((vec!["(deleted)".to_owned()], Vec::new()))
         } else {
-            drift(want, live)
+            drift(want, live, &desired.opts.ignore)
         };
         let track = tracks.entry(key.clone()).or_default();
         let (health, reason) = if kind == "DELETED" {
@@ -575,7 +582,12 @@ impl Healer {
         };
         track.heals.push(now + wait);
         track.last = Some(now + wait);
-        let mut obj = want.clone();
+        // Fields the user ignores keep their live values: a heal must not reset them.
+        let mut obj = if kind == "DELETED" {
+            want.clone()
+        } else {
+            crate::diff::keep_ignored(want, live, &opts.ignore)
+        };
         obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
         let event = if kind == "DELETED" {
             HealEvent::Recreated {

@@ -11,7 +11,7 @@ mod quantity;
 mod render;
 mod sync;
 
-pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff};
+pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff, keep_ignored};
 pub use error::Error;
 pub use heal::{HealEvent, HealOptions, Healer, HealerRun, LiveStatus, watch_and_heal};
 pub use health::{Health, assess};

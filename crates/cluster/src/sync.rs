@@ -28,6 +28,8 @@ pub struct SyncOptions {
     pub allow_empty: bool,
     /// Compute, but change nothing.
     pub dry_run: bool,
+    /// Differences that do not make an object worth applying (ignoreDifferences).
+    pub ignore: Vec<crate::diff::IgnoreRule>,
 }
 
 /// What a sync did.
@@ -140,11 +142,21 @@ pub async fn sync(
         let key = ObjectKey::of(&desired);
         let live = client.get(&desired, &opts.namespace).await?;
         let equal = live.as_ref().is_some_and(|l| {
-            diff(std::slice::from_ref(&desired), std::slice::from_ref(l), &[]).is_empty()
+            diff(
+                std::slice::from_ref(&desired),
+                std::slice::from_ref(l),
+                &opts.ignore,
+            )
+            .is_empty()
         });
         if equal {
             report.unchanged.push(key);
         } else {
+            // An existing object keeps the live values of the fields the user ignores.
+            let desired = match &live {
+                Some(l) => crate::diff::keep_ignored(&desired, l, &opts.ignore),
+                None => desired,
+            };
             client
                 .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
                 .await?;

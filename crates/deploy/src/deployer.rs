@@ -350,6 +350,7 @@ impl Deployer {
     async fn bring(&self, app: &App, p: &SyncPolicy, head: &str) -> Result<Outcome, Error> {
         let rendered = self.render(app, head).await?;
         if !p.automated {
+            let ignore = crate::ignore_rules(app);
             let mut differ = Vec::new();
             for obj in &rendered.objects {
                 let live = self.client.get(obj, &p.namespace).await?;
@@ -362,7 +363,8 @@ impl Deployer {
                         {
                             m.remove("namespace");
                         }
-                        diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &[]).is_empty()
+                        diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &ignore)
+                            .is_empty()
                             || !would_change(&self.client, obj, live.as_ref(), &p.namespace).await?
                     }
                 };
@@ -385,6 +387,7 @@ impl Deployer {
         }
         let mut heal = HealOptions::new(&app.name, &p.namespace);
         heal.heal = p.self_heal;
+        heal.ignore = crate::ignore_rules(app);
         // The healer learns the new revision before it is applied (see Healer::set).
         self.healer.set(&rendered.objects, &heal).await;
         let inventory = crate::inventory::load(&self.state, &app.name);
@@ -394,6 +397,7 @@ impl Deployer {
             prune: p.prune,
             allow_empty: p.allow_empty,
             dry_run: false,
+            ignore: crate::ignore_rules(app),
         };
         let report =
             driftwatch_cluster::sync(&self.client, &rendered.objects, &inventory, &opts).await?;

@@ -12,4 +12,18 @@ pub mod rollout;
 
 pub use deployer::{AppStatus, Deployer, Outcome, RolloutSettled, StatusView};
 pub use error::Error;
+
+/// The application's ignoreDifferences as the cluster crate's rules.
+pub fn ignore_rules(app: &driftwatch_engine::App) -> Vec<driftwatch_cluster::IgnoreRule> {
+    app.sync
+        .iter()
+        .flat_map(|p| &p.ignore_differences)
+        .map(|d| driftwatch_cluster::IgnoreRule {
+            kind: d.kind.clone(),
+            name: d.name.clone(),
+            json_pointers: d.json_pointers.clone(),
+            managers: d.managers.clone(),
+        })
+        .collect()
+}
 pub use revision::{head, render_at, render_head};

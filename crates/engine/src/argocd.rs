@@ -37,6 +37,8 @@ struct Spec {
     destination: Option<Destination>,
     #[serde(rename = "syncPolicy")]
     sync_policy: Option<SyncPolicySpec>,
+    #[serde(rename = "ignoreDifferences", default)]
+    ignore_differences: Vec<crate::ignore::RawIgnore>,
 }
 
 #[derive(Deserialize)]
@@ -144,10 +146,15 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let (source, destination, sync_policy) = match spec {
-        Some(s) => (s.source, s.destination, s.sync_policy),
-        None => (None, None, None),
+    let (source, destination, sync_policy, ignore) = match spec {
+        Some(s) => (s.source, s.destination, s.sync_policy, s.ignore_differences),
+        None => (None, None, None, Vec::new()),
     };
+    let ignore_differences = crate::ignore::convert(
+        ignore,
+        file,
+        &format!("Application {name}: spec.ignoreDifferences"),
+    )?;
     // Argo CD's destination and automated sync policy, for `run --kubeconfig`.
     let sync = destination.map(|d| {
         let automated = sync_policy.and_then(|p| p.automated);
@@ -160,6 +167,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             self_heal: automated.as_ref().is_some_and(|a| a.self_heal),
             prune: automated.as_ref().is_some_and(|a| a.prune),
             allow_empty: automated.as_ref().is_some_and(|a| a.allow_empty),
+            ignore_differences,
         }
     });
     let source =
@@ -404,8 +412,50 @@ metadata: {name: ignored}
                 self_heal: true,
                 prune: true,
                 allow_empty: false,
+                ignore_differences: Vec::new(),
             }
         );
+        let ignoring = with.replace(
+            "  syncPolicy:\n",
+            "  ignoreDifferences:\n  - group: apps\n    kind: Deployment\n    jsonPointers: [/spec/replicas]\n  - kind: ConfigMap\n    name: flags\n    managedFieldsManagers: [flagger]\n  syncPolicy:\n",
+        );
+        let sync = parse(&ignoring, "apps.yaml").unwrap()[0]
+            .sync
+            .clone()
+            .unwrap();
+        assert_eq!(
+            sync.ignore_differences,
+            vec![
+                crate::model::IgnoreDifference {
+                    kind: Some("Deployment".into()),
+                    name: None,
+                    json_pointers: vec!["/spec/replicas".into()],
+                    managers: vec![],
+                },
+                crate::model::IgnoreDifference {
+                    kind: Some("ConfigMap".into()),
+                    name: Some("flags".into()),
+                    json_pointers: vec![],
+                    managers: vec!["flagger".into()],
+                },
+            ]
+        );
+        for (bad, path) in [
+            ("jsonPointers: [/spec/replicas]", "jqPathExpressions"),
+            ("jsonPointers: [spec/replicas]", "jsonPointers[0]"),
+            ("jsonPointers: []", "spec.ignoreDifferences[0]"),
+        ] {
+            let text = ignoring.replace(
+                "jsonPointers: [/spec/replicas]",
+                if path == "jqPathExpressions" {
+                    "jqPathExpressions: ['.spec.replicas']"
+                } else {
+                    bad
+                },
+            );
+            let e = parse(&text, "apps.yaml").unwrap_err().to_string();
+            assert!(e.contains("apps.yaml") && e.contains(path), "{path}: {e}");
+        }
         let manual = APP.replace(
             "    targetRevision: HEAD\n",
             "    targetRevision: HEAD\n  destination:\n    server: https://kubernetes.default.svc\n",

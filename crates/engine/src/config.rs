@@ -58,6 +58,8 @@ struct RawSync {
     #[serde(default = "default_ns")]
     namespace: String,
     automated: Option<RawAutomated>,
+    #[serde(default)]
+    ignore_differences: Vec<crate::ignore::RawIgnore>,
 }
 
 fn default_ns() -> String {
@@ -280,13 +282,21 @@ impl Config {
                     "no images (an application that only syncs Git to the cluster needs sync)",
                 ));
             }
-            let sync = a.sync.map(|s| crate::model::SyncPolicy {
-                namespace: s.namespace,
-                automated: s.automated.is_some(),
-                self_heal: s.automated.as_ref().is_some_and(|a| a.self_heal),
-                prune: s.automated.as_ref().is_some_and(|a| a.prune),
-                allow_empty: s.automated.as_ref().is_some_and(|a| a.allow_empty),
-            });
+            let sync = match a.sync {
+                None => None,
+                Some(s) => Some(crate::model::SyncPolicy {
+                    ignore_differences: crate::ignore::convert(
+                        s.ignore_differences,
+                        file,
+                        &at("sync.ignoreDifferences"),
+                    )?,
+                    namespace: s.namespace,
+                    automated: s.automated.is_some(),
+                    self_heal: s.automated.as_ref().is_some_and(|a| a.self_heal),
+                    prune: s.automated.as_ref().is_some_and(|a| a.prune),
+                    allow_empty: s.automated.as_ref().is_some_and(|a| a.allow_empty),
+                }),
+            };
             let mut images = Vec::new();
             for (j, im) in a.images.into_iter().enumerate() {
                 let at = |k: &str| format!("applications[{i}].images[{j}].{k}");

@@ -5,6 +5,7 @@ pub mod argocd;
 mod config;
 mod cycle;
 mod error;
+mod ignore;
 mod model;
 pub mod target;
 
@@ -13,5 +14,5 @@ pub use cycle::{
     CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, join_all, now_nanos,
 };
 pub use error::Error;
-pub use model::{App, SyncPolicy, TrackedImage};
+pub use model::{App, IgnoreDifference, SyncPolicy, TrackedImage};
 pub mod store;

@@ -45,6 +45,22 @@ pub struct SyncPolicy {
     pub prune: bool,
     /// Let prune delete everything when Git renders nothing.
     pub allow_empty: bool,
+    /// Differences that are not drift, as Argo CD's `ignoreDifferences`.
+    pub ignore_differences: Vec<IgnoreDifference>,
+}
+
+/// One `ignoreDifferences` entry: for objects of this kind and name (either may be any), these
+/// JSON pointers, and every value these field managers wrote, are not drift.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IgnoreDifference {
+    /// Kind, or any.
+    pub kind: Option<String>,
+    /// Name, or any.
+    pub name: Option<String>,
+    /// JSON pointers (`/spec/replicas`).
+    pub json_pointers: Vec<String>,
+    /// Field managers (`managedFieldsManagers`).
+    pub managers: Vec<String>,
 }
 
 /// One image an application follows.

@@ -684,6 +684,24 @@ impl Cluster {
         }
     }
 
+    /// Replaces one field by hand (`kubectl patch --type=json`), as field manager
+    /// `kubectl-patch`.
+    pub fn patch(&self, plural: &str, ns: &str, name: &str, pointer: &str, value: Value) {
+        match &self.fake {
+            Some(f) => f.update_as("kubectl-patch", plural, ns, name, pointer, value),
+            None => {
+                let ops = json!([{"op": "replace", "path": pointer, "value": value}]).to_string();
+                let out =
+                    self.kubectl(&["-n", ns, "patch", plural, name, "--type=json", "-p", &ops]);
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+    }
+
     /// The live object, `None` when it does not exist.
     pub fn get(&self, plural: &str, ns: &str, name: &str) -> Option<Value> {
         match &self.fake {

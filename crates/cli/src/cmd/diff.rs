@@ -101,6 +101,7 @@ fn parse_rule(rule: &str) -> anyhow::Result<IgnoreRule> {
         kind: (!kind.is_empty() && kind != "*").then(|| kind.to_owned()),
         name,
         json_pointers: vec![pointer.to_owned()],
+        managers: Vec::new(),
     })
 }
 
@@ -271,6 +272,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         prune: args.prune,
         allow_empty: args.allow_empty,
         dry_run: args.dry_run,
+        ignore: driftwatch_deploy::ignore_rules(&app),
     };
     let rt = super::runtime()?;
     let report = rt.block_on(driftwatch_cluster::sync(
