@@ -500,6 +500,7 @@ fn bench_heal() {
     println!("\n== Self-heal: manual changes healed from their watch events (fake API server)");
     const OBJECTS: usize = 20;
     let fake = driftwatch_testkit::kube::FakeApiServer::start();
+    fake.create_namespace("shop");
     let work = TempDir::new("bench-heal");
     let kubeconfig = work.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig);
@@ -574,6 +575,7 @@ fn bench_push_to_deploy(reg: &Registry) {
     );
     const PUSHES: usize = 20;
     let fake = driftwatch_testkit::kube::FakeApiServer::start();
+    fake.create_namespace("prod");
     let work = TempDir::new("bench-deploy");
     let kubeconfig = work.path().join("kubeconfig");
     fake.write_kubeconfig(&kubeconfig);

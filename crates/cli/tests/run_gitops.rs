@@ -145,6 +145,8 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     let reg = Registry::start(Auth::None);
     reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
     let image = |tag: &str| format!("{}/shop/backend:{tag}", reg.host());
+    // deployment.yaml sorts before namespace.yaml: the sync must create the namespace first,
+    // as the API server (and the fake) refuse objects in a namespace that does not exist.
     let repo = BareRepo::new(&[
         (
             "apps/shop/namespace.yaml",
@@ -424,6 +426,7 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
     let cluster = Cluster::new(dir.path());
     let fake = cluster.fake.as_ref().unwrap();
     let ns = "shop";
+    fake.create_namespace(ns);
     let repo = BareRepo::new(&[(
         "apps/shop/deployment.yaml",
         &deployment(ns, "registry.local/backend:v1.0.0"),
@@ -514,6 +517,7 @@ fn credentials_bound_to_namespaces_watch_per_namespace() {
     let dir = TempDir::new("gitops-rbac");
     let cluster = Cluster::new(dir.path());
     let fake = cluster.fake.as_ref().unwrap();
+    fake.create_namespace("shop");
     fake.forbid_all_namespaces();
     let repo = BareRepo::new(&[
         (

@@ -222,6 +222,7 @@ fn self_heal_on_watch_events_and_stop_fighting() {
     let cluster = Cluster::new(dir.path());
     let fake = cluster.fake.as_ref().unwrap();
     let ns = "shop";
+    fake.create_namespace(ns);
     let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(ns))]);
     let conf = dir.path().join("driftwatch.yaml");
     std::fs::write(

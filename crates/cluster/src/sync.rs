@@ -128,6 +128,51 @@ fn stub(obj: &Value, namespace: &str) -> Value {
     })
 }
 
+/// Kinds in the order they are created, so a namespace exists before what lives in it and a
+/// ServiceAccount before the workload that runs as it (Helm's install order); custom
+/// resources and other kinds come last. Pruning goes the other way.
+const KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+/// Where a kind goes in [`KIND_ORDER`].
+fn rank(obj: &Value) -> usize {
+    let kind = obj["kind"].as_str().unwrap_or("");
+    KIND_ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(KIND_ORDER.len())
+}
+
 /// Syncs `rendered` to the cluster. `inventory` is what the previous sync applied.
 pub async fn sync(
     client: &KubeClient,
@@ -136,7 +181,9 @@ pub async fn sync(
     opts: &SyncOptions,
 ) -> Result<SyncReport, Error> {
     let mut report = SyncReport::default();
-    for obj in rendered {
+    let mut ordered: Vec<&Value> = rendered.iter().collect();
+    ordered.sort_by_key(|o| rank(o));
+    for obj in ordered {
         let mut desired = obj.clone();
         desired["metadata"]["labels"][APP_LABEL] = json!(opts.app);
         let key = ObjectKey::of(&desired);
@@ -165,10 +212,12 @@ pub async fn sync(
         report.inventory.push(stub(obj, &opts.namespace));
     }
     let rendered_keys: Vec<ObjectKey> = report.inventory.iter().map(ObjectKey::of).collect();
-    let gone: Vec<&Value> = inventory
+    let mut gone: Vec<&Value> = inventory
         .iter()
         .filter(|o| !rendered_keys.contains(&ObjectKey::of(o)))
         .collect();
+    // Workloads go before the namespace they live in.
+    gone.sort_by_key(|o| std::cmp::Reverse(rank(o)));
     let refuse = rendered.is_empty() && !inventory.is_empty() && !opts.allow_empty;
     for old in gone {
         let key = ObjectKey::of(old);

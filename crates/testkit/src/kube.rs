@@ -1,6 +1,7 @@
 //! An in-process fake Kubernetes API server on loopback, enough for driftwatch's sync tests:
 //! discovery, get, list (label selectors), server-side apply (create or merge, managedFields per
-//! manager, resourceVersion and generation), updates by another manager, and delete. Real
+//! manager, resourceVersion and generation; refused in a namespace that does not exist, or with
+//! a stale resourceVersion), updates by another manager, and delete. Real
 //! servers are used instead when `DRIFTWATCH_E2E_KUBECONFIG` is set.
 
 use std::collections::BTreeMap;
@@ -189,7 +190,15 @@ fn ok(v: &Value) -> Reply {
 impl FakeApiServer {
     /// Starts the server.
     pub fn start() -> Self {
-        let state = Arc::new((Mutex::new(State::default()), std::sync::Condvar::new()));
+        let mut initial = State::default();
+        // As a new cluster has them.
+        for ns in ["default", "kube-system", "kube-public"] {
+            initial.objects.insert(
+                ("namespaces".to_owned(), String::new(), ns.to_owned()),
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "resourceVersion": "0"}}),
+            );
+        }
+        let state = Arc::new((Mutex::new(initial), std::sync::Condvar::new()));
         let shared = state.clone();
         let server = Server::start(move |req: &Request| handle(&shared, req));
         FakeApiServer { server, state }
@@ -235,6 +244,15 @@ impl FakeApiServer {
         s.record(plural, "ADDED", &obj);
         drop(s);
         cvar.notify_all();
+    }
+
+    /// Creates a namespace, as `kubectl create namespace` would.
+    pub fn create_namespace(&self, name: &str) {
+        self.insert(
+            "namespaces",
+            "",
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+        );
     }
 
     /// Writes an object's status as its controller would (the status subresource: the
@@ -538,6 +556,21 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
                 return status(400, "BadRequest", "body is not JSON");
             };
             let dry = req.query("dryRun").is_some();
+            // As a real server: nothing is created in a namespace that does not exist.
+            if kind.namespaced
+                && !s.objects.contains_key(&key(n))
+                && !s.objects.contains_key(&(
+                    "namespaces".to_owned(),
+                    String::new(),
+                    namespace.to_owned(),
+                ))
+            {
+                return status(
+                    404,
+                    "NotFound",
+                    &format!("namespaces \"{namespace}\" not found"),
+                );
+            }
             // As a real server: an apply that names a resourceVersion must name the current one.
             if let Some(rv) = applied
                 .pointer("/metadata/resourceVersion")
