@@ -130,7 +130,8 @@ pub fn once(
     let client = kube(kubeconfig)?;
     let rt = super::cmd::runtime()?;
     rt.block_on(async {
-        let (mut deployer, _, _) = Deployer::new(client, state, apps, Duration::from_secs(0));
+        let (mut deployer, _, _) =
+            Deployer::new(client, state, apps, driftwatch_deploy::Mode::Once);
         let outcomes = deployer.tick(None).await;
         Ok(report(&outcomes, shared, log_format, None))
     })
@@ -164,7 +165,14 @@ pub fn start(
             };
             rt.block_on(async move {
                 let (mut deployer, healer, mut settled) =
-                    Deployer::new(client, state, &apps, Duration::from_secs(600));
+                    Deployer::new(
+                        client,
+                        state,
+                        &apps,
+                        driftwatch_deploy::Mode::Continuous {
+                            rollout_limit: Duration::from_secs(600),
+                        },
+                    );
                 if let Ok(mut v) = shared.status.lock() {
                     *v = Some(deployer.status_view());
                 }

@@ -637,3 +637,57 @@ fn a_broken_commit_keeps_the_last_good_state() {
     assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("slow"));
     assert!(run.stop().success());
 }
+
+#[test]
+fn run_once_syncs_and_exits_for_cron_and_ci() {
+    let dir = TempDir::new("gitops-once");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-gitops-once-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let repo = BareRepo::new(&[
+        (
+            "apps/shop/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        (
+            "apps/shop/settings.yaml",
+            &configmap(&ns, "settings", "fast"),
+        ),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated: {{}}\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let once = || {
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--once", "--config"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let out = once();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("synced"), "{err}");
+    assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
+
+    // A render that fails makes the run fail (exit 1), for CI to see, and changes nothing.
+    repo.commit_elsewhere("apps/shop/settings.yaml", "kind: [", "broken");
+    let out = once();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sync failed") && err.contains("settings.yaml"),
+        "{err}"
+    );
+    assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
+}

@@ -167,8 +167,17 @@ pub struct Deployer {
     apps: Vec<App>,
     synced: HashMap<String, String>,
     healer: Healer,
-    rollout_limit: Duration,
+    mode: Mode,
     settled: mpsc::UnboundedSender<RolloutSettled>,
+}
+
+/// How long a deployer lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One pass (`run --once`): no watches, rollouts not followed.
+    Once,
+    /// A service: watches heal or report, rollouts are followed for up to `rollout_limit`.
+    Continuous { rollout_limit: Duration },
 }
 
 fn policy(app: &App) -> Option<&SyncPolicy> {
@@ -182,7 +191,7 @@ impl Deployer {
         client: Arc<KubeClient>,
         state: PathBuf,
         apps: &[App],
-        rollout_limit: Duration,
+        mode: Mode,
     ) -> (Self, HealerRun, mpsc::UnboundedReceiver<RolloutSettled>) {
         let (healer, run) = Healer::new(client.clone());
         let (tx, rx) = mpsc::unbounded_channel();
@@ -194,7 +203,7 @@ impl Deployer {
                 apps: apps.iter().filter(|a| a.sync.is_some()).cloned().collect(),
                 synced: HashMap::new(),
                 healer,
-                rollout_limit,
+                mode,
                 settled: tx,
             },
             run,
@@ -389,7 +398,9 @@ impl Deployer {
         heal.heal = p.self_heal;
         heal.ignore = crate::ignore_rules(app);
         // The healer learns the new revision before it is applied (see Healer::set).
-        self.healer.set(&rendered.objects, &heal).await;
+        if self.mode != Mode::Once {
+            self.healer.set(&rendered.objects, &heal).await;
+        }
         let inventory = crate::inventory::load(&self.state, &app.name);
         let opts = SyncOptions {
             app: app.name.clone(),
@@ -401,7 +412,9 @@ impl Deployer {
         };
         let report =
             driftwatch_cluster::sync(&self.client, &rendered.objects, &inventory, &opts).await?;
-        self.healer.synced(&app.name);
+        if self.mode != Mode::Once {
+            self.healer.synced(&app.name);
+        }
         crate::inventory::save(&self.state, &app.name, &report.inventory)?;
         let (health, detail) =
             crate::rollout::health(&self.client, &rendered.objects, &p.namespace).await?;
@@ -424,15 +437,15 @@ impl Deployer {
     }
 
     /// Follows the rollout in the background, from the watches' cache (no polling of the API
-    /// server), and records how it ended. A zero limit (`run --once`) does not follow.
+    /// server), and records how it ended. One pass does not follow.
     fn follow(&self, app: &App, head: &str) {
-        if self.rollout_limit.is_zero() {
+        let Mode::Continuous { rollout_limit } = self.mode else {
             return;
-        }
+        };
         let healer = self.healer.clone();
         let state = self.state.clone();
         let tx = self.settled.clone();
-        let (app, head, limit) = (app.name.clone(), head.to_owned(), self.rollout_limit);
+        let (app, head, limit) = (app.name.clone(), head.to_owned(), rollout_limit);
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + limit;
             let (health, detail) = loop {

@@ -10,7 +10,7 @@ pub mod live;
 mod revision;
 pub mod rollout;
 
-pub use deployer::{AppStatus, Deployer, Outcome, RolloutSettled, StatusView};
+pub use deployer::{AppStatus, Deployer, Mode, Outcome, RolloutSettled, StatusView};
 pub use error::Error;
 
 /// The application's ignoreDifferences as the cluster crate's rules.
