@@ -56,9 +56,6 @@ fn report(outcomes: &[Outcome], shared: &Shared, log_format: &str, seen: Option<
                 report,
             } => {
                 m.syncs.inc();
-                m.out_of_sync
-                    .get_or_create(&crate::serve::AppLabel { app: app.clone() })
-                    .set(0);
                 if let Some(seen) = seen
                     && !report.applied.is_empty()
                 {
@@ -84,9 +81,6 @@ fn report(outcomes: &[Outcome], shared: &Shared, log_format: &str, seen: Option<
                 revision,
                 objects,
             } => {
-                m.out_of_sync
-                    .get_or_create(&crate::serve::AppLabel { app: app.clone() })
-                    .set(i64::try_from(objects.len()).unwrap_or(i64::MAX));
                 super::cmd::run::log(
                     log_format,
                     "warn",
@@ -98,11 +92,7 @@ fn report(outcomes: &[Outcome], shared: &Shared, log_format: &str, seen: Option<
                     }),
                 );
             }
-            Outcome::InSync { app, .. } => {
-                m.out_of_sync
-                    .get_or_create(&crate::serve::AppLabel { app: app.clone() })
-                    .set(0);
-            }
+            Outcome::InSync { .. } => {}
             Outcome::Failed { app, error } => {
                 failed = true;
                 m.sync_errors.inc();
@@ -187,12 +177,7 @@ pub fn start(
                                 m.heals.inc();
                                 ("info", app)
                             }
-                            HealEvent::Drifted { app, .. } => {
-                                m.out_of_sync
-                                    .get_or_create(&crate::serve::AppLabel { app: app.clone() })
-                                    .inc();
-                                ("warn", app)
-                            }
+                            HealEvent::Drifted { app, .. } => ("warn", app),
                             HealEvent::Fight { app, .. } => {
                                 m.fights.inc();
                                 ("error", app)

@@ -199,6 +199,15 @@ async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String) {
+    // Out-of-sync objects are a reading of now, taken from the status view at each scrape.
+    if let Some(view) = s.status.lock().ok().and_then(|v| v.clone()) {
+        for a in view.snapshot() {
+            s.metrics
+                .out_of_sync
+                .get_or_create(&AppLabel { app: a.app })
+                .set(i64::try_from(a.out_of_sync.len()).unwrap_or(i64::MAX));
+        }
+    }
     let mut text = String::new();
     let ok = s
         .metrics

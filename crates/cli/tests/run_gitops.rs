@@ -691,3 +691,81 @@ fn run_once_syncs_and_exits_for_cron_and_ci() {
     );
     assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
 }
+
+#[test]
+fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
+    // The fight needs a second writer the test controls; the fake server provides it.
+    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
+        return;
+    }
+    let dir = TempDir::new("gitops-fight");
+    let cluster = Cluster::new(dir.path());
+    let fake = cluster.fake.as_ref().unwrap();
+    fake.create_namespace("shop");
+    let repo = BareRepo::new(&[(
+        "apps/shop/deployment.yaml",
+        &deployment("shop", "registry.local/backend:v1.0.0"),
+    )]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: shop\n    automated:\n      selfHeal: true\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        dir.path().join("state").as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "shop"]);
+    std::thread::sleep(Duration::from_millis(300));
+    // A controller that keeps writing its own image back.
+    let mut degraded = None;
+    for _ in 0..40 {
+        fake.update_as(
+            "rogue-controller",
+            "deployments",
+            "shop",
+            "backend",
+            "/spec/template/spec/containers/0/image",
+            serde_json::json!("rogue:v1"),
+        );
+        std::thread::sleep(Duration::from_millis(150));
+        let st = status(&run);
+        if st[0]["health"] == "Degraded" {
+            degraded = Some(st);
+            break;
+        }
+    }
+    let st = degraded.expect("the fight was never detected");
+    assert!(
+        st[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rogue-controller"),
+        "{st}"
+    );
+    let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(metrics.contains("driftwatch_fights_total 1"), "{metrics}");
+    // Healing stopped: the controller's next write stays, and shows as OutOfSync.
+    fake.update_as(
+        "rogue-controller",
+        "deployments",
+        "shop",
+        "backend",
+        "/spec/template/spec/containers/0/image",
+        serde_json::json!("rogue:v2"),
+    );
+    eventually("OutOfSync", || status(&run)[0]["sync"] == "OutOfSync");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(image_of(&cluster, "shop").as_deref(), Some("rogue:v2"));
+    assert_eq!(status(&run)[0]["health"], "Degraded");
+    assert!(run.stop().success());
+}

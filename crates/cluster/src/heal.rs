@@ -101,6 +101,8 @@ struct Seen {
 #[derive(Default)]
 struct Track {
     seen: Option<Seen>,
+    /// The other managers of a fight, once healing stopped.
+    rivals: Vec<String>,
     heals: Vec<Instant>,
     last: Option<Instant>,
     fighting: bool,
@@ -137,8 +139,8 @@ pub struct LiveStatus {
     /// The worst health, and why.
     pub health: Health,
     pub reason: String,
-    /// Objects no longer healed: another manager keeps changing them.
-    pub fights: Vec<ObjectKey>,
+    /// Objects no longer healed, with the managers that keep changing them.
+    pub fights: Vec<(ObjectKey, Vec<String>)>,
 }
 
 /// A collection to watch: API version, kind and namespace (empty: all namespaces, or a
@@ -337,7 +339,7 @@ impl Healer {
             for key in d.objects.keys() {
                 let Some(t) = s.tracks.get(key) else { continue };
                 if t.fighting {
-                    st.fights.push(key.clone());
+                    st.fights.push((key.clone(), t.rivals.clone()));
                 }
                 let Some(seen) = &t.seen else { continue };
                 st.seen += 1;
@@ -354,7 +356,15 @@ impl Healer {
             }
             if !st.fights.is_empty() {
                 st.health = Health::Degraded;
-                st.reason = format!("{}: another field manager keeps changing it", st.fights[0]);
+                let (key, rivals) = &st.fights[0];
+                st.reason = format!(
+                    "{key}: {} keeps changing it; no longer healed",
+                    if rivals.is_empty() {
+                        "another field manager".to_owned()
+                    } else {
+                        rivals.join(", ")
+                    }
+                );
             }
             st.out_of_sync.sort();
             out.insert(app.clone(), st);
@@ -565,6 +575,7 @@ impl Healer {
         track.heals.retain(|t| now.duration_since(*t) < opts.window);
         if track.heals.len() as u32 >= opts.fight_limit {
             track.fighting = true;
+            track.rivals = managers.clone();
             return vec![Action::Report(HealEvent::Fight {
                 app: opts.app.clone(),
                 key,

@@ -107,12 +107,14 @@ fn parse_rule(rule: &str) -> anyhow::Result<IgnoreRule> {
 
 /// Compares Git's rendering with a live snapshot: exit 0 when equal, 2 when something drifts.
 pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
-    let rules = args
+    let mut rules = args
         .ignore
         .iter()
         .map(|r| parse_rule(r))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let app = find_app(&args.source, &args.app)?;
+    // The application's own ignoreDifferences, then the command line's.
+    rules.splice(0..0, driftwatch_deploy::ignore_rules(&app));
     let namespace = namespace_of(args.namespace.as_ref(), &app);
     let (_, rendered) = render_app(&args.source, &app)?;
     let (live, cluster) = match (&args.live, &args.kubeconfig) {
@@ -453,8 +455,12 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                         Some(l) => {
                             let mut l = l.clone();
                             as_git_names(obj, &mut l);
-                            !diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &[])
-                                .is_empty()
+                            !diff(
+                                std::slice::from_ref(obj),
+                                std::slice::from_ref(&l),
+                                &driftwatch_deploy::ignore_rules(app),
+                            )
+                            .is_empty()
                         }
                     };
                     out_of_sync += usize::from(differs);
