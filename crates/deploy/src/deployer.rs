@@ -230,11 +230,6 @@ impl Deployer {
         }
     }
 
-    /// The applications this deployer serves.
-    pub fn apps(&self) -> &[App] {
-        &self.apps
-    }
-
     /// The applications whose repository and branch a Git push names.
     pub fn affected(&self, urls: &[String], branch: &str) -> HashSet<String> {
         let ids: HashSet<String> = urls.iter().map(|u| repo_identity(u)).collect();
@@ -263,14 +258,20 @@ impl Deployer {
                 .or_default()
                 .push(a.clone());
         }
-        let mut outcomes = Vec::new();
-        for (_, apps) in groups {
+        // Every repository's head at once: a slow Git server delays only its own applications.
+        let heads = driftwatch_engine::join_all(groups.values().map(|apps| {
             let state = self.state.clone();
             let first = apps[0].clone();
-            let head = tokio::task::spawn_blocking(move || crate::revision::head(&state, &first))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+            async move {
+                tokio::task::spawn_blocking(move || crate::revision::head(&state, &first))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            }
+        }))
+        .await;
+        let mut outcomes = Vec::new();
+        for (apps, head) in groups.into_values().zip(heads) {
             let head = match head {
                 Ok(h) => h,
                 Err(error) => {
