@@ -106,8 +106,19 @@ fn webhook_push_to_commit() {
             .contains("newTag: v1.0.1")
     );
 
-    let (_, _, metrics) = request("GET", &format!("{base}/metrics"), &[], b"").unwrap();
-    let metrics = String::from_utf8(metrics).unwrap();
+    // The commit is pushed before the cycle's counters are updated: wait for them.
+    let read = || {
+        let (_, _, m) = request("GET", &format!("{base}/metrics"), &[], b"").unwrap();
+        String::from_utf8(m).unwrap()
+    };
+    let mut metrics = read();
+    let asked = Instant::now();
+    while !metrics.contains("driftwatch_push_to_commit_seconds_count 1")
+        && asked.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+        metrics = read();
+    }
     assert!(metrics.contains("driftwatch_updates_total 1"), "{metrics}");
     assert!(metrics.contains("driftwatch_webhooks_total 1"), "{metrics}");
     assert!(
