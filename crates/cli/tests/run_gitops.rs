@@ -751,9 +751,13 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
             .contains("rogue-controller"),
         "{st}"
     );
-    let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(metrics.contains("driftwatch_fights_total 1"), "{metrics}");
+    // The fight is counted as its event is reported, just after the state changes.
+    eventually("the fight counted", || {
+        let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
+        String::from_utf8(metrics)
+            .unwrap()
+            .contains("driftwatch_fights_total 1")
+    });
     // Healing stopped: the controller's next write stays, and shows as OutOfSync.
     fake.update_as(
         "rogue-controller",
