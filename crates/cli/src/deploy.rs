@@ -22,6 +22,8 @@ pub enum DeployTrigger {
     Apps(HashSet<String>, Option<i128>),
     /// A Git host says a branch moved.
     Push(driftwatch_git::GitPush),
+    /// The applications changed (read again from the cluster).
+    Reload(Vec<App>),
 }
 
 /// The running thread: send triggers; dropping the sender stops it.
@@ -214,6 +216,13 @@ pub fn start(
                         t = rx.recv() => match t {
                             None => return,
                             Some(DeployTrigger::Apps(apps, seen)) => (Some(apps), seen),
+                            Some(DeployTrigger::Reload(apps)) => {
+                                let changed = deployer.set_apps(&apps);
+                                if changed.is_empty() {
+                                    continue;
+                                }
+                                (Some(changed), None)
+                            }
                             Some(DeployTrigger::Push(push)) => {
                                 let apps = deployer.affected(&push.urls, &push.branch);
                                 super::cmd::run::log(&log_format, "info", "git push", serde_json::json!({

@@ -773,3 +773,76 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
     assert_eq!(status(&run)[0]["health"], "Degraded");
     assert!(run.stop().success());
 }
+
+#[test]
+fn argocd_applications_deploy_their_parameter_overrides() {
+    // argocd-image-updater's default write-back is `.argocd-source-<app>.yaml`; Argo CD applies
+    // it when rendering, and so must driftwatch, or the new image never reaches the cluster.
+    let dir = TempDir::new("gitops-argo");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-gitops-argo-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    let repo = BareRepo::new(&[
+        (
+            "apps/api/kustomization.yaml",
+            &format!(
+                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {}/team/api\n  newTag: 1.0.0\n",
+                reg.host()
+            ),
+        ),
+        (
+            "apps/api/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ),
+        ("apps/api/deployment.yaml", &deployment(&ns, "backend")),
+    ]);
+    let apps = dir.path().join("apps.yaml");
+    std::fs::write(
+        &apps,
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Application\nmetadata:\n  name: api\n  namespace: argocd\n  annotations:\n    argocd-image-updater.argoproj.io/image-list: api={}/team/api:~1.0\n    argocd-image-updater.argoproj.io/write-back-method: git\nspec:\n  source:\n    repoURL: {}\n    path: apps/api\n    targetRevision: main\n  destination:\n    server: https://kubernetes.default.svc\n    namespace: {ns}\n  syncPolicy:\n    automated:\n      selfHeal: true\n",
+            reg.host(),
+            repo.file_url()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let run = Running::start(&[
+        "--applications".as_ref(),
+        apps.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        cluster.kubeconfig.as_os_str(),
+    ]);
+    run.wait_line(&["synced", "api"]);
+    let want = |tag: &str| format!("{}/team/api:{tag}", reg.host());
+    assert_eq!(image_of(&cluster, &ns), Some(want("1.0.0")));
+
+    let digest = reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let body = format!(
+        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"team/api","digest":"{digest}","tag":"1.0.1"}},"request":{{"host":"{}"}}}}]}}"#,
+        reg.host()
+    );
+    let (code, _, _) = request(
+        "POST",
+        &run.url("/webhook/distribution"),
+        &[("Authorization", "Bearer s3cret")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 202);
+    eventually("the override deployed", || {
+        image_of(&cluster, &ns) == Some(want("1.0.1"))
+    });
+    let files = driftwatch_testkit::git::git(&repo.path, &["ls-tree", "-r", "--name-only", "main"]);
+    assert!(files.contains("apps/api/.argocd-source-"), "{files}");
+    assert!(
+        repo.show("main", "apps/api/kustomization.yaml")
+            .contains("newTag: 1.0.0"),
+        "the update lives in the override file, not in the kustomization"
+    );
+    assert!(run.stop().success());
+}

@@ -375,3 +375,74 @@ fn argocd_applications_from_cluster() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("kubeconfig"));
 }
+
+/// A new Application in the cluster is followed without a restart, as argocd-image-updater
+/// follows them.
+#[test]
+fn new_applications_in_the_cluster_are_picked_up() {
+    let reg = api_registry();
+    let repo = BareRepo::new(&[
+        ("apps/api/kustomization.yaml", "resources:\n- deploy.yaml\n"),
+        ("apps/new/kustomization.yaml", "resources:\n- deploy.yaml\n"),
+    ]);
+    let api = driftwatch_testkit::kube::FakeApiServer::start();
+    let app = |name: &str, path: &str| {
+        serde_json::json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {
+                "name": name,
+                "annotations": {
+                    "argocd-image-updater.argoproj.io/image-list": format!("api={}/team/api:~1.0", reg.host()),
+                    "argocd-image-updater.argoproj.io/write-back-method": "git",
+                }
+            },
+            "spec": {"source": {"repoURL": repo.file_url(), "path": path, "targetRevision": "main"}}
+        })
+    };
+    api.insert("applications", "argocd", app("api", "apps/api"));
+    let dir = TempDir::new("argo-follow");
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig);
+    let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "run",
+            "--interval",
+            "1",
+            "--applications-from-cluster",
+            "argocd",
+        ])
+        .arg("--applications-kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let has =
+        |path: &str| git(&repo.path, &["ls-tree", "-r", "--name-only", "main"]).contains(path);
+    let wait = |path: &str| {
+        let started = std::time::Instant::now();
+        while !has(path) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(20),
+                "{path} never written"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait("apps/api/.argocd-source-argocd_api.yaml");
+    assert!(!has("apps/new/.argocd-source"));
+    api.insert("applications", "argocd", app("new", "apps/new"));
+    wait("apps/new/.argocd-source-argocd_new.yaml");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("applications changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

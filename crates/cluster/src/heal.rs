@@ -374,8 +374,12 @@ impl Healer {
 
     /// Stops healing an application (it was removed, or its sync policy changed).
     pub fn remove(&self, app: &str) {
-        if let Ok(mut s) = self.state.lock() {
-            s.apps.remove(app);
+        if let Ok(mut s) = self.state.lock()
+            && let Some(d) = s.apps.remove(app)
+        {
+            for k in d.objects.keys() {
+                s.tracks.remove(k);
+            }
         }
     }
 

@@ -209,7 +209,14 @@ pub fn render(dir: &Path, release: &str) -> Result<Rendered, Error> {
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
+            // Hidden files are not manifests: Argo CD skips them too, and its parameter
+            // overrides (`.argocd-source*.yaml`) live there.
+            let hidden = p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             p.is_file()
+                && !hidden
                 && p.extension()
                     .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
         })

@@ -89,7 +89,7 @@ pub struct AppStatus {
 /// A read-only view of the deployer's state, for another thread (the HTTP side).
 #[derive(Clone)]
 pub struct StatusView {
-    apps: Vec<(String, SyncPolicy)>,
+    apps: Arc<Mutex<Vec<(String, SyncPolicy)>>>,
     board: Arc<Mutex<HashMap<String, Board>>>,
     healer: Healer,
 }
@@ -100,8 +100,8 @@ impl StatusView {
     pub fn snapshot(&self) -> Vec<AppStatus> {
         let live = self.healer.status();
         let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
-        self.apps
-            .iter()
+        let apps = self.apps.lock().map(|a| a.clone()).unwrap_or_default();
+        apps.iter()
             .map(|(app, p)| {
                 let b = board.get(app).cloned().unwrap_or_default();
                 let mut st = AppStatus {
@@ -162,6 +162,8 @@ impl StatusView {
 /// Brings applications with a sync policy from Git to one cluster.
 pub struct Deployer {
     board: Arc<Mutex<HashMap<String, Board>>>,
+    /// The applications and their policies, as the status view sees them.
+    policies: Arc<Mutex<Vec<(String, SyncPolicy)>>>,
     client: Arc<KubeClient>,
     state: PathBuf,
     apps: Vec<App>,
@@ -178,6 +180,12 @@ pub enum Mode {
     Once,
     /// A service: watches heal or report, rollouts are followed for up to `rollout_limit`.
     Continuous { rollout_limit: Duration },
+}
+
+fn policies_of(apps: &[App]) -> Vec<(String, SyncPolicy)> {
+    apps.iter()
+        .filter_map(|a| a.sync.clone().map(|p| (a.name.clone(), p)))
+        .collect()
 }
 
 fn policy(app: &App) -> Option<&SyncPolicy> {
@@ -198,6 +206,7 @@ impl Deployer {
         (
             Deployer {
                 board: Arc::new(Mutex::new(HashMap::new())),
+                policies: Arc::new(Mutex::new(policies_of(apps))),
                 client,
                 state,
                 apps: apps.iter().filter(|a| a.sync.is_some()).cloned().collect(),
@@ -214,14 +223,43 @@ impl Deployer {
     /// A view of every application's status for another thread.
     pub fn status_view(&self) -> StatusView {
         StatusView {
-            apps: self
-                .apps
-                .iter()
-                .filter_map(|a| a.sync.clone().map(|p| (a.name.clone(), p)))
-                .collect(),
+            apps: self.policies.clone(),
             board: self.board.clone(),
             healer: self.healer.clone(),
         }
+    }
+
+    /// Takes a new set of applications (their source changed): removed ones are no longer
+    /// healed or reported, new and changed ones are brought to the cluster at the next tick.
+    /// Returns the names of the new and changed ones.
+    pub fn set_apps(&mut self, apps: &[App]) -> HashSet<String> {
+        let next: Vec<App> = apps.iter().filter(|a| a.sync.is_some()).cloned().collect();
+        let before: HashMap<String, String> = self
+            .apps
+            .iter()
+            .map(|a| (a.name.clone(), format!("{a:?}")))
+            .collect();
+        let mut changed = HashSet::new();
+        for a in &next {
+            if before.get(&a.name) != Some(&format!("{a:?}")) {
+                self.synced.remove(&a.name);
+                changed.insert(a.name.clone());
+            }
+        }
+        for name in before.keys() {
+            if !next.iter().any(|a| &a.name == name) {
+                self.healer.remove(name);
+                self.synced.remove(name);
+                if let Ok(mut b) = self.board.lock() {
+                    b.remove(name);
+                }
+            }
+        }
+        self.apps = next;
+        if let Ok(mut p) = self.policies.lock() {
+            *p = policies_of(&self.apps);
+        }
+        changed
     }
 
     fn note(&self, app: &str, f: impl FnOnce(&mut Board)) {

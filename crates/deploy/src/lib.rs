@@ -7,6 +7,7 @@ mod deployer;
 mod error;
 pub mod inventory;
 pub mod live;
+mod overrides;
 mod revision;
 pub mod rollout;
 

@@ -61,9 +61,11 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     let mirror = mirror(state, app)?;
     let tree = tempdir(state)?;
     let exported = mirror.export(head, &tree);
+    let dir = tree.join(&app.path);
     let rendered = exported
         .map_err(Error::from)
-        .and_then(|()| render(&tree.join(&app.path), &app.name).map_err(Error::from));
+        .and_then(|()| crate::overrides::apply(&dir, app))
+        .and_then(|()| render(&dir, &app.name).map_err(Error::from));
     let _ = std::fs::remove_dir_all(&tree);
     let mut rendered = rendered?;
     rendered.objects = rendered.objects.iter().map(as_desired).collect();

@@ -461,10 +461,13 @@ fn rfc3339(nanos: i128) -> String {
 /// webhook names, and stops on SIGTERM or Ctrl-C after the current cycle (a cycle never leaves a
 /// half-written repository: commits are built without a work tree and pushed whole).
 pub fn run(args: &RunArgs) -> CmdResult {
-    let (apps, registries, interval) = args.source.load()?;
+    let (mut apps, registries, interval) = args.source.load()?;
     let interval = args.interval.map_or(interval, Duration::from_secs);
     let state_dir = args.source.state_dir();
-    let updater = Updater::new(registries, state_dir.clone(), &apps)?;
+    let mut updater = Updater::new(registries.clone(), state_dir.clone(), &apps)?;
+    // Applications read from the cluster are read again before each cycle, as
+    // argocd-image-updater follows them: new, changed and deleted ones take effect.
+    let follow_cluster = args.source.applications_from_cluster.is_some();
     let mode = if args.dry_run {
         Mode::DryRun
     } else {
@@ -516,7 +519,7 @@ pub fn run(args: &RunArgs) -> CmdResult {
         });
     }
 
-    let syncing = apps.iter().any(|a| a.sync.is_some());
+    let syncing = apps.iter().any(|a| a.sync.is_some()) || follow_cluster;
     if args.kubeconfig.is_some() && !syncing {
         log(
             &args.log_format,
@@ -554,6 +557,37 @@ pub fn run(args: &RunArgs) -> CmdResult {
     let mut cycles = 0u64;
     let mut scope: Option<(Vec<App>, i128)> = None;
     loop {
+        if follow_cluster && cycles > 0 {
+            match args.source.load() {
+                Ok((fresh, _, _)) if format!("{fresh:?}") != format!("{apps:?}") => {
+                    let names = |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+                    log(
+                        &args.log_format,
+                        "info",
+                        "applications changed",
+                        serde_json::json!({"before": names(&apps), "after": names(&fresh)}),
+                    );
+                    // Credentials of new images are registered when the updater is built.
+                    updater = Updater::new(registries.clone(), state_dir.clone(), &fresh)?;
+                    apps = fresh;
+                    shared.metrics.images_watched.set(
+                        i64::try_from(apps.iter().map(|a| a.images.len()).sum::<usize>())
+                            .unwrap_or(i64::MAX),
+                    );
+                    if let Some(t) = &deploy {
+                        let _ =
+                            t.tx.send(crate::deploy::DeployTrigger::Reload(apps.clone()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => log(
+                    &args.log_format,
+                    "error",
+                    "reading the applications failed; keeping the last ones",
+                    serde_json::json!({"error": format!("{e:#}")}),
+                ),
+            }
+        }
         cycles += 1;
         let started = driftwatch_engine::now_nanos();
         let (targets, seen) = match scope.take() {
