@@ -468,6 +468,8 @@ pub fn run(args: &RunArgs) -> CmdResult {
     // Applications read from the cluster are read again before each cycle, as
     // argocd-image-updater follows them: new, changed and deleted ones take effect.
     let follow_cluster = args.source.applications_from_cluster.is_some();
+    let mut counted_before: std::collections::HashMap<crate::serve::RequestLabels, u64> =
+        std::collections::HashMap::new();
     let mode = if args.dry_run {
         Mode::DryRun
     } else {
@@ -567,7 +569,17 @@ pub fn run(args: &RunArgs) -> CmdResult {
                         "applications changed",
                         serde_json::json!({"before": names(&apps), "after": names(&fresh)}),
                     );
-                    // Credentials of new images are registered when the updater is built.
+                    // Credentials of new images are registered when the updater is built; the
+                    // old one's request counts carry over into the metrics.
+                    for c in updater.registry_stats() {
+                        *counted_before
+                            .entry(crate::serve::RequestLabels {
+                                registry: c.registry,
+                                endpoint: c.endpoint.to_owned(),
+                                status: c.status,
+                            })
+                            .or_default() += c.count;
+                    }
                     updater = Updater::new(registries.clone(), state_dir.clone(), &fresh)?;
                     apps = fresh;
                     shared.metrics.images_watched.set(
@@ -600,15 +612,15 @@ pub fn run(args: &RunArgs) -> CmdResult {
         m.cycle_seconds
             .observe((report.finished_at - started) as f64 / 1e9);
         for c in updater.registry_stats() {
-            let counter = m
-                .registry_requests
-                .get_or_create(&crate::serve::RequestLabels {
-                    registry: c.registry,
-                    endpoint: c.endpoint.to_owned(),
-                    status: c.status,
-                });
+            let labels = crate::serve::RequestLabels {
+                registry: c.registry,
+                endpoint: c.endpoint.to_owned(),
+                status: c.status,
+            };
+            let before = counted_before.get(&labels).copied().unwrap_or(0);
+            let counter = m.registry_requests.get_or_create(&labels);
             let have = counter.get();
-            counter.inc_by(c.count.saturating_sub(have));
+            counter.inc_by((before + c.count).saturating_sub(have));
         }
         let mut updates = Vec::new();
         for line in &report.images {
