@@ -233,6 +233,16 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         serde_json::json!(2),
     );
     cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    if let Some(fake) = &cluster.fake {
+        // As the Deployment controller does at once on a real server: a status write whose
+        // event still shows the wrong image. It must not cause a second heal.
+        fake.set_status(
+            "deployments",
+            &ns,
+            "backend",
+            serde_json::json!({"observedGeneration": 1, "replicas": 1}),
+        );
+    }
     let healed = run.wait_line(&["healed", "backend"]);
     assert!(healed.contains("kubectl-set"), "{healed}");
     assert_eq!(

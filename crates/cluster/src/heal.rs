@@ -101,6 +101,10 @@ struct Seen {
 #[derive(Default)]
 struct Track {
     seen: Option<Seen>,
+    /// The resourceVersion our last heal produced: events before it show a state the heal
+    /// already replaced (a controller's status write right after the manual change, say), so
+    /// they are skipped until the heal's own event arrives — one change, one heal.
+    superseded_until: Option<String>,
     /// The other managers of a fight, once healing stopped.
     rivals: Vec<String>,
     heals: Vec<Instant>,
@@ -207,6 +211,9 @@ enum Action {
         namespace: String,
         wait: Duration,
         event: HealEvent,
+        /// The tracked object, and the resourceVersion of the event that called for the apply.
+        key: ObjectKey,
+        seen_rv: Option<String>,
     },
     Report(HealEvent),
 }
@@ -370,6 +377,25 @@ impl Healer {
             out.insert(app.clone(), st);
         }
         out
+    }
+
+    /// Notes the resourceVersion a heal produced, so the events from before it are skipped.
+    fn superseded(&self, key: &ObjectKey, seen_rv: Option<String>, applied: &Value) {
+        let Some(rv) = applied
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        else {
+            return;
+        };
+        // An apply that changed nothing keeps the version: there is no event to wait for.
+        if seen_rv.as_deref() == Some(rv) {
+            return;
+        }
+        if let Ok(mut s) = self.state.lock()
+            && let Some(t) = s.tracks.get_mut(key)
+        {
+            t.superseded_until = Some(rv.to_owned());
+        }
     }
 
     /// Stops healing an application (it was removed, or its sync policy changed).
@@ -541,6 +567,16 @@ impl Healer {
             drift(want, live, &desired.opts.ignore)
         };
         let track = tracks.entry(key.clone()).or_default();
+        let rv = live
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        if let Some(until) = &track.superseded_until {
+            if kind == "LISTED" || kind == "DELETED" || rv == Some(until.as_str()) {
+                track.superseded_until = None;
+            } else {
+                return Vec::new();
+            }
+        }
         let (health, reason) = if kind == "DELETED" {
             (Health::Missing, "deleted".to_owned())
         } else {
@@ -607,12 +643,12 @@ impl Healer {
         let event = if kind == "DELETED" {
             HealEvent::Recreated {
                 app: opts.app.clone(),
-                key,
+                key: key.clone(),
             }
         } else {
             HealEvent::Healed {
                 app: opts.app.clone(),
-                key,
+                key: key.clone(),
                 fields,
                 managers,
                 after: Duration::ZERO,
@@ -623,6 +659,8 @@ impl Healer {
             namespace: opts.namespace.clone(),
             wait,
             event,
+            key,
+            seen_rv: rv.map(str::to_owned),
         }]
     }
 
@@ -691,6 +729,8 @@ impl Healer {
                         app: opts.app.clone(),
                         key: key.clone(),
                     },
+                    key: key.clone(),
+                    seen_rv: None,
                 });
             }
         }
@@ -717,6 +757,8 @@ impl HealerRun {
                         namespace,
                         wait,
                         event,
+                        key,
+                        seen_rv,
                     } => {
                         if !wait.is_zero() {
                             tokio::time::sleep(wait).await;
@@ -727,22 +769,25 @@ impl HealerRun {
                             .apply(&obj, &namespace, FIELD_MANAGER, false)
                             .await
                         {
-                            Ok(_) => match event {
-                                HealEvent::Healed {
-                                    app,
-                                    key,
-                                    fields,
-                                    managers,
-                                    ..
-                                } => HealEvent::Healed {
-                                    app,
-                                    key,
-                                    fields,
-                                    managers,
-                                    after: started.elapsed(),
-                                },
-                                other => other,
-                            },
+                            Ok(applied) => {
+                                self.healer.superseded(&key, seen_rv, &applied);
+                                match event {
+                                    HealEvent::Healed {
+                                        app,
+                                        key,
+                                        fields,
+                                        managers,
+                                        ..
+                                    } => HealEvent::Healed {
+                                        app,
+                                        key,
+                                        fields,
+                                        managers,
+                                        after: started.elapsed(),
+                                    },
+                                    other => other,
+                                }
+                            }
                             Err(e) => HealEvent::Failed {
                                 app: obj_app(&obj),
                                 key: ObjectKey::of(&obj),
