@@ -107,7 +107,7 @@ fn main() {
         healer
             .set(&desired, &HealOptions::new("bench", "bench"))
             .await;
-        healer.synced("bench");
+        healer.synced("bench", &[]);
         drop(desired);
         loop {
             let st = healer.status();

@@ -37,6 +37,8 @@ pub struct SyncOptions {
 pub struct SyncReport {
     /// Objects applied (created or changed).
     pub applied: Vec<ObjectKey>,
+    /// The resourceVersion each applied object has after the apply (not with dry_run).
+    pub versions: Vec<(ObjectKey, String)>,
     /// Objects already as Git says.
     pub unchanged: Vec<ObjectKey>,
     /// Objects pruned.
@@ -204,9 +206,16 @@ pub async fn sync(
                 Some(l) => crate::diff::keep_ignored(&desired, l, &opts.ignore),
                 None => desired,
             };
-            client
+            let applied = client
                 .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
                 .await?;
+            if !opts.dry_run
+                && let Some(rv) = applied
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+            {
+                report.versions.push((ObjectKey::of(obj), rv.to_owned()));
+            }
             report.applied.push(key);
         }
         report.inventory.push(stub(obj, &opts.namespace));

@@ -452,7 +452,7 @@ impl Deployer {
         let report =
             driftwatch_cluster::sync(&self.client, &rendered.objects, &inventory, &opts).await?;
         if self.mode != Mode::Once {
-            self.healer.synced(&app.name);
+            self.healer.synced(&app.name, &report.versions);
         }
         crate::inventory::save(&self.state, &app.name, &report.inventory)?;
         let (health, detail) =
