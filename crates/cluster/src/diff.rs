@@ -198,10 +198,20 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
             scale_owned: scale_owns_replicas(l),
             out: Vec::new(),
         };
+        let folded;
+        let d = if key.kind == "Secret" && key.group.is_empty() {
+            folded = fold_string_data(d);
+            &folded
+        } else {
+            d
+        };
         compare(&mut ctx, d, Some(l), &mut Vec::new());
         if !managers.is_empty() {
             ctx.out
                 .retain(|f| !f.manager.as_deref().is_some_and(|m| managers.contains(&m)));
+        }
+        if key.kind == "Secret" && key.group.is_empty() {
+            mask_secret_values(&mut ctx.out);
         }
         if !ctx.out.is_empty() {
             result.push(ObjectDiff {
@@ -212,6 +222,52 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
         }
     }
     result
+}
+
+/// A Secret as the API server stores it: `stringData` folded into `data` (base64), since a live
+/// Secret never has `stringData` — comparing it as written would be drift forever, and a
+/// self-heal loop.
+fn fold_string_data(secret: &Value) -> Value {
+    use base64::Engine as _;
+    let mut s = secret.clone();
+    let Some(obj) = s.as_object_mut() else {
+        return s;
+    };
+    let Some(Value::Object(strings)) = obj.remove("stringData") else {
+        return s;
+    };
+    let data = obj
+        .entry("data")
+        .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    if let Value::Object(data) = data {
+        for (k, v) in strings {
+            let text = match v {
+                Value::String(t) => t,
+                other => other.to_string(),
+            };
+            data.insert(
+                k,
+                Value::String(base64::engine::general_purpose::STANDARD.encode(text)),
+            );
+        }
+    }
+    s
+}
+
+/// What a Secret's value is shown as: that it differs is reported, never what it is.
+pub const MASK: &str = "********";
+
+/// Replaces the values of a Secret's `data` and `stringData` in a drift report with [`MASK`],
+/// so diffs, logs and reports never carry secrets.
+fn mask_secret_values(fields: &mut [FieldDiff]) {
+    for f in fields {
+        if f.pointer.starts_with("/data") || f.pointer.starts_with("/stringData") {
+            f.git = Value::String(MASK.to_owned());
+            if f.live.is_some() {
+                f.live = Some(Value::String(MASK.to_owned()));
+            }
+        }
+    }
 }
 
 fn pointer(path: &[Seg]) -> String {
@@ -504,6 +560,35 @@ mod tests {
         let mut other = d.clone();
         other["kind"] = json!("StatefulSet");
         assert_eq!(keep_ignored(&other, &l, &[rule]), other);
+    }
+
+    #[test]
+    fn secret_values_are_never_shown() {
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+            "data": {"password": "aHVudGVyMg=="}, "stringData": {"user": "admin"}, "type": "Opaque"});
+        let l = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"},
+            "data": {"password": "c2VjcmV0", "user": "cm9vdA=="}, "type": "kubernetes.io/basic-auth"});
+        let out = diff(&[d], &[l], &[]);
+        let text = format!("{out:?}");
+        for secret in ["aHVudGVyMg==", "c2VjcmV0", "admin"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        let fields = &out[0].fields;
+        assert!(
+            fields
+                .iter()
+                .any(|f| f.path == "data.password" && f.git == MASK)
+        );
+        assert!(
+            fields.iter().all(|f| !f.path.starts_with("stringData")),
+            "stringData is compared as the data it becomes: {fields:?}"
+        );
+        // stringData equal to the live data is no drift at all.
+        let d = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "stringData": {"user": "admin"}});
+        let l = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": "shop"}, "data": {"user": "YWRtaW4="}, "type": "Opaque"});
+        assert!(diff(&[d], &[l], &[]).is_empty());
+        let kind = fields.iter().find(|f| f.path == "type").unwrap();
+        assert_eq!(kind.git, "Opaque", "other fields are shown");
     }
 
     #[test]
