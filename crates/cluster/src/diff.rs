@@ -323,6 +323,23 @@ fn compare(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &mut Vec<Seg>)
     {
         return;
     }
+    // The API server drops what is empty or null (`creationTimestamp: null`, `env: []`, as
+    // `kubectl create --dry-run -o yaml` writes them): that is not drift.
+    let live_empty = l.is_none_or(|l| match l {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    });
+    let git_empty = match d {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+        _ => false,
+    };
+    if git_empty && live_empty {
+        return;
+    }
     match d {
         Value::Object(map) => {
             for (k, v) in map {
@@ -589,6 +606,25 @@ mod tests {
         assert!(diff(&[d], &[l], &[]).is_empty());
         let kind = fields.iter().find(|f| f.path == "type").unwrap();
         assert_eq!(kind.git, "Opaque", "other fields are shown");
+    }
+
+    #[test]
+    fn empty_and_null_in_git_are_not_drift() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b", "annotations": {}, "labels": null},
+            "spec": {"strategy": {}, "template": {"metadata": {"creationTimestamp": null}, "spec": {"containers": [{"name": "b", "image": "x", "resources": {}, "env": []}]}}}});
+        let l = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "b"},
+            "spec": {"strategy": {"type": "RollingUpdate"}, "template": {"metadata": {}, "spec": {"containers": [{"name": "b", "image": "x", "resources": {}}]}}}});
+        let out = diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[]);
+        assert!(out.is_empty(), "{out:#?}");
+        // An empty list where the cluster has items is a difference.
+        let mut l2 = l.clone();
+        l2["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}]);
+        let out = diff(&[d], &[l2], &[]);
+        assert_eq!(
+            out[0].fields[0].path,
+            "spec.template.spec.containers[name=b].env"
+        );
     }
 
     #[test]
