@@ -44,7 +44,9 @@ fn cache_key(head: &str, path: &str) -> String {
 /// Renders the application's path at `head` (a commit already fetched by [`head`]).
 pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error> {
     let cache_dir = state.join("render");
-    let cached = cache_dir.join(format!("{}.json", cache_key(head, &app.path)));
+    // Named by application, so each keeps only its few latest renderings (see `keep_latest`).
+    let prefix = format!("{}-", cache_key("", &app.name));
+    let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &app.path)));
     if let Some(hit) = std::fs::read(&cached)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -74,7 +76,32 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
         "commit": head, "path": app.path, "tool": rendered.tool.to_string(), "objects": rendered.objects,
     });
     crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
+    keep_latest(&cache_dir, &prefix, RENDERINGS_KEPT);
     Ok(rendered)
+}
+
+/// Renderings kept per application: the current one and a few before it (a rollback renders an
+/// older commit again), so a long-running service does not fill its disk one commit at a time.
+const RENDERINGS_KEPT: usize = 4;
+
+/// Deletes all but the `keep` newest cache files starting with `prefix`.
+fn keep_latest(dir: &Path, prefix: &str, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, old) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(old);
+    }
 }
 
 /// The head and the rendering at it.
@@ -93,4 +120,37 @@ fn tempdir(state: &Path) -> Result<PathBuf, Error> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_latest_renderings_are_kept() {
+        let dir = std::env::temp_dir().join(format!("dw-render-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..7 {
+            std::fs::write(dir.join(format!("app-{i}.json")), "{}").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::write(dir.join("other-0.json"), "{}").unwrap();
+        keep_latest(&dir, "app-", 4);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "app-3.json",
+                "app-4.json",
+                "app-5.json",
+                "app-6.json",
+                "other-0.json"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
