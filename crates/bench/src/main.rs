@@ -457,10 +457,7 @@ fn bench_updater(reg: &Registry) {
         let tag = format!("2.{n}.0");
         let digest = reg.push_image("bench/app000", &tag, "2026-11-05T00:00:00Z");
         let before = head();
-        let body = format!(
-            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"bench/app000","digest":"{digest}","tag":"{tag}"}},"request":{{"host":"{}"}}}}]}}"#,
-            reg.host()
-        );
+        let body = reg.push_event("bench/app000", &digest, &tag);
         let sent = Instant::now();
         let r = driftwatch_testkit::http::request(
             "POST",
@@ -640,10 +637,7 @@ fn bench_push_to_deploy(reg: &Registry) {
         let tag = format!("1.{n}.0");
         let digest = reg.push_image("bench/deploy", &tag, "2026-11-05T00:00:00Z");
         let want = format!("{}/bench/deploy:{tag}", reg.host());
-        let body = format!(
-            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"bench/deploy","digest":"{digest}","tag":"{tag}"}},"request":{{"host":"{}"}}}}]}}"#,
-            reg.host()
-        );
+        let body = reg.push_event("bench/deploy", &digest, &tag);
         let sent = Instant::now();
         let r = driftwatch_testkit::http::request(
             "POST",

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use driftwatch_deploy::{Deployer, Outcome};
 use driftwatch_engine::App;
 use tokio::sync::mpsc;
@@ -141,105 +140,88 @@ pub fn start(
     let client = kube(kubeconfig)?;
     let (tx, mut rx) = mpsc::unbounded_channel::<DeployTrigger>();
     let apps = apps.to_vec();
-    let join = std::thread::Builder::new()
-        .name("deploy".to_owned())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the Git → cluster runtime: {e}");
-                    return;
-                }
+    let join = super::cmd::spawn_service("Git → cluster", move || async move {
+        let (mut deployer, healer, mut settled) = Deployer::new(
+            client,
+            state,
+            &apps,
+            driftwatch_deploy::Mode::Continuous {
+                rollout_limit: Duration::from_secs(600),
+            },
+        );
+        if let Ok(mut v) = shared.status.lock() {
+            *v = Some(deployer.status_view());
+        }
+        let heal_shared = shared.clone();
+        let heal_format = log_format.clone();
+        tokio::spawn(async move {
+            let mut on_event = move |e: &driftwatch_cluster::HealEvent| {
+                use driftwatch_cluster::HealEvent;
+                let m = &heal_shared.metrics;
+                let (level, app) = match e {
+                    HealEvent::Healed { app, .. } | HealEvent::Recreated { app, .. } => {
+                        m.heals.inc();
+                        ("info", app)
+                    }
+                    HealEvent::Drifted { app, .. } => ("warn", app),
+                    HealEvent::Fight { app, .. } => {
+                        m.fights.inc();
+                        ("error", app)
+                    }
+                    HealEvent::Failed { app, .. } => {
+                        m.sync_errors.inc();
+                        ("error", app)
+                    }
+                };
+                super::cmd::run::log(
+                    &heal_format,
+                    level,
+                    &crate::cmd::diff::describe_heal(e),
+                    serde_json::json!({"app": app}),
+                );
+                true
             };
-            rt.block_on(async move {
-                let (mut deployer, healer, mut settled) =
-                    Deployer::new(
-                        client,
-                        state,
-                        &apps,
-                        driftwatch_deploy::Mode::Continuous {
-                            rollout_limit: Duration::from_secs(600),
-                        },
-                    );
-                if let Ok(mut v) = shared.status.lock() {
-                    *v = Some(deployer.status_view());
+            healer.run(&mut on_event).await;
+        });
+        let mut next = tokio::time::Instant::now();
+        loop {
+            let (only, seen) = tokio::select! {
+                _ = tokio::time::sleep_until(next) => {
+                    next = tokio::time::Instant::now() + interval;
+                    (None, None)
                 }
-                let heal_shared = shared.clone();
-                let heal_format = log_format.clone();
-                tokio::spawn(async move {
-                    let mut on_event = move |e: &driftwatch_cluster::HealEvent| {
-                        use driftwatch_cluster::HealEvent;
-                        let m = &heal_shared.metrics;
-                        let (level, app) = match e {
-                            HealEvent::Healed { app, .. } | HealEvent::Recreated { app, .. } => {
-                                m.heals.inc();
-                                ("info", app)
-                            }
-                            HealEvent::Drifted { app, .. } => ("warn", app),
-                            HealEvent::Fight { app, .. } => {
-                                m.fights.inc();
-                                ("error", app)
-                            }
-                            HealEvent::Failed { app, .. } => {
-                                m.sync_errors.inc();
-                                ("error", app)
-                            }
-                        };
-                        super::cmd::run::log(
-                            &heal_format,
-                            level,
-                            &crate::cmd::diff::describe_heal(e),
-                            serde_json::json!({"app": app}),
-                        );
-                        true
-                    };
-                    healer.run(&mut on_event).await;
-                });
-                let mut next = tokio::time::Instant::now();
-                loop {
-                    let (only, seen) = tokio::select! {
-                        _ = tokio::time::sleep_until(next) => {
-                            next = tokio::time::Instant::now() + interval;
-                            (None, None)
-                        }
-                        Some(s) = settled.recv() => {
-                            deployer.settled(&s);
-                            super::cmd::run::log(&log_format, if s.health == "Degraded" { "error" } else { "info" }, "rollout", serde_json::json!({
-                                "app": s.app, "revision": &s.revision[..s.revision.len().min(12)], "health": s.health, "detail": s.detail,
-                            }));
+                Some(s) = settled.recv() => {
+                    deployer.settled(&s);
+                    super::cmd::run::log(&log_format, if s.health == "Degraded" { "error" } else { "info" }, "rollout", serde_json::json!({
+                        "app": s.app, "revision": &s.revision[..s.revision.len().min(12)], "health": s.health, "detail": s.detail,
+                    }));
+                    continue;
+                }
+                t = rx.recv() => match t {
+                    None => return,
+                    Some(DeployTrigger::Apps(apps, seen)) => (Some(apps), seen),
+                    Some(DeployTrigger::Reload(apps)) => {
+                        let changed = deployer.set_apps(&apps);
+                        if changed.is_empty() {
                             continue;
                         }
-                        t = rx.recv() => match t {
-                            None => return,
-                            Some(DeployTrigger::Apps(apps, seen)) => (Some(apps), seen),
-                            Some(DeployTrigger::Reload(apps)) => {
-                                let changed = deployer.set_apps(&apps);
-                                if changed.is_empty() {
-                                    continue;
-                                }
-                                (Some(changed), None)
-                            }
-                            Some(DeployTrigger::Push(push)) => {
-                                let apps = deployer.affected(&push.urls, &push.branch);
-                                super::cmd::run::log(&log_format, "info", "git push", serde_json::json!({
-                                    "branch": push.branch, "applications": apps.len(),
-                                }));
-                                if apps.is_empty() {
-                                    continue;
-                                }
-                                (Some(apps), None)
-                            }
-                        },
-                    };
-                    let outcomes = deployer.tick(only.as_ref()).await;
-                    report(&outcomes, &shared, &log_format, seen);
-                }
-            });
-        })
-        .context("starting the Git → cluster thread")?;
+                        (Some(changed), None)
+                    }
+                    Some(DeployTrigger::Push(push)) => {
+                        let apps = deployer.affected(&push.urls, &push.branch);
+                        super::cmd::run::log(&log_format, "info", "git push", serde_json::json!({
+                            "branch": push.branch, "applications": apps.len(),
+                        }));
+                        if apps.is_empty() {
+                            continue;
+                        }
+                        (Some(apps), None)
+                    }
+                },
+            };
+            let outcomes = deployer.tick(only.as_ref()).await;
+            report(&outcomes, &shared, &log_format, seen);
+        }
+    })?;
     Ok(DeployThread { tx, join })
 }

@@ -372,42 +372,27 @@ pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
         .route("/webhook/git", post(git_webhook))
         .route("/webhook/{provider}", post(webhook))
         .with_state(shared.clone());
-    std::thread::Builder::new()
-        .name("http".to_owned())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
+    crate::cmd::spawn_service("HTTP", move || async move {
+        let signals = shared.clone();
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start the HTTP runtime: {e}");
-                    return;
+                tokio::select! {
+                    _ = term.recv() => {},
+                    _ = tokio::signal::ctrl_c() => {},
                 }
-            };
-            rt.block_on(async move {
-                let signals = shared.clone();
-                tokio::spawn(async move {
-                    if let Ok(mut term) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        tokio::select! {
-                            _ = term.recv() => {},
-                            _ = tokio::signal::ctrl_c() => {},
-                        }
-                        signals.send(Trigger::Stop);
-                    }
-                });
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => {
-                        if let Err(e) = axum::serve(l, app).await {
-                            eprintln!("error: HTTP server: {e}");
-                        }
-                    }
-                    Err(e) => eprintln!("error: HTTP listener: {e}"),
+                signals.send(Trigger::Stop);
+            }
+        });
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => {
+                if let Err(e) = axum::serve(l, app).await {
+                    eprintln!("error: HTTP server: {e}");
                 }
-            });
-        })?;
+            }
+            Err(e) => eprintln!("error: HTTP listener: {e}"),
+        }
+    })?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
+mod common;
 
 use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::BareRepo;
@@ -44,23 +44,7 @@ fn check_reports_what_the_cluster_runs() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let dw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(args)
-            .arg("--config")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
 
     // Git and the registry agree, but nothing runs yet.
     let (code, out, err) = dw(&["check"]);

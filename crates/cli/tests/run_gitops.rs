@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::BufRead;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -22,6 +23,10 @@ fn deployment(ns: &str, image: &str) -> String {
     format!(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  revisionHistoryLimit: 5\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: {image}\n"
     )
+}
+
+fn namespace(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n")
 }
 
 fn configmap(ns: &str, name: &str, mode: &str) -> String {
@@ -70,6 +75,18 @@ impl Running {
         });
         assert!(wait_for_port(port, Duration::from_secs(10)));
         Running { child, lines, port }
+    }
+
+    /// `run --config CONF --state-dir STATE --kubeconfig` of `cluster`.
+    fn on(conf: &Path, state: &Path, cluster: &Cluster) -> Self {
+        Self::start(&[
+            "--config".as_ref(),
+            conf.as_os_str(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--kubeconfig".as_ref(),
+            cluster.kubeconfig.as_os_str(),
+        ])
     }
 
     fn url(&self, path: &str) -> String {
@@ -148,10 +165,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     // deployment.yaml sorts before namespace.yaml: the sync must create the namespace first,
     // as the API server (and the fake) refuse objects in a namespace that does not exist.
     let repo = BareRepo::new(&[
-        (
-            "apps/shop/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        ),
+        ("apps/shop/namespace.yaml", &namespace(&ns)),
         (
             "apps/shop/deployment.yaml",
             &deployment(&ns, &image("v1.0.0")),
@@ -179,14 +193,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &state, &cluster);
 
     // The first tick brings Git to the cluster.
     run.wait_line(&["synced", "shop"]);
@@ -199,10 +206,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
 
     // A registry push: commit, then the cluster, without waiting for any poll.
     let digest = reg.push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
-    let body = format!(
-        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"shop/backend","digest":"{digest}","tag":"v1.1.0"}},"request":{{"host":"{}"}}}}]}}"#,
-        reg.host()
-    );
+    let body = reg.push_event("shop/backend", &digest, "v1.1.0");
     let sent = Instant::now();
     let (code, _, _) = request(
         "POST",
@@ -344,10 +348,7 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     let ns = format!("dw-gitops-report-{}", std::process::id());
     cluster.cleanup_namespace(&ns);
     let repo = BareRepo::new(&[
-        (
-            "apps/shop/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        ),
+        ("apps/shop/namespace.yaml", &namespace(&ns)),
         (
             "apps/shop/deployment.yaml",
             &deployment(&ns, "registry.local/backend:v1.0.0"),
@@ -364,14 +365,7 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
     let out_of_sync = run.wait_line(&["OutOfSync", "tools"]);
     assert!(
@@ -451,14 +445,7 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
     let good = Some("registry.local/backend:v1.0.0".to_owned());
 
@@ -549,14 +536,7 @@ fn credentials_bound_to_namespaces_watch_per_namespace() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
     std::thread::sleep(Duration::from_millis(800));
     cluster.set_image("shop", "backend", "backend", "wrong-image:v1");
@@ -575,10 +555,7 @@ fn a_broken_commit_keeps_the_last_good_state() {
     let ns = format!("dw-gitops-broken-{}", std::process::id());
     cluster.cleanup_namespace(&ns);
     let repo = BareRepo::new(&[
-        (
-            "apps/shop/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        ),
+        ("apps/shop/namespace.yaml", &namespace(&ns)),
         (
             "apps/shop/settings.yaml",
             &configmap(&ns, "settings", "fast"),
@@ -594,14 +571,7 @@ fn a_broken_commit_keeps_the_last_good_state() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        state.as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
     let webhook = |run: &Running| {
         let push = format!(
@@ -655,10 +625,7 @@ fn run_once_syncs_and_exits_for_cron_and_ci() {
     let ns = format!("dw-gitops-once-{}", std::process::id());
     cluster.cleanup_namespace(&ns);
     let repo = BareRepo::new(&[
-        (
-            "apps/shop/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        ),
+        ("apps/shop/namespace.yaml", &namespace(&ns)),
         (
             "apps/shop/settings.yaml",
             &configmap(&ns, "settings", "fast"),
@@ -725,14 +692,7 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
         ),
     )
     .unwrap();
-    let run = Running::start(&[
-        "--config".as_ref(),
-        conf.as_os_str(),
-        "--state-dir".as_ref(),
-        dir.path().join("state").as_os_str(),
-        "--kubeconfig".as_ref(),
-        cluster.kubeconfig.as_os_str(),
-    ]);
+    let run = Running::on(&conf, &dir.path().join("state"), &cluster);
     run.wait_line(&["synced", "shop"]);
     std::thread::sleep(Duration::from_millis(300));
     // A controller that keeps writing its own image back.
@@ -802,10 +762,7 @@ fn argocd_applications_deploy_their_parameter_overrides() {
                 reg.host()
             ),
         ),
-        (
-            "apps/api/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
-        ),
+        ("apps/api/namespace.yaml", &namespace(&ns)),
         ("apps/api/deployment.yaml", &deployment(&ns, "backend")),
     ]);
     let apps = dir.path().join("apps.yaml");
@@ -832,10 +789,7 @@ fn argocd_applications_deploy_their_parameter_overrides() {
     assert_eq!(image_of(&cluster, &ns), Some(want("1.0.0")));
 
     let digest = reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
-    let body = format!(
-        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"team/api","digest":"{digest}","tag":"1.0.1"}},"request":{{"host":"{}"}}}}]}}"#,
-        reg.host()
-    );
+    let body = reg.push_event("team/api", &digest, "1.0.1");
     let (code, _, _) = request(
         "POST",
         &run.url("/webhook/distribution"),

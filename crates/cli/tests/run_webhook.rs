@@ -71,10 +71,7 @@ fn webhook_push_to_commit() {
     assert_eq!(repo.subjects("main").len(), 1, "nothing to do at first");
 
     let digest = reg.push_image("shop/backend", "v1.0.1", "2026-11-02T00:00:00Z");
-    let body = format!(
-        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"shop/backend","digest":"{digest}","tag":"v1.0.1"}},"request":{{"host":"{}"}}}}]}}"#,
-        reg.host()
-    );
+    let body = reg.push_event("shop/backend", &digest, "v1.0.1");
     let wrong = request(
         "POST",
         &format!("{base}/webhook"),

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::process::Command;
 
 use driftwatch_testkit::TempDir;
@@ -39,23 +41,7 @@ fn sync_heals_and_prunes() {
     )
     .unwrap();
     let state = dir.path().join("state");
-    let dw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(args)
-            .arg("--config")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
 
     let (code, out, err) = dw(&["sync", "shop"]);
     assert_eq!(code, 0, "{out}{err}");
@@ -184,21 +170,12 @@ fn prune_never_deletes_everything_by_accident() {
     std::fs::write(&conf, format!("applications:\n- name: x\n  repo: {}\n  path: apps/x\n  writeBack: manifests:cm.yaml\n  images:\n  - image: a/b\n", repo.file_url())).unwrap();
     let state = dir.path().join("state");
     let sync = |extra: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(["sync", "x", "--prune"])
-            .args(extra)
-            .arg("--config")
-            .arg(&conf)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap(),
-        )
+        let args: Vec<&str> = ["sync", "x", "--prune"]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .collect();
+        let (code, out, err) = common::on_cluster(&conf, &state, &cluster.kubeconfig, &args);
+        (code, out + &err)
     };
     assert_eq!(sync(&[]).0, 0);
     repo.commit_elsewhere("apps/x/cm.yaml", "", "empty");

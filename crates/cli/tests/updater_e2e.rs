@@ -312,6 +312,22 @@ fn pull_secret_reaches_an_authenticated_registry() {
     );
 }
 
+/// An Argo CD Application tracking `team/api` with `~1.0`, written back to Git.
+fn argo_app(reg: &Registry, repo: &BareRepo, name: &str, path: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                "argocd-image-updater.argoproj.io/image-list": format!("api={}/team/api:~1.0", reg.host()),
+                "argocd-image-updater.argoproj.io/write-back-method": "git",
+            }
+        },
+        "spec": {"source": {"repoURL": repo.file_url(), "path": path, "targetRevision": "main"}}
+    })
+}
+
 /// Applications read from the cluster, as argocd-image-updater reads them: only the namespace
 /// asked for, with the same annotations as the files.
 #[test]
@@ -325,20 +341,7 @@ fn argocd_applications_from_cluster() {
         ),
     ]);
     let api = driftwatch_testkit::kube::FakeApiServer::start();
-    let app = |name: &str, path: &str| {
-        serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": {
-                "name": name,
-                "annotations": {
-                    "argocd-image-updater.argoproj.io/image-list": format!("api={}/team/api:~1.0", reg.host()),
-                    "argocd-image-updater.argoproj.io/write-back-method": "git",
-                }
-            },
-            "spec": {"source": {"repoURL": repo.file_url(), "path": path, "targetRevision": "main"}}
-        })
-    };
+    let app = |name: &str, path: &str| argo_app(&reg, &repo, name, path);
     api.insert("applications", "argocd", app("api", "apps/api"));
     api.insert("applications", "elsewhere", app("other", "apps/other"));
     let dir = TempDir::new("argo-cluster");
@@ -386,20 +389,7 @@ fn new_applications_in_the_cluster_are_picked_up() {
         ("apps/new/kustomization.yaml", "resources:\n- deploy.yaml\n"),
     ]);
     let api = driftwatch_testkit::kube::FakeApiServer::start();
-    let app = |name: &str, path: &str| {
-        serde_json::json!({
-            "apiVersion": "argoproj.io/v1alpha1",
-            "kind": "Application",
-            "metadata": {
-                "name": name,
-                "annotations": {
-                    "argocd-image-updater.argoproj.io/image-list": format!("api={}/team/api:~1.0", reg.host()),
-                    "argocd-image-updater.argoproj.io/write-back-method": "git",
-                }
-            },
-            "spec": {"source": {"repoURL": repo.file_url(), "path": path, "targetRevision": "main"}}
-        })
-    };
+    let app = |name: &str, path: &str| argo_app(&reg, &repo, name, path);
     api.insert("applications", "argocd", app("api", "apps/api"));
     let dir = TempDir::new("argo-follow");
     let kubeconfig = dir.path().join("kubeconfig");

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::diff::{ObjectKey, diff};
 use crate::health::{Health, assess};
 use crate::kube::KubeClient;
-use crate::sync::{APP_LABEL, FIELD_MANAGER};
+use crate::sync::{APP_LABEL, FIELD_MANAGER, app_of};
 
 /// Tunables for one application.
 #[derive(Clone, Debug)]
@@ -162,16 +162,6 @@ pub struct Healer {
     events: mpsc::UnboundedSender<(String, Value)>,
 }
 
-/// Removes the namespace the server defaulted when Git names none, so the two compare as Git
-/// wrote them.
-fn as_git_names(want: &Value, live: &mut Value) {
-    if want.pointer("/metadata/namespace").is_none()
-        && let Some(m) = live.get_mut("metadata").and_then(|m| m.as_object_mut())
-    {
-        m.remove("namespace");
-    }
-}
-
 /// The namespace an object of Git lives in: its own, else the application's.
 fn namespace_of<'a>(o: &'a Value, default_ns: &'a str) -> &'a str {
     o.pointer("/metadata/namespace")
@@ -199,11 +189,13 @@ fn drift(
     live: &Value,
     ignore: &[crate::diff::IgnoreRule],
 ) -> Option<(Vec<String>, Vec<String>)> {
-    let mut l = live.clone();
-    as_git_names(want, &mut l);
-    let object = diff(std::slice::from_ref(want), std::slice::from_ref(&l), ignore)
-        .into_iter()
-        .next()?;
+    let object = diff(
+        std::slice::from_ref(want),
+        std::slice::from_ref(live),
+        ignore,
+    )
+    .into_iter()
+    .next()?;
     let mut managers: Vec<String> = object
         .fields
         .iter()
@@ -224,9 +216,8 @@ enum Action {
         namespace: String,
         wait: Duration,
         event: HealEvent,
-        /// The tracked object, and the resourceVersion of the event that called for the apply.
+        /// The tracked object.
         key: ObjectKey,
-        seen_rv: Option<String>,
     },
     Report(HealEvent),
 }
@@ -400,17 +391,14 @@ impl Healer {
     }
 
     /// Notes the resourceVersion a heal produced, so the events from before it are skipped.
-    fn superseded(&self, key: &ObjectKey, seen_rv: Option<String>, applied: &Value) {
+    /// An apply that changed nothing keeps the version, and the next event is not older than it.
+    fn superseded(&self, key: &ObjectKey, applied: &Value) {
         let Some(rv) = applied
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
         else {
             return;
         };
-        // An apply that changed nothing keeps the version: there is no event to wait for.
-        if seen_rv.as_deref() == Some(rv) {
-            return;
-        }
         if let Ok(mut s) = self.state.lock()
             && let Some(t) = s.tracks.get_mut(key)
         {
@@ -552,13 +540,7 @@ impl Healer {
     }
 
     fn decide_one(s: &mut State, kind: &str, live: &Value) -> Vec<Action> {
-        let Some(app) = live
-            .pointer(&format!(
-                "/metadata/labels/{}",
-                APP_LABEL.replace('/', "~1")
-            ))
-            .and_then(Value::as_str)
-        else {
+        let Some(app) = app_of(live) else {
             return Vec::new();
         };
         let State { apps, tracks } = s;
@@ -679,7 +661,6 @@ impl Healer {
             wait,
             event,
             key,
-            seen_rv: rv.map(str::to_owned),
         }]
     }
 
@@ -749,7 +730,6 @@ impl Healer {
                         key: key.clone(),
                     },
                     key: key.clone(),
-                    seen_rv: None,
                 });
             }
         }
@@ -777,7 +757,6 @@ impl HealerRun {
                         wait,
                         event,
                         key,
-                        seen_rv,
                     } => {
                         if !wait.is_zero() {
                             tokio::time::sleep(wait).await;
@@ -789,7 +768,7 @@ impl HealerRun {
                             .await
                         {
                             Ok(applied) => {
-                                self.healer.superseded(&key, seen_rv, &applied);
+                                self.healer.superseded(&key, &applied);
                                 match event {
                                     HealEvent::Healed {
                                         app,
@@ -808,7 +787,7 @@ impl HealerRun {
                                 }
                             }
                             Err(e) => HealEvent::Failed {
-                                app: obj_app(&obj),
+                                app: app_of(&obj).unwrap_or_default().to_owned(),
                                 key: ObjectKey::of(&obj),
                                 error: e.to_string(),
                             },
@@ -821,16 +800,6 @@ impl HealerRun {
             }
         }
     }
-}
-
-fn obj_app(obj: &Value) -> String {
-    obj.pointer(&format!(
-        "/metadata/labels/{}",
-        APP_LABEL.replace('/', "~1")
-    ))
-    .and_then(Value::as_str)
-    .unwrap_or("")
-    .to_owned()
 }
 
 /// Heals one application until `report` returns false: a [`Healer`] with one application.

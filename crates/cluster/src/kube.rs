@@ -369,13 +369,7 @@ impl KubeClient {
         kind: &str,
         namespace: &str,
     ) -> Result<Vec<Value>, Error> {
-        let r = self.resource(api_version, kind).await?;
-        let prefix = self.group_version_url(api_version);
-        let url = if r.namespaced && !namespace.is_empty() {
-            format!("{prefix}/namespaces/{namespace}/{}", r.plural)
-        } else {
-            format!("{prefix}/{}", r.plural)
-        };
+        let url = self.collection_url(api_version, kind, namespace).await?;
         let what = format!(
             "listing {kind} in {}",
             if namespace.is_empty() {

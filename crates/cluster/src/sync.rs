@@ -94,6 +94,11 @@ pub async fn would_change(
     Ok(content(&dry) != content(live))
 }
 
+/// The application an object was applied by (its `driftwatch.io/app` label).
+pub fn app_of(obj: &Value) -> Option<&str> {
+    obj.get("metadata")?.get("labels")?.get(APP_LABEL)?.as_str()
+}
+
 /// What Git's object asks of the cluster: without the fields only the server owns. Manifests
 /// exported with `kubectl get -o yaml` carry a resourceVersion (an apply naming a stale one is
 /// refused with 409 Conflict), a uid, managedFields and status; none of them is desired state.
@@ -238,14 +243,7 @@ pub async fn sync(
         // Never touch anything that is not ours, whatever the inventory says.
         let live = client.get(old, &opts.namespace).await?;
         match live {
-            Some(l)
-                if l.pointer(&format!(
-                    "/metadata/labels/{}",
-                    APP_LABEL.replace('/', "~1")
-                ))
-                .and_then(Value::as_str)
-                    == Some(opts.app.as_str()) =>
-            {
+            Some(l) if app_of(&l) == Some(opts.app.as_str()) => {
                 if !opts.dry_run {
                     client.delete(old, &opts.namespace).await?;
                 }

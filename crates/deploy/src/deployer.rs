@@ -11,10 +11,9 @@ use driftwatch_cluster::{
     HealOptions, Healer, HealerRun, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
     SyncReport, diff, would_change,
 };
-use driftwatch_engine::store::{Store, SyncRecord};
+use driftwatch_engine::store::Store;
 use driftwatch_engine::{App, SyncPolicy};
 use driftwatch_git::repo_identity;
-use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -405,14 +404,7 @@ impl Deployer {
                 let equal = match &live {
                     None => false,
                     Some(l) => {
-                        let mut l = l.clone();
-                        if obj.pointer("/metadata/namespace").is_none()
-                            && let Some(m) = l.get_mut("metadata").and_then(Value::as_object_mut)
-                        {
-                            m.remove("namespace");
-                        }
-                        diff(std::slice::from_ref(obj), std::slice::from_ref(&l), &ignore)
-                            .is_empty()
+                        diff(std::slice::from_ref(obj), std::slice::from_ref(l), &ignore).is_empty()
                             || !would_change(&self.client, obj, live.as_ref(), &p.namespace).await?
                     }
                 };
@@ -457,16 +449,14 @@ impl Deployer {
         crate::inventory::save(&self.state, &app.name, &report.inventory)?;
         let (health, detail) =
             crate::rollout::health(&self.client, &rendered.objects, &p.namespace).await?;
-        Store::open(&self.state)?.record_sync(&SyncRecord {
-            app: app.name.clone(),
-            revision: head.to_owned(),
-            at: driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
-                .to_string(),
-            applied: i64::try_from(report.applied.len()).unwrap_or(i64::MAX),
-            pruned: i64::try_from(report.pruned.len()).unwrap_or(i64::MAX),
-            health: health.to_string(),
+        crate::rollout::record(
+            &self.state,
+            &app.name,
+            head,
+            &report,
+            &health.to_string(),
             detail,
-        })?;
+        )?;
         self.follow(app, head);
         Ok(Outcome::Synced {
             app: app.name.clone(),

@@ -1,4 +1,5 @@
-//! Rollout health: the worst health among an application's objects, now or once it settles.
+//! Rollout health: the worst health among an application's objects, now or once it settles,
+//! and the record of each sync in the state store.
 
 use std::time::{Duration, Instant};
 
@@ -6,6 +7,31 @@ use driftwatch_cluster::{Health, KubeClient, ObjectKey, assess};
 use serde_json::Value;
 
 use crate::error::Error;
+
+/// Records a sync of `app` at `revision` and the health it left the rollout in.
+pub fn record(
+    state: &std::path::Path,
+    app: &str,
+    revision: &str,
+    report: &driftwatch_cluster::SyncReport,
+    health: &str,
+    detail: String,
+) -> Result<(), Error> {
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    driftwatch_engine::store::Store::open(state)?.record_sync(
+        &driftwatch_engine::store::SyncRecord {
+            app: app.to_owned(),
+            revision: revision.to_owned(),
+            at: driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+                .to_string(),
+            applied: count(report.applied.len()),
+            pruned: count(report.pruned.len()),
+            health: health.to_owned(),
+            detail,
+        },
+    )?;
+    Ok(())
+}
 
 /// The worst health of `objects` now, and why (naming the object).
 pub async fn health(

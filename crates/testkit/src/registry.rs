@@ -250,6 +250,15 @@ impl Registry {
         (manifest.into_bytes(), digest)
     }
 
+    /// The registry's push notification (the distribution envelope, as `POST /webhook` takes
+    /// it) for `repository:tag` at `digest`.
+    pub fn push_event(&self, repository: &str, digest: &str, tag: &str) -> String {
+        format!(
+            r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"{repository}","digest":"{digest}","tag":"{tag}"}},"request":{{"host":"{}"}}}}]}}"#,
+            self.host()
+        )
+    }
+
     /// Pushes a single-platform image (linux/amd64) built at `created`; returns its digest.
     pub fn push_image(&self, repo: &str, tag: &str, created: &str) -> String {
         let (manifest, _) = self.image_manifest(repo, "linux", "amd64", "", created);

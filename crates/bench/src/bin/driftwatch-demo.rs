@@ -277,9 +277,7 @@ fn main() {
         "8. CI pushes backend v1.0.8 and the registry calls the webhook: commit, then the cluster",
     );
     let digest = reg.push_image("shop/backend", "v1.0.8", "2026-11-25T11:00:00Z");
-    let body = format!(
-        r#"{{"events":[{{"action":"push","target":{{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","repository":"shop/backend","digest":"{digest}","tag":"v1.0.8"}},"request":{{"host":"{host}"}}}}]}}"#
-    );
+    let body = reg.push_event("shop/backend", &digest, "v1.0.8");
     let sent = Instant::now();
     let (code, _, _) = request(
         "POST",

@@ -128,8 +128,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             let rt = super::runtime()?;
             let mut live = Vec::new();
             for obj in &rendered.objects {
-                if let Some(mut l) = rt.block_on(client.get(obj, &namespace))? {
-                    as_git_names(obj, &mut l);
+                if let Some(l) = rt.block_on(client.get(obj, &namespace))? {
                     live.push(l);
                 }
             }
@@ -226,13 +225,9 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
     }
 }
 
-/// `sync` arguments.
+/// The cluster a command talks to, and the namespace for objects that name none.
 #[derive(Debug, clap::Args)]
-pub struct SyncArgs {
-    /// The application's name.
-    pub app: String,
-    #[command(flatten)]
-    pub source: Source,
+pub struct ClusterArgs {
     /// The cluster (default: $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: PathBuf,
@@ -240,6 +235,17 @@ pub struct SyncArgs {
     /// `default`).
     #[arg(long)]
     pub namespace: Option<String>,
+}
+
+/// `sync` arguments.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The application's name.
+    pub app: String,
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// Delete objects this application applied before that Git no longer has.
     #[arg(long)]
     pub prune: bool,
@@ -261,10 +267,10 @@ pub struct SyncArgs {
 /// Applies what Git says with server-side apply, and prunes what it no longer says.
 pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
-    let namespace = namespace_of(args.namespace.as_ref(), &app);
+    let namespace = namespace_of(args.cluster.namespace.as_ref(), &app);
     let (head, rendered) = render_app(&args.source, &app)?;
     let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::from_kubeconfig(
-        &args.kubeconfig,
+        &args.cluster.kubeconfig,
     )?);
     let state = args.source.state_dir();
     let inventory = driftwatch_deploy::inventory::load(&state, &app.name);
@@ -335,17 +341,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         _ => ("not waited".to_owned(), String::new()),
     };
     if !args.dry_run {
-        let mut store = driftwatch_engine::store::Store::open(&args.source.state_dir())?;
-        store.record_sync(&driftwatch_engine::store::SyncRecord {
-            app: app.name.clone(),
-            revision: head.clone(),
-            at: driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
-                .to_string(),
-            applied: i64::try_from(report.applied.len()).unwrap_or(i64::MAX),
-            pruned: i64::try_from(report.pruned.len()).unwrap_or(i64::MAX),
-            health: health.clone(),
-            detail,
-        })?;
+        driftwatch_deploy::rollout::record(&state, &app.name, &head, &report, &health, detail)?;
     }
     if health == "Degraded" {
         return Err(Failure::Quiet(crate::exit::BAD_INPUT));
@@ -419,13 +415,8 @@ pub(crate) fn describe_heal(e: &driftwatch_cluster::HealEvent) -> String {
 pub struct StatusArgs {
     #[command(flatten)]
     pub source: Source,
-    /// The cluster (default: $KUBECONFIG).
-    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: PathBuf,
-    /// Namespace for objects that name none (default: the application's sync namespace, else
-    /// `default`).
-    #[arg(long)]
-    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// table or json.
     #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
     pub output: String,
@@ -434,7 +425,7 @@ pub struct StatusArgs {
 /// Per application: Synced or OutOfSync, and the worst health of its objects.
 pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
-    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.kubeconfig)?;
+    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.cluster.kubeconfig)?;
     let rt = super::runtime()?;
     let mut rows = Vec::new();
     let mut any_out = false;
@@ -448,20 +439,17 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                 let mut worst = driftwatch_cluster::Health::Healthy;
                 let mut detail = String::new();
                 for obj in &rendered.objects {
-                    let live =
-                        rt.block_on(client.get(obj, &namespace_of(args.namespace.as_ref(), app)))?;
+                    let live = rt.block_on(
+                        client.get(obj, &namespace_of(args.cluster.namespace.as_ref(), app)),
+                    )?;
                     let differs = match &live {
                         None => true,
-                        Some(l) => {
-                            let mut l = l.clone();
-                            as_git_names(obj, &mut l);
-                            !diff(
-                                std::slice::from_ref(obj),
-                                std::slice::from_ref(&l),
-                                &driftwatch_deploy::ignore_rules(app),
-                            )
-                            .is_empty()
-                        }
+                        Some(l) => !diff(
+                            std::slice::from_ref(obj),
+                            std::slice::from_ref(l),
+                            &driftwatch_deploy::ignore_rules(app),
+                        )
+                        .is_empty(),
                     };
                     out_of_sync += usize::from(differs);
                     let (h, why) = driftwatch_cluster::assess(live.as_ref());
@@ -586,14 +574,4 @@ pub fn rollback_cmd(args: &RollbackArgs) -> CmdResult {
         }
     }
     Ok(())
-}
-
-/// Drops the namespace the server defaulted on `live` when Git's `desired` names none, so the
-/// two compare as Git wrote them.
-fn as_git_names(desired: &serde_json::Value, live: &mut serde_json::Value) {
-    if desired.pointer("/metadata/namespace").is_none()
-        && let Some(m) = live.get_mut("metadata").and_then(|m| m.as_object_mut())
-    {
-        m.remove("namespace");
-    }
 }

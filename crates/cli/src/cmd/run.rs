@@ -324,6 +324,8 @@ fn live_cells(
     let state = args.source.state_dir();
     let mut cells = Vec::with_capacity(report.images.len());
     let mut lines = report.images.iter();
+    let mut heads: std::collections::HashMap<(String, String), Result<String, String>> =
+        std::collections::HashMap::new();
     for app in apps {
         // Only an application with a sync policy says where in the cluster it lives.
         let Some(policy) = &app.sync else {
@@ -335,9 +337,14 @@ fn live_cells(
             continue;
         };
         let ns = policy.namespace.as_str();
-        let live = driftwatch_deploy::render_head(&state, app)
-            .map_err(|e| e.to_string())
-            .and_then(|(_, rendered)| {
+        // Applications on one repository and branch share one fetch.
+        let head = heads
+            .entry((app.repo.clone(), app.branch.clone()))
+            .or_insert_with(|| driftwatch_deploy::head(&state, app).map_err(|e| e.to_string()))
+            .clone();
+        let live = head
+            .and_then(|h| driftwatch_deploy::render_at(&state, app, &h).map_err(|e| e.to_string()))
+            .and_then(|rendered| {
                 rt.block_on(driftwatch_deploy::live::containers(
                     &client,
                     &rendered.objects,
