@@ -420,28 +420,17 @@ fn bench_updater(reg: &Registry) {
     );
     let one_path = work.path().join("one.yaml");
     std::fs::write(&one_path, one).unwrap();
-    let mut child = Command::new(driftwatch())
-        .args(["run", "--config"])
-        .arg(&one_path)
-        .arg("--state-dir")
-        .arg(&state)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--webhook-secret-env",
-            "HOOK",
-            "--log-format",
-            "json",
-        ])
-        .env("HOOK", "bench-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(driftwatch_testkit::wait_for_port(
+    let mut child = serve(
         port,
-        Duration::from_secs(10)
-    ));
+        &[
+            "--config".as_ref(),
+            one_path.as_os_str(),
+            "--state-dir".as_ref(),
+            state.as_os_str(),
+            "--log-format".as_ref(),
+            "json".as_ref(),
+        ],
+    );
     let base = format!("http://127.0.0.1:{port}");
     while driftwatch_testkit::http::request("GET", &format!("{base}/readyz"), &[], b"")
         .map(|r| r.0)
@@ -491,6 +480,29 @@ fn bench_updater(reg: &Registry) {
         polling.as_secs_f64(),
         (polling.as_secs_f64() / p50.as_secs_f64()).round()
     );
+}
+
+/// `driftwatch run ARGS` serving webhooks (secret `bench-secret`) on `port`, once it listens.
+fn serve(port: u16, args: &[&std::ffi::OsStr]) -> std::process::Child {
+    let child = Command::new(driftwatch())
+        .arg("run")
+        .args(args)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-secret-env",
+            "HOOK",
+        ])
+        .env("HOOK", "bench-secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(driftwatch_testkit::wait_for_port(
+        port,
+        Duration::from_secs(10)
+    ));
+    child
 }
 
 fn bench_heal() {
@@ -593,30 +605,19 @@ fn bench_push_to_deploy(reg: &Registry) {
     )
     .unwrap();
     let port = driftwatch_testkit::free_port();
-    let mut child = Command::new(driftwatch())
-        .args(["run", "--config"])
-        .arg(&conf)
-        .arg("--state-dir")
-        .arg(work.path().join("state"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--webhook-secret-env",
-            "HOOK",
-            "--sync-interval",
-            "3600",
-        ])
-        .env("HOOK", "bench-secret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    assert!(driftwatch_testkit::wait_for_port(
+    let mut child = serve(
         port,
-        Duration::from_secs(10)
-    ));
+        &[
+            "--config".as_ref(),
+            conf.as_os_str(),
+            "--state-dir".as_ref(),
+            work.path().join("state").as_os_str(),
+            "--kubeconfig".as_ref(),
+            kubeconfig.as_os_str(),
+            "--sync-interval".as_ref(),
+            "3600".as_ref(),
+        ],
+    );
     let live = || {
         fake.get("deployments", "prod", "api").and_then(|o| {
             o["spec"]["template"]["spec"]["containers"][0]["image"]

@@ -122,6 +122,21 @@ impl Drop for Running {
     }
 }
 
+/// `driftwatch.yaml` with one application, `shop`, syncing `apps/shop` of `repo` to `ns` with
+/// this `automated` policy (a YAML flow mapping).
+fn shop_config(dir: &TempDir, repo: &BareRepo, ns: &str, automated: &str) -> std::path::PathBuf {
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated: {automated}\n",
+            repo.file_url(),
+        ),
+    )
+    .unwrap();
+    conf
+}
+
 /// `GET /status`, parsed.
 fn status(run: &Running) -> serde_json::Value {
     let (code, _, body) = request("GET", &run.url("/status"), &[], b"").unwrap();
@@ -435,15 +450,7 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
         "apps/shop/deployment.yaml",
         &deployment(ns, "registry.local/backend:v1.0.0"),
     )]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n",
-            repo.file_url(),
-        ),
-    )
-    .unwrap();
+    let conf = shop_config(&dir, &repo, ns, "{selfHeal: true}");
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
@@ -526,15 +533,7 @@ fn credentials_bound_to_namespaces_watch_per_namespace() {
             &configmap("shop", "settings", "fast"),
         ),
     ]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: shop\n    automated:\n      selfHeal: true\n",
-            repo.file_url(),
-        ),
-    )
-    .unwrap();
+    let conf = shop_config(&dir, &repo, "shop", "{selfHeal: true}");
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
@@ -561,15 +560,7 @@ fn a_broken_commit_keeps_the_last_good_state() {
             &configmap(&ns, "settings", "fast"),
         ),
     ]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated:\n      prune: true\n",
-            repo.file_url(),
-        ),
-    )
-    .unwrap();
+    let conf = shop_config(&dir, &repo, &ns, "{prune: true}");
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
     run.wait_line(&["synced", "shop"]);
@@ -631,15 +622,7 @@ fn run_once_syncs_and_exits_for_cron_and_ci() {
             &configmap(&ns, "settings", "fast"),
         ),
     ]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n    automated: {{}}\n",
-            repo.file_url(),
-        ),
-    )
-    .unwrap();
+    let conf = shop_config(&dir, &repo, &ns, "{}");
     let once = || {
         Command::new(env!("CARGO_BIN_EXE_driftwatch"))
             .args(["run", "--once", "--config"])
@@ -683,15 +666,7 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
         "apps/shop/deployment.yaml",
         &deployment("shop", "registry.local/backend:v1.0.0"),
     )]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: shop\n    automated:\n      selfHeal: true\n",
-            repo.file_url(),
-        ),
-    )
-    .unwrap();
+    let conf = shop_config(&dir, &repo, "shop", "{selfHeal: true}");
     let run = Running::on(&conf, &dir.path().join("state"), &cluster);
     run.wait_line(&["synced", "shop"]);
     std::thread::sleep(Duration::from_millis(300));
