@@ -10,6 +10,7 @@
 //! that fails (expired resourceVersion, API server restarted) starts again the same way.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,6 +161,9 @@ pub struct Healer {
     /// Kinds the credentials may not watch across all namespaces: watched per namespace.
     per_namespace: Arc<Mutex<HashSet<(String, String)>>>,
     events: mpsc::UnboundedSender<(String, Value)>,
+    /// Watch events judged so far: a reading that shows the healer has seen a change, so a
+    /// caller can tell "nothing was done" from "nothing was seen yet".
+    judged: Arc<AtomicU64>,
 }
 
 /// The namespace an object of Git lives in: its own, else the application's.
@@ -232,8 +236,14 @@ impl Healer {
             watched: Arc::new(Mutex::new(HashSet::new())),
             per_namespace: Arc::new(Mutex::new(HashSet::new())),
             events: tx,
+            judged: Arc::new(AtomicU64::new(0)),
         };
         (h.clone(), HealerRun { healer: h, rx })
+    }
+
+    /// How many watch events (and listed objects) have been judged and acted on so far.
+    pub fn events_judged(&self) -> u64 {
+        self.judged.load(Ordering::Acquire)
     }
 
     /// Makes `rendered` what the application should be from now on, and watches the
@@ -634,13 +644,13 @@ impl Healer {
         };
         track.heals.push(now + wait);
         track.last = Some(now + wait);
-        // Fields the user ignores keep their live values: a heal must not reset them.
-        let mut obj = if kind == "DELETED" {
-            want.clone()
-        } else {
-            crate::diff::keep_ignored(want, live, &opts.ignore)
-        };
-        obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
+        // A heal applies what a sync would: fields the user ignores keep their live values.
+        let obj = crate::sync::applied_form(
+            want,
+            &opts.app,
+            (kind != "DELETED").then_some(live),
+            &opts.ignore,
+        );
         let event = if kind == "DELETED" {
             HealEvent::Recreated {
                 app: opts.app.clone(),
@@ -717,10 +727,10 @@ impl Healer {
                 }
                 track.heals.push(Instant::now());
                 track.last = Some(Instant::now());
-                let Ok(mut obj) = serde_json::from_str::<Value>(stored) else {
+                let Ok(obj) = serde_json::from_str::<Value>(stored) else {
                     continue;
                 };
-                obj["metadata"]["labels"][APP_LABEL] = Value::String(opts.app.clone());
+                let obj = crate::sync::applied_form(&obj, &opts.app, None, &opts.ignore);
                 actions.push(Action::Apply {
                     obj,
                     namespace: opts.namespace.clone(),
@@ -798,6 +808,7 @@ impl HealerRun {
                     return;
                 }
             }
+            self.healer.judged.fetch_add(1, Ordering::Release);
         }
     }
 }

@@ -18,4 +18,7 @@ pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
-pub use sync::{APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, as_desired, sync, would_change};
+pub use sync::{
+    APP_LABEL, FIELD_MANAGER, SyncOptions, SyncReport, applied_form, as_desired,
+    server_would_change, sync, would_change,
+};

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::diff::{ObjectKey, diff};
+use crate::diff::{IgnoreRule, ObjectKey, diff};
 use crate::error::Error;
 use crate::kube::KubeClient;
 
@@ -69,27 +69,57 @@ fn content(obj: &Value) -> Value {
     o
 }
 
-/// True when applying `desired` would change the live object. The local comparison only proves
-/// "equal"; when it sees a difference the API server's dry-run apply decides, so defaulting,
-/// normalisation and webhooks never read as drift.
+/// Exactly what a sync of application `app` applies for Git's object `obj`: Git's object with
+/// the application's label, and — for an object that exists — the live values of the fields the
+/// user ignores. The sync, the heal and the dry run that judges drift all apply this, so the
+/// server's answer to the dry run is the answer a sync would get.
+pub fn applied_form(obj: &Value, app: &str, live: Option<&Value>, ignore: &[IgnoreRule]) -> Value {
+    let mut desired = obj.clone();
+    desired["metadata"]["labels"][APP_LABEL] = json!(app);
+    match live {
+        Some(l) => crate::diff::keep_ignored(&desired, l, ignore),
+        None => desired,
+    }
+}
+
+/// True when a sync of application `app` would change the live object. The local comparison
+/// only proves "equal"; when it sees a difference the API server's dry-run apply of exactly
+/// what a sync would apply ([`applied_form`]) decides, so defaulting, normalisation and webhooks
+/// never read as drift.
 pub async fn would_change(
     client: &KubeClient,
     desired: &Value,
     live: Option<&Value>,
     namespace: &str,
+    app: &str,
+    ignore: &[IgnoreRule],
 ) -> Result<bool, Error> {
     let Some(live) = live else { return Ok(true) };
     if diff(
         std::slice::from_ref(desired),
         std::slice::from_ref(live),
-        &[],
+        ignore,
     )
     .is_empty()
     {
         return Ok(false);
     }
+    server_would_change(client, desired, live, namespace, app, ignore).await
+}
+
+/// The API server's verdict alone: whether a dry-run apply of what a sync would apply
+/// ([`applied_form`]) comes back different from `live`.
+pub async fn server_would_change(
+    client: &KubeClient,
+    desired: &Value,
+    live: &Value,
+    namespace: &str,
+    app: &str,
+    ignore: &[IgnoreRule],
+) -> Result<bool, Error> {
+    let applied = applied_form(desired, app, Some(live), ignore);
     let dry = client
-        .apply(desired, namespace, FIELD_MANAGER, true)
+        .apply(&applied, namespace, FIELD_MANAGER, true)
         .await?;
     Ok(content(&dry) != content(live))
 }
@@ -191,10 +221,9 @@ pub async fn sync(
     let mut ordered: Vec<&Value> = rendered.iter().collect();
     ordered.sort_by_key(|o| rank(o));
     for obj in ordered {
-        let mut desired = obj.clone();
-        desired["metadata"]["labels"][APP_LABEL] = json!(opts.app);
-        let key = ObjectKey::of(&desired);
-        let live = client.get(&desired, &opts.namespace).await?;
+        let key = ObjectKey::of(obj);
+        let live = client.get(obj, &opts.namespace).await?;
+        let desired = applied_form(obj, &opts.app, live.as_ref(), &opts.ignore);
         let equal = live.as_ref().is_some_and(|l| {
             diff(
                 std::slice::from_ref(&desired),
@@ -206,22 +235,31 @@ pub async fn sync(
         if equal {
             report.unchanged.push(key);
         } else {
-            // An existing object keeps the live values of the fields the user ignores.
-            let desired = match &live {
-                Some(l) => crate::diff::keep_ignored(&desired, l, &opts.ignore),
-                None => desired,
-            };
             let applied = client
                 .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
                 .await?;
-            if !opts.dry_run
-                && let Some(rv) = applied
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-            {
-                report.versions.push((ObjectKey::of(obj), rv.to_owned()));
+            // The local comparison only proves "equal"; the server's answer says whether the
+            // apply changed anything (a value it normalises, a field it drops when empty).
+            let changed = match &live {
+                None => true,
+                Some(l) if opts.dry_run => content(&applied) != content(l),
+                Some(l) => {
+                    applied.pointer("/metadata/resourceVersion")
+                        != l.pointer("/metadata/resourceVersion")
+                }
+            };
+            if !changed {
+                report.unchanged.push(key);
+            } else {
+                if !opts.dry_run
+                    && let Some(rv) = applied
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                {
+                    report.versions.push((ObjectKey::of(obj), rv.to_owned()));
+                }
+                report.applied.push(key);
             }
-            report.applied.push(key);
         }
         report.inventory.push(stub(obj, &opts.namespace));
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use driftwatch_cluster::{
     HealOptions, Healer, HealerRun, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
-    SyncReport, diff, would_change,
+    SyncReport, would_change,
 };
 use driftwatch_engine::store::Store;
 use driftwatch_engine::{App, SyncPolicy};
@@ -94,6 +94,11 @@ pub struct StatusView {
 }
 
 impl StatusView {
+    /// Watch events the healer has judged so far (see [`Healer::events_judged`]).
+    pub fn watch_events(&self) -> u64 {
+        self.healer.events_judged()
+    }
+
     /// Every application's status now: from the watches' cache for automated applications,
     /// from the last comparison for detect-only ones.
     pub fn snapshot(&self) -> Vec<AppStatus> {
@@ -404,8 +409,8 @@ impl Deployer {
                 let equal = match &live {
                     None => false,
                     Some(l) => {
-                        diff(std::slice::from_ref(obj), std::slice::from_ref(l), &ignore).is_empty()
-                            || !would_change(&self.client, obj, live.as_ref(), &p.namespace).await?
+                        !would_change(&self.client, obj, Some(l), &p.namespace, &app.name, &ignore)
+                            .await?
                     }
                 };
                 if !equal {

@@ -155,7 +155,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             });
             let changes = match (desired, d.missing) {
                 (Some(obj), false) => rt.block_on(driftwatch_cluster::would_change(
-                    client, obj, live_obj, &namespace,
+                    client, obj, live_obj, &namespace, &app.name, &rules,
                 ))?,
                 _ => true,
             };
@@ -438,19 +438,19 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                 let mut out_of_sync = 0;
                 let mut worst = driftwatch_cluster::Health::Healthy;
                 let mut detail = String::new();
+                let namespace = namespace_of(args.cluster.namespace.as_ref(), app);
+                let rules = driftwatch_deploy::ignore_rules(app);
                 for obj in &rendered.objects {
-                    let live = rt.block_on(
-                        client.get(obj, &namespace_of(args.cluster.namespace.as_ref(), app)),
-                    )?;
-                    let differs = match &live {
-                        None => true,
-                        Some(l) => !diff(
-                            std::slice::from_ref(obj),
-                            std::slice::from_ref(l),
-                            &driftwatch_deploy::ignore_rules(app),
-                        )
-                        .is_empty(),
-                    };
+                    let live = rt.block_on(client.get(obj, &namespace))?;
+                    // The same verdict as `diff` and the deployer: the server has the last word.
+                    let differs = rt.block_on(driftwatch_cluster::would_change(
+                        &client,
+                        obj,
+                        live.as_ref(),
+                        &namespace,
+                        &app.name,
+                        &rules,
+                    ))?;
                     out_of_sync += usize::from(differs);
                     let (h, why) = driftwatch_cluster::assess(live.as_ref());
                     if h > worst {
