@@ -557,7 +557,8 @@ fn bench_heal() {
             &format!("backend{i}"),
             "/spec/template/spec/containers/0/image",
             serde_json::json!("wrong-image:v99"),
-        );
+        )
+        .unwrap();
         while image(i).as_ref() != Some(&want) {
             assert!(
                 changed.elapsed() < Duration::from_secs(20),

@@ -57,6 +57,7 @@ pub struct Metrics {
     pub git_webhooks: Counter,
     pub out_of_sync: Family<AppLabel, Gauge>,
     pub push_to_deploy_seconds: Histogram,
+    pub watch_events: Counter,
 }
 
 impl Metrics {
@@ -82,6 +83,7 @@ impl Metrics {
             git_webhooks: Counter::default(),
             out_of_sync: Family::default(),
             push_to_deploy_seconds: Histogram::new(buckets),
+            watch_events: Counter::default(),
         };
         registry.register(
             "images_watched",
@@ -146,6 +148,11 @@ impl Metrics {
             "From a registry push webhook to the new image applied to the cluster",
             m.push_to_deploy_seconds.clone(),
         );
+        registry.register(
+            "watch_events",
+            "Watch events (and listed objects) the healer has judged",
+            m.watch_events.clone(),
+        );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;
         }
@@ -208,13 +215,19 @@ async fn metrics(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String
                 .set(i64::try_from(a.out_of_sync.len()).unwrap_or(i64::MAX));
         }
     }
+    let view = s.status.lock().ok().and_then(|v| v.clone());
     let mut text = String::new();
-    let ok = s
-        .metrics
-        .registry
-        .lock()
-        .ok()
-        .is_some_and(|r| prometheus_client::encoding::text::encode(&mut text, &r).is_ok());
+    let ok = s.metrics.registry.lock().ok().is_some_and(|r| {
+        // The healer counts; the counter catches up under the registry's lock, so two scrapes
+        // never add the same events twice.
+        if let Some(view) = &view {
+            let seen = s.metrics.watch_events.get();
+            s.metrics
+                .watch_events
+                .inc_by(view.watch_events().saturating_sub(seen));
+        }
+        prometheus_client::encoding::text::encode(&mut text, &r).is_ok()
+    });
     let mut headers = HeaderMap::new();
     if let Ok(v) = "application/openmetrics-text; version=1.0.0; charset=utf-8".parse() {
         headers.insert("content-type", v);

@@ -57,22 +57,14 @@ fn check_reports_what_the_cluster_runs() {
 
     let (code, out, err) = dw(&["sync", "shop"]);
     assert_eq!(code, 0, "{out}{err}");
-    if let Some(fake) = &cluster.fake {
-        // No kubelet in the fake: the pod a ReplicaSet would start, as the kubelet reports it.
-        fake.insert(
-            "pods",
-            &ns,
-            serde_json::json!({
-                "apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "backend-1", "labels": {"app": "backend"}},
-                "status": {"containerStatuses": [{
-                    "name": "backend",
-                    "image": format!("{}/shop/backend:v1.0.0", reg.host()),
-                    "imageID": format!("docker-pullable://{}/shop/backend@{first}", reg.host()),
-                }]},
-            }),
-        );
-    }
+    // The pods report what they run, as a kubelet would: the digest pushed as v1.0.0.
+    cluster.run_pods(
+        &ns,
+        "app=backend",
+        "backend",
+        &format!("{}/shop/backend:v1.0.0", reg.host()),
+        &first,
+    );
     let (code, out, err) = dw(&["check"]);
     assert_eq!(code, 0, "registry, Git and cluster agree: {out}{err}");
     let row: Vec<&str> = out.lines().nth(1).unwrap().split_whitespace().collect();
@@ -81,6 +73,18 @@ fn check_reports_what_the_cluster_runs() {
         ["v1.0.0", "v1.0.0", "v1.0.0", "in", "sync"],
         "{out}"
     );
+
+    // The tag is pushed again with new content: the pod still runs the old digest.
+    let second = reg.push_image("shop/backend", "v1.0.0", "2026-11-03T00:00:00Z");
+    assert_ne!(first, second);
+    let (code, out, _) = dw(&["check"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("1 of 1 pods on an older digest"), "{out}");
+    let (code, out, _) = dw(&["check", "-o", "json"]);
+    assert_eq!(code, 2);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["images"][0]["live"]["stale_pods"], 1, "{v}");
+    assert_eq!(v["images"][0]["live"]["values"][0], "v1.0.0", "{v}");
 
     // Someone changes the running version by hand: Git and the cluster disagree.
     cluster.set_image(
@@ -97,18 +101,8 @@ fn check_reports_what_the_cluster_runs() {
     );
     let (code, _, _) = dw(&["sync", "shop"]);
     assert_eq!(code, 0);
-
-    // The tag is pushed again with new content: the pod still runs the old digest.
-    if cluster.fake.is_some() {
-        let second = reg.push_image("shop/backend", "v1.0.0", "2026-11-03T00:00:00Z");
-        assert_ne!(first, second);
-        let (code, out, _) = dw(&["check"]);
-        assert_eq!(code, 2, "{out}");
-        assert!(out.contains("1 of 1 pods on an older digest"), "{out}");
-        let (code, out, _) = dw(&["check", "-o", "json"]);
-        assert_eq!(code, 2);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["images"][0]["live"]["stale_pods"], 1, "{v}");
-        assert_eq!(v["images"][0]["live"]["values"][0], "v1.0.0", "{v}");
-    }
+    let (code, out, _) = dw(&["check", "-o", "json"]);
+    assert_eq!(code, 2, "the old digest still runs: {out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["images"][0]["live"]["values"][0], "v1.0.0", "{v}");
 }

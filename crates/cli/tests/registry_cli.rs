@@ -171,11 +171,29 @@ fn basic_auth_registry() {
         "{}",
         wrong.stderr
     );
-    assert!(
-        !wrong.stderr.contains("not-the-password"),
-        "{}",
-        wrong.stderr
+    // Neither password appears anywhere: not in the error, not on stdout, not in JSON output.
+    let json_out = dw(
+        &[
+            "test",
+            &image,
+            "--credentials",
+            "env:REG_CREDS",
+            "-o",
+            "json",
+        ],
+        &[("REG_CREDS", "bot:not-the-password")],
     );
+    assert_eq!(json_out.code, 1);
+    for run in [&r, &wrong, &json_out] {
+        for secret in ["s3cret", "not-the-password"] {
+            assert!(
+                !run.stdout.contains(secret) && !run.stderr.contains(secret),
+                "{secret} leaked: {}{}",
+                run.stdout,
+                run.stderr
+            );
+        }
+    }
 
     let none = dw(&["test", &image, "-q"], &[]);
     assert_eq!(none.code, 1);

@@ -106,6 +106,28 @@ impl Running {
         }
     }
 
+    /// Waits for a stderr line containing any of `needles`.
+    fn wait_any(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if needles.iter().any(|n| l.contains(n)) => return l,
+                Ok(l) => eprintln!("LOG {l}"),
+                Err(_) => panic!("no log line with any of {needles:?}"),
+            }
+        }
+    }
+
+    /// The value of an unlabelled counter or gauge on `/metrics`.
+    fn metric(&self, name: &str) -> u64 {
+        let (_, _, body) = request("GET", &self.url("/metrics"), &[], b"").unwrap();
+        let text = String::from_utf8(body).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    }
+
     fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
@@ -260,7 +282,8 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
             &ns,
             "backend",
             serde_json::json!({"observedGeneration": 1, "replicas": 1}),
-        );
+        )
+        .unwrap();
     }
     let healed = run.wait_line(&["healed", "backend"]);
     assert!(healed.contains("kubectl-set"), "{healed}");
@@ -393,9 +416,10 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     );
 
     cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    // The report is the healer's verdict on the change's event: having reported, it is done
+    // with it, and the change stays.
     let reported = run.wait_line(&["self-heal is off", "backend"]);
     assert!(reported.contains("kubectl-set"), "{reported}");
-    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(image_of(&cluster, &ns).as_deref(), Some("wrong-image:v99"));
     let st = status(&run);
     let shop = st
@@ -437,12 +461,11 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
 
 #[test]
 fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
-    // Restarting the API server is something only the fake lets a test do.
-    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
-        return;
-    }
     let dir = TempDir::new("gitops-restart");
-    let cluster = Cluster::new(dir.path());
+    let cluster = Cluster::fake_only(
+        dir.path(),
+        "dropping every watch and restarting the API server with its history compacted",
+    );
     let fake = cluster.fake.as_ref().unwrap();
     let ns = "shop";
     fake.create_namespace(ns);
@@ -458,7 +481,6 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
 
     // The connection drops; the watch resumes from where it was and sees the next change.
     fake.drop_watches();
-    std::thread::sleep(Duration::from_millis(300));
     cluster.set_image(ns, "backend", "backend", "wrong-image:v1");
     run.wait_line(&["healed", "backend"]);
     assert_eq!(image_of(&cluster, ns), good);
@@ -473,8 +495,13 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
         "backend",
         "/spec/template/spec/containers/0/image",
         serde_json::json!("wrong-image:v2"),
-    );
-    std::thread::sleep(Duration::from_millis(700));
+    )
+    .unwrap();
+    // driftwatch keeps trying while the server is down; nothing can heal meanwhile.
+    let refused = fake.refused();
+    eventually("a refused attempt to come back", || {
+        fake.refused() > refused + 1
+    });
     assert_eq!(
         image_of(&cluster, ns).as_deref(),
         Some("wrong-image:v2"),
@@ -499,7 +526,8 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
         ns,
         "backend",
         serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
-    );
+    )
+        .unwrap();
     let settled = run.wait_line(&["rollout", "Healthy"]);
     assert!(settled.contains("1 of 1 objects healthy"), "{settled}");
     assert!(run.stop().success());
@@ -514,34 +542,38 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
 
 #[test]
 fn credentials_bound_to_namespaces_watch_per_namespace() {
-    // Which lists a real server forbids depends on its RBAC; the fake forbids on request.
-    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
-        return;
-    }
+    // A tenant's service account: everything in its namespace, no list or watch across
+    // namespaces (403). The watches fall back to that namespace and still heal.
     let dir = TempDir::new("gitops-rbac");
     let cluster = Cluster::new(dir.path());
-    let fake = cluster.fake.as_ref().unwrap();
-    fake.create_namespace("shop");
-    fake.forbid_all_namespaces();
+    let ns = cluster.unique_namespace("shop");
+    cluster.create_namespace(&ns);
+    let tenant = cluster.namespace_bound_kubeconfig(&ns, dir.path());
     let repo = BareRepo::new(&[
         (
             "apps/shop/deployment.yaml",
-            &deployment("shop", "registry.local/backend:v1.0.0"),
+            &deployment(&ns, "registry.local/backend:v1.0.0"),
         ),
         (
             "apps/shop/settings.yaml",
-            &configmap("shop", "settings", "fast"),
+            &configmap(&ns, "settings", "fast"),
         ),
     ]);
-    let conf = shop_config(&dir, &repo, "shop", "{selfHeal: true}");
+    let conf = shop_config(&dir, &repo, &ns, "{selfHeal: true}");
     let state = dir.path().join("state");
-    let run = Running::on(&conf, &state, &cluster);
+    let run = Running::start(&[
+        "--config".as_ref(),
+        conf.as_os_str(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--kubeconfig".as_ref(),
+        tenant.as_os_str(),
+    ]);
     run.wait_line(&["synced", "shop"]);
-    std::thread::sleep(Duration::from_millis(800));
-    cluster.set_image("shop", "backend", "backend", "wrong-image:v1");
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v1");
     run.wait_line(&["healed", "backend"]);
     assert_eq!(
-        image_of(&cluster, "shop").as_deref(),
+        image_of(&cluster, &ns).as_deref(),
         Some("registry.local/backend:v1.0.0")
     );
     assert!(run.stop().success());
@@ -654,41 +686,43 @@ fn run_once_syncs_and_exits_for_cron_and_ci() {
 
 #[test]
 fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
-    // The fight needs a second writer the test controls; the fake server provides it.
-    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
-        return;
-    }
     let dir = TempDir::new("gitops-fight");
     let cluster = Cluster::new(dir.path());
-    let fake = cluster.fake.as_ref().unwrap();
-    fake.create_namespace("shop");
+    let ns = cluster.unique_namespace("shop");
+    cluster.create_namespace(&ns);
     let repo = BareRepo::new(&[(
         "apps/shop/deployment.yaml",
-        &deployment("shop", "registry.local/backend:v1.0.0"),
+        &deployment(&ns, "registry.local/backend:v1.0.0"),
     )]);
-    let conf = shop_config(&dir, &repo, "shop", "{selfHeal: true}");
+    let conf = shop_config(&dir, &repo, &ns, "{selfHeal: true}");
     let run = Running::on(&conf, &dir.path().join("state"), &cluster);
     run.wait_line(&["synced", "shop"]);
-    std::thread::sleep(Duration::from_millis(300));
-    // A controller that keeps writing its own image back.
-    let mut degraded = None;
-    for _ in 0..40 {
-        fake.update_as(
+    // A controller that keeps writing its own image back: each write is healed, until healing
+    // stops and says who.
+    let rogue = |image: &str| {
+        cluster.update_as(
             "rogue-controller",
             "deployments",
-            "shop",
+            &ns,
             "backend",
             "/spec/template/spec/containers/0/image",
-            serde_json::json!("rogue:v1"),
+            serde_json::json!(image),
         );
-        std::thread::sleep(Duration::from_millis(150));
-        let st = status(&run);
-        if st[0]["health"] == "Degraded" {
-            degraded = Some(st);
+    };
+    let mut fought = false;
+    for _ in 0..12 {
+        rogue("rogue:v1");
+        if run
+            .wait_any(&["healed Deployment/", "Degraded"])
+            .contains("Degraded")
+        {
+            fought = true;
             break;
         }
     }
-    let st = degraded.expect("the fight was never detected");
+    assert!(fought, "the fight was never detected");
+    let st = status(&run);
+    assert_eq!(st[0]["health"], "Degraded", "{st}");
     assert!(
         st[0]["detail"]
             .as_str()
@@ -698,23 +732,20 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
     );
     // The fight is counted as its event is reported, just after the state changes.
     eventually("the fight counted", || {
-        let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
-        String::from_utf8(metrics)
-            .unwrap()
-            .contains("driftwatch_fights_total 1")
+        run.metric("driftwatch_fights_total") == 1
     });
-    // Healing stopped: the controller's next write stays, and shows as OutOfSync.
-    fake.update_as(
-        "rogue-controller",
-        "deployments",
-        "shop",
-        "backend",
-        "/spec/template/spec/containers/0/image",
-        serde_json::json!("rogue:v2"),
-    );
+    let heals = run.metric("driftwatch_heals_total");
+
+    // Healing stopped: once the healer has judged the controller's next write, it stays, and
+    // shows as OutOfSync.
+    let judged = run.metric("driftwatch_watch_events_total");
+    rogue("rogue:v2");
+    eventually("the write judged", || {
+        run.metric("driftwatch_watch_events_total") > judged
+    });
     eventually("OutOfSync", || status(&run)[0]["sync"] == "OutOfSync");
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(image_of(&cluster, "shop").as_deref(), Some("rogue:v2"));
+    assert_eq!(image_of(&cluster, &ns).as_deref(), Some("rogue:v2"));
+    assert_eq!(run.metric("driftwatch_heals_total"), heals);
     assert_eq!(status(&run)[0]["health"], "Degraded");
     assert!(run.stop().success());
 }

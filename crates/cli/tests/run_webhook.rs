@@ -142,6 +142,12 @@ fn webhook_push_to_commit() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // The service's whole log, a rejected token included, never shows the webhook secret.
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    assert!(logs.lines().count() > 1, "{logs}");
+    assert!(!logs.contains("s3cret") && !logs.contains("nope"), "{logs}");
+
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(["history", "shop", "-o", "json", "--state-dir"])
         .arg(&state)

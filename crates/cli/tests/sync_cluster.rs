@@ -11,7 +11,7 @@ use std::process::Command;
 
 use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::BareRepo;
-use driftwatch_testkit::kube::{Cluster, FakeApiServer};
+use driftwatch_testkit::kube::Cluster;
 
 fn deploy(ns: &str) -> String {
     format!(
@@ -46,14 +46,16 @@ fn sync_heals_and_prunes() {
     let (code, out, err) = dw(&["sync", "shop"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("3 applied"), "{out}");
-    if let Some(f) = &cluster.fake {
-        let live = f.get("deployments", &ns, "backend").unwrap();
-        assert_eq!(live["metadata"]["labels"]["driftwatch.io/app"], "shop");
-        assert_eq!(
-            live["metadata"]["managedFields"][0]["manager"],
-            "driftwatch"
-        );
-    }
+    let live = cluster.get("deployments", &ns, "backend").unwrap();
+    assert_eq!(live["metadata"]["labels"]["driftwatch.io/app"], "shop");
+    assert!(
+        live["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["manager"] == "driftwatch" && m["operation"] == "Apply"),
+        "applied server-side as driftwatch: {live}"
+    );
     let (code, out, _) = dw(&["diff", "shop"]);
     assert_eq!(code, 0, "{out}");
     let (code, out, _) = dw(&["sync", "shop"]);
@@ -120,10 +122,8 @@ fn sync_heals_and_prunes() {
         out.contains(&format!("pruned ConfigMap/{ns}/settings")),
         "{out}"
     );
-    if let Some(f) = &cluster.fake {
-        assert!(f.get("configmaps", &ns, "settings").is_none());
-        assert!(f.get("deployments", &ns, "backend").is_some());
-    }
+    assert!(cluster.get("configmaps", &ns, "settings").is_none());
+    assert!(cluster.get("deployments", &ns, "backend").is_some());
 
     // Roll back through Git to the first revision: a new commit brings the ConfigMap back.
     let first = driftwatch_testkit::git::git(&repo.path, &["rev-list", "--max-parents=0", "main"]);
@@ -183,24 +183,20 @@ fn prune_never_deletes_everything_by_accident() {
     let (code, out) = sync(&[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("refusing to prune everything"), "{out}");
-    if let Some(f) = &cluster.fake {
-        assert!(f.get("configmaps", &ns, "c").is_some(), "nothing deleted");
-    }
+    assert!(
+        cluster.get("configmaps", &ns, "c").is_some(),
+        "nothing deleted"
+    );
 }
 
 #[test]
 fn self_heal_on_watch_events_and_stop_fighting() {
-    // A fight needs a second writer the test controls; the fake server provides it.
-    if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
-        return;
-    }
     use std::io::BufRead;
     let dir = TempDir::new("heal");
     let cluster = Cluster::new(dir.path());
-    let fake = cluster.fake.as_ref().unwrap();
-    let ns = "shop";
-    fake.create_namespace(ns);
-    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(ns))]);
+    let ns = cluster.unique_namespace("shop");
+    cluster.create_namespace(&ns);
+    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(&ns))]);
     let conf = dir.path().join("driftwatch.yaml");
     std::fs::write(
         &conf,
@@ -227,61 +223,101 @@ fn self_heal_on_watch_events_and_stop_fighting() {
             }
         }
     });
-    let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    // The next line with any of `needles`, at most 20 s away.
+    let next = |needles: &[&str]| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
+                Ok(line) if needles.iter().any(|n| line.contains(n)) => return line,
                 Ok(_) => {}
-                Err(_) => panic!("no line with {needle:?}"),
+                Err(_) => panic!("no line with {needles:?}"),
             }
         }
     };
-    wait_for("synced to");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let image = |f: &FakeApiServer| {
-        f.get("deployments", ns, "backend").unwrap()["spec"]["template"]["spec"]["containers"][0]["image"].clone()
+    next(&["synced to"]);
+    let image = || {
+        cluster.get("deployments", &ns, "backend").unwrap()["spec"]["template"]["spec"]
+            ["containers"][0]["image"]
+            .clone()
     };
 
+    // A change made before the watch is up is found by its first list; after, by its event:
+    // either way it is healed, naming who made it.
     let changed = std::time::Instant::now();
-    fake.update_as(
-        "kubectl-set",
-        "deployments",
-        ns,
-        "backend",
-        "/spec/template/spec/containers/0/image",
-        serde_json::json!("wrong-image:v99"),
-    );
-    let healed = wait_for("healed Deployment/shop/backend");
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    let healed = next(&["healed Deployment/"]);
     assert!(healed.contains("kubectl-set"), "{healed}");
-    assert_eq!(image(fake), "registry.local/backend:v1.0.1");
+    assert_eq!(image(), "registry.local/backend:v1.0.1");
     assert!(changed.elapsed() < std::time::Duration::from_secs(5));
 
-    // Someone keeps writing it back: healing stops and says who.
+    // Someone keeps writing it back: each write is healed until healing stops and says who.
     let mut fight = None;
     for _ in 0..12 {
-        fake.update_as(
-            "kubectl-set",
-            "deployments",
-            ns,
-            "backend",
-            "/spec/template/spec/containers/0/image",
-            serde_json::json!("wrong-image:v99"),
-        );
-        std::thread::sleep(std::time::Duration::from_millis(400));
-        while let Ok(line) = rx.try_recv() {
-            if line.contains("Degraded") {
-                fight = Some(line);
-            }
-        }
-        if fight.is_some() {
+        cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+        let line = next(&["healed Deployment/", "Degraded"]);
+        if line.contains("Degraded") {
+            fight = Some(line);
             break;
         }
     }
     let fight = fight.expect("the fight was never detected");
     assert!(fight.contains("kubectl-set"), "{fight}");
+    assert_eq!(image(), "wrong-image:v99", "the other writer's value stays");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn what_the_server_drops_is_no_drift_to_diff_status_or_sync() {
+    // A template that renders an empty string (`hostname: ""`): the API server drops it, so
+    // the local comparison sees a difference that a sync would not change. The server's dry
+    // run of exactly what a sync applies (the application's label included) decides, and
+    // `diff`, `status` and `sync` agree on it.
+    let dir = TempDir::new("sync-dropped");
+    let cluster = Cluster::new(dir.path());
+    let ns = cluster.unique_namespace("dropped");
+    cluster.create_namespace(&ns);
+    let deployment = deploy(&ns).replace(
+        "    spec:\n      containers:",
+        "    spec:\n      hostname: \"\"\n      containers:",
+    );
+    assert!(deployment.contains("hostname"));
+    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deployment)]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n",
+            repo.file_url()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
+
+    let (code, out, err) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 applied"), "{out}");
+    let (code, out, err) = dw(&["diff", "shop"]);
+    assert_eq!(code, 0, "diff: {out}{err}");
+    let (code, out, err) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 0, "status: {out}{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["sync"], "Synced", "{status}");
+    for extra in [&[][..], &["--dry-run"][..]] {
+        let args: Vec<&str> = ["sync", "shop"].iter().chain(extra).copied().collect();
+        let (code, out, err) = dw(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains("0 applied, 1 unchanged"), "{extra:?}: {out}");
+    }
+
+    // A real change is still one, to all three.
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    assert_eq!(dw(&["diff", "shop"]).0, 2);
+    assert_eq!(dw(&["status"]).0, 2);
+    let (code, out, _) = dw(&["sync", "shop", "--dry-run"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("would apply Deployment/"), "{out}");
 }

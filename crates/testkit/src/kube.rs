@@ -99,6 +99,8 @@ struct State {
     compacted: u64,
     /// Every request fails with 503 while set (the server is restarting).
     down: bool,
+    /// Requests refused with 503 so far.
+    refused: u64,
     /// Lists and watches across all namespaces are forbidden (403), as for credentials bound
     /// to namespaces by RoleBindings.
     namespaced_only: bool,
@@ -256,25 +258,32 @@ impl FakeApiServer {
     }
 
     /// Writes an object's status as its controller would (the status subresource: the
-    /// generation stays).
-    pub fn set_status(&self, plural: &str, namespace: &str, name: &str, status: Value) {
-        let Ok(mut s) = self.state.0.lock() else {
-            return;
-        };
-        s.revision += 1;
-        let rv = s.revision;
-        let Some(obj) =
-            s.objects
-                .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
-        else {
-            return;
-        };
+    /// generation stays). Fails as the API server would: 404 when the object does not exist;
+    /// an unchanged status is a no-op (no new resourceVersion, no event).
+    pub fn set_status(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        status: Value,
+    ) -> Result<(), FakeError> {
+        let mut s = self.state.0.lock().map_err(|_| FakeError::Poisoned)?;
+        let next = s.revision + 1;
+        let obj = s
+            .objects
+            .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+            .ok_or_else(|| FakeError::NotFound(format!("{plural}/{namespace}/{name}")))?;
+        if obj["status"] == status {
+            return Ok(());
+        }
         obj["status"] = status;
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        obj["metadata"]["resourceVersion"] = json!(next.to_string());
         let snapshot = obj.clone();
+        s.revision = next;
         s.record(plural, "MODIFIED", &snapshot);
         drop(s);
         self.state.1.notify_all();
+        Ok(())
     }
 
     /// Ends every open watch, as a load balancer or a flaky network would.
@@ -305,6 +314,11 @@ impl FakeApiServer {
         }
     }
 
+    /// How many requests were refused while down: the client's attempts to come back.
+    pub fn refused(&self) -> u64 {
+        self.state.0.lock().map(|s| s.refused).unwrap_or(0)
+    }
+
     /// Ends a restart begun by [`FakeApiServer::go_down`].
     pub fn up(&self) {
         if let Ok(mut s) = self.state.0.lock() {
@@ -313,7 +327,10 @@ impl FakeApiServer {
         self.state.1.notify_all();
     }
 
-    /// Changes a field as another client would (`kubectl set image`): an Update by `manager`.
+    /// Changes a field as another client would (`kubectl set image`, `kubectl patch
+    /// --type=json` with `replace`): an Update by `manager`. Fails as the API server would: 404
+    /// when the object does not exist, 422 when the field does not (a JSON patch `replace` needs
+    /// it). Writing the value it already has is a no-op: no new resourceVersion, no event.
     pub fn update_as(
         &self,
         manager: &str,
@@ -322,30 +339,31 @@ impl FakeApiServer {
         name: &str,
         pointer: &str,
         value: Value,
-    ) {
-        let Ok(mut s) = self.state.0.lock() else {
-            return;
-        };
-        s.revision += 1;
-        let rv = s.revision;
-        let Some(obj) =
-            s.objects
-                .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
-        else {
-            return;
-        };
-        if let Some(slot) = obj.pointer_mut(pointer) {
-            *slot = value;
+    ) -> Result<(), FakeError> {
+        let mut s = self.state.0.lock().map_err(|_| FakeError::Poisoned)?;
+        let next = s.revision + 1;
+        let obj = s
+            .objects
+            .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+            .ok_or_else(|| FakeError::NotFound(format!("{plural}/{namespace}/{name}")))?;
+        let slot = obj.pointer_mut(pointer).ok_or_else(|| {
+            FakeError::Invalid(format!("{plural}/{namespace}/{name} has no {pointer}"))
+        })?;
+        if *slot == value {
+            return Ok(());
         }
-        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-        obj["metadata"]["generation"] = json!(generation);
+        *slot = value;
+        obj["metadata"]["resourceVersion"] = json!(next.to_string());
+        // Only a change of the spec is a new generation, as on a real server.
+        if pointer.starts_with("/spec/") {
+            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            obj["metadata"]["generation"] = json!(generation);
+        }
         // A field path like /spec/template/spec/containers/0/image as managedFields keys.
         let mut fields = json!({});
         let mut cursor = &mut fields;
-        let segments: Vec<&str> = pointer.trim_start_matches('/').split('/').collect();
         let mut live_cursor = obj.clone();
-        for seg in segments {
+        for seg in pointer.trim_start_matches('/').split('/') {
             let key = match seg.parse::<usize>() {
                 Ok(i) => {
                     let name = live_cursor
@@ -365,16 +383,31 @@ impl FakeApiServer {
             cursor[key.as_str()] = json!({});
             cursor = &mut cursor[key.as_str()];
         }
-        let entries = obj["metadata"]["managedFields"].as_array_mut();
-        if let Some(entries) = entries {
+        if let Some(entries) = obj["metadata"]["managedFields"].as_array_mut() {
             entries.retain(|e| e["manager"] != manager);
             entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": "v1", "fieldsV1": fields}));
         }
         let snapshot = obj.clone();
+        s.revision = next;
         s.record(plural, "MODIFIED", &snapshot);
         drop(s);
         self.state.1.notify_all();
+        Ok(())
     }
+}
+
+/// Why one of the fake's helpers refused, as the API server would have.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// 404: the object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 422: the request does not fit the object.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// A test thread panicked while holding the fake's state.
+    #[error("the fake's state is poisoned")]
+    Poisoned,
 }
 
 fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Reply {
@@ -428,6 +461,7 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
         return status(500, "InternalError", "state poisoned");
     };
     if s.down {
+        s.refused += 1;
         return status(503, "ServiceUnavailable", "the API server is restarting");
     }
     if s.namespaced_only && kind.namespaced && namespace.is_empty() && name.is_none() {
@@ -609,6 +643,11 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             if dry {
                 return ok(&obj);
             }
+            // As a real server: an apply that changes nothing is a no-op — no new
+            // resourceVersion, no event.
+            if s.objects.get(&key(n)) == Some(&obj) {
+                return ok(&obj);
+            }
             let existed = s.objects.contains_key(&key(n));
             s.revision += 1;
             obj["metadata"]["resourceVersion"] = json!(s.revision.to_string());
@@ -633,8 +672,9 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
 }
 
 /// The cluster a test runs against: the fake server, or a real API server when
-/// `DRIFTWATCH_E2E_KUBECONFIG` names a kubeconfig (then `kubectl` does what the fake's helpers
-/// do, and the test's namespaces are deleted when it ends).
+/// `DRIFTWATCH_E2E_KUBECONFIG` names a kubeconfig. Its helpers do on a real server what a person
+/// or a controller would (through `kubectl`), and the same on the fake; the test's namespaces are
+/// deleted when it ends.
 pub struct Cluster {
     /// The fake, when no real server was given.
     pub fake: Option<FakeApiServer>,
@@ -647,22 +687,42 @@ impl Cluster {
     /// The fake (its kubeconfig written into `dir`) or the real server.
     pub fn new(dir: &std::path::Path) -> Self {
         match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
-            Some(k) => Cluster {
-                fake: None,
-                kubeconfig: std::path::PathBuf::from(k),
-                namespaces: Mutex::new(Vec::new()),
-            },
-            None => {
-                let fake = FakeApiServer::start();
-                let kubeconfig = dir.join("kubeconfig");
-                fake.write_kubeconfig(&kubeconfig);
+            Some(k) => {
+                eprintln!("cluster: the real API server of DRIFTWATCH_E2E_KUBECONFIG");
                 Cluster {
-                    fake: Some(fake),
-                    kubeconfig,
+                    fake: None,
+                    kubeconfig: std::path::PathBuf::from(k),
                     namespaces: Mutex::new(Vec::new()),
                 }
             }
+            None => Self::fake(dir),
         }
+    }
+
+    /// The fake, whatever the environment says: for what a real server cannot be made to do on
+    /// purpose (drop every watch, restart with its history compacted). `why` is printed, so a
+    /// run against a real server shows which behaviour it did not see there.
+    pub fn fake_only(dir: &std::path::Path, why: &str) -> Self {
+        if std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG").is_some() {
+            eprintln!("cluster: the in-process fake only, not the real API server: {why}");
+        }
+        Self::fake(dir)
+    }
+
+    fn fake(dir: &std::path::Path) -> Self {
+        let fake = FakeApiServer::start();
+        let kubeconfig = dir.join("kubeconfig");
+        fake.write_kubeconfig(&kubeconfig);
+        Cluster {
+            fake: Some(fake),
+            kubeconfig,
+            namespaces: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether this is a real API server.
+    pub fn is_real(&self) -> bool {
+        self.fake.is_none()
     }
 
     /// Deletes `ns` when the test ends (real servers only; the fake goes away by itself).
@@ -672,16 +732,59 @@ impl Cluster {
         }
     }
 
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args(args)
-            .output()
-            .expect("run kubectl")
+    /// A namespace name for this test: unique on a real server shared by many tests (and
+    /// deleted when the test ends), `base` itself on the fake.
+    pub fn unique_namespace(&self, base: &str) -> String {
+        if self.is_real() {
+            let ns = format!("{base}-{}", std::process::id());
+            self.cleanup_namespace(&ns);
+            ns
+        } else {
+            base.to_owned()
+        }
     }
 
-    /// `kubectl set image deployment/NAME CONTAINER=IMAGE`, as a person would do by hand.
+    fn kubectl_in(&self, kubeconfig: &std::path::Path, args: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(stdin.as_bytes()).expect("kubectl stdin");
+        }
+        let out = child.wait_with_output().expect("kubectl");
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        self.kubectl_in(&self.kubeconfig, args, "")
+    }
+
+    /// Creates a namespace, as `kubectl create namespace` does (and deletes it when the test
+    /// ends, on a real server).
+    pub fn create_namespace(&self, ns: &str) {
+        match &self.fake {
+            Some(f) => f.create_namespace(ns),
+            None => {
+                self.cleanup_namespace(ns);
+                self.kubectl(&["create", "namespace", ns]);
+            }
+        }
+    }
+
+    /// `kubectl set image deployment/NAME CONTAINER=IMAGE`, as a person would do by hand
+    /// (field manager `kubectl-set`).
     pub fn set_image(&self, ns: &str, deployment: &str, container: &str, image: &str) {
         match &self.fake {
             Some(f) => {
@@ -697,10 +800,11 @@ impl Cluster {
                     deployment,
                     &format!("/spec/template/spec/containers/{index}/image"),
                     json!(image),
-                );
+                )
+                .expect("kubectl set image");
             }
             None => {
-                let out = self.kubectl(&[
+                self.kubectl(&[
                     "-n",
                     ns,
                     "set",
@@ -708,11 +812,6 @@ impl Cluster {
                     &format!("deployment/{deployment}"),
                     &format!("{container}={image}"),
                 ]);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
             }
         }
     }
@@ -720,18 +819,164 @@ impl Cluster {
     /// Replaces one field by hand (`kubectl patch --type=json`), as field manager
     /// `kubectl-patch`.
     pub fn patch(&self, plural: &str, ns: &str, name: &str, pointer: &str, value: Value) {
+        self.update_as("kubectl-patch", plural, ns, name, pointer, value);
+    }
+
+    /// Replaces one field as another controller would: an update by field manager `manager`
+    /// (`kubectl patch --type=json --field-manager=MANAGER` on a real server).
+    pub fn update_as(
+        &self,
+        manager: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        pointer: &str,
+        value: Value,
+    ) {
         match &self.fake {
-            Some(f) => f.update_as("kubectl-patch", plural, ns, name, pointer, value),
+            Some(f) => f
+                .update_as(manager, plural, ns, name, pointer, value)
+                .expect("update"),
             None => {
                 let ops = json!([{"op": "replace", "path": pointer, "value": value}]).to_string();
-                let out =
-                    self.kubectl(&["-n", ns, "patch", plural, name, "--type=json", "-p", &ops]);
-                assert!(
-                    out.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+                self.kubectl(&[
+                    "-n",
+                    ns,
+                    "patch",
+                    plural,
+                    name,
+                    "--type=json",
+                    &format!("--field-manager={manager}"),
+                    "-p",
+                    &ops,
+                ]);
             }
+        }
+    }
+
+    /// Writes an object's status as its controller would (the status subresource).
+    pub fn set_status(&self, plural: &str, ns: &str, name: &str, status: Value) {
+        match &self.fake {
+            Some(f) => f.set_status(plural, ns, name, status).expect("status"),
+            None => {
+                let body = json!({ "status": status }).to_string();
+                self.kubectl(&[
+                    "-n",
+                    ns,
+                    "patch",
+                    plural,
+                    name,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    &body,
+                ]);
+            }
+        }
+    }
+
+    /// What a kubelet reports once the pods of a workload run: the container `container` of
+    /// every pod labelled `label` (`key=value`) runs `image` at `digest`. The fake has no
+    /// ReplicaSet controller, so there one such pod is created; on a real server the pods the
+    /// controllers made (Pending: there is no kubelet) get that status.
+    pub fn run_pods(&self, ns: &str, label: &str, container: &str, image: &str, digest: &str) {
+        let statuses = json!({"containerStatuses": [{
+            "name": container,
+            "image": image,
+            "imageID": format!("docker-pullable://{}@{digest}", image.rsplit_once(':').map_or(image, |(r, _)| r)),
+            "ready": true,
+            "restartCount": 0,
+            "started": true,
+            "state": {"running": {"startedAt": "2026-11-01T00:00:00Z"}},
+        }]});
+        let (key, value) = label.split_once('=').expect("label key=value");
+        match &self.fake {
+            Some(f) => f.insert(
+                "pods",
+                ns,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": format!("{value}-1"), "labels": {key: value}},
+                    "spec": {"containers": [{"name": container, "image": image}]},
+                    "status": statuses,
+                }),
+            ),
+            None => {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                let pods = loop {
+                    let list: Value = serde_json::from_str(
+                        &self.kubectl(&["-n", ns, "get", "pods", "-l", label, "-o", "json"]),
+                    )
+                    .expect("pod list");
+                    let names: Vec<String> = list["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| {
+                            p.pointer("/spec/containers/0/image")
+                                .and_then(Value::as_str)
+                                == Some(image)
+                        })
+                        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+                        .collect();
+                    if !names.is_empty() {
+                        break names;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "no pod labelled {label} running {image} in {ns}"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                };
+                for pod in pods {
+                    self.set_status("pods", ns, &pod, statuses.clone());
+                }
+            }
+        }
+    }
+
+    /// A kubeconfig whose credentials may do anything in `ns` and nothing across namespaces
+    /// (no cluster-wide list or watch), as a tenant's service account has. On the fake, the
+    /// server refuses every cluster-wide list from then on.
+    pub fn namespace_bound_kubeconfig(
+        &self,
+        ns: &str,
+        dir: &std::path::Path,
+    ) -> std::path::PathBuf {
+        if let Some(f) = &self.fake {
+            f.forbid_all_namespaces();
+            return self.kubeconfig.clone();
+        }
+        {
+            let rbac = format!(
+                "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: driftwatch\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: driftwatch\n  namespace: {ns}\nrules:\n- apiGroups: ['*']\n  resources: ['*']\n  verbs: ['*']\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: driftwatch\n  namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: driftwatch\nsubjects:\n- kind: ServiceAccount\n  name: driftwatch\n  namespace: {ns}\n"
+            );
+            self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &rbac);
+            let token = self.kubectl(&["-n", ns, "create", "token", "driftwatch", "--duration=1h"]);
+            let admin: Value = serde_json::from_str(
+                &self.kubectl(&["config", "view", "--raw", "--minify", "-o", "json"]),
+            )
+            .expect("kubeconfig");
+            let cluster = &admin["clusters"][0]["cluster"];
+            let text = format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: tenant\n  user:\n    token: {}\ncontexts:\n- name: tenant\n  context:\n    cluster: c\n    user: tenant\ncurrent-context: tenant\n",
+                cluster["server"].as_str().expect("server"),
+                cluster["certificate-authority-data"]
+                    .as_str()
+                    .expect("CA data"),
+                token.trim()
+            );
+            let path = dir.join("tenant-kubeconfig");
+            std::fs::write(&path, text).expect("write kubeconfig");
+            // The token must really be refused a cluster-wide list, or the test proves nothing.
+            let out = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&path)
+                .args(["get", "deployments", "--all-namespaces"])
+                .output()
+                .expect("kubectl");
+            assert!(!out.status.success(), "the tenant may list all namespaces");
+            path
         }
     }
 
@@ -740,15 +985,21 @@ impl Cluster {
         match &self.fake {
             Some(f) => f.get(plural, ns, name),
             None => {
-                let mut args = vec!["get", plural, name, "-o", "json"];
+                let mut args = vec![
+                    "get",
+                    plural,
+                    name,
+                    "-o",
+                    "json",
+                    "--ignore-not-found",
+                    "--show-managed-fields",
+                ];
                 if !ns.is_empty() {
                     args.extend(["-n", ns]);
                 }
                 let out = self.kubectl(&args);
-                out.status
-                    .success()
-                    .then(|| serde_json::from_slice(&out.stdout).ok())
-                    .flatten()
+                (!out.trim().is_empty())
+                    .then(|| serde_json::from_str(&out).expect("kubectl get -o json"))
             }
         }
     }
@@ -765,7 +1016,17 @@ impl Drop for Cluster {
             .map(|n| n.clone())
             .unwrap_or_default();
         for ns in namespaces {
-            let _ = self.kubectl(&["delete", "namespace", &ns, "--wait=false"]);
+            let _ = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args([
+                    "delete",
+                    "namespace",
+                    &ns,
+                    "--wait=false",
+                    "--ignore-not-found",
+                ])
+                .output();
         }
     }
 }
