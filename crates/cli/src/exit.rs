@@ -50,6 +50,12 @@ impl From<driftwatch_deploy::Error> for Failure {
     }
 }
 
+impl From<driftwatch_service::Error> for Failure {
+    fn from(err: driftwatch_service::Error) -> Self {
+        Failure::Error(BAD_INPUT, err.into())
+    }
+}
+
 impl From<anyhow::Error> for Failure {
     fn from(err: anyhow::Error) -> Self {
         Failure::Error(BAD_INPUT, err)

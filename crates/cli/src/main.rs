@@ -1,10 +1,9 @@
 //! The `driftwatch` binary: a thin layer of commands over the library crates.
 
 mod cmd;
-mod deploy;
 mod diff;
 mod exit;
-mod serve;
+mod logging;
 
 use std::process::ExitCode;
 
@@ -19,6 +18,13 @@ use crate::exit::Failure;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
+    /// Which log lines to show: a level (error, warn, info, debug, trace) or a filter such as
+    /// `info,driftwatch_service=debug`; `RUST_LOG` wins when set. Debug adds span durations.
+    #[arg(long, global = true, value_name = "FILTER", default_value = "info")]
+    log_level: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,8 +77,9 @@ fn main() -> ExitCode {
             };
         }
     };
+    logging::init(cli.log_format, &cli.log_level);
     let result = match cli.command {
-        Command::Run(args) => cmd::run::run(&args),
+        Command::Run(args) => cmd::run::run(&args, cli.log_format),
         Command::Check(args) => cmd::run::check(&args),
         Command::History(args) => cmd::run::history(&args),
         Command::Render(args) => cmd::diff::render_cmd(&args),
@@ -95,6 +102,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Quiet(code)) => ExitCode::from(code),
         Err(Failure::Error(code, err)) => {
+            // Not through the log filter: a failed command always says why.
             eprintln!("error: {err:#}");
             ExitCode::from(code)
         }

@@ -301,7 +301,7 @@ impl Deployer {
                 .push(a.clone());
         }
         // Every repository's head at once: a slow Git server delays only its own applications.
-        let heads = driftwatch_engine::join_all(groups.values().map(|apps| {
+        let heads = futures_util::future::join_all(groups.values().map(|apps| {
             let state = self.state.clone();
             let first = apps[0].clone();
             async move {
@@ -331,7 +331,12 @@ impl Deployer {
                 if p.automated && self.synced.get(&app.name) == Some(&head) {
                     continue;
                 }
-                match self.bring(&app, &p, &head).await {
+                let span = tracing::info_span!(
+                    "sync",
+                    app = %app.name,
+                    revision = %&head[..head.len().min(12)]
+                );
+                match tracing::Instrument::instrument(self.bring(&app, &p, &head), span).await {
                     Ok(o) => {
                         if matches!(o, Outcome::Synced { .. }) {
                             self.synced.insert(app.name.clone(), head.clone());

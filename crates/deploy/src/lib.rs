@@ -10,6 +10,7 @@ pub mod live;
 mod overrides;
 mod revision;
 pub mod rollout;
+pub mod verdict;
 
 pub use deployer::{AppStatus, Deployer, Mode, Outcome, RolloutSettled, StatusView};
 pub use error::Error;

@@ -9,6 +9,7 @@ use driftwatch_git::{Change, FileWrite, Mirror, Outcome, Plan, UpdateRequest, co
 use driftwatch_manifest::{ImageChange, previous_tag, set_image};
 use driftwatch_policy::Strategy;
 use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner};
+use futures_util::StreamExt as _;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -117,7 +118,6 @@ impl CycleReport {
 pub struct Updater {
     scanner: Scanner,
     state_dir: PathBuf,
-    runtime: tokio::runtime::Runtime,
     store: std::sync::Mutex<Option<crate::store::Store>>,
 }
 
@@ -155,13 +155,6 @@ impl Updater {
             }
         }
         let client = Client::new(registries, Options::default())?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Read {
-                file: "async runtime".to_owned(),
-                reason: e.to_string(),
-            })?;
         let scanner = Scanner::new(client);
         // Registry metadata per digest survives restarts, so `run --once` from cron does not
         // fetch the same config blobs every time. A store that cannot open only costs requests.
@@ -172,7 +165,6 @@ impl Updater {
         Ok(Updater {
             scanner,
             state_dir,
-            runtime,
             store: std::sync::Mutex::new(store),
         })
     }
@@ -183,10 +175,10 @@ impl Updater {
     }
 
     /// The digest `tag` of `image` points at in its registry now (one manifest HEAD).
-    pub fn digest_of(&self, image: &TrackedImage, tag: &str) -> Result<String, Error> {
+    pub async fn digest_of(&self, image: &TrackedImage, tag: &str) -> Result<String, Error> {
         let client = self.scanner.client();
         let ep = client.endpoint(&image.image, image.implicit_registry);
-        let digest = self.runtime.block_on(client.manifest_digest(&ep, tag))?;
+        let digest = client.manifest_digest(&ep, tag).await?;
         Ok(digest.to_string())
     }
 
@@ -196,21 +188,24 @@ impl Updater {
     }
 
     /// Runs one cycle over `apps`. A failing image or repository is reported and never stops
-    /// the others.
-    pub fn cycle(&self, apps: &[App], mode: Mode) -> CycleReport {
+    /// the others. The write-back stage runs `git` processes: it moves to a blocking section
+    /// ([`tokio::task::block_in_place`]), so this must run on a multi-threaded runtime.
+    pub async fn cycle(&self, apps: &[App], mode: Mode) -> CycleReport {
         let before = self.registry_requests();
         let mut report = CycleReport::default();
         // Stage 1: scan and choose, each repository listed once however many apps track it.
         // Images are scanned concurrently; the client bounds requests per registry.
         let scan = self.scanner.cycle();
-        let all: Vec<&TrackedImage> = apps.iter().flat_map(|a| &a.images).collect();
-        let mut chosen = Vec::with_capacity(all.len());
-        for chunk in all.chunks(64) {
-            chosen.extend(
-                self.runtime
-                    .block_on(join_all(chunk.iter().map(|img| choose(&scan, img)))),
-            );
-        }
+        let chosen: Vec<_> = futures_util::stream::iter(apps.iter().flat_map(|a| &a.images))
+            .map(|img| {
+                tracing::Instrument::instrument(
+                    choose(&scan, img),
+                    tracing::debug_span!("image", image = %img.written),
+                )
+            })
+            .buffered(64)
+            .collect()
+            .await;
         let mut chosen = chosen.into_iter();
         let desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
             .iter()
@@ -273,25 +268,40 @@ impl Updater {
         // Repositories are written in parallel, a few at a time; each is one commit.
         let groups: Vec<((String, String), Vec<usize>)> = groups.into_iter().collect();
         let mut outcomes = Vec::with_capacity(groups.len());
-        for batch in groups.chunks(4) {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|((repo, branch), members)| {
-                        let desired = &desired;
-                        scope.spawn(move || self.write(repo, branch, apps, members, desired, mode))
-                    })
-                    .collect();
-                for h in handles {
-                    outcomes.push(h.join().unwrap_or_else(|_| {
-                        Err(Error::Read {
-                            file: "write-back".to_owned(),
-                            reason: "a write-back thread panicked".to_owned(),
+        let parent = tracing::Span::current();
+        tokio::task::block_in_place(|| {
+            for batch in groups.chunks(4) {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = batch
+                        .iter()
+                        .map(|((repo, branch), members)| {
+                            let desired = &desired;
+                            let parent = &parent;
+                            scope.spawn(move || {
+                                // Threads do not inherit the cycle's span: it is named as the
+                                // parent of the repository's.
+                                let _span = tracing::info_span!(
+                                    parent: parent,
+                                    "write",
+                                    repo = %driftwatch_git::redact_url(repo),
+                                    branch = %branch
+                                )
+                                .entered();
+                                self.write(repo, branch, apps, members, desired, mode)
+                            })
                         })
-                    }));
-                }
-            });
-        }
+                        .collect();
+                    for h in handles {
+                        outcomes.push(h.join().unwrap_or_else(|_| {
+                            Err(Error::Read {
+                                file: "write-back".to_owned(),
+                                reason: "a write-back thread panicked".to_owned(),
+                            })
+                        }));
+                    }
+                });
+            }
+        });
         for (((_, _), members), result) in groups.iter().zip(outcomes) {
             let result = result.map(|(commit, edits)| {
                 for (i, j, old, changed, at) in edits {
@@ -495,31 +505,6 @@ impl Updater {
         };
         Ok((commit, results))
     }
-}
-
-/// Awaits futures concurrently on the current thread; results in input order.
-pub async fn join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
-    std::future::poll_fn(move |cx| {
-        let mut done = true;
-        for (i, fut) in pending.iter_mut().enumerate() {
-            if results[i].is_none() {
-                match fut.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => results[i] = Some(v),
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(results.iter_mut().filter_map(Option::take).collect())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 /// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.

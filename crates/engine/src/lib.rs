@@ -11,7 +11,7 @@ pub mod target;
 
 pub use config::Config;
 pub use cycle::{
-    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, join_all, now_nanos,
+    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, now_nanos,
 };
 pub use error::Error;
 pub use model::{App, IgnoreDifference, SyncPolicy, TrackedImage};

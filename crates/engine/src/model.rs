@@ -6,7 +6,7 @@ use driftwatch_manifest::Target;
 use driftwatch_policy::{ImageRef, Policy};
 
 /// One application: where its manifests live and what it tracks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct App {
     /// Name (`.AppName` in commit templates).
     pub name: String,
@@ -64,7 +64,7 @@ pub struct IgnoreDifference {
 }
 
 /// One image an application follows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrackedImage {
     /// The alias from the image list, if any.
     pub alias: Option<String>,

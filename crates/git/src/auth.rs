@@ -29,7 +29,7 @@ impl fmt::Debug for Secret {
 }
 
 /// How to authenticate to the remote.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Auth {
     /// No credentials (file://, git://, public HTTPS, or SSH with the agent's defaults).
     #[default]

@@ -17,7 +17,7 @@ use crate::auth::{Auth, redact_url};
 use crate::error::Error;
 
 /// Who a commit is by, and how it is signed.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// Author and committer name.
     pub name: String,
@@ -385,6 +385,11 @@ impl Mirror {
                     });
                 }
                 Err(Error::Git { stderr, .. }) if is_race(&stderr) => {
+                    tracing::info!(
+                        branch = %base,
+                        attempt,
+                        "push raced another writer: fetching and re-applying the edits"
+                    );
                     if attempt < max {
                         std::thread::sleep(backoff(attempt));
                     }

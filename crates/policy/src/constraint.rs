@@ -23,6 +23,13 @@ pub struct Constraint {
     groups: Vec<Group>,
 }
 
+/// Two constraints are equal when they were parsed from the same text.
+impl PartialEq for Constraint {
+    fn eq(&self, other: &Self) -> bool {
+        self.original == other.original
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Group {
     terms: Vec<Term>,

@@ -77,6 +77,22 @@ pub enum FilterReason {
     Platform,
 }
 
+/// Two filters are equal when they were built from the same texts: the compiled regexes and
+/// globs follow from them.
+impl PartialEq for TagFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.allow_text == other.allow_text
+            && self.ignores.len() == other.ignores.len()
+            && self
+                .ignores
+                .iter()
+                .zip(&other.ignores)
+                .all(|(a, b)| a.text == b.text)
+            && self.platforms == other.platforms
+            && self.extract == other.extract
+    }
+}
+
 impl TagFilter {
     /// A filter that lets every tag through.
     pub fn new() -> Self {

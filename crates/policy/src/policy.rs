@@ -79,7 +79,7 @@ impl Key<'_> {
 }
 
 /// Filter, constraint and strategy for one image.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     strategy: Strategy,
     order: Order,

@@ -454,6 +454,12 @@ impl Client {
                             });
                         }
                         attempt += 1;
+                        tracing::info!(
+                            registry = %ep.registry,
+                            what,
+                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "rate limited (429): waiting as Retry-After asks"
+                        );
                         tokio::time::sleep(wait).await;
                         continue;
                     }
@@ -473,6 +479,7 @@ impl Client {
                 return Err(transient);
             }
             attempt += 1;
+            tracing::debug!(registry = %ep.registry, what, attempt, error = %transient, "retrying");
             tokio::time::sleep(self.backoff(attempt)).await;
         }
     }

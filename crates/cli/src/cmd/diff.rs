@@ -1,6 +1,7 @@
 //! `driftwatch render APP` and `driftwatch diff APP --live FILE`: what Git says an application
 //! is, and how a cluster snapshot (`kubectl get -o yaml`) differs from it, for offline audits.
 
+use super::Output;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -42,8 +43,8 @@ pub struct DiffArgs {
     #[arg(long = "ignore", value_name = "RULE")]
     pub ignore: Vec<String>,
     /// text or json.
-    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// The namespace for objects that name none: the flag, the application's, or `default`.
@@ -166,7 +167,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         diffs = kept;
     }
     let mut out = std::io::stdout().lock();
-    if args.output == "json" {
+    if args.output == Output::Json {
         let v: Vec<serde_json::Value> = diffs
             .iter()
             .map(|d| {
@@ -349,65 +350,19 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     if args.self_heal {
         let opts = driftwatch_cluster::HealOptions::new(&app.name, &namespace);
         let mut report = |e: &driftwatch_cluster::HealEvent| {
-            println!("{}", describe_heal(e));
+            println!("{}", driftwatch_service::deploy::describe_heal(e));
             true
         };
         rt.block_on(async {
+            let shutdown = driftwatch_service::Shutdown::new();
+            shutdown.cancel_on_signals();
             tokio::select! {
                 r = driftwatch_cluster::watch_and_heal(client.clone(), &rendered.objects, &opts, &mut report) => r,
-                _ = tokio::signal::ctrl_c() => Ok(()),
-                _ = async {
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(mut t) => { t.recv().await; }
-                        Err(_) => std::future::pending::<()>().await,
-                    }
-                } => Ok(()),
+                () = shutdown.cancelled() => Ok(()),
             }
         })?;
     }
     Ok(())
-}
-
-/// One line for a heal event, as `sync --self-heal` and `run` print it.
-pub(crate) fn describe_heal(e: &driftwatch_cluster::HealEvent) -> String {
-    use driftwatch_cluster::HealEvent;
-    let who = |managers: &[String], none: &str| {
-        if managers.is_empty() {
-            none.to_owned()
-        } else {
-            managers.join(", ")
-        }
-    };
-    match e {
-        HealEvent::Healed {
-            key,
-            fields,
-            managers,
-            after,
-            ..
-        } => format!(
-            "healed {key}: {} (changed by {}) in {:.1} ms",
-            fields.join(", "),
-            who(managers, "unknown"),
-            after.as_secs_f64() * 1e3
-        ),
-        HealEvent::Recreated { key, .. } => format!("re-created {key}"),
-        HealEvent::Drifted {
-            key,
-            fields,
-            managers,
-            ..
-        } => format!(
-            "OutOfSync: {key}: {} (changed by {}; self-heal is off)",
-            fields.join(", "),
-            who(managers, "unknown")
-        ),
-        HealEvent::Fight { key, managers, .. } => format!(
-            "Degraded: {key} keeps being changed by {}; stopped healing it",
-            who(managers, "another writer")
-        ),
-        HealEvent::Failed { key, error, .. } => format!("healing {key} failed: {error}"),
-    }
 }
 
 /// `status` arguments.
@@ -418,8 +373,8 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
     /// table or json.
-    #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
-    pub output: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Per application: Synced or OutOfSync, and the worst health of its objects.
@@ -472,7 +427,7 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         rows.push(row);
     }
     let mut out = std::io::stdout().lock();
-    if args.output == "json" {
+    if args.output == Output::Json {
         serde_json::to_writer_pretty(&mut out, &rows).context("writing stdout")?;
         writeln!(out).context("writing stdout")?;
     } else {

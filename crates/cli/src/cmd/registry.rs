@@ -1,14 +1,15 @@
 //! `driftwatch tags` and `driftwatch test`: what a registry holds, and what the policy would
 //! pick from it, as `argocd-image-updater test` shows.
 
+use super::Output;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use driftwatch_engine::join_all;
 use driftwatch_policy::{ImageListEntry, ImageRef, Strategy};
 use driftwatch_registry::{Client, Needs, Options, RegistriesConf, Scanner, Source};
+use futures_util::future::join_all;
 
 use super::runtime;
 use super::select::{PolicyArgs, Report, chosen_text, no_match_summary};
@@ -70,8 +71,8 @@ pub struct TagsArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// text (one tag per line; `image<TAB>tag` for several images) or json.
-    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
     /// Print request counts by registry, endpoint and status to stderr as JSON.
     #[arg(long)]
     pub stats: bool,
@@ -117,7 +118,7 @@ pub fn tags(args: &TagsArgs) -> CmdResult {
                 list.tags.len()
             );
         }
-        if args.output == "json" {
+        if args.output == Output::Json {
             json.insert(image.name(), serde_json::json!(list.tags));
         } else {
             for t in &list.tags {
@@ -130,7 +131,7 @@ pub fn tags(args: &TagsArgs) -> CmdResult {
             }
         }
     }
-    if args.output == "json" {
+    if args.output == Output::Json {
         serde_json::to_writer_pretty(&mut out, &json).context("writing stdout")?;
         writeln!(out).context("writing stdout")?;
     }
@@ -164,8 +165,8 @@ pub struct TestArgs {
     #[command(flatten)]
     pub registry: RegistryArgs,
     /// text or json.
-    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
     /// Print only the chosen tag (for digest: `tag@sha256:…`).
     #[arg(short, long)]
     pub quiet: bool,
@@ -209,7 +210,7 @@ pub fn test(args: &TestArgs) -> CmdResult {
         if let Some(c) = chosen {
             writeln!(out, "{}", chosen_text(&policy, c)).context("writing stdout")?;
         }
-    } else if args.output == "json" {
+    } else if args.output == Output::Json {
         let report = Report::new(&policy, &candidates, &evaluation);
         let mut value = serde_json::to_value(&report).context("encoding the report")?;
         value["image"] = serde_json::Value::String(image.name());
@@ -254,7 +255,7 @@ pub fn test(args: &TestArgs) -> CmdResult {
         );
     }
     if chosen.is_none() {
-        if args.quiet || args.output == "json" {
+        if args.quiet || args.output == Output::Json {
             eprintln!(
                 "{}",
                 no_match_summary(&policy, &candidates, &evaluation.verdicts)

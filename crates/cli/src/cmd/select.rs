@@ -4,6 +4,7 @@
 //! RFC 3339 creation time, a digest (`sha256:…`), platforms (`linux/amd64,linux/arm64`) — and
 //! prints the chosen tag.
 
+use super::Output;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 
@@ -75,8 +76,8 @@ pub struct Args {
     #[command(flatten)]
     pub policy: PolicyArgs,
     /// Output format: text (the tag alone) or json (the choice and why each tag was rejected).
-    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
-    pub output: String,
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    pub output: Output,
 }
 
 /// Runs `select`: exit 0 with the tag on stdout, 3 when nothing qualifies, 1 on bad input.
@@ -90,7 +91,7 @@ pub fn run(args: &Args) -> CmdResult {
     let evaluation = policy.evaluate(&candidates);
     let chosen = evaluation.chosen().map(|i| &candidates[i]);
 
-    if args.output == "json" {
+    if args.output == Output::Json {
         let report = Report::new(&policy, &candidates, &evaluation);
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &report).context("writing stdout")?;

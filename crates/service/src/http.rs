@@ -1,9 +1,8 @@
-//! The HTTP side of `driftwatch run`: registry webhooks (authenticated), `/metrics`,
-//! `/healthz` and `/readyz`. Handlers only parse and hand work to the updater loop.
+//! The HTTP side of the service: registry and Git webhooks (authenticated), `/metrics`,
+//! `/status`, `/healthz` and `/readyz`. Handlers only parse and hand work to the loops.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,174 +10,41 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use driftwatch_registry::{PushEvent, parse_webhook, verify_github_signature};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+
+use crate::deploy::DeployTrigger;
+use crate::metrics::{AppLabel, Metrics};
+use crate::shutdown::Shutdown;
 
 /// What the HTTP side asks of the updater loop.
+#[derive(Debug)]
 pub enum Trigger {
-    /// Re-check the images these pushes concern; `seen` is when the webhook arrived.
+    /// Re-check the images these pushes concern; `seen` is when the webhook arrived (Unix
+    /// nanoseconds).
     Push(Vec<PushEvent>, i128),
-    /// Finish the current cycle and stop.
-    Stop,
-}
-
-/// Labels of per-application metrics.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct AppLabel {
-    pub app: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub registry: String,
-    pub endpoint: String,
-    pub status: String,
-}
-
-/// The metrics driftwatch exports.
-pub struct Metrics {
-    pub registry: Mutex<Registry>,
-    pub images_watched: Gauge,
-    pub updates: Counter,
-    pub errors: Counter,
-    pub cycles: Counter,
-    pub webhooks: Counter,
-    pub registry_requests: Family<RequestLabels, Counter>,
-    pub cycle_seconds: Histogram,
-    pub push_to_commit_seconds: Histogram,
-    pub syncs: Counter,
-    pub sync_errors: Counter,
-    pub heals: Counter,
-    pub fights: Counter,
-    pub git_webhooks: Counter,
-    pub out_of_sync: Family<AppLabel, Gauge>,
-    pub push_to_deploy_seconds: Histogram,
-    pub watch_events: Counter,
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let mut registry = Registry::with_prefix("driftwatch");
-        let buckets = [
-            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0,
-        ];
-        let m = Metrics {
-            registry: Mutex::new(Registry::default()),
-            images_watched: Gauge::default(),
-            updates: Counter::default(),
-            errors: Counter::default(),
-            cycles: Counter::default(),
-            webhooks: Counter::default(),
-            registry_requests: Family::default(),
-            cycle_seconds: Histogram::new(buckets),
-            push_to_commit_seconds: Histogram::new(buckets),
-            syncs: Counter::default(),
-            sync_errors: Counter::default(),
-            heals: Counter::default(),
-            fights: Counter::default(),
-            git_webhooks: Counter::default(),
-            out_of_sync: Family::default(),
-            push_to_deploy_seconds: Histogram::new(buckets),
-            watch_events: Counter::default(),
-        };
-        registry.register(
-            "images_watched",
-            "Images tracked across all applications",
-            m.images_watched.clone(),
-        );
-        registry.register("updates", "Image updates written to Git", m.updates.clone());
-        registry.register(
-            "errors",
-            "Images whose check or update failed in a cycle",
-            m.errors.clone(),
-        );
-        registry.register("cycles", "Updater cycles run", m.cycles.clone());
-        registry.register(
-            "webhooks",
-            "Registry push webhooks accepted",
-            m.webhooks.clone(),
-        );
-        registry.register(
-            "registry_requests",
-            "Requests to registries by registry, endpoint and status",
-            m.registry_requests.clone(),
-        );
-        registry.register(
-            "cycle_duration_seconds",
-            "Duration of updater cycles",
-            m.cycle_seconds.clone(),
-        );
-        registry.register(
-            "push_to_commit_seconds",
-            "From a registry push webhook to the commit pushed to Git",
-            m.push_to_commit_seconds.clone(),
-        );
-        registry.register("syncs", "Revisions applied to the cluster", m.syncs.clone());
-        registry.register(
-            "sync_errors",
-            "Renders, syncs and heals that failed",
-            m.sync_errors.clone(),
-        );
-        registry.register(
-            "heals",
-            "Manual changes put back from watch events",
-            m.heals.clone(),
-        );
-        registry.register(
-            "fights",
-            "Objects no longer healed because another manager keeps changing them",
-            m.fights.clone(),
-        );
-        registry.register(
-            "git_webhooks",
-            "Git push webhooks accepted",
-            m.git_webhooks.clone(),
-        );
-        registry.register(
-            "out_of_sync_objects",
-            "Objects that differ from Git, per application",
-            m.out_of_sync.clone(),
-        );
-        registry.register(
-            "push_to_deploy_seconds",
-            "From a registry push webhook to the new image applied to the cluster",
-            m.push_to_deploy_seconds.clone(),
-        );
-        registry.register(
-            "watch_events",
-            "Watch events (and listed objects) the healer has judged",
-            m.watch_events.clone(),
-        );
-        if let Ok(mut r) = m.registry.lock() {
-            *r = registry;
-        }
-        m
-    }
 }
 
 /// State shared by the handlers and the loop.
 pub struct Shared {
+    /// What `/metrics` serves.
     pub metrics: Metrics,
+    /// Set once the first cycle finished (`/readyz`).
     pub ready: AtomicBool,
-    tx: Mutex<mpsc::Sender<Trigger>>,
+    tx: mpsc::UnboundedSender<Trigger>,
     secret: Option<Vec<u8>>,
-    /// The Git → cluster loop, when `run` has a cluster.
-    pub deploy: Mutex<Option<tokio::sync::mpsc::UnboundedSender<crate::deploy::DeployTrigger>>>,
-    /// Every application's sync status and health, when `run` has a cluster.
+    /// The Git → cluster loop, when the service has a cluster.
+    pub deploy: Mutex<Option<mpsc::UnboundedSender<DeployTrigger>>>,
+    /// Every application's sync status and health, when the service has a cluster.
     pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
 }
 
 impl Shared {
     /// State for a loop listening on `tx`; `secret` authenticates webhooks.
-    pub fn new(tx: mpsc::Sender<Trigger>, secret: Option<String>) -> Arc<Self> {
+    pub fn new(tx: mpsc::UnboundedSender<Trigger>, secret: Option<String>) -> Arc<Self> {
         Arc::new(Shared {
             metrics: Metrics::new(),
             ready: AtomicBool::new(false),
-            tx: Mutex::new(tx),
+            tx,
             secret: secret.map(String::into_bytes),
             deploy: Mutex::new(None),
             status: Mutex::new(None),
@@ -187,9 +53,8 @@ impl Shared {
 
     /// Sends a trigger to the loop.
     pub fn send(&self, t: Trigger) {
-        if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(t);
-        }
+        // The loop may be stopping; a trigger then has nobody left to act on it.
+        let _ = self.tx.send(t);
     }
 }
 
@@ -359,7 +224,7 @@ async fn git_webhook(
             match sender {
                 Some(tx) => {
                     s.metrics.git_webhooks.inc();
-                    let _ = tx.send(crate::deploy::DeployTrigger::Push(push));
+                    let _ = tx.send(DeployTrigger::Push(push));
                     (StatusCode::ACCEPTED, "{\"pushes\":1}".to_owned())
                 }
                 None => (
@@ -371,12 +236,9 @@ async fn git_webhook(
     }
 }
 
-/// Serves on `addr` on its own thread and runtime; returns once the socket is bound.
-pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--listen {addr}: {e}"))?;
-    listener.set_nonblocking(true)?;
-    let app = Router::new()
+/// The routes, over `shared`.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -384,28 +246,15 @@ pub fn start(addr: SocketAddr, shared: Arc<Shared>) -> anyhow::Result<()> {
         .route("/webhook", post(webhook))
         .route("/webhook/git", post(git_webhook))
         .route("/webhook/{provider}", post(webhook))
-        .with_state(shared.clone());
-    crate::cmd::spawn_service("HTTP", move || async move {
-        let signals = shared.clone();
-        tokio::spawn(async move {
-            if let Ok(mut term) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            {
-                tokio::select! {
-                    _ = term.recv() => {},
-                    _ = tokio::signal::ctrl_c() => {},
-                }
-                signals.send(Trigger::Stop);
-            }
-        });
-        match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => {
-                if let Err(e) = axum::serve(l, app).await {
-                    eprintln!("error: HTTP server: {e}");
-                }
-            }
-            Err(e) => eprintln!("error: HTTP listener: {e}"),
-        }
-    })?;
-    Ok(())
+        .with_state(shared)
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: Shutdown) {
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "HTTP server");
+    }
 }

@@ -1,0 +1,24 @@
+//! The driftwatch service: everything `driftwatch run` does, on one tokio runtime.
+//!
+//! - [`updater`]: the image loop — scan, choose, write back to Git — on an interval and at once
+//!   for registry webhooks;
+//! - [`deploy`]: Git → cluster — heads polled, pushes and own commits deployed at once, manual
+//!   changes healed from shared watches;
+//! - [`http`]: webhooks, `/metrics`, `/status`, health;
+//! - [`source`]: where the applications come from, read again when they live in the cluster;
+//! - [`shutdown`]: one stop signal; SIGTERM and Ctrl-C are handled once.
+//!
+//! The binary parses flags into [`Options`] and calls [`run`].
+
+pub mod deploy;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod shutdown;
+pub mod source;
+pub mod updater;
+
+pub use error::Error;
+pub use shutdown::Shutdown;
+pub use source::{AppSource, Applications, Loaded};
+pub use updater::{Options, RunOutcome, run};

@@ -1,0 +1,108 @@
+//! Where the applications come from: driftwatch.yaml, Argo CD Application manifests on disk,
+//! or the Applications in a namespace of the cluster (read again before every cycle, as
+//! argocd-image-updater follows them).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use driftwatch_engine::{App, Config};
+use driftwatch_registry::RegistriesConf;
+
+use crate::error::Error;
+
+/// How argocd-image-updater polls by default, for applications that name no interval.
+const ARGO_INTERVAL: Duration = Duration::from_secs(120);
+
+/// Where the applications are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applications {
+    /// The native configuration file.
+    Config(PathBuf),
+    /// Argo CD Application manifests with argocd-image-updater annotations (file or directory).
+    Manifests(PathBuf),
+    /// The Argo CD Applications in this namespace of the cluster of this kubeconfig.
+    Cluster {
+        /// The namespace.
+        namespace: String,
+        /// The kubeconfig.
+        kubeconfig: PathBuf,
+    },
+}
+
+/// The applications' source and an optional registries.conf that overrides the registries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppSource {
+    /// Where the applications are read from.
+    pub applications: Applications,
+    /// argocd-image-updater's registries.conf.
+    pub registries_conf: Option<PathBuf>,
+}
+
+/// What a source holds now.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The applications.
+    pub apps: Vec<App>,
+    /// The registries and their credentials.
+    pub registries: RegistriesConf,
+    /// The interval the configuration asks for.
+    pub interval: Duration,
+}
+
+fn registries_file(p: &Path) -> Result<RegistriesConf, Error> {
+    let text = std::fs::read_to_string(p).map_err(|e| Error::Read {
+        file: p.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(RegistriesConf::parse(&text, &p.display().to_string())?)
+}
+
+impl AppSource {
+    /// Whether the applications live in the cluster (and so may change while running).
+    pub fn follows_cluster(&self) -> bool {
+        matches!(self.applications, Applications::Cluster { .. })
+    }
+
+    /// Reads the applications, registries and interval.
+    pub async fn load(&self) -> Result<Loaded, Error> {
+        let registries = |default: RegistriesConf| match &self.registries_conf {
+            Some(p) => registries_file(p),
+            None => Ok(default),
+        };
+        match &self.applications {
+            Applications::Config(path) => {
+                let config = Config::load(path)?;
+                Ok(Loaded {
+                    apps: config.apps,
+                    registries: registries(config.registries)?,
+                    interval: config.interval,
+                })
+            }
+            Applications::Manifests(path) => Ok(Loaded {
+                apps: driftwatch_engine::argocd::load(path)?,
+                registries: registries(RegistriesConf::default())?,
+                interval: ARGO_INTERVAL,
+            }),
+            Applications::Cluster {
+                namespace,
+                kubeconfig,
+            } => {
+                let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+                let items = client
+                    .list("argoproj.io/v1alpha1", "Application", namespace)
+                    .await?;
+                // JSON is YAML: the same parser reads the cluster's Applications.
+                let stream: String = items.iter().map(|i| format!("---\n{i}\n")).collect();
+                let apps = driftwatch_engine::argocd::parse(
+                    &stream,
+                    &format!("Applications in namespace {namespace}"),
+                )?;
+                Ok(Loaded {
+                    apps,
+                    registries: registries(RegistriesConf::default())?,
+                    interval: ARGO_INTERVAL,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! The service's main loop: updater cycles on an interval with jitter, registry pushes checked
+//! at once, applications read again when they live in the cluster, and the Git → cluster loop
+//! told of every commit. It stops on [`Shutdown`] after the cycle in progress (a cycle never
+//! leaves a half-written repository: commits are built without a work tree and pushed whole).
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use driftwatch_engine::store::{Store, Update};
+use driftwatch_engine::{App, CycleReport, Mode, Status, Updater};
+use tokio::sync::mpsc;
+
+use crate::deploy::DeployTrigger;
+use crate::error::Error;
+use crate::http::{Shared, Trigger};
+use crate::metrics::RequestLabels;
+use crate::shutdown::Shutdown;
+use crate::source::AppSource;
+
+/// Told of every cycle's report (the binary prints it).
+pub type CycleObserver = Box<dyn Fn(&CycleReport) + Send + Sync>;
+
+/// What the service is asked to do.
+pub struct Options {
+    /// Where the applications come from.
+    pub source: AppSource,
+    /// Mirrors, renderings, inventories and the history database.
+    pub state_dir: PathBuf,
+    /// Time between cycles; `None` takes the configuration's.
+    pub interval: Option<Duration>,
+    /// One cycle (and one Git → cluster pass), then return.
+    pub once: bool,
+    /// Plan only: write nothing, apply nothing.
+    pub dry_run: bool,
+    /// Serve webhooks, metrics and status here.
+    pub listen: Option<SocketAddr>,
+    /// The webhook secret; webhooks are refused without one.
+    pub webhook_secret: Option<String>,
+    /// Git → cluster on the cluster of this kubeconfig; off without it.
+    pub kubeconfig: Option<PathBuf>,
+    /// Time between polls of each repository's head for Git → cluster.
+    pub sync_interval: Duration,
+    /// Told of every cycle's report.
+    pub on_cycle: Option<CycleObserver>,
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Cycles run.
+    pub cycles: u64,
+    /// With `once`: an image, a repository, a render or a sync failed.
+    pub failed: bool,
+}
+
+fn rfc3339(nanos: i128) -> String {
+    driftwatch_policy::Timestamp::from_unix_nanos(nanos).to_string()
+}
+
+fn images_watched(apps: &[App]) -> i64 {
+    i64::try_from(apps.iter().map(|a| a.images.len()).sum::<usize>()).unwrap_or(i64::MAX)
+}
+
+/// The history rows of a cycle's updates.
+fn updates_of(report: &CycleReport, seen: i128) -> Vec<Update> {
+    report
+        .images
+        .iter()
+        .filter(|l| l.status == Status::Updated)
+        .filter_map(|line| {
+            let commit = line.commit.as_ref()?;
+            let c = report.commits.iter().find(|c| &c.commit == commit);
+            Some(Update {
+                app: line.app.clone(),
+                image: line.image.clone(),
+                old: line.git.clone().unwrap_or_default(),
+                new: line.registry.clone().unwrap_or_default(),
+                commit: commit.clone(),
+                repo: c.map(|c| c.repo.clone()).unwrap_or_default(),
+                branch: c.map(|c| c.branch.clone()).unwrap_or_default(),
+                seen_at: rfc3339(seen),
+                decided_at: rfc3339(report.decided_at),
+                committed_at: rfc3339(report.finished_at),
+            })
+        })
+        .collect()
+}
+
+/// The applications whose repositories the cycle committed to.
+fn committed_apps(apps: &[App], report: &CycleReport) -> HashSet<String> {
+    let ids: HashSet<String> = report
+        .commits
+        .iter()
+        .map(|c| driftwatch_git::repo_identity(&c.repo))
+        .collect();
+    apps.iter()
+        .filter(|a| ids.contains(&driftwatch_git::repo_identity(&a.repo)))
+        .map(|a| a.name.clone())
+        .collect()
+}
+
+/// Counts one cycle in the metrics. Registry request counts are cumulative per updater;
+/// `carried` holds what earlier updaters (before a reload) had counted.
+fn count(
+    shared: &Shared,
+    updater: &Updater,
+    report: &CycleReport,
+    started: i128,
+    seen: i128,
+    carried: &HashMap<RequestLabels, u64>,
+) {
+    let m = &shared.metrics;
+    m.cycles.inc();
+    m.cycle_seconds
+        .observe((report.finished_at - started) as f64 / 1e9);
+    for c in updater.registry_stats() {
+        let labels = RequestLabels {
+            registry: c.registry,
+            endpoint: c.endpoint.to_owned(),
+            status: c.status,
+        };
+        let before = carried.get(&labels).copied().unwrap_or(0);
+        let counter = m.registry_requests.get_or_create(&labels);
+        let have = counter.get();
+        counter.inc_by((before + c.count).saturating_sub(have));
+    }
+    for line in &report.images {
+        match line.status {
+            Status::Error => {
+                m.errors.inc();
+            }
+            Status::Updated => {
+                m.updates.inc();
+            }
+            _ => {}
+        }
+    }
+    if !report.commits.is_empty() {
+        m.push_to_commit_seconds
+            .observe((report.finished_at - seen) as f64 / 1e9);
+    }
+}
+
+/// Up to 10% jitter, so many instances do not scan in lockstep.
+fn jittered(interval: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    interval + interval.mul_f64(f64::from(nanos % 100) / 1000.0)
+}
+
+/// Runs the service until `shutdown` (or one pass with `once`). Must run on a multi-threaded
+/// runtime: the write-back stage blocks in place while the HTTP and Git → cluster tasks go on.
+pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error> {
+    let loaded = opts.source.load().await?;
+    let mut apps = loaded.apps;
+    let registries = loaded.registries;
+    let interval = opts.interval.unwrap_or(loaded.interval);
+    let mut updater = Updater::new(registries.clone(), opts.state_dir.clone(), &apps)?;
+    let follow_cluster = opts.source.follows_cluster();
+    let mode = if opts.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Apply
+    };
+    let mut store = if mode == Mode::Apply {
+        Some(Store::open(&opts.state_dir)?)
+    } else {
+        None
+    };
+    let (tx, mut triggers) = mpsc::unbounded_channel();
+    let shared = Shared::new(tx, opts.webhook_secret.clone());
+    shared.metrics.images_watched.set(images_watched(&apps));
+
+    let http = match opts.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Listen { addr, source })?;
+            tracing::info!(addr = %addr, "listening");
+            Some(tokio::spawn(crate::http::serve(
+                listener,
+                crate::http::router(shared.clone()),
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+
+    let syncing = apps.iter().any(|a| a.sync.is_some()) || follow_cluster;
+    if opts.kubeconfig.is_some() && !syncing {
+        tracing::warn!(
+            "--kubeconfig given but no application has a sync policy; Git → cluster is idle"
+        );
+    }
+    let client = match &opts.kubeconfig {
+        Some(k) if syncing && !opts.dry_run => Some(Arc::new(
+            driftwatch_cluster::KubeClient::from_kubeconfig(k)?,
+        )),
+        _ => None,
+    };
+    let deploy = match &client {
+        Some(c) if !opts.once => {
+            let (tx, task) = crate::deploy::start(
+                &apps,
+                opts.state_dir.clone(),
+                c.clone(),
+                opts.sync_interval.max(Duration::from_secs(1)),
+                shared.clone(),
+                shutdown.clone(),
+            );
+            if let Ok(mut d) = shared.deploy.lock() {
+                *d = Some(tx.clone());
+            }
+            Some((tx, task))
+        }
+        _ => None,
+    };
+
+    let mut carried: HashMap<RequestLabels, u64> = HashMap::new();
+    let mut cycles = 0u64;
+    let mut scope: Option<(Vec<App>, i128)> = None;
+    let outcome = loop {
+        if follow_cluster && cycles > 0 {
+            match opts.source.load().await {
+                Ok(fresh) if fresh.apps != apps => {
+                    let names = |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+                    tracing::info!(
+                        before = ?names(&apps),
+                        after = ?names(&fresh.apps),
+                        "applications changed"
+                    );
+                    // Credentials of new images are registered when the updater is built; the
+                    // old one's request counts carry over into the metrics.
+                    for c in updater.registry_stats() {
+                        *carried
+                            .entry(RequestLabels {
+                                registry: c.registry,
+                                endpoint: c.endpoint.to_owned(),
+                                status: c.status,
+                            })
+                            .or_default() += c.count;
+                    }
+                    updater =
+                        Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
+                    apps = fresh.apps;
+                    shared.metrics.images_watched.set(images_watched(&apps));
+                    if let Some((tx, _)) = &deploy {
+                        let _ = tx.send(DeployTrigger::Reload(apps.clone()));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the applications failed; keeping the last ones");
+                }
+            }
+        }
+        cycles += 1;
+        let started = driftwatch_engine::now_nanos();
+        let (targets, seen) = match scope.take() {
+            Some((subset, seen)) => (subset, seen),
+            None => (apps.clone(), started),
+        };
+        let report = tracing::Instrument::instrument(
+            updater.cycle(&targets, mode),
+            tracing::info_span!("cycle", cycle = cycles, applications = targets.len()),
+        )
+        .await;
+        count(&shared, &updater, &report, started, seen, &carried);
+        if let Some(store) = store.as_mut()
+            && let Err(e) = store.record(&updates_of(&report, seen))
+        {
+            tracing::error!(error = %e, "recording history failed");
+        }
+        shared.ready.store(true, Ordering::Relaxed);
+        if let Some(observe) = &opts.on_cycle {
+            observe(&report);
+        }
+        if let Some((tx, _)) = &deploy
+            && !report.commits.is_empty()
+        {
+            // Deploy what was just committed now, not at the next poll.
+            let _ = tx.send(DeployTrigger::Apps(
+                committed_apps(&apps, &report),
+                Some(seen),
+            ));
+        }
+        if opts.once {
+            let mut failed = report.failed();
+            if let Some(c) = &client {
+                failed |=
+                    crate::deploy::once(&apps, opts.state_dir.clone(), c.clone(), &shared).await;
+            }
+            break RunOutcome { cycles, failed };
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break RunOutcome { cycles, failed: false },
+            () = tokio::time::sleep(jittered(interval)) => {}
+            Some(Trigger::Push(events, seen)) = triggers.recv() => {
+                let mut events = events;
+                // Pushes that arrive together are checked together.
+                while let Ok(Trigger::Push(more, _)) = triggers.try_recv() {
+                    events.extend(more);
+                }
+                let subset = driftwatch_engine::affected(&apps, &events);
+                tracing::info!(events = events.len(), applications = subset.len(), "registry push");
+                if !subset.is_empty() {
+                    scope = Some((subset, seen));
+                }
+            }
+        }
+    };
+    tracing::info!(cycles = outcome.cycles, "stopping");
+    // Everything else stops with the same signal; wait for it to finish what it was doing.
+    shutdown.cancel();
+    if let Some((tx, task)) = deploy {
+        if let Ok(mut d) = shared.deploy.lock() {
+            *d = None;
+        }
+        drop(tx);
+        let _ = task.await;
+    }
+    if let Some(http) = http {
+        let _ = http.await;
+    }
+    Ok(outcome)
+}
