@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use driftwatch_testkit::git::BareRepo;
 use driftwatch_testkit::http::request;
 use driftwatch_testkit::kube::Cluster;
@@ -456,6 +458,63 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
         metrics.contains("driftwatch_out_of_sync_objects{app=\"tools\"} 1"),
         "{metrics}"
     );
+
+    // One verdict: `status`, `diff` and the service's `/status` name the same objects and
+    // fields, for the automated application and the detect-only one.
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
+    let (code, out, err) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 2, "{out}{err}");
+    let cli: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for app in ["shop", "tools"] {
+        let served = st
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["app"] == app)
+            .unwrap();
+        let listed = cli
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["app"] == app)
+            .unwrap();
+        assert_eq!(
+            listed["sync"], served["sync"],
+            "{app}: {listed} vs {served}"
+        );
+        assert_eq!(
+            listed["outOfSync"],
+            served["outOfSync"].as_array().unwrap().len()
+        );
+        let (code, out, err) = dw(&["diff", app, "-o", "json"]);
+        assert_eq!(code, 2, "{out}{err}");
+        let diffs: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let objects: Vec<&serde_json::Value> = diffs
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| &d["object"])
+            .collect();
+        let served_objects: Vec<&serde_json::Value> = served["outOfSync"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| &o["object"])
+            .collect();
+        assert_eq!(objects, served_objects, "{app}");
+        let paths: Vec<&serde_json::Value> = diffs[0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| &f["path"])
+            .collect();
+        let served_paths: Vec<&serde_json::Value> = served["outOfSync"][0]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(paths, served_paths, "{app}");
+    }
     assert!(run.stop().success());
 }
 

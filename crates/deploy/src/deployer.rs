@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use driftwatch_cluster::{
     HealOptions, Healer, HealerRun, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
-    SyncReport, would_change,
+    SyncReport,
 };
 use driftwatch_engine::store::Store;
 use driftwatch_engine::{App, SyncPolicy};
 use driftwatch_git::repo_identity;
 use tokio::sync::mpsc;
 
+use crate::compare::SyncStatus;
 use crate::error::Error;
 
 /// What a tick did for one application.
@@ -46,8 +47,8 @@ pub struct RolloutSettled {
     pub app: String,
     /// The revision synced.
     pub revision: String,
-    /// Healthy, Progressing, Degraded, Suspended or Missing.
-    pub health: String,
+    /// How the rollout ended (or stood when following it stopped).
+    pub health: Health,
     /// Why, for the worst object.
     pub detail: String,
 }
@@ -57,10 +58,10 @@ pub struct RolloutSettled {
 struct Board {
     revision: String,
     at: String,
-    /// Detect-only: the objects that differ, from the last comparison.
-    differ: Option<Vec<ObjectKey>>,
+    /// Detect-only: the objects that differ and their paths, from the last comparison.
+    differ: Option<Vec<(ObjectKey, Vec<String>)>>,
     error: Option<String>,
-    rollout: Option<(String, String)>,
+    rollout: Option<(Health, String)>,
 }
 
 /// One application's sync status and health, as `run` serves it on `/status`.
@@ -73,9 +74,9 @@ pub struct AppStatus {
     /// When, RFC 3339.
     pub at: String,
     /// Synced, OutOfSync or Unknown (not yet compared, or the last attempt failed).
-    pub sync: String,
-    /// Healthy, Progressing, Suspended, Degraded or Missing; Unknown before any report.
-    pub health: String,
+    pub sync: SyncStatus,
+    /// The worst health; `None` (Unknown) before any report.
+    pub health: Option<Health>,
     /// Why, for the worst object, or the last error.
     pub detail: String,
     /// Objects that differ from Git, with the differing paths.
@@ -112,15 +113,15 @@ impl StatusView {
                     app: app.clone(),
                     revision: b.revision.clone(),
                     at: b.at.clone(),
-                    sync: "Unknown".to_owned(),
-                    health: "Unknown".to_owned(),
+                    sync: SyncStatus::Unknown,
+                    health: None,
                     detail: String::new(),
                     out_of_sync: Vec::new(),
                     automated: p.automated,
                     self_heal: p.automated && p.self_heal,
                 };
                 if let Some((h, d)) = &b.rollout {
-                    st.health = h.clone();
+                    st.health = Some(*h);
                     st.detail = d.clone();
                 }
                 match (live.get(app), &b.differ) {
@@ -131,30 +132,30 @@ impl StatusView {
                             .map(|(k, f)| (k.to_string(), f.clone()))
                             .collect();
                         st.sync = if st.out_of_sync.is_empty() {
-                            "Synced"
+                            SyncStatus::Synced
                         } else {
-                            "OutOfSync"
-                        }
-                        .to_owned();
+                            SyncStatus::OutOfSync
+                        };
                         if l.seen > 0 {
-                            st.health = l.health.to_string();
+                            st.health = Some(l.health);
                             st.detail = l.reason.clone();
                         }
                     }
                     (_, Some(differ)) => {
-                        st.out_of_sync =
-                            differ.iter().map(|k| (k.to_string(), Vec::new())).collect();
+                        st.out_of_sync = differ
+                            .iter()
+                            .map(|(k, f)| (k.to_string(), f.clone()))
+                            .collect();
                         st.sync = if differ.is_empty() {
-                            "Synced"
+                            SyncStatus::Synced
                         } else {
-                            "OutOfSync"
-                        }
-                        .to_owned();
+                            SyncStatus::OutOfSync
+                        };
                     }
                     _ => {}
                 }
                 if let Some(e) = &b.error {
-                    st.sync = "Unknown".to_owned();
+                    st.sync = SyncStatus::Unknown;
                     st.detail = e.clone();
                 }
                 st
@@ -360,15 +361,11 @@ impl Deployer {
                     b.error = None;
                     b.rollout = None;
                 }),
-                Outcome::OutOfSync {
-                    app,
-                    revision,
-                    objects,
-                } => self.note(app, |b| {
+                // The differing objects and their paths were noted by the comparison.
+                Outcome::OutOfSync { app, revision, .. } => self.note(app, |b| {
                     b.revision = revision.clone();
                     b.at = at.clone();
                     b.error = None;
-                    b.differ = Some(objects.clone());
                 }),
                 Outcome::InSync { app, revision } => self.note(app, |b| {
                     b.revision = revision.clone();
@@ -388,7 +385,7 @@ impl Deployer {
     pub fn settled(&self, s: &RolloutSettled) {
         self.note(&s.app, |b| {
             if b.revision == s.revision {
-                b.rollout = Some((s.health.clone(), s.detail.clone()));
+                b.rollout = Some((s.health, s.detail.clone()));
             }
         });
     }
@@ -408,20 +405,26 @@ impl Deployer {
         let rendered = self.render(app, head).await?;
         if !p.automated {
             let ignore = crate::ignore_rules(app);
-            let mut differ = Vec::new();
-            for obj in &rendered.objects {
-                let live = self.client.get(obj, &p.namespace).await?;
-                let equal = match &live {
-                    None => false,
-                    Some(l) => {
-                        !would_change(&self.client, obj, Some(l), &p.namespace, &app.name, &ignore)
-                            .await?
-                    }
-                };
-                if !equal {
-                    differ.push(ObjectKey::of(obj));
-                }
-            }
+            let comparison = crate::compare::compare(
+                &self.client,
+                &app.name,
+                &rendered.objects,
+                &p.namespace,
+                &ignore,
+            )
+            .await?;
+            let differ: Vec<(ObjectKey, Vec<String>)> = comparison
+                .differences()
+                .into_iter()
+                .map(|d| {
+                    (
+                        d.key.clone(),
+                        d.fields.iter().map(|f| f.path.clone()).collect(),
+                    )
+                })
+                .collect();
+            self.note(&app.name, |b| b.differ = Some(differ.clone()));
+            let differ: Vec<ObjectKey> = differ.into_iter().map(|(k, _)| k).collect();
             return Ok(if differ.is_empty() {
                 Outcome::InSync {
                     app: app.name.clone(),
@@ -496,11 +499,11 @@ impl Deployer {
                         Health::Healthy | Health::Degraded | Health::Suspended
                     );
                 if settled {
-                    break (st.health.to_string(), st.reason);
+                    break (st.health, st.reason);
                 }
                 if tokio::time::Instant::now() >= deadline {
                     break (
-                        st.health.to_string(),
+                        st.health,
                         format!(
                             "still {} after {} s: {}",
                             st.health,
@@ -512,7 +515,7 @@ impl Deployer {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             };
             if let Ok(mut store) = Store::open(&state) {
-                let _ = store.settle_sync(&app, &head, &health, &detail);
+                let _ = store.settle_sync(&app, &head, &health.to_string(), &detail);
             }
             let _ = tx.send(RolloutSettled {
                 app,

@@ -207,7 +207,7 @@ pub fn start(
                 }
                 Some(s) = settled.recv() => {
                     deployer.settled(&s);
-                    if s.health == "Degraded" {
+                    if s.health == driftwatch_cluster::Health::Degraded {
                         tracing::error!(app = %s.app, revision = %short(&s.revision), health = %s.health, detail = %s.detail, "rollout");
                     } else {
                         tracing::info!(app = %s.app, revision = %short(&s.revision), health = %s.health, detail = %s.detail, "rollout");

@@ -182,8 +182,9 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
         .into_iter()
         .map(|a| {
             serde_json::json!({
-                "app": a.app, "revision": a.revision, "at": a.at, "sync": a.sync,
-                "health": a.health, "detail": a.detail,
+                "app": a.app, "revision": a.revision, "at": a.at, "sync": a.sync.to_string(),
+                "health": a.health.map_or_else(|| "Unknown".to_owned(), |h| h.to_string()),
+                "detail": a.detail,
                 "automated": a.automated, "selfHeal": a.self_heal,
                 "outOfSync": a.out_of_sync.iter().map(|(o, f)| serde_json::json!({"object": o, "fields": f})).collect::<Vec<_>>(),
             })

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use driftwatch_cluster::{IgnoreRule, Rendered, Tool, diff, parse_objects};
+use driftwatch_cluster::{IgnoreRule, ObjectDiff, Rendered, Tool, diff, parse_objects};
 use driftwatch_engine::App;
 
 use super::run::Source;
@@ -118,22 +118,24 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
     rules.splice(0..0, driftwatch_deploy::ignore_rules(&app));
     let namespace = namespace_of(args.namespace.as_ref(), &app);
     let (_, rendered) = render_app(&args.source, &app)?;
-    let (live, cluster) = match (&args.live, &args.kubeconfig) {
+    let diffs: Vec<ObjectDiff> = match (&args.live, &args.kubeconfig) {
         (Some(file), _) => {
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            (parse_objects(&text, &file.display().to_string())?, None)
+            let live = parse_objects(&text, &file.display().to_string())?;
+            diff(&rendered.objects, &live, &rules)
         }
+        // Against a cluster: the verdict `status` and `run` give, the server's dry run included.
         (None, Some(kubeconfig)) => {
             let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
-            let rt = super::runtime()?;
-            let mut live = Vec::new();
-            for obj in &rendered.objects {
-                if let Some(l) = rt.block_on(client.get(obj, &namespace))? {
-                    live.push(l);
-                }
-            }
-            (live, Some((client, rt)))
+            let comparison = super::runtime()?.block_on(driftwatch_deploy::compare(
+                &client,
+                &app.name,
+                &rendered.objects,
+                &namespace,
+                &rules,
+            ))?;
+            comparison.differences().into_iter().cloned().collect()
         }
         (None, None) => {
             return Err(
@@ -141,31 +143,6 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
             );
         }
     };
-    let mut diffs = diff(&rendered.objects, &live, &rules);
-    if let Some((client, rt)) = &cluster {
-        // Against a cluster, the server's dry-run apply has the last word on "different".
-        let mut kept = Vec::new();
-        for d in diffs {
-            let desired = rendered
-                .objects
-                .iter()
-                .find(|o| driftwatch_cluster::ObjectKey::of(o) == d.key);
-            let live_obj = live.iter().find(|l| {
-                let k = driftwatch_cluster::ObjectKey::of(l);
-                k.kind == d.key.kind && k.name == d.key.name
-            });
-            let changes = match (desired, d.missing) {
-                (Some(obj), false) => rt.block_on(driftwatch_cluster::would_change(
-                    client, obj, live_obj, &namespace, &app.name, &rules,
-                ))?,
-                _ => true,
-            };
-            if changes {
-                kept.push(d);
-            }
-        }
-        diffs = kept;
-    }
     let mut out = std::io::stdout().lock();
     if args.output == Output::Json {
         let v: Vec<serde_json::Value> = diffs
@@ -390,36 +367,21 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                 serde_json::json!({"app": app.name, "sync": "Unknown", "health": "Unknown", "detail": format!("{e:#}")})
             }
             Ok((head, rendered)) => {
-                let mut out_of_sync = 0;
-                let mut worst = driftwatch_cluster::Health::Healthy;
-                let mut detail = String::new();
-                let namespace = namespace_of(args.cluster.namespace.as_ref(), app);
-                let rules = driftwatch_deploy::ignore_rules(app);
-                for obj in &rendered.objects {
-                    let live = rt.block_on(client.get(obj, &namespace))?;
-                    // The same verdict as `diff` and the deployer: the server has the last word.
-                    let differs = rt.block_on(driftwatch_cluster::would_change(
-                        &client,
-                        obj,
-                        live.as_ref(),
-                        &namespace,
-                        &app.name,
-                        &rules,
-                    ))?;
-                    out_of_sync += usize::from(differs);
-                    let (h, why) = driftwatch_cluster::assess(live.as_ref());
-                    if h > worst {
-                        worst = h;
-                        detail = format!("{}: {why}", driftwatch_cluster::ObjectKey::of(obj));
-                    }
-                }
-                any_out |= out_of_sync > 0;
+                let comparison = rt.block_on(driftwatch_deploy::compare(
+                    &client,
+                    &app.name,
+                    &rendered.objects,
+                    &namespace_of(args.cluster.namespace.as_ref(), app),
+                    &driftwatch_deploy::ignore_rules(app),
+                ))?;
+                let (health, detail) = comparison.health();
+                any_out |= comparison.sync() == driftwatch_deploy::SyncStatus::OutOfSync;
                 serde_json::json!({
                     "app": app.name,
                     "revision": &head[..head.len().min(12)],
-                    "sync": if out_of_sync == 0 { "Synced" } else { "OutOfSync" },
-                    "outOfSync": out_of_sync,
-                    "health": worst.to_string(),
+                    "sync": comparison.sync().to_string(),
+                    "outOfSync": comparison.differences().len(),
+                    "health": health.to_string(),
                     "detail": detail,
                 })
             }

@@ -1,0 +1,172 @@
+//! One verdict on an application against the cluster, shared by `diff`, `status`, `run`'s
+//! detect-only applications and `/status`: per object of Git's rendering, whether a sync would
+//! change it (the local comparison proves "equal"; the API server's dry run of exactly what a
+//! sync applies decides "different"), the differing fields for people, and its health.
+
+use driftwatch_cluster::{
+    Health, IgnoreRule, KubeClient, ObjectDiff, ObjectKey, assess, diff, server_would_change,
+};
+use serde_json::Value;
+
+use crate::error::Error;
+
+/// Whether the cluster is as Git says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Every object is as Git says.
+    Synced,
+    /// Some object differs (or is missing).
+    OutOfSync,
+    /// Not compared yet, or the last attempt failed.
+    #[default]
+    Unknown,
+}
+
+impl std::fmt::Display for SyncStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncStatus::Synced => "Synced",
+            SyncStatus::OutOfSync => "OutOfSync",
+            SyncStatus::Unknown => "Unknown",
+        })
+    }
+}
+
+/// One object of Git's rendering against the cluster.
+#[derive(Clone, Debug)]
+pub struct ObjectState {
+    /// Which object.
+    pub key: ObjectKey,
+    /// How it differs, when a sync would change it.
+    pub diff: Option<ObjectDiff>,
+    /// Its health, and why.
+    pub health: Health,
+    /// Why it has that health.
+    pub reason: String,
+}
+
+/// An application against the cluster.
+#[derive(Clone, Debug, Default)]
+pub struct Comparison {
+    /// Per object of Git's rendering, in its order.
+    pub objects: Vec<ObjectState>,
+}
+
+impl Comparison {
+    /// Synced when no object would change.
+    pub fn sync(&self) -> SyncStatus {
+        if self.objects.iter().any(|o| o.diff.is_some()) {
+            SyncStatus::OutOfSync
+        } else {
+            SyncStatus::Synced
+        }
+    }
+
+    /// The objects a sync would change.
+    pub fn differences(&self) -> Vec<&ObjectDiff> {
+        self.objects
+            .iter()
+            .filter_map(|o| o.diff.as_ref())
+            .collect()
+    }
+
+    /// The worst health, and why (naming the object).
+    pub fn health(&self) -> (Health, String) {
+        let mut worst = (Health::Healthy, "all objects healthy".to_owned());
+        for o in &self.objects {
+            if o.health > worst.0 {
+                worst = (o.health, format!("{}: {}", o.key, o.reason));
+            }
+        }
+        worst
+    }
+}
+
+/// Compares Git's `rendered` objects of application `app` with the cluster. Objects that name no
+/// namespace live in `namespace`; `ignore` are the application's ignoreDifferences (and any
+/// more the caller adds).
+pub async fn compare(
+    client: &KubeClient,
+    app: &str,
+    rendered: &[Value],
+    namespace: &str,
+    ignore: &[IgnoreRule],
+) -> Result<Comparison, Error> {
+    let mut objects = Vec::with_capacity(rendered.len());
+    for obj in rendered {
+        let key = ObjectKey::of(obj);
+        let live = client.get(obj, namespace).await?;
+        let (health, reason) = assess(live.as_ref());
+        let diff = match &live {
+            None => Some(ObjectDiff {
+                key: key.clone(),
+                missing: true,
+                fields: Vec::new(),
+            }),
+            Some(l) => {
+                let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
+                    .into_iter()
+                    .next();
+                match local {
+                    // The server has the last word on "different".
+                    Some(d)
+                        if server_would_change(client, obj, l, namespace, app, ignore).await? =>
+                    {
+                        Some(d)
+                    }
+                    _ => None,
+                }
+            }
+        };
+        objects.push(ObjectState {
+            key,
+            diff,
+            health,
+            reason,
+        });
+    }
+    Ok(Comparison { objects })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(name: &str, differs: bool, health: Health) -> ObjectState {
+        let key = ObjectKey::of(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "ns"}}),
+        );
+        ObjectState {
+            diff: differs.then(|| ObjectDiff {
+                key: key.clone(),
+                missing: false,
+                fields: Vec::new(),
+            }),
+            key,
+            health,
+            reason: format!("{name} is {health}"),
+        }
+    }
+
+    #[test]
+    fn verdict_and_worst_health() {
+        let none = Comparison::default();
+        assert_eq!(none.sync(), SyncStatus::Synced);
+        assert_eq!(none.health().0, Health::Healthy);
+        let c = Comparison {
+            objects: vec![
+                state("a", false, Health::Healthy),
+                state("b", true, Health::Progressing),
+                state("c", false, Health::Degraded),
+            ],
+        };
+        assert_eq!(c.sync(), SyncStatus::OutOfSync);
+        assert_eq!(c.differences().len(), 1);
+        assert_eq!(c.differences()[0].key.name, "b");
+        let (h, why) = c.health();
+        assert_eq!(h, Health::Degraded);
+        assert!(why.starts_with("ConfigMap/ns/c:"), "{why}");
+        assert_eq!(SyncStatus::default().to_string(), "Unknown");
+    }
+}
