@@ -13,7 +13,10 @@ mod sync;
 
 pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff, keep_ignored};
 pub use error::Error;
-pub use heal::{HealEvent, HealOptions, Healer, HealerRun, LiveStatus, watch_and_heal};
+pub use heal::{
+    Change, HealAction, HealBook, HealEvent, HealInput, HealOptions, Healer, HealerRun, Listing,
+    LiveStatus, watch_and_heal,
+};
 pub use health::{Health, assess};
 pub use kube::KubeClient;
 pub use quantity::parse_quantity;
