@@ -503,3 +503,479 @@ impl HealBook {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::APP_LABEL;
+    use serde_json::json;
+
+    const APP: &str = "shop";
+
+    /// Git's object.
+    fn deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "web", "image": "web:1"}
+            ]}}}
+        })
+    }
+
+    fn key() -> ObjectKey {
+        ObjectKey::of(&deployment())
+    }
+
+    /// The live object at resourceVersion `rv` with `replicas`, last written by `manager`.
+    fn live(rv: u64, replicas: u64, manager: &str) -> Value {
+        let mut l = deployment();
+        l["metadata"]["labels"] = json!({APP_LABEL: APP});
+        l["metadata"]["resourceVersion"] = json!(rv.to_string());
+        l["spec"]["replicas"] = json!(replicas);
+        l["metadata"]["managedFields"] = json!([
+            {"manager": FIELD_MANAGER, "operation": "Apply", "fieldsV1": {"f:spec": {"f:template": {}}}},
+            {"manager": manager, "operation": "Update", "fieldsV1": {"f:spec": {"f:replicas": {}}}}
+        ]);
+        l
+    }
+
+    fn modified(v: Value) -> HealInput {
+        HealInput::Object(Change::Modified, v)
+    }
+
+    fn opts() -> HealOptions {
+        HealOptions::new(APP, "prod")
+    }
+
+    /// A book whose application's first sync is done.
+    fn synced_book(opts: &HealOptions, now: Instant) -> HealBook {
+        let mut b = HealBook::new();
+        b.set_revision(&[deployment()], opts);
+        assert!(b.judge(HealInput::Synced(APP.into()), now).is_empty());
+        b
+    }
+
+    /// The waits of the heals among `actions`; fails on anything else.
+    fn waits(actions: &[HealAction]) -> Vec<Duration> {
+        actions
+            .iter()
+            .map(|a| match a {
+                HealAction::Apply { wait, .. } => *wait,
+                HealAction::Report(e) => panic!("expected a heal, got {e:?}"),
+            })
+            .collect()
+    }
+
+    fn reports(actions: &[HealAction]) -> Vec<HealEvent> {
+        actions
+            .iter()
+            .map(|a| match a {
+                HealAction::Report(e) => e.clone(),
+                HealAction::Apply { event, .. } => {
+                    panic!("expected a report, got a heal: {event:?}")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn resource_versions_compare_as_revisions_or_not_at_all() {
+        assert!(older(Some("99"), "100"), "numbers, not strings");
+        assert!(!older(Some("100"), "100"));
+        assert!(!older(Some("101"), "100"));
+        assert!(!older(Some("abc"), "100"), "opaque: never skipped");
+        assert!(!older(None, "100"));
+    }
+
+    #[test]
+    fn watch_event_types_become_changes() {
+        assert_eq!(Change::from_watch("ADDED"), Change::Added);
+        assert_eq!(Change::from_watch("MODIFIED"), Change::Modified);
+        assert_eq!(Change::from_watch("DELETED"), Change::Deleted);
+        assert_eq!(
+            Change::from_watch("SOMETHING-NEW"),
+            Change::Modified,
+            "an unknown type still shows the object as it is"
+        );
+    }
+
+    #[test]
+    fn a_manual_change_is_healed_once_naming_its_manager() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        let actions = b.judge(modified(live(10, 5, "kubectl-edit")), t0);
+        assert_eq!(actions.len(), 1);
+        let HealAction::Apply {
+            obj,
+            namespace,
+            wait,
+            event,
+            key: k,
+        } = &actions[0]
+        else {
+            panic!("expected a heal, got {actions:?}");
+        };
+        assert_eq!(
+            *event,
+            HealEvent::Healed {
+                app: APP.into(),
+                key: key(),
+                fields: vec!["spec.replicas".into()],
+                managers: vec!["kubectl-edit".into()],
+                after: Duration::ZERO,
+            }
+        );
+        assert_eq!(*wait, Duration::ZERO, "the first heal does not wait");
+        assert_eq!(*k, key());
+        assert_eq!(namespace, "prod");
+        assert_eq!(obj["spec"]["replicas"], json!(2), "Git's value goes back");
+        assert_eq!(obj["metadata"]["labels"][APP_LABEL], json!(APP));
+        // The heal's own event shows the object as Git says: nothing more to do.
+        b.applied(&key(), "11");
+        assert!(b.judge(modified(live(11, 2, FIELD_MANAGER)), t0).is_empty());
+        assert!(b.status()[APP].out_of_sync.is_empty());
+    }
+
+    #[test]
+    fn a_controllers_write_after_the_manual_change_is_not_healed_again() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        assert_eq!(
+            waits(&b.judge(modified(live(10, 5, "kubectl-edit")), t0)).len(),
+            1
+        );
+        b.applied(&key(), "12");
+        // The controller's status write (rv 11) still shows the manual change; the heal
+        // (rv 12) already replaced it.
+        assert!(
+            b.judge(modified(live(11, 5, "kubectl-edit")), t0)
+                .is_empty(),
+            "superseded by our own heal"
+        );
+        assert!(b.judge(modified(live(12, 2, FIELD_MANAGER)), t0).is_empty());
+        // Skipping ends with the heal's own event: the next change is healed.
+        assert_eq!(
+            waits(&b.judge(modified(live(13, 6, "kubectl-edit")), t0)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn events_from_before_a_syncs_own_applies_are_not_judged_after_it() {
+        let t0 = Instant::now();
+        let mut b = HealBook::new();
+        b.set_revision(&[deployment()], &opts());
+        b.sync_applied(&[(key(), "20".into())]);
+        // The state the sync replaced, arriving late.
+        assert!(
+            b.judge(modified(live(19, 5, "kubectl-edit")), t0)
+                .is_empty()
+        );
+        assert!(b.judge(HealInput::Synced(APP.into()), t0).is_empty());
+        assert_eq!(
+            waits(&b.judge(modified(live(21, 5, "kubectl-edit")), t0)).len(),
+            1,
+            "a change after the sync is healed"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_with_each_heal_in_a_window_and_resets_after_a_quiet_one() {
+        let mut o = opts();
+        o.fight_limit = 100;
+        o.window = Duration::from_secs(60);
+        o.max_backoff = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        // Each change arrives the moment the previous heal was applied.
+        let mut now = t0;
+        let mut seen = Vec::new();
+        for i in 0..8 {
+            let w = waits(&b.judge(modified(live(10 + i, 5, "kubectl-edit")), now));
+            assert_eq!(w.len(), 1);
+            seen.push(w[0].as_millis());
+            now += w[0];
+        }
+        assert_eq!(seen, [0, 200, 400, 800, 1600, 3200, 6400, 10_000]);
+        // A quiet window: the next heal does not wait, and the one after starts over.
+        now += o.window + Duration::from_millis(1);
+        let w = waits(&b.judge(modified(live(30, 5, "kubectl-edit")), now));
+        assert_eq!(w, [Duration::ZERO]);
+        let w = waits(&b.judge(modified(live(31, 5, "kubectl-edit")), now));
+        assert_eq!(w, [Duration::from_millis(200)]);
+    }
+
+    #[test]
+    fn the_nth_heal_in_a_window_is_a_fight_naming_the_other_managers() {
+        let mut o = opts();
+        o.fight_limit = 3;
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        let mut now = t0;
+        for i in 0..3 {
+            let w = waits(&b.judge(modified(live(10 + i, 5, "autoscaler-x")), now));
+            assert_eq!(w.len(), 1, "heal {i}");
+            now += w[0];
+        }
+        let fight = reports(&b.judge(modified(live(20, 5, "autoscaler-x")), now));
+        assert_eq!(
+            fight,
+            [HealEvent::Fight {
+                app: APP.into(),
+                key: key(),
+                managers: vec!["autoscaler-x".into()],
+            }]
+        );
+        // A fought object is left alone, whatever happens to it.
+        assert!(
+            b.judge(modified(live(21, 7, "autoscaler-x")), now)
+                .is_empty()
+        );
+        assert!(
+            b.judge(HealInput::Object(Change::Deleted, live(22, 7, "x")), now)
+                .is_empty()
+        );
+        let st = &b.status()[APP];
+        assert_eq!(st.fights, [(key(), vec!["autoscaler-x".to_owned()])]);
+        assert_eq!(st.health, Health::Degraded);
+        assert!(
+            st.reason.contains("autoscaler-x keeps changing it"),
+            "{}",
+            st.reason
+        );
+    }
+
+    #[test]
+    fn a_fight_ends_with_a_new_revision() {
+        let mut o = opts();
+        o.fight_limit = 1;
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        assert_eq!(waits(&b.judge(modified(live(10, 5, "x")), t0)).len(), 1);
+        assert_eq!(reports(&b.judge(modified(live(11, 5, "x")), t0)).len(), 1);
+        assert!(b.judge(modified(live(12, 5, "x")), t0).is_empty());
+        b.set_revision(&[deployment()], &o);
+        assert!(b.judge(HealInput::Synced(APP.into()), t0).is_empty());
+        assert!(b.status()[APP].fights.is_empty());
+        assert_eq!(
+            waits(&b.judge(modified(live(13, 5, "x")), t0)).len(),
+            1,
+            "healed again"
+        );
+    }
+
+    #[test]
+    fn with_self_heal_off_drift_is_reported_once_per_distinct_set_of_fields() {
+        let mut o = opts();
+        o.heal = false;
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        let drifted = |fields: &[&str], managers: &[&str]| HealEvent::Drifted {
+            app: APP.into(),
+            key: key(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            managers: managers.iter().map(|m| m.to_string()).collect(),
+        };
+        assert_eq!(
+            reports(&b.judge(modified(live(10, 5, "kubectl-edit")), t0)),
+            [drifted(&["spec.replicas"], &["kubectl-edit"])]
+        );
+        assert!(
+            b.judge(modified(live(11, 6, "kubectl-edit")), t0)
+                .is_empty(),
+            "the same fields again: already reported"
+        );
+        let mut both = live(12, 6, "kubectl-edit");
+        both["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:2");
+        let r = reports(&b.judge(modified(both), t0));
+        let [HealEvent::Drifted { fields, .. }] = r.as_slice() else {
+            panic!("{r:?}");
+        };
+        assert_eq!(fields.len(), 2, "{fields:?}");
+        // Back as Git says, then changed again: a new change, reported again.
+        assert!(
+            b.judge(modified(live(13, 2, "kubectl-edit")), t0)
+                .is_empty()
+        );
+        assert_eq!(
+            reports(&b.judge(modified(live(14, 5, "kubectl-edit")), t0)),
+            [drifted(&["spec.replicas"], &["kubectl-edit"])]
+        );
+    }
+
+    #[test]
+    fn a_deleted_object_is_recreated() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        let actions = b.judge(HealInput::Object(Change::Deleted, live(10, 2, "x")), t0);
+        let [HealAction::Apply { obj, event, .. }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        assert_eq!(
+            *event,
+            HealEvent::Recreated {
+                app: APP.into(),
+                key: key()
+            }
+        );
+        assert_eq!(*obj, applied_form(&deployment(), APP, None, &[]));
+        assert_eq!(b.status()[APP].health, Health::Missing);
+    }
+
+    #[test]
+    fn with_self_heal_off_a_deleted_object_is_reported() {
+        let mut o = opts();
+        o.heal = false;
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        assert_eq!(
+            reports(&b.judge(HealInput::Object(Change::Deleted, live(10, 2, "x")), t0)),
+            [HealEvent::Drifted {
+                app: APP.into(),
+                key: key(),
+                fields: vec!["(deleted)".into()],
+                managers: Vec::new(),
+            }]
+        );
+    }
+
+    fn listing(namespace: &str, present: &[(&str, &str)]) -> HealInput {
+        HealInput::Relisted(Listing {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespaced: true,
+            namespace: namespace.into(),
+            present: present
+                .iter()
+                .map(|(n, m)| (n.to_string(), m.to_string()))
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn an_object_deleted_while_nothing_watched_is_recreated_after_a_relist() {
+        let t0 = Instant::now();
+        let mut pending = HealBook::new();
+        pending.set_revision(&[deployment()], &opts());
+        assert!(
+            pending.judge(listing("", &[]), t0).is_empty(),
+            "a pending sync creates it"
+        );
+        let mut b = synced_book(&opts(), t0);
+        assert!(b.judge(listing("", &[("prod", "web")]), t0).is_empty());
+        assert!(
+            b.judge(listing("other", &[]), t0).is_empty(),
+            "a list of another namespace says nothing of it"
+        );
+        let actions = b.judge(listing("prod", &[("prod", "else")]), t0);
+        let [HealAction::Apply { obj, event, .. }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        assert!(matches!(event, HealEvent::Recreated { .. }));
+        assert_eq!(*obj, applied_form(&deployment(), APP, None, &[]));
+    }
+
+    #[test]
+    fn events_while_a_revision_is_pending_are_stashed_and_judged_after_synced() {
+        let t0 = Instant::now();
+        let mut b = HealBook::new();
+        b.set_revision(&[deployment()], &opts());
+        assert!(b.judge(modified(live(10, 5, "first")), t0).is_empty());
+        assert!(b.judge(modified(live(11, 7, "second")), t0).is_empty());
+        assert_eq!(
+            b.status()[APP].out_of_sync,
+            [(key(), vec!["spec.replicas".to_owned()])],
+            "seen, not yet judged"
+        );
+        assert!(b.judge(HealInput::Synced("other".into()), t0).is_empty());
+        let actions = b.judge(HealInput::Synced(APP.into()), t0);
+        let [HealAction::Apply { event, .. }] = actions.as_slice() else {
+            panic!("the latest event per object, judged once: {actions:?}");
+        };
+        let HealEvent::Healed { managers, .. } = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(*managers, ["second"]);
+        assert!(
+            b.judge(HealInput::Synced(APP.into()), t0).is_empty(),
+            "replayed once"
+        );
+    }
+
+    #[test]
+    fn ignored_fields_are_neither_healed_nor_reported_and_a_heal_keeps_them() {
+        let rule = IgnoreRule {
+            kind: Some("Deployment".into()),
+            name: None,
+            json_pointers: vec!["/spec/replicas".into()],
+            managers: Vec::new(),
+        };
+        let mut o = opts();
+        o.ignore = vec![rule];
+        let t0 = Instant::now();
+        let mut b = synced_book(&o, t0);
+        assert!(b.judge(modified(live(10, 5, "hpa")), t0).is_empty());
+        let mut off = o.clone();
+        off.heal = false;
+        let mut quiet = synced_book(&off, t0);
+        assert!(quiet.judge(modified(live(10, 5, "hpa")), t0).is_empty());
+
+        let mut both = live(11, 5, "hpa");
+        both["spec"]["template"]["spec"]["containers"][0]["image"] = json!("web:evil");
+        let actions = b.judge(modified(both), t0);
+        let [HealAction::Apply { obj, event, .. }] = actions.as_slice() else {
+            panic!("{actions:?}");
+        };
+        let HealEvent::Healed { fields, .. } = event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(fields.len(), 1, "only the image: {fields:?}");
+        assert!(fields[0].ends_with(".image"), "{fields:?}");
+        assert_eq!(obj["spec"]["replicas"], json!(5), "the live value is kept");
+        assert_eq!(
+            obj["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("web:1")
+        );
+    }
+
+    #[test]
+    fn a_listed_object_that_differs_is_healed() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        assert!(
+            b.judge(HealInput::Object(Change::Listed, live(10, 2, "x")), t0)
+                .is_empty()
+        );
+        let actions = b.judge(
+            HealInput::Object(Change::Listed, live(10, 5, "kubectl-edit")),
+            t0,
+        );
+        assert_eq!(waits(&actions).len(), 1, "changed while nothing watched");
+    }
+
+    #[test]
+    fn objects_of_no_tracked_application_are_not_judged() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        let mut unlabelled = live(10, 5, "x");
+        unlabelled["metadata"]["labels"] = json!({});
+        assert!(b.judge(modified(unlabelled), t0).is_empty());
+        let mut other = live(10, 5, "x");
+        other["metadata"]["labels"][APP_LABEL] = json!("other");
+        assert!(b.judge(modified(other), t0).is_empty());
+        b.remove(APP);
+        assert!(b.judge(modified(live(11, 5, "x")), t0).is_empty());
+        assert!(b.status().is_empty());
+    }
+
+    #[test]
+    fn a_git_object_without_a_namespace_matches_its_live_counterpart() {
+        let mut git = deployment();
+        git["metadata"].as_object_mut().unwrap().remove("namespace");
+        let t0 = Instant::now();
+        let mut b = HealBook::new();
+        b.set_revision(&[git], &opts());
+        assert!(b.judge(HealInput::Synced(APP.into()), t0).is_empty());
+        assert_eq!(waits(&b.judge(modified(live(10, 5, "x")), t0)).len(), 1);
+    }
+}
