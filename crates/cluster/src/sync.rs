@@ -4,6 +4,8 @@
 //! deletes only objects this application applied before (its inventory) that still carry its
 //! label, and refuses to delete everything unless allowed.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 
 use crate::diff::{IgnoreRule, ObjectKey, diff};
@@ -210,6 +212,175 @@ fn rank(obj: &Value) -> usize {
         .unwrap_or(KIND_ORDER.len())
 }
 
+/// What a sync does with one rendered object, given its live counterpart.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectPlan {
+    /// The live object already says what Git says: nothing to apply.
+    Unchanged,
+    /// Apply this ([`applied_form`]); the server's answer tells whether it changed anything.
+    Apply(Value),
+}
+
+/// What a sync will do, decided from plain data: what Git renders, what the cluster has and
+/// what the previous sync applied. [`sync`] makes the same decisions one object at a time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SyncPlan {
+    /// Every rendered object in the order it is applied (kind order: namespaces first, custom
+    /// resources last), with what to do with it.
+    pub objects: Vec<(ObjectKey, ObjectPlan)>,
+    /// Objects to delete, in the order they are deleted (the reverse kind order): each is in
+    /// the inventory, no longer rendered, and still labelled by this application.
+    pub prune: Vec<ObjectKey>,
+    /// Objects left in place although Git no longer has them: prune off or refused, or no
+    /// longer this application's.
+    pub orphaned: Vec<ObjectKey>,
+    /// The inventory the sync leaves for the next one.
+    pub inventory: Vec<Value>,
+    /// Git renders nothing and the previous sync applied something: the sync deletes nothing
+    /// and fails, unless [`SyncOptions::allow_empty`].
+    pub refused: bool,
+}
+
+/// The rendered objects in the order they are applied ([`KIND_ORDER`]), stable within a kind.
+fn apply_order(rendered: &[Value]) -> Vec<&Value> {
+    let mut ordered: Vec<&Value> = rendered.iter().collect();
+    ordered.sort_by_key(|o| rank(o));
+    ordered
+}
+
+/// What to do with Git's `obj` when the cluster has `live`: apply exactly what a sync applies
+/// ([`applied_form`]) unless the local comparison proves it equal.
+fn plan_object(obj: &Value, live: Option<&Value>, opts: &SyncOptions) -> ObjectPlan {
+    let desired = applied_form(obj, &opts.app, live, &opts.ignore);
+    let equal = live.is_some_and(|l| {
+        diff(
+            std::slice::from_ref(&desired),
+            std::slice::from_ref(l),
+            &opts.ignore,
+        )
+        .is_empty()
+    });
+    if equal {
+        ObjectPlan::Unchanged
+    } else {
+        ObjectPlan::Apply(desired)
+    }
+}
+
+/// Whether an apply that answered `applied` changed the object that was `live`. The local
+/// comparison only proves "equal"; the server's answer says whether the apply changed anything
+/// (a value it normalises, a field it drops when empty): an object that stays at its
+/// resourceVersion is unchanged, and a dry run, which stores nothing, is compared by content.
+fn apply_changed(live: Option<&Value>, applied: &Value, dry_run: bool) -> bool {
+    match live {
+        None => true,
+        Some(l) if dry_run => content(applied) != content(l),
+        Some(l) => {
+            applied.pointer("/metadata/resourceVersion") != l.pointer("/metadata/resourceVersion")
+        }
+    }
+}
+
+/// The objects of the previous inventory that Git no longer renders.
+struct PrunePlan {
+    /// To delete if still this application's, in deletion order.
+    candidates: Vec<Value>,
+    /// Kept, in the inventory too: prune is off, or refused.
+    kept: Vec<Value>,
+    refused: bool,
+}
+
+/// Which inventory objects Git no longer renders, and what may happen to them.
+fn plan_prune(rendered: &[Value], inventory: &[Value], opts: &SyncOptions) -> PrunePlan {
+    let rendered_keys: Vec<ObjectKey> = rendered
+        .iter()
+        .map(|o| ObjectKey::of(&stub(o, &opts.namespace)))
+        .collect();
+    let mut gone: Vec<Value> = inventory
+        .iter()
+        .filter(|o| !rendered_keys.contains(&ObjectKey::of(o)))
+        .cloned()
+        .collect();
+    // Workloads go before the namespace they live in.
+    gone.sort_by_key(|o| std::cmp::Reverse(rank(o)));
+    let refused = rendered.is_empty() && !inventory.is_empty() && !opts.allow_empty;
+    if !opts.prune || refused {
+        PrunePlan {
+            candidates: Vec::new(),
+            kept: gone,
+            refused,
+        }
+    } else {
+        PrunePlan {
+            candidates: gone,
+            kept: Vec::new(),
+            refused,
+        }
+    }
+}
+
+/// What becomes of a prune candidate the cluster has as `live`.
+#[derive(Debug, PartialEq, Eq)]
+enum Prune {
+    /// Still labelled by this application: delete it.
+    Delete,
+    /// Someone else's now, whatever the inventory says: leave it.
+    NotOurs,
+    /// Already gone.
+    Gone,
+}
+
+fn prune_verdict(live: Option<&Value>, app: &str) -> Prune {
+    match live {
+        Some(l) if app_of(l) == Some(app) => Prune::Delete,
+        Some(_) => Prune::NotOurs,
+        None => Prune::Gone,
+    }
+}
+
+/// The identity of an object for matching rendered, live and inventory objects: its key, the
+/// namespace defaulted as the inventory records it.
+fn identity(obj: &Value, namespace: &str) -> ObjectKey {
+    ObjectKey::of(&stub(obj, namespace))
+}
+
+/// What a sync of `rendered` would do when the cluster has `live` (any objects; a rendered
+/// object none of them matches is missing, as is an inventory object) and the previous sync
+/// applied `inventory`. Pure: the decisions of [`sync`], for callers and tests that have the
+/// live objects at hand.
+pub fn plan_sync(
+    rendered: &[Value],
+    live: &[Value],
+    inventory: &[Value],
+    opts: &SyncOptions,
+) -> SyncPlan {
+    let live: HashMap<ObjectKey, &Value> = live
+        .iter()
+        .map(|l| (identity(l, &opts.namespace), l))
+        .collect();
+    let find = |o: &Value| live.get(&identity(o, &opts.namespace)).copied();
+    let mut out = SyncPlan::default();
+    for obj in apply_order(rendered) {
+        out.objects
+            .push((ObjectKey::of(obj), plan_object(obj, find(obj), opts)));
+        out.inventory.push(stub(obj, &opts.namespace));
+    }
+    let prune = plan_prune(rendered, inventory, opts);
+    out.refused = prune.refused;
+    for old in prune.kept {
+        out.orphaned.push(ObjectKey::of(&old));
+        out.inventory.push(old);
+    }
+    for old in prune.candidates {
+        match prune_verdict(find(&old), &opts.app) {
+            Prune::Delete => out.prune.push(ObjectKey::of(&old)),
+            Prune::NotOurs => out.orphaned.push(ObjectKey::of(&old)),
+            Prune::Gone => {}
+        }
+    }
+    out
+}
+
 /// Syncs `rendered` to the cluster. `inventory` is what the previous sync applied.
 pub async fn sync(
     client: &KubeClient,
@@ -218,80 +389,54 @@ pub async fn sync(
     opts: &SyncOptions,
 ) -> Result<SyncReport, Error> {
     let mut report = SyncReport::default();
-    let mut ordered: Vec<&Value> = rendered.iter().collect();
-    ordered.sort_by_key(|o| rank(o));
-    for obj in ordered {
+    for obj in apply_order(rendered) {
         let key = ObjectKey::of(obj);
+        // Fetched one at a time, after everything before it in kind order is applied: a custom
+        // resource's kind is served only once its definition is.
         let live = client.get(obj, &opts.namespace).await?;
-        let desired = applied_form(obj, &opts.app, live.as_ref(), &opts.ignore);
-        let equal = live.as_ref().is_some_and(|l| {
-            diff(
-                std::slice::from_ref(&desired),
-                std::slice::from_ref(l),
-                &opts.ignore,
-            )
-            .is_empty()
-        });
-        if equal {
-            report.unchanged.push(key);
-        } else {
-            let applied = client
-                .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
-                .await?;
-            // The local comparison only proves "equal"; the server's answer says whether the
-            // apply changed anything (a value it normalises, a field it drops when empty).
-            let changed = match &live {
-                None => true,
-                Some(l) if opts.dry_run => content(&applied) != content(l),
-                Some(l) => {
-                    applied.pointer("/metadata/resourceVersion")
-                        != l.pointer("/metadata/resourceVersion")
+        match plan_object(obj, live.as_ref(), opts) {
+            ObjectPlan::Unchanged => report.unchanged.push(key),
+            ObjectPlan::Apply(desired) => {
+                let applied = client
+                    .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
+                    .await?;
+                if apply_changed(live.as_ref(), &applied, opts.dry_run) {
+                    if !opts.dry_run
+                        && let Some(rv) = applied
+                            .pointer("/metadata/resourceVersion")
+                            .and_then(Value::as_str)
+                    {
+                        report.versions.push((key.clone(), rv.to_owned()));
+                    }
+                    report.applied.push(key);
+                } else {
+                    report.unchanged.push(key);
                 }
-            };
-            if !changed {
-                report.unchanged.push(key);
-            } else {
-                if !opts.dry_run
-                    && let Some(rv) = applied
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                {
-                    report.versions.push((ObjectKey::of(obj), rv.to_owned()));
-                }
-                report.applied.push(key);
             }
         }
         report.inventory.push(stub(obj, &opts.namespace));
     }
-    let rendered_keys: Vec<ObjectKey> = report.inventory.iter().map(ObjectKey::of).collect();
-    let mut gone: Vec<&Value> = inventory
-        .iter()
-        .filter(|o| !rendered_keys.contains(&ObjectKey::of(o)))
-        .collect();
-    // Workloads go before the namespace they live in.
-    gone.sort_by_key(|o| std::cmp::Reverse(rank(o)));
-    let refuse = rendered.is_empty() && !inventory.is_empty() && !opts.allow_empty;
-    for old in gone {
-        let key = ObjectKey::of(old);
-        if !opts.prune || refuse {
-            report.orphaned.push(key);
-            report.inventory.push(old.clone());
-            continue;
-        }
+    let prune = plan_prune(rendered, inventory, opts);
+    for old in prune.kept {
+        report.orphaned.push(ObjectKey::of(&old));
+        report.inventory.push(old);
+    }
+    for old in prune.candidates {
+        let key = ObjectKey::of(&old);
         // Never touch anything that is not ours, whatever the inventory says.
-        let live = client.get(old, &opts.namespace).await?;
-        match live {
-            Some(l) if app_of(&l) == Some(opts.app.as_str()) => {
+        let live = client.get(&old, &opts.namespace).await?;
+        match prune_verdict(live.as_ref(), &opts.app) {
+            Prune::Delete => {
                 if !opts.dry_run {
-                    client.delete(old, &opts.namespace).await?;
+                    client.delete(&old, &opts.namespace).await?;
                 }
                 report.pruned.push(key);
             }
-            Some(_) => report.orphaned.push(key),
-            None => {}
+            Prune::NotOurs => report.orphaned.push(key),
+            Prune::Gone => {}
         }
     }
-    if refuse {
+    if prune.refused {
         return Err(Error::Api {
             what: format!("syncing {}", opts.app),
             reason:
@@ -301,3 +446,4 @@ pub async fn sync(
     }
     Ok(report)
 }
+
