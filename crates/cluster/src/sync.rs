@@ -447,3 +447,283 @@ pub async fn sync(
     Ok(report)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = "shop";
+
+    fn opts() -> SyncOptions {
+        SyncOptions {
+            app: APP.into(),
+            namespace: "prod".into(),
+            prune: true,
+            allow_empty: false,
+            dry_run: false,
+            ignore: Vec::new(),
+        }
+    }
+
+    fn obj(api: &str, kind: &str, name: &str) -> Value {
+        json!({"apiVersion": api, "kind": kind, "metadata": {"name": name}})
+    }
+
+    fn config_map(name: &str, value: &str) -> Value {
+        let mut o = obj("v1", "ConfigMap", name);
+        o["data"] = json!({"k": value});
+        o
+    }
+
+    fn deployment(replicas: u64, image: &str) -> Value {
+        let mut o = obj("apps/v1", "Deployment", "web");
+        o["spec"] = json!({"replicas": replicas, "template": {"spec": {"containers": [
+            {"name": "web", "image": image}
+        ]}}});
+        o
+    }
+
+    /// `o` as the cluster has it: in the default namespace (when namespaced), labelled by
+    /// `app`, at resourceVersion 7.
+    fn live_of(o: &Value, app: Option<&str>) -> Value {
+        let mut l = o.clone();
+        if o["kind"] != "Namespace" && l.pointer("/metadata/namespace").is_none() {
+            l["metadata"]["namespace"] = json!("prod");
+        }
+        if let Some(app) = app {
+            l["metadata"]["labels"] = json!({APP_LABEL: app});
+        }
+        l["metadata"]["resourceVersion"] = json!("7");
+        l
+    }
+
+    fn kinds(plan: &SyncPlan) -> Vec<&str> {
+        plan.objects.iter().map(|(k, _)| k.kind.as_str()).collect()
+    }
+
+    fn inventory_of(objects: &[Value]) -> Vec<Value> {
+        objects.iter().map(|o| stub(o, "prod")).collect()
+    }
+
+    #[test]
+    fn objects_are_applied_in_kind_order() {
+        let rendered = [
+            obj("example.com/v1", "Widget", "w"),
+            deployment(2, "web:1"),
+            config_map("b", "1"),
+            obj(
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                "widgets",
+            ),
+            obj("v1", "ServiceAccount", "sa"),
+            config_map("a", "1"),
+            obj("v1", "Namespace", "prod"),
+        ];
+        let plan = plan_sync(&rendered, &[], &[], &opts());
+        assert_eq!(
+            kinds(&plan),
+            [
+                "Namespace",
+                "ServiceAccount",
+                "ConfigMap",
+                "ConfigMap",
+                "CustomResourceDefinition",
+                "Deployment",
+                "Widget"
+            ]
+        );
+        assert_eq!(plan.objects[2].0.name, "b", "stable within a kind");
+        assert!(
+            plan.objects
+                .iter()
+                .all(|(_, p)| matches!(p, ObjectPlan::Apply(_))),
+            "nothing exists: everything is applied"
+        );
+        assert_eq!(plan.inventory.len(), rendered.len());
+        assert!(plan.prune.is_empty() && plan.orphaned.is_empty() && !plan.refused);
+    }
+
+    #[test]
+    fn what_differs_or_is_missing_is_applied_and_the_rest_is_unchanged() {
+        let same = config_map("same", "1");
+        let unlabelled = config_map("unlabelled", "1");
+        let rendered = [same.clone(), unlabelled.clone(), deployment(2, "web:1")];
+        let live = [
+            live_of(&same, Some(APP)),
+            live_of(&unlabelled, None),
+            live_of(&deployment(2, "web:0"), Some(APP)),
+        ];
+        let plan = plan_sync(&rendered, &live, &[], &opts());
+        let (unchanged, apply): (Vec<_>, Vec<_>) = plan
+            .objects
+            .iter()
+            .partition(|(_, p)| *p == ObjectPlan::Unchanged);
+        assert_eq!(unchanged.len(), 1);
+        assert_eq!(unchanged[0].0.name, "same");
+        assert_eq!(apply.len(), 2, "the label is part of what Git says");
+        let ObjectPlan::Apply(d) = &plan.objects[2].1 else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(
+            *d,
+            applied_form(&deployment(2, "web:1"), APP, Some(&live[2]), &[]),
+            "exactly what a sync applies"
+        );
+        assert_eq!(d["metadata"]["labels"][APP_LABEL], json!(APP));
+    }
+
+    #[test]
+    fn pruning_comes_last_in_reverse_kind_order_namespaces_last() {
+        let keep = config_map("keep", "1");
+        let old = [
+            obj("v1", "Namespace", "old-ns"),
+            config_map("old", "1"),
+            deployment(1, "old:1"),
+            keep.clone(),
+        ];
+        let live: Vec<Value> = old.iter().map(|o| live_of(o, Some(APP))).collect();
+        let plan = plan_sync(
+            std::slice::from_ref(&keep),
+            &live,
+            &inventory_of(&old),
+            &opts(),
+        );
+        let pruned: Vec<&str> = plan.prune.iter().map(|k| k.kind.as_str()).collect();
+        assert_eq!(pruned, ["Deployment", "ConfigMap", "Namespace"]);
+        assert_eq!(
+            plan.inventory,
+            inventory_of(&[keep]),
+            "only what is rendered"
+        );
+    }
+
+    #[test]
+    fn only_objects_still_labelled_by_this_application_are_pruned() {
+        let ours = config_map("ours", "1");
+        let theirs = config_map("theirs", "1");
+        let unlabelled = config_map("unlabelled", "1");
+        let gone = config_map("gone", "1");
+        let inventory = inventory_of(&[ours.clone(), theirs.clone(), unlabelled.clone(), gone]);
+        let live = [
+            live_of(&ours, Some(APP)),
+            live_of(&theirs, Some("other-app")),
+            live_of(&unlabelled, None),
+        ];
+        let plan = plan_sync(&[config_map("new", "1")], &live, &inventory, &opts());
+        let names = |keys: &[ObjectKey]| keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&plan.prune), ["ours"]);
+        let mut orphaned = names(&plan.orphaned);
+        orphaned.sort();
+        assert_eq!(orphaned, ["theirs", "unlabelled"]);
+        assert_eq!(
+            plan.inventory.len(),
+            1,
+            "what is not ours leaves the inventory"
+        );
+    }
+
+    #[test]
+    fn with_prune_off_what_git_dropped_is_orphaned_and_kept_in_the_inventory() {
+        let old = config_map("old", "1");
+        let mut o = opts();
+        o.prune = false;
+        let plan = plan_sync(
+            &[config_map("new", "1")],
+            &[live_of(&old, Some(APP))],
+            &inventory_of(std::slice::from_ref(&old)),
+            &o,
+        );
+        assert!(plan.prune.is_empty());
+        assert_eq!(plan.orphaned, [ObjectKey::of(&stub(&old, "prod"))]);
+        assert_eq!(plan.inventory.len(), 2);
+    }
+
+    #[test]
+    fn pruning_everything_is_refused_unless_allowed() {
+        let old = [config_map("a", "1"), deployment(1, "web:1")];
+        let live: Vec<Value> = old.iter().map(|o| live_of(o, Some(APP))).collect();
+        let inventory = inventory_of(&old);
+        let refused = plan_sync(&[], &live, &inventory, &opts());
+        assert!(refused.refused);
+        assert!(refused.prune.is_empty(), "nothing is deleted");
+        assert_eq!(refused.orphaned.len(), 2);
+        assert_eq!(refused.inventory.len(), inventory.len());
+        assert!(
+            inventory.iter().all(|o| refused.inventory.contains(o)),
+            "the inventory survives"
+        );
+
+        let mut o = opts();
+        o.allow_empty = true;
+        let allowed = plan_sync(&[], &live, &inventory, &o);
+        assert!(!allowed.refused);
+        assert_eq!(allowed.prune.len(), 2);
+        assert!(allowed.inventory.is_empty());
+
+        assert!(
+            !plan_sync(&[], &[], &[], &opts()).refused,
+            "nothing before, nothing now: nothing to refuse"
+        );
+    }
+
+    #[test]
+    fn a_dry_run_plans_exactly_what_a_sync_would() {
+        let rendered = [deployment(2, "web:1"), config_map("a", "1")];
+        let old = config_map("old", "1");
+        let live = [
+            live_of(&deployment(3, "web:1"), None),
+            live_of(&old, Some(APP)),
+        ];
+        let inventory = inventory_of(&[old]);
+        let mut dry = opts();
+        dry.dry_run = true;
+        assert_eq!(
+            plan_sync(&rendered, &live, &inventory, &dry),
+            plan_sync(&rendered, &live, &inventory, &opts()),
+            "same applies (label included), same prunes"
+        );
+    }
+
+    #[test]
+    fn after_an_apply_an_unchanged_resource_version_counts_as_unchanged() {
+        let live = live_of(&deployment(2, "web:1"), Some(APP));
+        let mut same = live.clone();
+        same["metadata"]["managedFields"] = json!([{"manager": FIELD_MANAGER}]);
+        assert!(!apply_changed(Some(&live), &same, false));
+        let mut bumped = same.clone();
+        bumped["metadata"]["resourceVersion"] = json!("8");
+        assert!(apply_changed(Some(&live), &bumped, false));
+        assert!(apply_changed(None, &same, false), "created");
+        // A dry run stores nothing: the answer's content decides.
+        assert!(!apply_changed(Some(&live), &same, true));
+        let mut other = same.clone();
+        other["spec"]["replicas"] = json!(3);
+        assert!(apply_changed(Some(&live), &other, true));
+    }
+
+    #[test]
+    fn ignored_fields_keep_their_live_values_and_alone_are_no_reason_to_apply() {
+        let mut o = opts();
+        o.ignore = vec![IgnoreRule {
+            kind: Some("Deployment".into()),
+            name: None,
+            json_pointers: vec!["/spec/replicas".into()],
+            managers: Vec::new(),
+        }];
+        let git = deployment(2, "web:1");
+        let scaled = live_of(&deployment(5, "web:1"), Some(APP));
+        let plan = plan_sync(std::slice::from_ref(&git), &[scaled], &[], &o);
+        assert_eq!(plan.objects[0].1, ObjectPlan::Unchanged);
+
+        let changed = live_of(&deployment(5, "web:0"), Some(APP));
+        let plan = plan_sync(&[git], &[changed], &[], &o);
+        let ObjectPlan::Apply(d) = &plan.objects[0].1 else {
+            panic!("{plan:?}");
+        };
+        assert_eq!(d["spec"]["replicas"], json!(5), "the live value is kept");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["image"],
+            json!("web:1")
+        );
+    }
+}
