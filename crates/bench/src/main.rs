@@ -966,8 +966,9 @@ fn bench_push_to_deploy(reg: &Registry) {
     );
 }
 
-/// Checks criterion's estimates from this run (`DIR/GROUP/FUNCTION/new/estimates.json`, the
-/// mean) against their targets.
+/// Checks criterion's estimates from this run (`DIR/GROUP/FUNCTION/new/estimates.json`)
+/// against their targets: the figure criterion prints as `time:` — the slope of its linear
+/// sampling, or the mean where it sampled flat.
 fn check_criterion(dir: &Path, since: Option<SystemTime>, v: &mut Verdicts) {
     println!("\n== Criterion estimates from this run, against their targets");
     for (id, target) in [
@@ -987,29 +988,33 @@ fn check_criterion(dir: &Path, since: Option<SystemTime>, v: &mut Verdicts) {
         let fresh = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .is_ok_and(|t| since.is_none_or(|s| t >= s));
-        let mean = std::fs::read_to_string(&path)
+        let estimate = std::fs::read_to_string(&path)
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .and_then(|e| e["mean"]["point_estimate"].as_f64());
-        let Some(mean) = mean.filter(|_| fresh) else {
+            .and_then(|e| {
+                e["slope"]["point_estimate"]
+                    .as_f64()
+                    .or_else(|| e["mean"]["point_estimate"].as_f64())
+            });
+        let Some(estimate) = estimate.filter(|_| fresh) else {
             v.failed(
                 &format!("criterion {id}"),
                 &format!("no estimate from this run at {}", path.display()),
             );
             continue;
         };
-        let mean = Duration::from_secs_f64(mean / 1e9);
+        let time = Duration::from_secs_f64(estimate / 1e9);
         match target {
             Some(t) => println!(
-                "{id}: mean {:.2} ms; {}",
-                ms(mean),
+                "{id}: time {:.2} ms; {}",
+                ms(time),
                 v.target(
-                    &format!("criterion {id}, mean {:.2} ms", ms(mean)),
-                    mean < t,
+                    &format!("criterion {id}, time {:.2} ms", ms(time)),
+                    time < t,
                     &format!("< {:.0} ms", ms(t))
                 )
             ),
-            None => println!("{id}: mean {:.2} ms (no target)", ms(mean)),
+            None => println!("{id}: time {:.2} ms (no target)", ms(time)),
         }
     }
 }
