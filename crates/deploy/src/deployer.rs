@@ -445,7 +445,6 @@ impl Deployer {
         if self.mode != Mode::Once {
             self.healer.set(&rendered.objects, &heal).await;
         }
-        let inventory = crate::inventory::load(&self.state, &app.name);
         let opts = SyncOptions {
             app: app.name.clone(),
             namespace: p.namespace.clone(),
@@ -454,12 +453,10 @@ impl Deployer {
             dry_run: false,
             ignore: crate::ignore_rules(app),
         };
-        let report =
-            driftwatch_cluster::sync(&self.client, &rendered.objects, &inventory, &opts).await?;
+        let report = crate::apply(&self.client, &self.state, &rendered.objects, &opts).await?;
         if self.mode != Mode::Once {
             self.healer.synced(&app.name, &report.versions);
         }
-        crate::inventory::save(&self.state, &app.name, &report.inventory)?;
         let (health, detail) =
             crate::rollout::health(&self.client, &rendered.objects, &p.namespace).await?;
         crate::rollout::record(

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod live;
 mod overrides;
 mod revision;
+pub mod rollback;
 pub mod rollout;
 pub mod verdict;
 
@@ -31,3 +32,20 @@ pub fn ignore_rules(app: &driftwatch_engine::App) -> Vec<driftwatch_cluster::Ign
         .collect()
 }
 pub use revision::{head, render_at, render_head};
+
+/// Syncs `rendered` with the application's inventory (what it applied before, so prune knows
+/// what left Git) and keeps the new inventory — the one way `sync` and `run` apply a revision.
+/// A dry run reads the inventory and keeps nothing.
+pub async fn apply(
+    client: &driftwatch_cluster::KubeClient,
+    state: &std::path::Path,
+    rendered: &[serde_json::Value],
+    opts: &driftwatch_cluster::SyncOptions,
+) -> Result<driftwatch_cluster::SyncReport, Error> {
+    let inventory = inventory::load(state, &opts.app);
+    let report = driftwatch_cluster::sync(client, rendered, &inventory, opts).await?;
+    if !opts.dry_run {
+        inventory::save(state, &opts.app, &report.inventory)?;
+    }
+    Ok(report)
+}

@@ -251,7 +251,6 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         &args.cluster.kubeconfig,
     )?);
     let state = args.source.state_dir();
-    let inventory = driftwatch_deploy::inventory::load(&state, &app.name);
     let opts = driftwatch_cluster::SyncOptions {
         app: app.name.clone(),
         namespace: namespace.clone(),
@@ -261,15 +260,12 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
         ignore: driftwatch_deploy::ignore_rules(&app),
     };
     let rt = super::runtime()?;
-    let report = rt.block_on(driftwatch_cluster::sync(
+    let report = rt.block_on(driftwatch_deploy::apply(
         &client,
+        &state,
         &rendered.objects,
-        &inventory,
         &opts,
     ))?;
-    if !args.dry_run {
-        driftwatch_deploy::inventory::save(&state, &app.name, &report.inventory)?;
-    }
     let mut out = std::io::stdout().lock();
     let verb = if args.dry_run {
         "would apply"
@@ -436,50 +432,9 @@ pub struct RollbackArgs {
 pub fn rollback_cmd(args: &RollbackArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
     let state = args.source.state_dir();
-    let mirror = driftwatch_git::Mirror::open(&state, &app.repo, app.auth.clone())?;
-    let spec = driftwatch_git::BranchSpec::parse(&app.branch, "main");
-    let base = mirror.resolve_branch(&spec.base)?;
-    mirror.fetch(&[&base])?;
-    let path = app.path.trim_matches('/').to_owned();
-    let at_rev = mirror
-        .list(&args.rev, &path)
-        .with_context(|| format!("revision {:?}", args.rev))?;
-    let request = driftwatch_git::UpdateRequest {
-        base: base.clone(),
-        identity: app.identity.clone(),
-        max_attempts: 8,
-    };
+    let outcome = driftwatch_deploy::rollback::rollback(&state, &app, &args.rev)
+        .with_context(|| format!("rolling {} back to {:?}", app.name, args.rev))?;
     let short: String = args.rev.chars().take(12).collect();
-    let outcome = mirror.update(&request, |snap| {
-        let at_head = mirror.list(snap.commit(), &path)?;
-        let mut writes = Vec::new();
-        for f in &at_rev {
-            let content = mirror.read(&args.rev, f)?.unwrap_or_default();
-            writes.push(driftwatch_git::FileWrite {
-                path: f.clone(),
-                content,
-            });
-        }
-        let deletes = at_head
-            .into_iter()
-            .filter(|f| !at_rev.contains(f))
-            .collect();
-        Ok(driftwatch_git::Plan {
-            writes,
-            message: format!(
-                "rollback: {} to {short}\n\nRestores {} as of {}.\n",
-                app.name,
-                if path.is_empty() {
-                    "the repository"
-                } else {
-                    &path
-                },
-                args.rev
-            ),
-            target: None,
-            deletes,
-        })
-    })?;
     match outcome {
         driftwatch_git::Outcome::Unchanged => println!("{}: already as at {short}", app.name),
         driftwatch_git::Outcome::Pushed { commit, branch, .. } => {
