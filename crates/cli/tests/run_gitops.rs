@@ -37,11 +37,15 @@ fn configmap(ns: &str, name: &str, mode: &str) -> String {
     )
 }
 
-/// A running `driftwatch run`, its stderr lines on a channel, killed with SIGTERM on drop.
+/// A running `driftwatch run`, its stderr lines on a channel (shown when a wait fails), killed
+/// with SIGTERM on drop. Tests read its state through its API: `/events`, `/status`,
+/// `/metrics`.
 struct Running {
     child: Child,
     lines: Receiver<String>,
     port: u16,
+    /// The last event number a wait consumed.
+    seen: std::cell::Cell<u64>,
 }
 
 impl Running {
@@ -76,7 +80,12 @@ impl Running {
             }
         });
         assert!(wait_for_port(port, Duration::from_secs(10)));
-        Running { child, lines, port }
+        Running {
+            child,
+            lines,
+            port,
+            seen: std::cell::Cell::new(0),
+        }
     }
 
     /// `run --config CONF --state-dir STATE --kubeconfig` of `cluster`.
@@ -95,30 +104,38 @@ impl Running {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Waits for a stderr line containing every needle.
-    fn wait_line(&self, needles: &[&str]) -> String {
+    /// Waits for the next event (after those already consumed) that `matches`, at most 20 s;
+    /// the events before it are consumed too.
+    fn wait_event(
+        &self,
+        what: &str,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if needles.iter().all(|n| l.contains(n)) => return l,
-                Ok(l) => eprintln!("LOG {l}"),
-                Err(_) => panic!("no log line with {needles:?}"),
+            let url = self.url(&format!("/events?since={}", self.seen.get()));
+            let (code, _, body) = request("GET", &url, &[], b"").unwrap();
+            assert_eq!(code, 200);
+            let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+            for e in events {
+                self.seen.set(e["seq"].as_u64().unwrap());
+                if matches(&e) {
+                    return e;
+                }
             }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self.lines.try_iter().collect();
+                panic!("no event: {what}\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Waits for a stderr line containing any of `needles`.
-    fn wait_any(&self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if needles.iter().any(|n| l.contains(n)) => return l,
-                Ok(l) => eprintln!("LOG {l}"),
-                Err(_) => panic!("no log line with any of {needles:?}"),
-            }
-        }
+    /// Waits for a sync of `app`.
+    fn synced(&self, app: &str) -> serde_json::Value {
+        self.wait_event(&format!("{app} synced"), |e| {
+            e["kind"] == "synced" && e["app"] == app
+        })
     }
 
     /// The value of an unlabelled counter or gauge on `/metrics`.
@@ -159,6 +176,14 @@ fn shop_config(dir: &TempDir, repo: &BareRepo, ns: &str, automated: &str) -> std
     )
     .unwrap();
     conf
+}
+
+/// Whether the JSON array `list` has a string that contains `part`.
+fn has(list: &serde_json::Value, part: &str) -> bool {
+    list.as_array().is_some_and(|l| {
+        l.iter()
+            .any(|v| v.as_str().is_some_and(|v| v.contains(part)))
+    })
 }
 
 /// `GET /status`, parsed.
@@ -235,7 +260,7 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
     let run = Running::on(&conf, &state, &cluster);
 
     // The first tick brings Git to the cluster.
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     assert_eq!(
         image_of(&cluster, &ns).as_deref(),
         Some(image("v1.0.0").as_str())
@@ -259,7 +284,9 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         image_of(&cluster, &ns).as_deref() == Some(image("v1.1.0").as_str())
     });
     let push_to_deploy = sent.elapsed();
-    run.wait_line(&["synced", "applied=[\"Deployment/"]);
+    run.wait_event("the new image synced", |e| {
+        e["kind"] == "synced" && has(&e["applied"], "Deployment/")
+    });
     assert!(
         repo.show("main", "apps/shop/deployment.yaml")
             .contains(&image("v1.1.0"))
@@ -287,13 +314,15 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         )
         .unwrap();
     }
-    let healed = run.wait_line(&["healed", "backend"]);
-    assert!(healed.contains("kubectl-set"), "{healed}");
+    let healed = run.wait_event("the heal", |e| {
+        e["kind"] == "healed" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
+    assert!(has(&healed["managers"], "kubectl-set"), "{healed}");
     assert_eq!(
         image_of(&cluster, &ns).as_deref(),
         Some(image("v1.1.0").as_str())
     );
-    assert!(!healed.contains("revisionHistoryLimit"), "{healed}");
+    assert!(!has(&healed["fields"], "revisionHistoryLimit"), "{healed}");
     assert_eq!(
         cluster.get("deployments", &ns, "backend").unwrap()["spec"]["revisionHistoryLimit"],
         2,
@@ -347,7 +376,9 @@ fn registry_push_reaches_the_cluster_and_manual_changes_heal() {
         cluster.get("configmaps", &ns, "flags").is_none()
     });
     assert!(cluster.get("deployments", &ns, "backend").is_some());
-    run.wait_line(&["synced", "pruned=[\"ConfigMap/"]);
+    run.wait_event("the prune", |e| {
+        e["kind"] == "synced" && has(&e["pruned"], "ConfigMap/")
+    });
 
     let (_, _, metrics) = request("GET", &run.url("/metrics"), &[], b"").unwrap();
     let metrics = String::from_utf8(metrics).unwrap();
@@ -406,10 +437,12 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     .unwrap();
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
-    run.wait_line(&["synced", "shop"]);
-    let out_of_sync = run.wait_line(&["OutOfSync", "tools"]);
+    run.synced("shop");
+    let out_of_sync = run.wait_event("tools compared", |e| {
+        e["kind"] == "out-of-sync" && e["app"] == "tools"
+    });
     assert!(
-        out_of_sync.contains(&format!("ConfigMap/{ns}/tools")),
+        has(&out_of_sync["objects"], &format!("ConfigMap/{ns}/tools")),
         "{out_of_sync}"
     );
     assert!(
@@ -420,8 +453,10 @@ fn without_self_heal_changes_are_reported_and_detect_only_apps_are_never_applied
     cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
     // The report is the healer's verdict on the change's event: having reported, it is done
     // with it, and the change stays.
-    let reported = run.wait_line(&["self-heal is off", "backend"]);
-    assert!(reported.contains("kubectl-set"), "{reported}");
+    let reported = run.wait_event("the change reported", |e| {
+        e["kind"] == "drifted" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
+    assert!(has(&reported["managers"], "kubectl-set"), "{reported}");
     assert_eq!(image_of(&cluster, &ns).as_deref(), Some("wrong-image:v99"));
     let st = status(&run);
     let shop = st
@@ -535,13 +570,15 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
     let conf = shop_config(&dir, &repo, ns, "{selfHeal: true}");
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     let good = Some("registry.local/backend:v1.0.0".to_owned());
 
     // The connection drops; the watch resumes from where it was and sees the next change.
     fake.drop_watches();
     cluster.set_image(ns, "backend", "backend", "wrong-image:v1");
-    run.wait_line(&["healed", "backend"]);
+    run.wait_event("a heal", |e| {
+        e["kind"] == "healed" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
     assert_eq!(image_of(&cluster, ns), good);
 
     // The server restarts: watches end, history is compacted (resuming gets 410 Gone), and a
@@ -567,13 +604,17 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
         "nothing can heal while the server is down"
     );
     fake.up();
-    let healed = run.wait_line(&["healed", "backend"]);
-    assert!(healed.contains("kubectl-set"), "{healed}");
+    let healed = run.wait_event("a heal", |e| {
+        e["kind"] == "healed" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
+    assert!(has(&healed["managers"], "kubectl-set"), "{healed}");
     assert_eq!(image_of(&cluster, ns), good);
 
     // And the watch after the restart works as before.
     cluster.set_image(ns, "backend", "backend", "wrong-image:v3");
-    run.wait_line(&["healed", "backend"]);
+    run.wait_event("a heal", |e| {
+        e["kind"] == "healed" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
     assert_eq!(image_of(&cluster, ns), good);
 
     // The controller reports the rollout done: the sync's outcome is recorded from the watch.
@@ -587,8 +628,16 @@ fn a_dropped_watch_or_a_restarted_api_server_misses_no_change() {
         serde_json::json!({"observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}),
     )
         .unwrap();
-    let settled = run.wait_line(&["rollout", "Healthy"]);
-    assert!(settled.contains("1 of 1 objects healthy"), "{settled}");
+    let settled = run.wait_event("the rollout settled", |e| {
+        e["kind"] == "rollout" && e["health"] == "Healthy"
+    });
+    assert!(
+        settled["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 objects healthy"),
+        "{settled}"
+    );
     assert!(run.stop().success());
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(["history", "shop", "--syncs", "-o", "json", "--state-dir"])
@@ -628,9 +677,11 @@ fn credentials_bound_to_namespaces_watch_per_namespace() {
         "--kubeconfig".as_ref(),
         tenant.as_os_str(),
     ]);
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     cluster.set_image(&ns, "backend", "backend", "wrong-image:v1");
-    run.wait_line(&["healed", "backend"]);
+    run.wait_event("a heal", |e| {
+        e["kind"] == "healed" && e["object"].as_str().unwrap().ends_with("/backend")
+    });
     assert_eq!(
         image_of(&cluster, &ns).as_deref(),
         Some("registry.local/backend:v1.0.0")
@@ -654,7 +705,7 @@ fn a_broken_commit_keeps_the_last_good_state() {
     let conf = shop_config(&dir, &repo, &ns, "{prune: true}");
     let state = dir.path().join("state");
     let run = Running::on(&conf, &state, &cluster);
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     let webhook = |run: &Running| {
         let push = format!(
             r#"{{"ref":"refs/heads/main","repository":{{"url":"{}"}}}}"#,
@@ -678,8 +729,13 @@ fn a_broken_commit_keeps_the_last_good_state() {
         "broken settings",
     );
     webhook(&run);
-    let failed = run.wait_line(&["sync failed", "shop"]);
-    assert!(failed.contains("settings.yaml"), "names the file: {failed}");
+    let failed = run.wait_event("the failed sync", |e| {
+        e["kind"] == "sync-failed" && e["app"] == "shop"
+    });
+    assert!(
+        failed["error"].as_str().unwrap().contains("settings.yaml"),
+        "names the file: {failed}"
+    );
     assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("fast"));
     let st = status(&run);
     assert_eq!(st[0]["sync"], "Unknown", "{st}");
@@ -695,7 +751,7 @@ fn a_broken_commit_keeps_the_last_good_state() {
         "fix settings",
     );
     webhook(&run);
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     assert_eq!(mode_of(&cluster, &ns, "settings").as_deref(), Some("slow"));
     assert!(run.stop().success());
 }
@@ -755,7 +811,7 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
     )]);
     let conf = shop_config(&dir, &repo, &ns, "{selfHeal: true}");
     let run = Running::on(&conf, &dir.path().join("state"), &cluster);
-    run.wait_line(&["synced", "shop"]);
+    run.synced("shop");
     // A controller that keeps writing its own image back: each write is healed, until healing
     // stops and says who.
     let rogue = |image: &str| {
@@ -771,10 +827,11 @@ fn a_fight_with_another_writer_stops_and_shows_as_degraded() {
     let mut fought = false;
     for _ in 0..12 {
         rogue("rogue:v1");
-        if run
-            .wait_any(&["healed Deployment/", "Degraded"])
-            .contains("Degraded")
-        {
+        let e = run.wait_event("a heal or the fight", |e| {
+            e["kind"] == "healed" || e["kind"] == "fight"
+        });
+        if e["kind"] == "fight" {
+            assert!(has(&e["managers"], "rogue-controller"), "{e}");
             fought = true;
             break;
         }
@@ -849,7 +906,7 @@ fn argocd_applications_deploy_their_parameter_overrides() {
         "--kubeconfig".as_ref(),
         cluster.kubeconfig.as_os_str(),
     ]);
-    run.wait_line(&["synced", "api"]);
+    run.synced("api");
     let want = |tag: &str| format!("{}/team/api:{tag}", reg.host());
     assert_eq!(image_of(&cluster, &ns), Some(want("1.0.0")));
 

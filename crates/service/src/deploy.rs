@@ -13,6 +13,7 @@ use driftwatch_deploy::{Deployer, Outcome};
 use driftwatch_engine::App;
 use tokio::sync::mpsc;
 
+use crate::events::ServiceEvent;
 use crate::http::Shared;
 use crate::shutdown::Shutdown;
 
@@ -33,8 +34,12 @@ fn short(revision: &str) -> &str {
     &revision[..revision.len().min(12)]
 }
 
-fn names(keys: &[driftwatch_cluster::ObjectKey]) -> serde_json::Value {
+fn strings(keys: &[driftwatch_cluster::ObjectKey]) -> Vec<String> {
     keys.iter().map(ToString::to_string).collect()
+}
+
+fn names(keys: &[driftwatch_cluster::ObjectKey]) -> serde_json::Value {
+    strings(keys).into()
 }
 
 /// Logs what a tick did and counts it; returns whether anything failed.
@@ -64,6 +69,14 @@ fn report(outcomes: &[Outcome], shared: &Shared, seen: Option<i128>) -> bool {
                     unchanged = report.unchanged.len(),
                     "synced"
                 );
+                shared.events.push(ServiceEvent::Synced {
+                    app: app.clone(),
+                    revision: short(revision).to_owned(),
+                    applied: strings(&report.applied),
+                    pruned: strings(&report.pruned),
+                    orphaned: strings(&report.orphaned),
+                    unchanged: report.unchanged.len(),
+                });
             }
             Outcome::OutOfSync {
                 app,
@@ -76,12 +89,21 @@ fn report(outcomes: &[Outcome], shared: &Shared, seen: Option<i128>) -> bool {
                     objects = %names(objects),
                     "OutOfSync"
                 );
+                shared.events.push(ServiceEvent::OutOfSync {
+                    app: app.clone(),
+                    revision: short(revision).to_owned(),
+                    objects: strings(objects),
+                });
             }
             Outcome::InSync { .. } => {}
             Outcome::Failed { app, error } => {
                 failed = true;
                 m.sync_errors.inc();
                 tracing::error!(app = %app, error = %error, "sync failed");
+                shared.events.push(ServiceEvent::SyncFailed {
+                    app: app.clone(),
+                    error: error.clone(),
+                });
             }
         }
     }
@@ -129,10 +151,55 @@ pub fn describe_heal(e: &HealEvent) -> String {
     }
 }
 
-/// Counts and logs one heal event.
+/// The service event for a heal event.
+fn heal_event(e: &HealEvent) -> ServiceEvent {
+    match e.clone() {
+        HealEvent::Healed {
+            app,
+            key,
+            fields,
+            managers,
+            after,
+        } => ServiceEvent::Healed {
+            app,
+            object: key.to_string(),
+            fields,
+            managers,
+            after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+        },
+        HealEvent::Recreated { app, key } => ServiceEvent::Recreated {
+            app,
+            object: key.to_string(),
+        },
+        HealEvent::Drifted {
+            app,
+            key,
+            fields,
+            managers,
+        } => ServiceEvent::Drifted {
+            app,
+            object: key.to_string(),
+            fields,
+            managers,
+        },
+        HealEvent::Fight { app, key, managers } => ServiceEvent::Fight {
+            app,
+            object: key.to_string(),
+            managers,
+        },
+        HealEvent::Failed { app, key, error } => ServiceEvent::HealFailed {
+            app,
+            object: key.to_string(),
+            error,
+        },
+    }
+}
+
+/// Counts, logs and keeps one heal event.
 fn on_heal(e: &HealEvent, shared: &Shared) {
     let m = &shared.metrics;
     let line = describe_heal(e);
+    shared.events.push(heal_event(e));
     match e {
         HealEvent::Healed { app, .. } | HealEvent::Recreated { app, .. } => {
             m.heals.inc();
@@ -207,6 +274,12 @@ pub fn start(
                 }
                 Some(s) = settled.recv() => {
                     deployer.settled(&s);
+                    shared.events.push(ServiceEvent::Rollout {
+                        app: s.app.clone(),
+                        revision: short(&s.revision).to_owned(),
+                        health: s.health.to_string(),
+                        detail: s.detail.clone(),
+                    });
                     if s.health == driftwatch_cluster::Health::Degraded {
                         tracing::error!(app = %s.app, revision = %short(&s.revision), health = %s.health, detail = %s.detail, "rollout");
                     } else {
@@ -227,6 +300,10 @@ pub fn start(
                     Some(DeployTrigger::Push(push)) => {
                         let apps = deployer.affected(&push.urls, &push.branch);
                         tracing::info!(branch = %push.branch, applications = apps.len(), "git push");
+                        shared.events.push(ServiceEvent::GitPush {
+                            branch: push.branch.clone(),
+                            applications: apps.len(),
+                        });
                         if apps.is_empty() {
                             continue;
                         }

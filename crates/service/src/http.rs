@@ -13,8 +13,12 @@ use driftwatch_registry::{PushEvent, parse_webhook, verify_github_signature};
 use tokio::sync::mpsc;
 
 use crate::deploy::DeployTrigger;
+use crate::events::EventLog;
 use crate::metrics::{AppLabel, Metrics};
 use crate::shutdown::Shutdown;
+
+/// How many events `/events` keeps.
+const EVENTS_KEPT: usize = 1000;
 
 /// What the HTTP side asks of the updater loop.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub struct Shared {
     pub deploy: Mutex<Option<mpsc::UnboundedSender<DeployTrigger>>>,
     /// Every application's sync status and health, when the service has a cluster.
     pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
+    /// What the service did, newest last (`/events`).
+    pub events: EventLog,
 }
 
 impl Shared {
@@ -48,6 +54,7 @@ impl Shared {
             secret: secret.map(String::into_bytes),
             deploy: Mutex::new(None),
             status: Mutex::new(None),
+            events: EventLog::new(EVENTS_KEPT),
         })
     }
 
@@ -197,6 +204,30 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
     )
 }
 
+/// The events after `?since=N` (all that are kept without it), oldest first, as JSON.
+async fn events(
+    State(s): State<Arc<Shared>>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> (StatusCode, HeaderMap, String) {
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = "application/json".parse() {
+        headers.insert("content-type", v);
+    }
+    let since = match query.get("since").map(|s| s.parse::<u64>()) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                headers,
+                "{\"error\":\"since must be a number\"}".to_owned(),
+            );
+        }
+    };
+    let body = serde_json::to_string(&s.events.since(since)).unwrap_or_else(|_| "[]".to_owned());
+    (StatusCode::OK, headers, body)
+}
+
 /// A Git host's push webhook: authenticated as that host does it, handed to the Git → cluster
 /// loop, which syncs the applications on that repository and branch at once.
 async fn git_webhook(
@@ -244,6 +275,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
+        .route("/events", get(events))
         .route("/webhook", post(webhook))
         .route("/webhook/git", post(git_webhook))
         .route("/webhook/{provider}", post(webhook))

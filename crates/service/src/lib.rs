@@ -12,6 +12,7 @@
 
 pub mod deploy;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod shutdown;

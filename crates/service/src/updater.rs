@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::deploy::DeployTrigger;
 use crate::error::Error;
+use crate::events::ServiceEvent;
 use crate::http::{Shared, Trigger};
 use crate::metrics::RequestLabels;
 use crate::shutdown::Shutdown;
@@ -277,6 +278,20 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             tracing::error!(error = %e, "recording history failed");
         }
         shared.ready.store(true, Ordering::Relaxed);
+        shared.events.push(ServiceEvent::Cycle {
+            cycle: cycles,
+            updates: report
+                .images
+                .iter()
+                .filter(|l| l.status == Status::Updated)
+                .count(),
+            errors: report
+                .images
+                .iter()
+                .filter(|l| l.status == Status::Error)
+                .count(),
+            commits: report.commits.iter().map(|c| c.commit.clone()).collect(),
+        });
         if let Some(observe) = &opts.on_cycle {
             observe(&report);
         }
@@ -308,6 +323,10 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 }
                 let subset = driftwatch_engine::affected(&apps, &events);
                 tracing::info!(events = events.len(), applications = subset.len(), "registry push");
+                shared.events.push(ServiceEvent::RegistryPush {
+                    events: events.len(),
+                    applications: subset.len(),
+                });
                 if !subset.is_empty() {
                     scope = Some((subset, seen));
                 }
