@@ -703,34 +703,12 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let when = httpdate_to_unix(value)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    Some(Duration::from_secs(u64::try_from(when - now).unwrap_or(0)))
-}
-
-/// `Sun, 06 Nov 1994 08:49:37 GMT` (the IMF-fixdate form every server sends) to Unix seconds.
-fn httpdate_to_unix(s: &str) -> Option<i64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
-    if parts.len() != 6 || parts[5] != "GMT" {
-        return None;
-    }
-    let day: i64 = parts[1].parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| *m == parts[2])? as i64
-        + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let ts = driftwatch_policy::Timestamp::parse(&format!(
-        "{year:04}-{month:02}-{day:02}T{}Z",
-        parts[4]
-    ))
-    .ok()?;
-    i64::try_from(ts.unix_nanos() / 1_000_000_000).ok()
+    // All three HTTP date forms (IMF-fixdate, RFC 850, asctime); a date passed means now.
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 /// The `rel="next"` target of a `Link` header.
@@ -803,14 +781,28 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        assert_eq!(
-            httpdate_to_unix("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
         h.insert(
             RETRY_AFTER,
             "Sun, 06 Nov 1994 08:49:37 GMT".parse().unwrap(),
         );
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "in the past: now");
+        // A date ahead: waited until then.
+        let ahead =
+            httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+        h.insert(RETRY_AFTER, ahead.parse().unwrap());
+        let wait = retry_after(&h).unwrap();
+        assert!(
+            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
+            "{ahead}: {wait:?}"
+        );
+        h.insert(
+            RETRY_AFTER,
+            "Sunday, 06-Nov-94 08:49:37 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "RFC 850 form");
+        h.insert(RETRY_AFTER, "Sun Nov  6 08:49:37 1994".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::ZERO), "asctime form");
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
     }
 }

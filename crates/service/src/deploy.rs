@@ -3,7 +3,6 @@
 //! the updater's own commits acted on at once, and manual changes healed from shared watches
 //! the moment they happen.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,20 +13,8 @@ use driftwatch_engine::App;
 use tokio::sync::mpsc;
 
 use crate::events::ServiceEvent;
-use crate::http::Shared;
 use crate::shutdown::Shutdown;
-
-/// What the Git → cluster loop is asked to do.
-#[derive(Debug)]
-pub enum DeployTrigger {
-    /// These applications' repositories may have moved (the updater committed; `seen` is when
-    /// the registry push that caused it was seen, Unix nanoseconds).
-    Apps(HashSet<String>, Option<i128>),
-    /// A Git host says a branch moved.
-    Push(driftwatch_git::GitPush),
-    /// The applications changed (read again from the cluster).
-    Reload(Vec<App>),
-}
+use crate::state::{DeployTrigger, Shared};
 
 /// The first 12 characters of a revision, as logs show it.
 fn short(revision: &str) -> &str {

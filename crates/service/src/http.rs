@@ -1,69 +1,19 @@
 //! The HTTP side of the service: registry and Git webhooks (authenticated), `/metrics`,
 //! `/status`, `/healthz` and `/readyz`. Handlers only parse and hand work to the loops.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use driftwatch_registry::{PushEvent, parse_webhook, verify_github_signature};
-use tokio::sync::mpsc;
+use driftwatch_registry::{parse_webhook, verify_github_signature};
 
-use crate::deploy::DeployTrigger;
-use crate::events::EventLog;
-use crate::metrics::{AppLabel, Metrics};
+use crate::metrics::AppLabel;
 use crate::shutdown::Shutdown;
-
-/// How many events `/events` keeps.
-const EVENTS_KEPT: usize = 1000;
-
-/// What the HTTP side asks of the updater loop.
-#[derive(Debug)]
-pub enum Trigger {
-    /// Re-check the images these pushes concern; `seen` is when the webhook arrived (Unix
-    /// nanoseconds).
-    Push(Vec<PushEvent>, i128),
-}
-
-/// State shared by the handlers and the loop.
-pub struct Shared {
-    /// What `/metrics` serves.
-    pub metrics: Metrics,
-    /// Set once the first cycle finished (`/readyz`).
-    pub ready: AtomicBool,
-    tx: mpsc::UnboundedSender<Trigger>,
-    secret: Option<Vec<u8>>,
-    /// The Git → cluster loop, when the service has a cluster.
-    pub deploy: Mutex<Option<mpsc::UnboundedSender<DeployTrigger>>>,
-    /// Every application's sync status and health, when the service has a cluster.
-    pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
-    /// What the service did, newest last (`/events`).
-    pub events: EventLog,
-}
-
-impl Shared {
-    /// State for a loop listening on `tx`; `secret` authenticates webhooks.
-    pub fn new(tx: mpsc::UnboundedSender<Trigger>, secret: Option<String>) -> Arc<Self> {
-        Arc::new(Shared {
-            metrics: Metrics::new(),
-            ready: AtomicBool::new(false),
-            tx,
-            secret: secret.map(String::into_bytes),
-            deploy: Mutex::new(None),
-            status: Mutex::new(None),
-            events: EventLog::new(EVENTS_KEPT),
-        })
-    }
-
-    /// Sends a trigger to the loop.
-    pub fn send(&self, t: Trigger) {
-        // The loop may be stopping; a trigger then has nobody left to act on it.
-        let _ = self.tx.send(t);
-    }
-}
+use crate::state::{DeployTrigger, Shared, Trigger};
 
 async fn healthz() -> &'static str {
     "ok"

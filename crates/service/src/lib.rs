@@ -6,6 +6,8 @@
 //!   changes healed from shared watches;
 //! - [`http`]: webhooks, `/metrics`, `/status`, health;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
+//! - [`events`]: what the service did, typed, served on `/events`;
+//! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
 //! - [`shutdown`]: one stop signal; SIGTERM and Ctrl-C are handled once.
 //!
 //! The binary parses flags into [`Options`] and calls [`run`].
@@ -17,6 +19,7 @@ pub mod http;
 pub mod metrics;
 pub mod shutdown;
 pub mod source;
+pub mod state;
 pub mod updater;
 
 pub use error::Error;

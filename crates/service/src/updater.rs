@@ -14,13 +14,12 @@ use driftwatch_engine::store::{Store, Update};
 use driftwatch_engine::{App, CycleReport, Mode, Status, Updater};
 use tokio::sync::mpsc;
 
-use crate::deploy::DeployTrigger;
 use crate::error::Error;
 use crate::events::ServiceEvent;
-use crate::http::{Shared, Trigger};
 use crate::metrics::RequestLabels;
 use crate::shutdown::Shutdown;
 use crate::source::AppSource;
+use crate::state::{DeployTrigger, Shared, Trigger};
 
 /// Told of every cycle's report (the binary prints it).
 pub type CycleObserver = Box<dyn Fn(&CycleReport) + Send + Sync>;

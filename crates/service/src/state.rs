@@ -1,0 +1,74 @@
+//! The state the service's loops and the HTTP side share, and the triggers they send each
+//! other: the one place both sides import, so neither imports the other.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use driftwatch_engine::App;
+use driftwatch_registry::PushEvent;
+use tokio::sync::mpsc;
+
+use crate::events::EventLog;
+use crate::metrics::Metrics;
+
+/// How many events `/events` keeps.
+const EVENTS_KEPT: usize = 1000;
+
+/// What the HTTP side asks of the updater loop.
+#[derive(Debug)]
+pub enum Trigger {
+    /// Re-check the images these pushes concern; `seen` is when the webhook arrived (Unix
+    /// nanoseconds).
+    Push(Vec<PushEvent>, i128),
+}
+
+/// What the Git → cluster loop is asked to do.
+#[derive(Debug)]
+pub enum DeployTrigger {
+    /// These applications' repositories may have moved (the updater committed; `seen` is when
+    /// the registry push that caused it was seen, Unix nanoseconds).
+    Apps(HashSet<String>, Option<i128>),
+    /// A Git host says a branch moved.
+    Push(driftwatch_git::GitPush),
+    /// The applications changed (read again from the cluster).
+    Reload(Vec<App>),
+}
+
+/// State shared by the handlers and the loop.
+pub struct Shared {
+    /// What `/metrics` serves.
+    pub metrics: Metrics,
+    /// Set once the first cycle finished (`/readyz`).
+    pub ready: AtomicBool,
+    tx: mpsc::UnboundedSender<Trigger>,
+    /// The webhook secret; webhooks are refused without one.
+    pub(crate) secret: Option<Vec<u8>>,
+    /// The Git → cluster loop, when the service has a cluster.
+    pub deploy: Mutex<Option<mpsc::UnboundedSender<DeployTrigger>>>,
+    /// Every application's sync status and health, when the service has a cluster.
+    pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
+    /// What the service did, newest last (`/events`).
+    pub events: EventLog,
+}
+
+impl Shared {
+    /// State for a loop listening on `tx`; `secret` authenticates webhooks.
+    pub fn new(tx: mpsc::UnboundedSender<Trigger>, secret: Option<String>) -> Arc<Self> {
+        Arc::new(Shared {
+            metrics: Metrics::new(),
+            ready: AtomicBool::new(false),
+            tx,
+            secret: secret.map(String::into_bytes),
+            deploy: Mutex::new(None),
+            status: Mutex::new(None),
+            events: EventLog::new(EVENTS_KEPT),
+        })
+    }
+
+    /// Sends a trigger to the loop.
+    pub fn send(&self, t: Trigger) {
+        // The loop may be stopping; a trigger then has nobody left to act on it.
+        let _ = self.tx.send(t);
+    }
+}
