@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobBuilder;
 use regex::Regex;
 
 use crate::error::{Error, Result};
@@ -52,7 +52,67 @@ impl Allow {
 #[derive(Clone, Debug)]
 struct Ignore {
     text: String,
-    regex: Option<Regex>,
+    matcher: Matcher,
+}
+
+/// How an `ignore-tags` entry is checked. Most globs are literals and `*` (`*-rc*`,
+/// `*-alpine`): those are matched segment by segment, with no allocation — the filter runs for
+/// every tag of every scan. Other globs go through globset.
+#[derive(Clone, Debug)]
+enum Matcher {
+    Regex(Regex),
+    /// The glob split at its `*`s: the first part is a prefix, the last a suffix, the others
+    /// must appear in order between them (searched with finders built once). One part: the
+    /// whole tag.
+    Stars(Vec<String>, Vec<memchr::memmem::Finder<'static>>),
+    Glob(globset::GlobMatcher),
+}
+
+impl Matcher {
+    fn is_match(&self, tag: &str) -> bool {
+        match self {
+            Matcher::Regex(re) => re.is_match(tag),
+            Matcher::Glob(g) => g.is_match(tag),
+            Matcher::Stars(parts, middle) => stars_match(parts, middle, tag),
+        }
+    }
+
+    fn is_glob(&self) -> bool {
+        !matches!(self, Matcher::Regex(_))
+    }
+}
+
+/// Byte equality inline: a call to `memcmp` per comparison (even of nothing) costs more than
+/// comparing a few bytes of a tag.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Whether `tag` matches the glob whose `*`-separated parts are `parts` (at least one).
+/// Byte slices and `memmem`: `str`'s pattern API costs more than the match on short tags.
+fn stars_match(parts: &[String], middle: &[memchr::memmem::Finder<'_>], tag: &str) -> bool {
+    let (Some(first), Some(last)) = (parts.first(), parts.last()) else {
+        return false;
+    };
+    let (tag, first, last) = (tag.as_bytes(), first.as_bytes(), last.as_bytes());
+    if parts.len() == 1 {
+        return same(tag, first);
+    }
+    if tag.len() < first.len() + last.len()
+        || !same(&tag[..first.len()], first)
+        || !same(&tag[tag.len() - last.len()..], last)
+    {
+        return false;
+    }
+    // The middle parts, leftmost first, in what lies between the prefix and the suffix.
+    let mut rest = &tag[first.len()..tag.len() - last.len()];
+    for finder in middle {
+        match finder.find(rest) {
+            Some(at) => rest = &rest[at + finder.needle().len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Everything that decides whether a tag is a candidate before the strategy orders it.
@@ -61,7 +121,6 @@ pub struct TagFilter {
     allow: Allow,
     allow_text: String,
     ignores: Vec<Ignore>,
-    globs: Option<GlobSet>,
     platforms: Vec<Platform>,
     extract: Option<String>,
 }
@@ -116,47 +175,43 @@ impl TagFilter {
             if text.is_empty() {
                 continue;
             }
-            let regex = match text
+            let matcher = match text
                 .strip_prefix("regexp:")
                 .or_else(|| text.strip_prefix("regex:"))
             {
-                Some(expression) => {
-                    Some(
-                        Regex::new(expression).map_err(|e| Error::InvalidIgnoreGlob {
-                            input: text.to_owned(),
-                            reason: format!("the regular expression does not compile: {e}"),
-                        })?,
-                    )
+                Some(expression) => Matcher::Regex(Regex::new(expression).map_err(|e| {
+                    Error::InvalidIgnoreGlob {
+                        input: text.to_owned(),
+                        reason: format!("the regular expression does not compile: {e}"),
+                    }
+                })?),
+                None if !text.contains(['?', '[', ']', '{', '}', '\\']) => {
+                    let parts: Vec<String> = text.split('*').map(str::to_owned).collect();
+                    let middle = parts
+                        .iter()
+                        .skip(1)
+                        .take(parts.len().saturating_sub(2))
+                        .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                        .collect();
+                    Matcher::Stars(parts, middle)
                 }
-                None => None,
+                None => Matcher::Glob(
+                    GlobBuilder::new(text)
+                        .literal_separator(false)
+                        .backslash_escape(true)
+                        .build()
+                        .map_err(|e| Error::InvalidIgnoreGlob {
+                            input: text.to_owned(),
+                            reason: e.kind().to_string(),
+                        })?
+                        .compile_matcher(),
+                ),
             };
             self.ignores.push(Ignore {
                 text: text.to_owned(),
-                regex,
+                matcher,
             });
         }
-        let mut builder = GlobSetBuilder::new();
-        for ig in self.ignores.iter().filter(|ig| ig.regex.is_none()) {
-            let glob = GlobBuilder::new(&ig.text)
-                .literal_separator(false)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| Error::InvalidIgnoreGlob {
-                    input: ig.text.clone(),
-                    reason: e.kind().to_string(),
-                })?;
-            builder.add(glob);
-        }
-        let set = builder.build().map_err(|e| Error::InvalidIgnoreGlob {
-            input: self
-                .ignores
-                .iter()
-                .map(|i| i.text.as_str())
-                .collect::<Vec<_>>()
-                .join(","),
-            reason: e.to_string(),
-        })?;
-        self.globs = Some(set);
         Ok(self)
     }
 
@@ -267,11 +322,7 @@ impl TagFilter {
     }
 
     fn is_ignored(&self, tag: &str) -> bool {
-        self.globs.as_ref().is_some_and(|set| set.is_match(tag))
-            || self
-                .ignores
-                .iter()
-                .any(|ig| ig.regex.as_ref().is_some_and(|re| re.is_match(tag)))
+        self.ignores.iter().any(|ig| ig.matcher.is_match(tag))
     }
 
     /// The first `ignore-tags` entry that matches `tag`, to tell the user which one.
@@ -279,20 +330,13 @@ impl TagFilter {
         if self.ignores.is_empty() {
             return None;
         }
-        let glob_hit = self
-            .globs
-            .as_ref()
-            .and_then(|set| set.matches(tag).into_iter().min());
-        let globs = self.ignores.iter().filter(|ig| ig.regex.is_none());
-        let glob_text = glob_hit
-            .and_then(|i| globs.clone().nth(i))
-            .map(|ig| ig.text.as_str());
-        glob_text.or_else(|| {
-            self.ignores
-                .iter()
-                .find(|ig| ig.regex.as_ref().is_some_and(|re| re.is_match(tag)))
-                .map(|ig| ig.text.as_str())
-        })
+        // A glob that matches is named before a regular expression, in the order given.
+        self.ignores
+            .iter()
+            .filter(|ig| ig.matcher.is_glob())
+            .chain(self.ignores.iter().filter(|ig| !ig.matcher.is_glob()))
+            .find(|ig| ig.matcher.is_match(tag))
+            .map(|ig| ig.text.as_str())
     }
 }
 
@@ -397,5 +441,34 @@ mod tests {
             f.apply("t", &[]).is_ok(),
             "unknown platforms are not filtered"
         );
+    }
+
+    proptest::proptest! {
+        /// The segment matcher agrees with globset (which matched every glob before) on globs
+        /// of literals and stars.
+        #[test]
+        fn star_globs_match_as_globset_does(
+            glob in "[ab.*-]{0,8}",
+            tag in "[ab.-]{0,10}",
+        ) {
+            let parts: Vec<String> = glob.split('*').map(str::to_owned).collect();
+            let middle: Vec<_> = parts
+                .iter()
+                .skip(1)
+                .take(parts.len().saturating_sub(2))
+                .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+                .collect();
+            let reference = globset::GlobBuilder::new(&glob)
+                .literal_separator(false)
+                .backslash_escape(true)
+                .build()
+                .unwrap()
+                .compile_matcher();
+            proptest::prop_assert_eq!(
+                super::stars_match(&parts, &middle, &tag),
+                reference.is_match(&tag),
+                "glob {:?} tag {:?}", glob, tag
+            );
+        }
     }
 }
