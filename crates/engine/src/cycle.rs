@@ -213,27 +213,11 @@ impl Updater {
             .collect();
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
-        // `HEAD` is the repository's default branch: resolved first, so apps that name it and
-        // apps that name the branch share one commit.
-        let mut defaults: BTreeMap<String, String> = BTreeMap::new();
-        let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-        for (i, app) in apps.iter().enumerate() {
-            let mut branch = app.branch.clone();
-            if let Some(rest) = branch.strip_prefix("HEAD") {
-                let rest = rest.to_owned();
-                if !defaults.contains_key(&app.repo) {
-                    let resolved = Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
-                        .and_then(|m| m.resolve_branch("HEAD"))
-                        .unwrap_or_else(|_| "HEAD".to_owned());
-                    defaults.insert(app.repo.clone(), resolved);
-                }
-                branch = format!("{}{rest}", defaults[&app.repo]);
-            }
-            groups
-                .entry((app.repo.clone(), branch))
-                .or_default()
-                .push(i);
-        }
+        let groups = group_by_branch(apps, |app| {
+            Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
+                .and_then(|m| m.resolve_branch("HEAD"))
+                .unwrap_or_else(|_| "HEAD".to_owned())
+        });
         let mut lines: Vec<Vec<ImageReport>> = apps
             .iter()
             .map(|app| {
@@ -266,7 +250,6 @@ impl Updater {
             }
         }
         // Repositories are written in parallel, a few at a time; each is one commit.
-        let groups: Vec<((String, String), Vec<usize>)> = groups.into_iter().collect();
         let mut outcomes = Vec::with_capacity(groups.len());
         let parent = tracing::Span::current();
         tokio::task::block_in_place(|| {
@@ -507,6 +490,34 @@ impl Updater {
     }
 }
 
+/// Which applications share one commit: those on the same repository and branch, in a stable
+/// order. `HEAD` (and `HEAD:target`) means the repository's default branch, which
+/// `default_branch` resolves — once per repository — so applications that name it and those
+/// that name the branch share one commit instead of racing each other.
+pub fn group_by_branch(
+    apps: &[App],
+    mut default_branch: impl FnMut(&App) -> String,
+) -> Vec<((String, String), Vec<usize>)> {
+    let mut defaults: BTreeMap<&str, String> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, app) in apps.iter().enumerate() {
+        let branch = match app.branch.strip_prefix("HEAD") {
+            Some(rest) => {
+                let default = defaults
+                    .entry(app.repo.as_str())
+                    .or_insert_with(|| default_branch(app));
+                format!("{default}{rest}")
+            }
+            None => app.branch.clone(),
+        };
+        groups
+            .entry((app.repo.clone(), branch))
+            .or_default()
+            .push(i);
+    }
+    groups.into_iter().collect()
+}
+
 /// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.
 fn resolve_file(file: &str, read: &Reader<'_>) -> Result<String, Error> {
     if let Some(dir) = file.strip_suffix("kustomization.yaml") {
@@ -596,4 +607,77 @@ pub fn affected(apps: &[App], events: &[driftwatch_registry::PushEvent]) -> Vec<
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::group_by_branch;
+    use crate::config::Config;
+
+    fn apps(entries: &[(&str, &str, Option<&str>)]) -> Vec<crate::App> {
+        let mut yaml = String::from("applications:\n");
+        for (i, (repo, path, branch)) in entries.iter().enumerate() {
+            yaml.push_str(&format!(
+                "- name: app{i}\n  repo: {repo}\n  path: {path}\n  images:\n  - image: reg.local/a{i}\n"
+            ));
+            if let Some(b) = branch {
+                yaml.push_str(&format!("  branch: \"{b}\"\n"));
+            }
+        }
+        Config::parse(&yaml, "driftwatch.yaml", Path::new("."))
+            .unwrap()
+            .apps
+    }
+
+    #[test]
+    fn one_commit_per_repository_and_branch() {
+        let apps = apps(&[
+            ("file:///r1", "a", Some("main")),
+            ("file:///r1", "b", Some("main")),
+            ("file:///r1", "c", Some("release")),
+            ("file:///r2", "a", Some("main")),
+            ("file:///r1", "d", Some("main:updates")),
+        ]);
+        let groups = group_by_branch(&apps, |_| unreachable!("no HEAD here"));
+        assert_eq!(
+            groups,
+            vec![
+                (("file:///r1".into(), "main".into()), vec![0, 1]),
+                (("file:///r1".into(), "main:updates".into()), vec![4]),
+                (("file:///r1".into(), "release".into()), vec![2]),
+                (("file:///r2".into(), "main".into()), vec![3]),
+            ]
+        );
+    }
+
+    #[test]
+    fn head_is_the_default_branch_resolved_once_per_repository() {
+        let apps = apps(&[
+            ("file:///r1", "a", Some("HEAD")),
+            ("file:///r1", "b", Some("trunk")),
+            ("file:///r1", "c", Some("HEAD:bot")),
+            ("file:///r2", "a", Some("HEAD")),
+        ]);
+        let mut asked = Vec::new();
+        let groups = group_by_branch(&apps, |app| {
+            asked.push(app.repo.clone());
+            if app.repo.ends_with("r1") {
+                "trunk"
+            } else {
+                "main"
+            }
+            .to_owned()
+        });
+        assert_eq!(asked, ["file:///r1", "file:///r2"], "once per repository");
+        assert_eq!(
+            groups,
+            vec![
+                (("file:///r1".into(), "trunk".into()), vec![0, 1]),
+                (("file:///r1".into(), "trunk:bot".into()), vec![2]),
+                (("file:///r2".into(), "main".into()), vec![3]),
+            ]
+        );
+    }
 }
