@@ -267,16 +267,34 @@ impl FakeApiServer {
         name: &str,
         status: Value,
     ) -> Result<(), FakeError> {
+        self.modify(plural, namespace, name, |obj| {
+            if obj["status"] == status {
+                return Ok(false);
+            }
+            obj["status"] = status;
+            Ok(true)
+        })
+    }
+
+    /// Changes a stored object as a write to the API server does: `change` says whether it
+    /// changed anything (a no-op keeps the resourceVersion and sends no event) or refuses; a
+    /// change gets the next resourceVersion and a MODIFIED event.
+    fn modify(
+        &self,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        change: impl FnOnce(&mut Value) -> Result<bool, FakeError>,
+    ) -> Result<(), FakeError> {
         let mut s = self.state.0.lock().map_err(|_| FakeError::Poisoned)?;
         let next = s.revision + 1;
         let obj = s
             .objects
             .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
             .ok_or_else(|| FakeError::NotFound(format!("{plural}/{namespace}/{name}")))?;
-        if obj["status"] == status {
+        if !change(obj)? {
             return Ok(());
         }
-        obj["status"] = status;
         obj["metadata"]["resourceVersion"] = json!(next.to_string());
         let snapshot = obj.clone();
         s.revision = next;
@@ -340,60 +358,57 @@ impl FakeApiServer {
         pointer: &str,
         value: Value,
     ) -> Result<(), FakeError> {
-        let mut s = self.state.0.lock().map_err(|_| FakeError::Poisoned)?;
-        let next = s.revision + 1;
-        let obj = s
-            .objects
-            .get_mut(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
-            .ok_or_else(|| FakeError::NotFound(format!("{plural}/{namespace}/{name}")))?;
-        let slot = obj.pointer_mut(pointer).ok_or_else(|| {
-            FakeError::Invalid(format!("{plural}/{namespace}/{name} has no {pointer}"))
-        })?;
-        if *slot == value {
-            return Ok(());
-        }
-        *slot = value;
-        obj["metadata"]["resourceVersion"] = json!(next.to_string());
-        // Only a change of the spec is a new generation, as on a real server.
-        if pointer.starts_with("/spec/") {
-            let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-            obj["metadata"]["generation"] = json!(generation);
-        }
-        // A field path like /spec/template/spec/containers/0/image as managedFields keys.
-        let mut fields = json!({});
-        let mut cursor = &mut fields;
-        let mut live_cursor = obj.clone();
-        for seg in pointer.trim_start_matches('/').split('/') {
-            let key = match seg.parse::<usize>() {
-                Ok(i) => {
-                    let name = live_cursor
-                        .get(i)
-                        .and_then(|x| x.get("name"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("")
-                        .to_owned();
-                    live_cursor = live_cursor.get(i).cloned().unwrap_or_default();
-                    format!("k:{{\"name\":\"{name}\"}}")
-                }
-                Err(_) => {
-                    live_cursor = live_cursor.get(seg).cloned().unwrap_or_default();
-                    format!("f:{seg}")
-                }
-            };
-            cursor[key.as_str()] = json!({});
-            cursor = &mut cursor[key.as_str()];
-        }
-        if let Some(entries) = obj["metadata"]["managedFields"].as_array_mut() {
-            entries.retain(|e| e["manager"] != manager);
-            entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": "v1", "fieldsV1": fields}));
-        }
-        let snapshot = obj.clone();
-        s.revision = next;
-        s.record(plural, "MODIFIED", &snapshot);
-        drop(s);
-        self.state.1.notify_all();
-        Ok(())
+        let what = format!("{plural}/{namespace}/{name}");
+        self.modify(plural, namespace, name, |obj| {
+            let slot = obj
+                .pointer_mut(pointer)
+                .ok_or_else(|| FakeError::Invalid(format!("{what} has no {pointer}")))?;
+            if *slot == value {
+                return Ok(false);
+            }
+            *slot = value;
+            // Only a change of the spec is a new generation, as on a real server.
+            if pointer.starts_with("/spec/") {
+                let generation = obj["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+                obj["metadata"]["generation"] = json!(generation);
+            }
+            let fields = fields_at(obj, pointer);
+            if let Some(entries) = obj["metadata"]["managedFields"].as_array_mut() {
+                entries.retain(|e| e["manager"] != manager);
+                entries.push(json!({"manager": manager, "operation": "Update", "apiVersion": "v1", "fieldsV1": fields}));
+            }
+            Ok(true)
+        })
     }
+}
+
+/// A field path like /spec/template/spec/containers/0/image as managedFields keys
+/// (`f:spec`, `k:{"name":"backend"}`…), list items named by their `name`.
+fn fields_at(obj: &Value, pointer: &str) -> Value {
+    let mut fields = json!({});
+    let mut cursor = &mut fields;
+    let mut live_cursor = obj.clone();
+    for seg in pointer.trim_start_matches('/').split('/') {
+        let key = match seg.parse::<usize>() {
+            Ok(i) => {
+                let name = live_cursor
+                    .get(i)
+                    .and_then(|x| x.get("name"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_owned();
+                live_cursor = live_cursor.get(i).cloned().unwrap_or_default();
+                format!("k:{{\"name\":\"{name}\"}}")
+            }
+            Err(_) => {
+                live_cursor = live_cursor.get(seg).cloned().unwrap_or_default();
+                format!("f:{seg}")
+            }
+        };
+        cursor[key.as_str()] = json!({});
+        cursor = &mut cursor[key.as_str()];
+    }
+    fields
 }
 
 /// Why one of the fake's helpers refused, as the API server would have.
