@@ -76,6 +76,9 @@ pub struct CommitReport {
     pub commit: String,
     /// Push attempts.
     pub attempts: u32,
+    /// When the push was accepted (Unix nanoseconds): each commit's own time, not the cycle's
+    /// end, so push-to-commit latency is not inflated by other repositories' writes.
+    pub pushed_at: i128,
 }
 
 /// Everything a cycle found and did.
@@ -425,22 +428,16 @@ impl Updater {
                     driftwatch_git::Error::Edit(msg)
                 })?;
                 results = r;
-                let mut message = String::new();
-                let mut all_changes = Vec::new();
-                for (i, changes) in &per_app {
-                    if changes.is_empty() {
-                        continue;
-                    }
-                    if !message.is_empty() {
-                        message.push('\n');
-                    }
-                    message.push_str(&commit_message(
-                        &apps[*i].template,
-                        &apps[*i].name,
-                        changes,
-                    )?);
-                    all_changes.extend(changes.iter().cloned());
-                }
+                let changed: Vec<(&App, &[Change])> = per_app
+                    .iter()
+                    .filter(|(_, c)| !c.is_empty())
+                    .map(|(i, c)| (&apps[*i], c.as_slice()))
+                    .collect();
+                let message = message_for(&changed)?;
+                let all_changes: Vec<Change> = changed
+                    .iter()
+                    .flat_map(|(_, c)| c.iter().cloned())
+                    .collect();
                 let target = match &spec.target {
                     Some(t) => Some(driftwatch_git::branch_name(
                         t,
@@ -483,10 +480,52 @@ impl Updater {
                 branch,
                 commit,
                 attempts,
+                pushed_at: now_nanos(),
             }),
             _ => None,
         };
         Ok((commit, results))
+    }
+}
+
+/// The message of a commit carrying `changed` applications. With argocd-image-updater's
+/// default template everywhere, one message names them all (`build: automatic update of a, b
+/// and 3 more`) and lists every change; configured templates are rendered per application and
+/// joined, as each asks.
+fn message_for(changed: &[(&App, &[Change])]) -> Result<String, driftwatch_git::Error> {
+    let all_default = changed
+        .iter()
+        .all(|(app, _)| app.template == driftwatch_git::DEFAULT_COMMIT_TEMPLATE);
+    if changed.len() > 1 && all_default {
+        let names: Vec<&str> = changed.iter().map(|(a, _)| a.name.as_str()).collect();
+        let all: Vec<Change> = changed
+            .iter()
+            .flat_map(|(_, c)| c.iter().cloned())
+            .collect();
+        return commit_message(
+            driftwatch_git::DEFAULT_COMMIT_TEMPLATE,
+            &name_list(&names),
+            &all,
+        );
+    }
+    let mut message = String::new();
+    for (app, changes) in changed {
+        if !message.is_empty() {
+            message.push('\n');
+        }
+        message.push_str(&commit_message(&app.template, &app.name, changes)?);
+    }
+    Ok(message)
+}
+
+/// `a`, `a and b`, `a, b and c`, `a, b and 3 more`: short enough for a commit title.
+fn name_list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} more", rest.len()),
     }
 }
 
@@ -629,6 +668,52 @@ mod tests {
         Config::parse(&yaml, "driftwatch.yaml", Path::new("."))
             .unwrap()
             .apps
+    }
+
+    #[test]
+    fn a_commit_of_several_applications_names_them() {
+        use driftwatch_git::Change;
+        let apps = apps(&[
+            ("file:///r", "a", None),
+            ("file:///r", "b", None),
+            ("file:///r", "c", None),
+            ("file:///r", "d", None),
+            ("file:///r", "e", None),
+        ]);
+        let change = |image: &str| Change {
+            image: image.to_owned(),
+            alias: String::new(),
+            old_tag: "1".to_owned(),
+            new_tag: "2".to_owned(),
+        };
+        let (c0, c1) = ([change("x")], [change("y")]);
+        let one = super::message_for(&[(&apps[0], &c0[..])]).unwrap();
+        assert!(
+            one.starts_with("build: automatic update of app0\n"),
+            "{one}"
+        );
+        let two = super::message_for(&[(&apps[0], &c0[..]), (&apps[1], &c1[..])]).unwrap();
+        assert_eq!(
+            two,
+            "build: automatic update of app0 and app1\n\nupdates image x tag '1' to '2'\nupdates image y tag '1' to '2'\n"
+        );
+        let five: Vec<(&crate::App, &[Change])> = apps.iter().map(|a| (a, &c0[..])).collect();
+        let msg = super::message_for(&five).unwrap();
+        assert!(
+            msg.starts_with("build: automatic update of app0, app1 and 3 more\n"),
+            "{msg}"
+        );
+        assert_eq!(msg.matches("updates image x").count(), 5);
+        // A configured template is rendered per application, as it asks.
+        let mut custom = apps[1].clone();
+        custom.template = "bump {{ .AppName }}\n".to_owned();
+        let mixed = super::message_for(&[(&apps[0], &c0[..]), (&custom, &c1[..])]).unwrap();
+        assert!(
+            mixed.starts_with("build: automatic update of app0\n")
+                && mixed.ends_with("bump app1\n"),
+            "{mixed}"
+        );
+        assert_eq!(super::name_list(&["a", "b", "c"]), "a, b and c");
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn updates_of(report: &CycleReport, seen: i128) -> Vec<Update> {
                 branch: c.map(|c| c.branch.clone()).unwrap_or_default(),
                 seen_at: rfc3339(seen),
                 decided_at: rfc3339(report.decided_at),
-                committed_at: rfc3339(report.finished_at),
+                committed_at: rfc3339(c.map_or(report.finished_at, |c| c.pushed_at)),
             })
         })
         .collect()
@@ -139,10 +139,46 @@ fn count(
             _ => {}
         }
     }
-    if !report.commits.is_empty() {
+    // Each commit from the push that caused it (or the cycle's start) to its own push.
+    for c in &report.commits {
         m.push_to_commit_seconds
-            .observe((report.finished_at - seen) as f64 / 1e9);
+            .observe((c.pushed_at - seen) as f64 / 1e9);
     }
+}
+
+/// One line per change and a summary line per cycle: what an operator reads, however many
+/// images are tracked (the full table is for `check`, `run --once` or when asked).
+fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
+    let mut changes = 0usize;
+    let mut errors = 0usize;
+    for l in &report.images {
+        let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+        match l.status {
+            Status::Updated => {
+                changes += 1;
+                tracing::info!(app = %l.app, image = %l.image, old = %shown(&l.git), new = %shown(&l.registry), commit = %shown(&l.commit), "updated");
+            }
+            Status::UpdateAvailable => {
+                changes += 1;
+                tracing::info!(app = %l.app, image = %l.image, old = %shown(&l.git), new = %shown(&l.registry), file = %l.file, "update planned");
+            }
+            Status::Error => {
+                errors += 1;
+                tracing::warn!(app = %l.app, image = %l.image, error = %shown(&l.error), "image failed");
+            }
+            Status::InSync | Status::NoCandidate => {}
+        }
+    }
+    tracing::info!(
+        cycle,
+        images = report.images.len(),
+        changes,
+        errors,
+        commits = report.commits.len(),
+        registry_requests = report.registry_requests,
+        duration_ms = u64::try_from((report.finished_at - started) / 1_000_000).unwrap_or(0),
+        "cycle"
+    );
 }
 
 /// Up to 10% jitter, so many instances do not scan in lockstep.
@@ -277,6 +313,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             tracing::error!(error = %e, "recording history failed");
         }
         shared.ready.store(true, Ordering::Relaxed);
+        log_cycle(&report, cycles, started);
         shared.events.push(ServiceEvent::Cycle {
             cycle: cycles,
             updates: report

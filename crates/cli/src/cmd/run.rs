@@ -121,6 +121,10 @@ pub struct RunArgs {
     /// Off without it.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// Print every cycle's whole table (or, with `--log-format json`, its whole report) — the
+    /// default with `--once`; otherwise each cycle logs its changes and one summary line.
+    #[arg(long)]
+    pub table: bool,
     /// Seconds between polls of each repository's head for Git → cluster (pushes and
     /// driftwatch's own commits are acted on at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
@@ -324,7 +328,7 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
         webhook_secret,
         kubeconfig: args.kubeconfig.clone(),
         sync_interval: Duration::from_secs(args.sync_interval),
-        on_cycle: Some(on_cycle),
+        on_cycle: (args.once || args.table).then_some(on_cycle),
     };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
