@@ -467,7 +467,9 @@ impl Updater {
                     url: driftwatch_git::redact_url(repo),
                     branch: base.clone(),
                 })?;
-            results = plan_on(&|p| mirror.read(&head, p))?.results;
+            // One `cat-file --batch` for every file of the repository's applications.
+            let snap = mirror.snapshot(&head);
+            results = plan_on(&|p| snap.read(p))?.results;
             None
         };
         let commit = match outcome {

@@ -288,6 +288,16 @@ impl Mirror {
         }
     }
 
+    /// Reads at `commit` through one long-lived `git cat-file --batch`: for reading many files
+    /// (a check over every application of a repository) at the cost of one process.
+    pub fn snapshot(&self, commit: &str) -> Snapshot<'_> {
+        Snapshot {
+            mirror: self,
+            commit: commit.to_owned(),
+            batch: std::cell::RefCell::new(None),
+        }
+    }
+
     /// A file's bytes at `commit`, `None` when it does not exist there.
     pub fn read(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, Error> {
         check_path(path)?;
@@ -358,11 +368,7 @@ impl Mirror {
                 url: redact_url(&self.url),
                 branch: base.clone(),
             })?;
-            let snapshot = Snapshot {
-                mirror: self,
-                commit: head.clone(),
-                batch: std::cell::RefCell::new(None),
-            };
+            let snapshot = self.snapshot(&head);
             let plan = edit(&snapshot)?;
             let Some(commit) = self.commit(&head, &plan, &req.identity)? else {
                 return Ok(Outcome::Unchanged);
