@@ -932,3 +932,78 @@ fn argocd_applications_deploy_their_parameter_overrides() {
     );
     assert!(run.stop().success());
 }
+
+#[test]
+fn what_the_server_drops_is_neither_healed_nor_reported() {
+    // `hostname: ""` as a template renders it: the API server drops the empty field, so the
+    // local comparison sees a difference no sync would change. The healer asks the server (its
+    // heal's apply changes nothing; with self-heal off, a dry run) and neither heals, reports
+    // nor shows the application OutOfSync — the verdict `diff` and `status` give.
+    let dir = TempDir::new("gitops-dropped");
+    let cluster = Cluster::new(dir.path());
+    let ns = cluster.unique_namespace("dropped");
+    cluster.create_namespace(&ns);
+    let with_empty = |name: &str| {
+        deployment(&ns, "registry.local/backend:v1.0.0")
+            .replace(
+                "name: backend\n  namespace",
+                &format!("name: {name}\n  namespace"),
+            )
+            .replace(
+                "    spec:\n      containers:",
+                "    spec:\n      hostname: \"\"\n      containers:",
+            )
+    };
+    let repo = BareRepo::new(&[
+        ("apps/healed/deployment.yaml", &with_empty("healed")),
+        ("apps/reported/deployment.yaml", &with_empty("reported")),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: healed\n  repo: {url}\n  path: apps/healed\n  sync:\n    namespace: {ns}\n    automated: {{selfHeal: true}}\n- name: reported\n  repo: {url}\n  path: apps/reported\n  sync:\n    namespace: {ns}\n    automated: {{}}\n",
+            url = repo.file_url(),
+        ),
+    )
+    .unwrap();
+    let run = Running::on(&conf, &dir.path().join("state"), &cluster);
+    run.synced("healed");
+    run.synced("reported");
+    // Both objects judged after their syncs (listed, then each sync's end).
+    eventually("the healer judged both objects", || {
+        run.metric("driftwatch_watch_events_total") >= 4
+    });
+    eventually("both Synced", || {
+        status(&run)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["sync"] == "Synced")
+    });
+    assert_eq!(run.metric("driftwatch_heals_total"), 0);
+    let (_, _, body) = request("GET", &run.url("/events"), &[], b"").unwrap();
+    let events: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["kind"] == "healed" || e["kind"] == "drifted"),
+        "{events:#?}"
+    );
+    // A real change is still one.
+    cluster.set_image(&ns, "healed", "backend", "wrong-image:v99");
+    let healed = run.wait_event("the real change healed", |e| e["kind"] == "healed");
+    assert!(
+        has(&healed["fields"], "containers[name=backend].image"),
+        "{healed}"
+    );
+    assert!(has(&healed["managers"], "kubectl-set"), "{healed}");
+    eventually("Synced again", || {
+        status(&run)
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["sync"] == "Synced")
+    });
+    assert!(run.stop().success());
+}

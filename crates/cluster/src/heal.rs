@@ -346,6 +346,12 @@ impl HealerRun {
     pub async fn run(mut self, report: &mut (dyn FnMut(&HealEvent) -> bool + Send)) {
         while let Some(input) = self.rx.recv().await {
             let started = Instant::now();
+            // The live object the input shows: a difference the local comparison sees in it is
+            // put to the API server before it is reported or counted as healed.
+            let live = match &input {
+                HealInput::Object(change, v) if *change != Change::Deleted => Some(v.clone()),
+                _ => None,
+            };
             let actions = self
                 .healer
                 .book
@@ -354,6 +360,27 @@ impl HealerRun {
                 .unwrap_or_default();
             for action in actions {
                 let event = match action {
+                    HealAction::Report(HealEvent::Drifted {
+                        app,
+                        key,
+                        fields,
+                        managers,
+                    }) => {
+                        if let Some(l) = self.live_of(&key, live.as_ref()).await
+                            && self.server_sees_no_change(&key, &l).await
+                        {
+                            if let Ok(mut b) = self.healer.book.lock() {
+                                b.accept(&key, &l);
+                            }
+                            continue;
+                        }
+                        HealEvent::Drifted {
+                            app,
+                            key,
+                            fields,
+                            managers,
+                        }
+                    }
                     HealAction::Report(e) => e,
                     HealAction::Apply {
                         obj,
@@ -365,6 +392,12 @@ impl HealerRun {
                         if !wait.is_zero() {
                             tokio::time::sleep(wait).await;
                         }
+                        // The object as the heal finds it: an apply that keeps its
+                        // resourceVersion changed nothing.
+                        let before = match &event {
+                            HealEvent::Healed { .. } => self.live_of(&key, live.as_ref()).await,
+                            _ => None,
+                        };
                         match self
                             .healer
                             .client
@@ -372,12 +405,27 @@ impl HealerRun {
                             .await
                         {
                             Ok(applied) => {
-                                if let Some(rv) = applied
-                                    .pointer("/metadata/resourceVersion")
-                                    .and_then(Value::as_str)
+                                let rv = |o: &Value| {
+                                    o.pointer("/metadata/resourceVersion")
+                                        .and_then(Value::as_str)
+                                        .map(str::to_owned)
+                                };
+                                // The apply changed no field Git sets: what the local
+                                // comparison saw was no drift after all (the server normalises
+                                // or drops that value).
+                                if let (HealEvent::Healed { .. }, Some(l)) =
+                                    (&event, before.as_ref())
+                                    && !crate::sync::changed_what_git_sets(&obj, l, &applied)
+                                {
+                                    if let Ok(mut b) = self.healer.book.lock() {
+                                        b.accept(&key, &applied);
+                                    }
+                                    continue;
+                                }
+                                if let Some(rv) = rv(&applied)
                                     && let Ok(mut b) = self.healer.book.lock()
                                 {
-                                    b.applied(&key, rv);
+                                    b.applied(&key, &rv);
                                 }
                                 match event {
                                     HealEvent::Healed {
@@ -409,6 +457,61 @@ impl HealerRun {
                 }
             }
             self.healer.judged.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Whether `live` is the object `key` names (Git may leave the namespace to the application).
+fn shows(live: &Value, key: &ObjectKey) -> bool {
+    let k = ObjectKey::of(live);
+    k.group == key.group
+        && k.kind == key.kind
+        && k.name == key.name
+        && (key.namespace.is_empty() || k.namespace == key.namespace)
+}
+
+impl HealerRun {
+    /// The live object `key` names: the one the input showed, else read from the API server
+    /// (a change judged when a sync ended, from the events kept meanwhile).
+    async fn live_of(&self, key: &ObjectKey, from_input: Option<&Value>) -> Option<Value> {
+        if let Some(l) = from_input.filter(|l| shows(l, key)) {
+            return Some(l.clone());
+        }
+        let form = self
+            .healer
+            .book
+            .lock()
+            .ok()
+            .and_then(|b| b.sync_form(key, &Value::Null));
+        let (desired, _, namespace) = form?;
+        self.healer
+            .client
+            .get(&desired, &namespace)
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Whether the API server, asked with a dry run of exactly what a sync applies, finds that
+    /// it would change nothing in `live`. Unsure (the server refused) counts as a change.
+    async fn server_sees_no_change(&self, key: &ObjectKey, live: &Value) -> bool {
+        let form = self
+            .healer
+            .book
+            .lock()
+            .ok()
+            .and_then(|b| b.sync_form(key, live));
+        let Some((form, _, namespace)) = form else {
+            return false;
+        };
+        match self
+            .healer
+            .client
+            .apply(&form, &namespace, FIELD_MANAGER, true)
+            .await
+        {
+            Ok(dry) => !crate::sync::changed_what_git_sets(&form, live, &dry),
+            Err(_) => false,
         }
     }
 }

@@ -126,6 +126,35 @@ pub async fn server_would_change(
     Ok(content(&dry) != content(live))
 }
 
+/// `after` cut to the shape of `form`: only the fields `form` sets (list items by position),
+/// with `after`'s values. Comparing it with the object before an apply tells whether the apply
+/// changed anything Git says, whatever else (a controller's annotation, status) moved meanwhile.
+pub fn project(after: &Value, form: &Value) -> Value {
+    match (after, form) {
+        (Value::Object(a), Value::Object(f)) => Value::Object(
+            f.keys()
+                .filter_map(|k| Some((k.clone(), project(a.get(k)?, &f[k]))))
+                .collect(),
+        ),
+        (Value::Array(a), Value::Array(f)) => {
+            Value::Array(a.iter().zip(f).map(|(x, y)| project(x, y)).collect())
+        }
+        (a, _) => a.clone(),
+    }
+}
+
+/// Whether applying `form` turned `before` into `after` in any field `form` sets: the
+/// server's own answer (from an apply or a dry run) to "was this a difference?", immune to
+/// what other writers change in fields Git does not set.
+pub fn changed_what_git_sets(form: &Value, before: &Value, after: &Value) -> bool {
+    !diff(
+        std::slice::from_ref(&project(after, form)),
+        std::slice::from_ref(before),
+        &[],
+    )
+    .is_empty()
+}
+
 /// The application an object was applied by (its `driftwatch.io/app` label).
 pub fn app_of(obj: &Value) -> Option<&str> {
     obj.get("metadata")?.get("labels")?.get(APP_LABEL)?.as_str()
@@ -725,5 +754,32 @@ mod tests {
             d["spec"]["template"]["spec"]["containers"][0]["image"],
             json!("web:1")
         );
+    }
+
+    #[test]
+    fn what_an_apply_changed_is_judged_on_the_fields_git_sets() {
+        let form = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod", "labels": {"a": "1"}},
+            "spec": {"template": {"spec": {"hostname": "", "containers": [{"name": "web", "image": "web:1"}]}}}});
+        let before = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "prod", "labels": {"a": "1"}, "resourceVersion": "5"},
+            "spec": {"replicas": 3, "template": {"spec": {"containers": [{"name": "web", "image": "web:1", "imagePullPolicy": "IfNotPresent"}]}}},
+            "status": {"replicas": 3}});
+        // The server dropped the empty hostname, and a controller annotated the object: no
+        // field Git sets changed.
+        let mut after = before.clone();
+        after["metadata"]["annotations"] = json!({"deployment.kubernetes.io/revision": "2"});
+        after["metadata"]["resourceVersion"] = json!("6");
+        assert!(!changed_what_git_sets(&form, &before, &after));
+        let projected = project(&after, &form);
+        assert_eq!(
+            projected["spec"]["template"]["spec"]["containers"][0],
+            json!({"name": "web", "image": "web:1"})
+        );
+        assert!(projected["metadata"].get("annotations").is_none());
+        // Git's image replaced another: a change.
+        let mut wrong = before.clone();
+        wrong["spec"]["template"]["spec"]["containers"][0]["image"] = json!("rogue:1");
+        assert!(changed_what_git_sets(&form, &wrong, &before));
     }
 }

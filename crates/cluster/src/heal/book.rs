@@ -113,6 +113,11 @@ struct Track {
     fighting: bool,
     /// Self-heal off: the drift last reported, so one change is reported once.
     reported: Option<Vec<String>>,
+    /// The content (see [`content_hash`]) of a live object whose local differences the API
+    /// server, asked with exactly what a sync applies, found would change nothing (a value it
+    /// normalises, an empty field it drops): not drift while the object stays exactly so; any
+    /// change to it is judged anew.
+    accepted: Option<u64>,
 }
 
 struct Desired {
@@ -227,6 +232,37 @@ impl HealBook {
         }
     }
 
+    /// The API server says applying `key` as a sync would changes nothing to `live`, although
+    /// the local comparison saw differences: not drift while the object stays as `live` is.
+    /// Undoes the heal counted for it, so it neither backs off nor counts to a fight.
+    pub fn accept(&mut self, key: &ObjectKey, live: &Value) {
+        if let Some(t) = self.tracks.get_mut(key) {
+            t.accepted = Some(content_hash(live));
+            t.reported = None;
+            if let Some(seen) = t.seen.as_mut() {
+                seen.drift.clear();
+            }
+            if t.heals.pop().is_some() {
+                t.last = t.heals.last().copied();
+            }
+        }
+    }
+
+    /// What a sync of `key` applies, judged against `live`: Git's object, its application, the
+    /// namespace for objects that name none, and the ignored differences — for asking the API
+    /// server whether a difference the local comparison saw is one.
+    pub fn sync_form(&self, key: &ObjectKey, live: &Value) -> Option<(Value, String, String)> {
+        self.apps.values().find_map(|d| {
+            let stored = d.objects.get(key)?;
+            let want: Value = serde_json::from_str(stored).ok()?;
+            Some((
+                applied_form(&want, &d.opts.app, Some(live), &d.opts.ignore),
+                d.opts.app.clone(),
+                d.opts.namespace.clone(),
+            ))
+        })
+    }
+
     /// Stops healing an application (it was removed, or its sync policy changed).
     pub fn remove(&mut self, app: &str) {
         if let Some(d) = self.apps.remove(app) {
@@ -302,6 +338,14 @@ impl HealBook {
             drift(&want, live, &desired.opts.ignore)
         };
         let track = self.tracks.entry(key.clone()).or_default();
+        // What the server found would not change is not drift; anything else is judged anew.
+        let differs = match (differs, track.accepted) {
+            (Some(_), Some(accepted)) if !deleted && content_hash(live) == accepted => None,
+            (d, _) => {
+                track.accepted = None;
+                d
+            }
+        };
         let rv = live
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str);
@@ -501,6 +545,32 @@ impl HealBook {
         }
         out
     }
+}
+
+/// A hash of what a sync could change in `live`: everything but its status and the metadata
+/// the server keeps (resourceVersion, managedFields, generation, uid, creation time), so a
+/// controller's status write leaves it alone and any change of content does not.
+fn content_hash(live: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut content = live.clone();
+    if let Some(m) = content.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(m) = content.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "resourceVersion",
+            "managedFields",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            m.remove(k);
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    // serde_json's maps are ordered by key, so equal objects print alike.
+    content.to_string().hash(&mut h);
+    h.finish()
 }
 
 #[cfg(test)]
@@ -977,5 +1047,48 @@ mod tests {
         b.set_revision(&[git], &opts());
         assert!(b.judge(HealInput::Synced(APP.into()), t0).is_empty());
         assert_eq!(waits(&b.judge(modified(live(10, 5, "x")), t0)).len(), 1);
+    }
+
+    #[test]
+    fn what_the_server_finds_unchanged_is_accepted_until_the_object_changes_otherwise() {
+        let t0 = Instant::now();
+        let mut b = synced_book(&opts(), t0);
+        // The local comparison sees replicas 5 against Git's 2; the server (asked by the
+        // runner) finds that a sync would change nothing, say because it normalises the value.
+        assert_eq!(waits(&b.judge(modified(live(10, 5, "x")), t0)).len(), 1);
+        b.accept(&key(), &live(10, 5, "x"));
+        assert!(b.status()[APP].out_of_sync.is_empty(), "not drift any more");
+        // A status write or a new resourceVersion leave the object as it was: no heal.
+        let mut status_write = live(11, 5, "x");
+        status_write["status"] = json!({"observedGeneration": 3});
+        assert!(b.judge(modified(status_write), t0).is_empty());
+        assert!(b.status()[APP].out_of_sync.is_empty());
+        // The same path with another value is a change, judged anew.
+        assert_eq!(
+            waits(&b.judge(modified(live(12, 7, "x")), t0)),
+            [Duration::ZERO]
+        );
+        b.accept(&key(), &live(12, 7, "x"));
+        // The heal it took back is not counted: the next real change heals at once.
+        let mut other = live(13, 7, "x");
+        other["spec"]["template"]["spec"]["containers"][0]["image"] = json!("rogue:1");
+        assert_eq!(waits(&b.judge(modified(other), t0)), [Duration::ZERO]);
+        assert!(!b.status()[APP].out_of_sync.is_empty());
+    }
+
+    #[test]
+    fn with_self_heal_off_what_the_server_finds_unchanged_is_not_reported_again() {
+        let t0 = Instant::now();
+        let mut o = opts();
+        o.heal = false;
+        let mut b = synced_book(&o, t0);
+        assert_eq!(reports(&b.judge(modified(live(10, 5, "x")), t0)).len(), 1);
+        b.accept(&key(), &live(10, 5, "x"));
+        assert!(b.judge(modified(live(11, 5, "x")), t0).is_empty());
+        assert!(b.status()[APP].out_of_sync.is_empty());
+        let form = b.sync_form(&key(), &live(11, 5, "x")).unwrap();
+        assert_eq!(form.0["spec"]["replicas"], json!(2), "what a sync applies");
+        assert_eq!(form.0["metadata"]["labels"][APP_LABEL], json!(APP));
+        assert_eq!((form.1.as_str(), form.2.as_str()), (APP, "prod"));
     }
 }
