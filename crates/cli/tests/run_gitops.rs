@@ -1007,3 +1007,60 @@ fn what_the_server_drops_is_neither_healed_nor_reported() {
     });
     assert!(run.stop().success());
 }
+
+#[test]
+fn what_left_git_without_prune_requires_pruning_everywhere() {
+    let dir = TempDir::new("gitops-orphan");
+    let cluster = Cluster::new(dir.path());
+    let ns = cluster.unique_namespace("orphan");
+    cluster.create_namespace(&ns);
+    let repo = BareRepo::new(&[
+        ("apps/shop/a.yaml", &configmap(&ns, "a", "fast")),
+        ("apps/shop/b.yaml", &configmap(&ns, "b", "fast")),
+    ]);
+    let conf = shop_config(&dir, &repo, &ns, "{}");
+    let state = dir.path().join("state");
+    let run = Running::on(&conf, &state, &cluster);
+    run.synced("shop");
+    repo.commit_elsewhere("apps/shop/b.yaml", "", "drop b");
+    let push = format!(
+        r#"{{"ref":"refs/heads/main","repository":{{"url":"{}"}}}}"#,
+        repo.file_url()
+    );
+    let (code, _, _) = request(
+        "POST",
+        &run.url("/webhook/git"),
+        &[("Authorization", "Bearer s3cret")],
+        push.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(code, 202);
+    let synced = run.wait_event("the sync that left b", |e| {
+        e["kind"] == "synced" && has(&e["orphaned"], "ConfigMap/")
+    });
+    assert!(has(&synced["orphaned"], "/b"), "{synced}");
+    assert!(
+        cluster.get("configmaps", &ns, "b").is_some(),
+        "prune is off"
+    );
+    // /status, status and diff: OutOfSync, b requires pruning.
+    let st = status(&run);
+    assert_eq!(st[0]["sync"], "OutOfSync", "{st}");
+    assert_eq!(
+        st[0]["outOfSync"],
+        serde_json::json!([{"object": format!("ConfigMap/{ns}/b"), "fields": ["(requires pruning)"]}]),
+        "{st}"
+    );
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
+    let (code, out, _) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 2, "{out}");
+    let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["sync"], "OutOfSync");
+    assert_eq!(listed[0]["outOfSync"], 1);
+    let (code, out, _) = dw(&["diff", "shop", "-o", "json"]);
+    assert_eq!(code, 2, "{out}");
+    let diffs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diffs[0]["object"], format!("ConfigMap/{ns}/b"));
+    assert_eq!(diffs[0]["requiresPruning"], true);
+    assert!(run.stop().success());
+}

@@ -116,6 +116,17 @@ fn sync_heals_and_prunes() {
         out.contains(&format!("left ConfigMap/{ns}/settings")),
         "{out}"
     );
+    // Left behind, it requires pruning: diff and status say so, as Argo CD does.
+    let (code, out, _) = dw(&["diff", "shop"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains(&format!("ConfigMap/{ns}/settings: requires pruning")),
+        "{out}"
+    );
+    let (code, out, _) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 2, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["sync"], "OutOfSync", "{status}");
     let (code, out, _) = dw(&["sync", "shop", "--prune"]);
     assert_eq!(code, 0);
     assert!(
@@ -124,6 +135,7 @@ fn sync_heals_and_prunes() {
     );
     assert!(cluster.get("configmaps", &ns, "settings").is_none());
     assert!(cluster.get("deployments", &ns, "backend").is_some());
+    assert_eq!(dw(&["diff", "shop"]).0, 0, "nothing left to prune");
 
     // Roll back through Git to the first revision: a new commit brings the ConfigMap back.
     let first = driftwatch_testkit::git::git(&repo.path, &["rev-list", "--max-parents=0", "main"]);

@@ -125,7 +125,10 @@ pub struct ObjectDiff {
     pub key: ObjectKey,
     /// The cluster has no such object.
     pub missing: bool,
-    /// The differing fields (empty when missing).
+    /// The application applied it before and Git no longer has it: a sync with prune deletes
+    /// it (Argo CD's "requires pruning").
+    pub orphan: bool,
+    /// The differing fields (empty when missing or an orphan).
     pub fields: Vec<FieldDiff>,
 }
 
@@ -173,6 +176,7 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
             result.push(ObjectDiff {
                 key,
                 missing: true,
+                orphan: false,
                 fields: Vec::new(),
             });
             continue;
@@ -217,6 +221,7 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
             result.push(ObjectDiff {
                 key,
                 missing: false,
+                orphan: false,
                 fields: ctx.out,
             });
         }

@@ -22,6 +22,6 @@ pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{
-    APP_LABEL, FIELD_MANAGER, ObjectPlan, SyncOptions, SyncPlan, SyncReport, applied_form,
+    APP_LABEL, FIELD_MANAGER, ObjectPlan, SyncOptions, SyncPlan, SyncReport, app_of, applied_form,
     as_desired, plan_sync, server_would_change, sync, would_change,
 };

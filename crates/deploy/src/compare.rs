@@ -84,15 +84,46 @@ impl Comparison {
 
 /// Compares Git's `rendered` objects of application `app` with the cluster. Objects that name no
 /// namespace live in `namespace`; `ignore` are the application's ignoreDifferences (and any
-/// more the caller adds).
+/// more the caller adds). `inventory` is what the application applied before: those of its
+/// objects Git no longer renders and that still carry its label require pruning.
 pub async fn compare(
     client: &KubeClient,
     app: &str,
     rendered: &[Value],
+    inventory: &[Value],
     namespace: &str,
     ignore: &[IgnoreRule],
 ) -> Result<Comparison, Error> {
     let mut objects = Vec::with_capacity(rendered.len());
+    let rendered_keys: Vec<ObjectKey> = rendered
+        .iter()
+        .map(|o| with_namespace(ObjectKey::of(o), namespace))
+        .collect();
+    for old in inventory {
+        let key = with_namespace(ObjectKey::of(old), namespace);
+        if rendered_keys.contains(&key) {
+            continue;
+        }
+        let Some(live) = client.get(old, namespace).await? else {
+            continue;
+        };
+        // Only what still carries this application's label is its to prune.
+        if driftwatch_cluster::app_of(&live) != Some(app) {
+            continue;
+        }
+        let (health, reason) = assess(Some(&live));
+        objects.push(ObjectState {
+            diff: Some(ObjectDiff {
+                key: key.clone(),
+                missing: false,
+                orphan: true,
+                fields: Vec::new(),
+            }),
+            key,
+            health,
+            reason,
+        });
+    }
     for obj in rendered {
         let key = ObjectKey::of(obj);
         let live = client.get(obj, namespace).await?;
@@ -101,6 +132,7 @@ pub async fn compare(
             None => Some(ObjectDiff {
                 key: key.clone(),
                 missing: true,
+                orphan: false,
                 fields: Vec::new(),
             }),
             Some(l) => {
@@ -128,6 +160,14 @@ pub async fn compare(
     Ok(Comparison { objects })
 }
 
+/// `key` with the application's namespace where Git names none, as the inventory keeps it.
+fn with_namespace(mut key: ObjectKey, namespace: &str) -> ObjectKey {
+    if key.namespace.is_empty() {
+        key.namespace = namespace.to_owned();
+    }
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +181,7 @@ mod tests {
             diff: differs.then(|| ObjectDiff {
                 key: key.clone(),
                 missing: false,
+                orphan: false,
                 fields: Vec::new(),
             }),
             key,

@@ -40,6 +40,9 @@ pub enum Outcome {
     Failed { app: String, error: String },
 }
 
+/// How `/status` names an object the application applied before and Git no longer has.
+pub const REQUIRES_PRUNING: &str = "(requires pruning)";
+
 /// A rollout that settled (or stopped waiting) after a sync.
 #[derive(Clone, Debug)]
 pub struct RolloutSettled {
@@ -62,6 +65,8 @@ struct Board {
     differ: Option<Vec<(ObjectKey, Vec<String>)>>,
     error: Option<String>,
     rollout: Option<(Health, String)>,
+    /// Automated: objects the last sync left because prune is off (they require pruning).
+    orphaned: Vec<ObjectKey>,
 }
 
 /// One application's sync status and health, as `run` serves it on `/status`.
@@ -130,6 +135,11 @@ impl StatusView {
                             .out_of_sync
                             .iter()
                             .map(|(k, f)| (k.to_string(), f.clone()))
+                            .chain(
+                                b.orphaned
+                                    .iter()
+                                    .map(|k| (k.to_string(), vec![REQUIRES_PRUNING.to_owned()])),
+                            )
                             .collect();
                         st.sync = if st.out_of_sync.is_empty() {
                             SyncStatus::Synced
@@ -355,11 +365,16 @@ impl Deployer {
             .to_string();
         for o in &outcomes {
             match o {
-                Outcome::Synced { app, revision, .. } => self.note(app, |b| {
+                Outcome::Synced {
+                    app,
+                    revision,
+                    report,
+                } => self.note(app, |b| {
                     b.revision = revision.clone();
                     b.at = at.clone();
                     b.error = None;
                     b.rollout = None;
+                    b.orphaned = report.orphaned.clone();
                 }),
                 // The differing objects and their paths were noted by the comparison.
                 Outcome::OutOfSync { app, revision, .. } => self.note(app, |b| {
@@ -409,6 +424,7 @@ impl Deployer {
                 &self.client,
                 &app.name,
                 &rendered.objects,
+                &crate::inventory::load(&self.state, &app.name),
                 &p.namespace,
                 &ignore,
             )
@@ -417,10 +433,12 @@ impl Deployer {
                 .differences()
                 .into_iter()
                 .map(|d| {
-                    (
-                        d.key.clone(),
-                        d.fields.iter().map(|f| f.path.clone()).collect(),
-                    )
+                    let fields = if d.orphan {
+                        vec![REQUIRES_PRUNING.to_owned()]
+                    } else {
+                        d.fields.iter().map(|f| f.path.clone()).collect()
+                    };
+                    (d.key.clone(), fields)
                 })
                 .collect();
             self.note(&app.name, |b| b.differ = Some(differ.clone()));

@@ -132,6 +132,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
                 &client,
                 &app.name,
                 &rendered.objects,
+                &driftwatch_deploy::inventory::load(&args.source.state_dir(), &app.name),
                 &namespace,
                 &rules,
             ))?;
@@ -151,6 +152,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
                 serde_json::json!({
                     "object": d.key.to_string(),
                     "missing": d.missing,
+                    "requiresPruning": d.orphan,
                     "fields": d.fields.iter().map(|f| serde_json::json!({
                         "path": f.path, "pointer": f.pointer, "git": f.git, "live": f.live, "manager": f.manager,
                     })).collect::<Vec<_>>(),
@@ -163,6 +165,14 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         for d in &diffs {
             if d.missing {
                 writeln!(out, "{}: missing in the cluster", d.key).context("writing stdout")?;
+            }
+            if d.orphan {
+                writeln!(
+                    out,
+                    "{}: requires pruning (applied by {} before, no longer in Git)",
+                    d.key, app.name
+                )
+                .context("writing stdout")?;
             }
             for f in &d.fields {
                 writeln!(
@@ -367,6 +377,7 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                     &client,
                     &app.name,
                     &rendered.objects,
+                    &driftwatch_deploy::inventory::load(&args.source.state_dir(), &app.name),
                     &namespace_of(args.cluster.namespace.as_ref(), app),
                     &driftwatch_deploy::ignore_rules(app),
                 ))?;
