@@ -39,6 +39,20 @@ pub enum Error {
     /// A file path outside the repository or otherwise unusable.
     #[error("invalid path {path:?} in the repository: {reason}")]
     BadPath { path: String, reason: &'static str },
+    /// A committed symlink whose target leaves the repository (or never resolves): following
+    /// it would read a host file. `link` is repository-relative.
+    #[error("refusing symlink {link:?} -> {target:?}: it {reason}")]
+    Symlink {
+        link: String,
+        target: String,
+        reason: &'static str,
+    },
+    /// An edit would write through a symlink in the tree: at `path` itself, or at the directory
+    /// `link` on the way to it.
+    #[error(
+        "refusing to write {path:?}: {link:?} is a symlink in the repository, and write-back never follows one"
+    )]
+    WriteThroughLink { path: String, link: String },
     /// Local I/O on the mirror.
     #[error("{context}: {source}")]
     Io {

@@ -5,12 +5,14 @@
 //! and signs with gpg or SSH keys exactly as users' own git does.
 
 mod auth;
+mod confine;
 mod error;
 mod mirror;
 mod template;
 mod webhook;
 
 pub use auth::{Auth, Secret, redact_url};
+pub use confine::{MAX_FOLLOWS, check_links, normalize};
 pub use error::Error;
 pub use mirror::{FileWrite, Identity, Mirror, Outcome, Plan, Signing, Snapshot, UpdateRequest};
 pub use template::{

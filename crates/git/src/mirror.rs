@@ -326,6 +326,8 @@ impl Mirror {
     }
 
     /// Writes the tree of `commit` into `dest` (which must exist), for tools that need files.
+    /// Every symlink in it must resolve inside `dest` ([`crate::check_links`]): the tools that
+    /// read the tree follow links, and a pushed link to a host file must not reach them.
     pub fn export(&self, commit: &str, dest: &Path) -> Result<(), Error> {
         let tar = self.git(&["archive", "--format=tar", commit], None)?;
         let mut child = Command::new("tar")
@@ -347,7 +349,7 @@ impl Mirror {
                 std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
             ));
         }
-        Ok(())
+        crate::confine::check_links(dest)
     }
 
     /// Fetches, lets `edit` compute the files to write from the base branch's head, commits them
@@ -448,6 +450,7 @@ impl Mirror {
         for d in &plan.deletes {
             check_path(d)?;
         }
+        self.refuse_links(parent, writes)?;
         if !plan.deletes.is_empty() {
             let mut args = vec!["update-index", "--force-remove", "--"];
             args.extend(plan.deletes.iter().map(String::as_str));
@@ -548,6 +551,51 @@ impl Mirror {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let commit = self.git_env(&args, Some(message.as_bytes()), &people)?;
         Ok(Some(String::from_utf8_lossy(&commit).trim().to_owned()))
+    }
+
+    /// Refuses a write whose path, or a directory on the way to it, is a symlink (mode 120000)
+    /// at `parent`. Git would store the new content over the link (turning a link into a file
+    /// holding YAML as its "target", or putting a file under a path that is a link), and
+    /// whoever checks the result out would write through the link: write-back never does.
+    fn refuse_links(&self, parent: &str, writes: &[FileWrite]) -> Result<(), Error> {
+        // Every prefix of every written path: `a`, `a/b`, `a/b/c.yaml`.
+        let mut prefixes: Vec<&str> = Vec::new();
+        for w in writes {
+            let ends = w.path.match_indices('/').map(|(i, _)| i);
+            prefixes.extend(ends.map(|i| &w.path[..i]));
+            prefixes.push(&w.path);
+        }
+        prefixes.sort_unstable();
+        prefixes.dedup();
+        let mut links = std::collections::HashSet::new();
+        for chunk in prefixes.chunks(500) {
+            // Without `-r`, ls-tree shows each named path's own entry (a directory as a tree,
+            // a link as mode 120000), never what is below it.
+            let mut args = vec!["ls-tree", "-z", parent, "--"];
+            args.extend(chunk.iter().copied());
+            let out = self.git(&args, None)?;
+            for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+                let entry = String::from_utf8_lossy(entry);
+                if let Some((meta, path)) = entry.split_once('\t')
+                    && meta.starts_with("120000 ")
+                {
+                    links.insert(path.to_owned());
+                }
+            }
+        }
+        for w in writes {
+            let ends = w.path.match_indices('/').map(|(i, _)| &w.path[..i]);
+            if let Some(link) = ends
+                .chain(std::iter::once(w.path.as_str()))
+                .find(|p| links.contains(*p))
+            {
+                return Err(Error::WriteThroughLink {
+                    path: w.path.clone(),
+                    link: link.to_owned(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The modes of the written paths that already exist (an executable stays executable).

@@ -544,3 +544,79 @@ fn head_means_the_default_branch() {
         "{out:?}"
     );
 }
+
+/// Write-back never follows a symlink: an edit of a path that is a link in the tree, or below a
+/// directory that is one, is refused naming the path and the link, and nothing is pushed.
+#[test]
+fn writes_through_symlinks_are_refused() {
+    let repo = repo();
+    repo.commit_symlinks(
+        &[
+            ("apps/link.yaml", "shop/kustomization.yaml"),
+            ("apps/elsewhere", "/etc"),
+            ("apps/inside", "shop"),
+        ],
+        "links",
+    );
+    let before = repo.subjects("main");
+    let dir = TempDir::new("links");
+    let mirror = Mirror::open(dir.path(), &repo.file_url(), Auth::None).unwrap();
+    for (path, link) in [
+        ("apps/link.yaml", "apps/link.yaml"),
+        ("apps/elsewhere/passwd", "apps/elsewhere"),
+        ("apps/inside/.argocd-source-shop.yaml", "apps/inside"),
+    ] {
+        let e = mirror
+            .update(
+                &request(),
+                plan("write", None, |_| {
+                    Ok(vec![FileWrite {
+                        path: path.to_owned(),
+                        content: b"kustomize:\n  images: []\n".to_vec(),
+                    }])
+                }),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::WriteThroughLink { path: p, link: l } if p == path && l == link),
+            "{path}: {e}"
+        );
+        assert!(e.to_string().contains(&format!("{path:?}")), "{e}");
+    }
+    assert_eq!(repo.subjects("main"), before, "nothing was pushed");
+    assert!(
+        repo.ls_tree("main", "apps/link.yaml")
+            .starts_with("120000 ")
+    );
+    // A real file beside the links is still written.
+    let out = mirror
+        .update(
+            &request(),
+            plan("write", None, |_| {
+                Ok(vec![FileWrite {
+                    path: "apps/shop/.argocd-source-shop.yaml".to_owned(),
+                    content: b"kustomize:\n  images: []\n".to_vec(),
+                }])
+            }),
+        )
+        .unwrap();
+    assert!(matches!(out, Outcome::Pushed { .. }), "{out:?}");
+}
+
+/// An export with a link out of the repository is refused, naming the link.
+#[test]
+fn export_refuses_links_out() {
+    let repo = repo();
+    repo.commit_symlinks(&[("apps/shop/x.yaml", "/etc/passwd")], "link out");
+    let dir = TempDir::new("export");
+    let mirror = Mirror::open(dir.path(), &repo.file_url(), Auth::None).unwrap();
+    mirror.fetch(&["main"]).unwrap();
+    let head = mirror.head("main").unwrap().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let e = mirror.export(&head, &tree).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "refusing symlink \"apps/shop/x.yaml\" -> \"/etc/passwd\": it points to an absolute path, outside the repository"
+    );
+}

@@ -88,6 +88,31 @@ impl BareRepo {
         git(&w, &["commit", "-q", "-m", message]);
         git(&w, &["push", "-q", "origin", "HEAD:main"]);
     }
+
+    /// Commits symlinks (`(path, target)`, the target written as is, like `ln -s target path`)
+    /// to `main` as one commit, as someone pushing to the repository would; a path that exists
+    /// is replaced by the link. Git stores each as a mode 120000 entry.
+    pub fn commit_symlinks(&self, links: &[(&str, &str)], message: &str) {
+        let dir = TempDir::new("symlinker");
+        git(dir.path(), &["clone", "-q", &self.file_url(), "w"]);
+        let w = dir.path().join("w");
+        for (path, target) in links {
+            let p = w.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            if std::fs::symlink_metadata(&p).is_ok() {
+                git(&w, &["rm", "-q", "-r", "--", path]);
+            }
+            std::os::unix::fs::symlink(target, &p).unwrap();
+        }
+        git(&w, &["add", "-A"]);
+        git(&w, &["commit", "-q", "-m", message]);
+        git(&w, &["push", "-q", "origin", "HEAD:main"]);
+    }
+
+    /// `git ls-tree` of one path on a branch: `MODE TYPE OID\tPATH`, empty when absent.
+    pub fn ls_tree(&self, branch: &str, path: &str) -> String {
+        git(&self.path, &["ls-tree", branch, "--", path])
+    }
 }
 
 /// `git daemon` serving a directory, push enabled.
