@@ -190,7 +190,16 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
             "expected argocd, git, git:secret:ns/name or git:repocreds",
         ));
     }
-    let app_path = source.path.clone().unwrap_or_default();
+    // Whoever may create an Application chooses `spec.source.path`: it must stay inside the
+    // repository (no `..` above the root, no absolute path), or a render would read host files.
+    let written_path = source.path.clone().unwrap_or_default();
+    let app_path = driftwatch_git::normalize(&written_path).map_err(|r| {
+        cfg(
+            file,
+            &format!("Application {name}: spec.source.path"),
+            &format!("path {written_path:?} {r}"),
+        )
+    })?;
     let namespace = meta.namespace.clone().unwrap_or_default();
     let target = get("write-back-target");
     let file_path = file_for(target.as_deref(), &app_path, &name, &namespace)
@@ -482,5 +491,34 @@ metadata: {name: ignored}
         );
         let err = parse(&bad, "apps.yaml").unwrap_err().to_string();
         assert!(err.contains("write-back-target"), "{err}");
+    }
+
+    #[test]
+    fn a_source_path_outside_the_repository_is_refused() {
+        for (path, why) in [
+            ("../../etc", "leaves the repository"),
+            ("manifests/../../x", "leaves the repository"),
+            ("/etc", "is absolute"),
+        ] {
+            let bad = APP.replace(
+                "path: manifests/overlays/production",
+                &format!("path: {path}"),
+            );
+            let err = parse(&bad, "apps.yaml").unwrap_err().to_string();
+            assert!(
+                err.contains("Application shop: spec.source.path")
+                    && err.contains(&format!("{path:?}"))
+                    && err.contains(why),
+                "{err}"
+            );
+        }
+        let fine = APP.replace(
+            "path: manifests/overlays/production",
+            "path: ./manifests/base/../overlays//production/",
+        );
+        assert_eq!(
+            parse(&fine, "apps.yaml").unwrap()[0].path,
+            "manifests/overlays/production"
+        );
     }
 }

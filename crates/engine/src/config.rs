@@ -198,7 +198,16 @@ impl Config {
                     format!("{:?} is used twice", a.name),
                 ));
             }
-            let target_file = file_for(a.write_back.as_deref(), &a.path, &a.name, "")
+            // The path is chosen by whoever writes the configuration, but everything read from
+            // it is a pushed repository's: it must stay inside that repository.
+            let app_path = driftwatch_git::normalize(&a.path).map_err(|r| {
+                err(
+                    file,
+                    &at("path"),
+                    format!("application {}: path {:?} {r}", a.name, a.path),
+                )
+            })?;
+            let target_file = file_for(a.write_back.as_deref(), &app_path, &a.name, "")
                 .map_err(|r| err(file, &at("writeBack"), r))?;
             let auth = match a.git_credentials {
                 None => Auth::None,
@@ -367,7 +376,7 @@ impl Config {
                 });
             }
             apps.push(App {
-                path: a.path.clone(),
+                path: app_path,
                 name: a.name,
                 namespace: String::new(),
                 repo: a.repo,
@@ -476,6 +485,8 @@ applications:
             (CONF.replace("writeBack: kustomization\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    strategy", "writeBack: nowhere\n  images:\n  - image: 127.0.0.1:5000/shop/backend\n    kustomizeName: backend\n    strategy"), "applications[1].writeBack"),
             (CONF.replace("interval: 30s", "interval: soon"), "interval"),
             (CONF.replace("name: shop-dev", "name: shop-prod"), "applications[1].name"),
+            (CONF.replace("path: manifests/overlays/development", "path: ../outside"), "applications[1].path: application shop-dev: path \"../outside\" leaves the repository"),
+            (CONF.replace("path: manifests/overlays/development", "path: /etc"), "applications[1].path: application shop-dev: path \"/etc\" is absolute"),
         ] {
             let e = Config::parse(&bad, "driftwatch.yaml", Path::new(".")).unwrap_err().to_string();
             assert!(e.contains("driftwatch.yaml") && e.contains(path), "{path}: {e}");
