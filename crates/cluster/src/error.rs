@@ -17,3 +17,26 @@ pub enum Error {
         reason: String,
     },
 }
+
+impl Error {
+    /// The same error with every path-like text passed through `f`: a caller that rendered a
+    /// temporary copy names files as the user knows them (repository-relative), not by where
+    /// the copy happened to live.
+    pub fn map_paths(self, f: impl Fn(&str) -> String) -> Self {
+        match self {
+            Error::Manifest { file, reason } => Error::Manifest {
+                file: f(&file),
+                reason: f(&reason),
+            },
+            Error::Api { what, reason } => Error::Api {
+                what: f(&what),
+                reason: f(&reason),
+            },
+            Error::Render { dir, tool, reason } => Error::Render {
+                dir: f(&dir),
+                tool,
+                reason: f(&reason),
+            },
+        }
+    }
+}

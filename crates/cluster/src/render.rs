@@ -153,6 +153,17 @@ pub fn installed(tool: &Tool) -> Option<Tool> {
     }
 }
 
+/// kustomize's flags, spelled out rather than left to its defaults: a pushed kustomization may
+/// load files only below its own root (`../base` works as a kustomization of its own, but not
+/// `../../../etc/passwd` as a resource or patch), and may run nothing — exec and containerised
+/// plugins and the Helm inflator stay off, whatever a future default or a user's config says.
+pub const KUSTOMIZE_CONFINED: [&str; 4] = [
+    "--load-restrictor",
+    "LoadRestrictionsRootOnly",
+    "--enable-alpha-plugins=false",
+    "--enable-helm=false",
+];
+
 /// Renders `dir`. `release` names a Helm release.
 pub fn render(dir: &Path, release: &str) -> Result<Rendered, Error> {
     let shown = dir.display().to_string();
@@ -163,13 +174,19 @@ pub fn render(dir: &Path, release: &str) -> Result<Rendered, Error> {
         let version = kustomize_version(dir)?;
         let text = if standalone_kustomize() {
             tool_output(
-                Command::new("kustomize").arg("build").arg(dir),
+                Command::new("kustomize")
+                    .arg("build")
+                    .args(KUSTOMIZE_CONFINED)
+                    .arg(dir),
                 dir,
                 "kustomize",
             )?
         } else {
             tool_output(
-                Command::new("kubectl").arg("kustomize").arg(dir),
+                Command::new("kubectl")
+                    .arg("kustomize")
+                    .args(KUSTOMIZE_CONFINED)
+                    .arg(dir),
                 dir,
                 "kubectl kustomize",
             )?
@@ -291,6 +308,28 @@ mod tests {
         .unwrap();
         let e = render(&d.join("prod"), "x").unwrap_err().to_string();
         assert!(e.contains("prod") && e.contains("kustomize"), "{e}");
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn kustomize_loads_nothing_from_outside_its_root() {
+        let d = dir("kustomize-root");
+        std::fs::create_dir_all(d.join("app")).unwrap();
+        std::fs::write(
+            d.join("secret.yaml"),
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: host-secret}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("app/kustomization.yaml"),
+            "resources:\n- ../secret.yaml\n",
+        )
+        .unwrap();
+        let e = render(&d.join("app"), "x").unwrap_err().to_string();
+        assert!(
+            e.contains("secret.yaml") && !e.contains("kind: Secret"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(d);
     }
 }

@@ -12,6 +12,20 @@ pub enum Error {
     /// The state store.
     #[error(transparent)]
     Store(#[from] driftwatch_engine::Error),
+    /// The application's path is not inside its repository.
+    #[error("application {app}: path {path:?} {reason}")]
+    Path {
+        app: String,
+        path: String,
+        reason: &'static str,
+    },
+    /// The repository at the rendered commit is not safe to render: a symlink leads out of it.
+    #[error("application {app}: {source}")]
+    Unsafe {
+        app: String,
+        #[source]
+        source: driftwatch_git::Error,
+    },
     /// A file under the state directory.
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },

@@ -12,12 +12,12 @@ use driftwatch_policy::Digest;
 use crate::error::{Error, io};
 
 /// The override files that apply to `app` in `dir`, in the order Argo CD merges them.
-fn files(dir: &Path, app: &App) -> Vec<std::path::PathBuf> {
+fn files(dir: &Path, app: &App, path: &str) -> Vec<std::path::PathBuf> {
     let mut out = vec![dir.join(".argocd-source.yaml")];
     let own = Path::new(&app.file);
     if let Some(name) = own.file_name().and_then(|n| n.to_str())
         && name.starts_with(".argocd-source-")
-        && own.parent() == Some(Path::new(app.path.trim_matches('/')))
+        && own.parent() == Some(Path::new(path))
     {
         out.push(dir.join(name));
     }
@@ -52,19 +52,25 @@ fn image_change(entry: &str, file: &str) -> Result<ImageChange, Error> {
     })
 }
 
-/// Applies the overrides to the exported tree at `dir` (the application's path). Kustomize
-/// image overrides are written into the kustomization; an application without one gets none.
-pub fn apply(dir: &Path, app: &App) -> Result<(), Error> {
+/// Applies the overrides to the exported tree at `dir` (the application's normalised `path`
+/// in the repository). Kustomize image overrides are written into the kustomization; an
+/// application without one gets none. The export's symlinks were checked to stay inside it, so
+/// following them here reads and writes only the temporary copy. Errors name files by their
+/// repository path, never the export's location.
+pub fn apply(dir: &Path, app: &App, path: &str) -> Result<(), Error> {
     let kustomization = ["kustomization.yaml", "kustomization.yml", "Kustomization"]
         .iter()
         .map(|k| dir.join(k))
         .find(|p| p.is_file());
-    for f in files(dir, app) {
-        let shown = f
-            .strip_prefix(dir)
-            .map(|p| Path::new(&app.path).join(p).display().to_string())
-            .unwrap_or_else(|_| f.display().to_string());
-        let text = std::fs::read_to_string(&f).map_err(|e| io(&f, e))?;
+    let shown = |f: &Path| {
+        f.strip_prefix(dir)
+            .map(|p| Path::new(path).join(p).display().to_string())
+            .unwrap_or_else(|_| "(outside the application)".to_owned())
+    };
+    let k_shown = kustomization.as_deref().map(shown).unwrap_or_default();
+    for f in files(dir, app, path) {
+        let shown = shown(&f);
+        let text = std::fs::read_to_string(&f).map_err(|e| io(Path::new(&shown), e))?;
         let v: serde_json::Value =
             serde_saphyr::from_str::<serde_json::Value>(&text).map_err(|e| Error::Io {
                 path: shown.clone(),
@@ -78,16 +84,13 @@ pub fn apply(dir: &Path, app: &App) -> Result<(), Error> {
         let Some(k) = &kustomization else { continue };
         for entry in images {
             let change = image_change(entry, &shown)?;
-            let src = std::fs::read_to_string(k).map_err(|e| io(k, e))?;
-            let out =
-                set_kustomize_image(&src, &k.display().to_string(), &change).map_err(|e| {
-                    Error::Io {
-                        path: shown.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
+            let src = std::fs::read_to_string(k).map_err(|e| io(Path::new(&k_shown), e))?;
+            let out = set_kustomize_image(&src, &k_shown, &change).map_err(|e| Error::Io {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
             if out.changed {
-                std::fs::write(k, out.text).map_err(|e| io(k, e))?;
+                std::fs::write(k, out.text).map_err(|e| io(Path::new(&k_shown), e))?;
             }
         }
     }

@@ -32,9 +32,22 @@ pub fn head(state: &Path, app: &App) -> Result<String, Error> {
     })
 }
 
+/// The application's path, normalised, or the error naming the application: it may come from
+/// anyone who can create an Argo CD Application, and must stay inside the repository.
+pub(crate) fn app_path(app: &App) -> Result<String, Error> {
+    driftwatch_git::normalize(&app.path).map_err(|reason| Error::Path {
+        app: app.name.clone(),
+        path: app.path.clone(),
+        reason,
+    })
+}
+
+/// Part of every cache key: renderings cached before symlinks were checked are not trusted.
+const CACHE_GENERATION: &str = "confined-1";
+
 fn cache_key(head: &str, path: &str) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(format!("{head}\0{path}").as_bytes())
+    sha2::Sha256::digest(format!("{CACHE_GENERATION}\0{head}\0{path}").as_bytes())
         .iter()
         .take(16)
         .map(|b| format!("{b:02x}"))
@@ -43,10 +56,11 @@ fn cache_key(head: &str, path: &str) -> String {
 
 /// Renders the application's path at `head` (a commit already fetched by [`head`]).
 pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error> {
+    let path = app_path(app)?;
     let cache_dir = state.join("render");
     // Named by application, so each keeps only its few latest renderings (see `keep_latest`).
     let prefix = format!("{}-", cache_key("", &app.name));
-    let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &app.path)));
+    let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &path)));
     if let Some(hit) = std::fs::read(&cached)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
@@ -63,21 +77,66 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     let mirror = mirror(state, app)?;
     let tree = tempdir(state)?;
     let exported = mirror.export(head, &tree);
-    let dir = tree.join(&app.path);
+    let dir = tree.join(&path);
     let rendered = exported
-        .map_err(Error::from)
-        .and_then(|()| crate::overrides::apply(&dir, app))
-        .and_then(|()| render(&dir, &app.name).map_err(Error::from));
+        .map_err(|e| match e {
+            e @ driftwatch_git::Error::Symlink { .. } => Error::Unsafe {
+                app: app.name.clone(),
+                source: e,
+            },
+            e => Error::from(e),
+        })
+        .and_then(|()| inside(&dir, app, &path))
+        .and_then(|()| crate::overrides::apply(&dir, app, &path))
+        .and_then(|()| {
+            render(&dir, &app.name).map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
+        });
     let _ = std::fs::remove_dir_all(&tree);
     let mut rendered = rendered?;
     rendered.objects = rendered.objects.iter().map(as_desired).collect();
     std::fs::create_dir_all(&cache_dir).map_err(|e| io(&cache_dir, e))?;
     let body = serde_json::json!({
-        "commit": head, "path": app.path, "tool": rendered.tool.to_string(), "objects": rendered.objects,
+        "commit": head, "path": path, "tool": rendered.tool.to_string(), "objects": rendered.objects,
     });
     crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
     keep_latest(&cache_dir, &prefix, RENDERINGS_KEPT);
     Ok(rendered)
+}
+
+/// The application's directory must be one inside the export: every link was checked to stay
+/// inside by the export, so this refuses only a path that is missing or not a directory.
+fn inside(dir: &Path, app: &App, path: &str) -> Result<(), Error> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(Error::Path {
+            app: app.name.clone(),
+            path: path.to_owned(),
+            reason: "is not a directory in the repository at this commit",
+        })
+    }
+}
+
+/// Rewrites mentions of the temporary export `tree` (as given, and as the tools may print it
+/// once symlinks are resolved) into repository-relative paths, so no error names
+/// `state/tmp/render-…`.
+fn repo_relative(tree: &Path) -> impl Fn(&str) -> String {
+    let mut roots = vec![tree.display().to_string()];
+    if let Ok(real) = tree.canonicalize() {
+        roots.push(real.display().to_string());
+    }
+    // Longest first, so a root that is a prefix of another does not leave a fragment behind.
+    roots.sort_by_key(|r| std::cmp::Reverse(r.len()));
+    roots.dedup();
+    move |text: &str| {
+        let mut out = text.to_owned();
+        for root in &roots {
+            out = out
+                .replace(&format!("{root}/"), "")
+                .replace(root.as_str(), ".");
+        }
+        if out.is_empty() { ".".to_owned() } else { out }
+    }
 }
 
 /// Renderings kept per application: the current one and a few before it (a rollback renders an

@@ -15,7 +15,7 @@ pub fn rollback(state: &Path, app: &App, rev: &str) -> Result<Outcome, Error> {
     let spec = BranchSpec::parse(&app.branch, "main");
     let base = mirror.resolve_branch(&spec.base)?;
     mirror.fetch(&[&base])?;
-    let path = app.path.trim_matches('/').to_owned();
+    let path = crate::revision::app_path(app)?;
     let at_rev = mirror.list(rev, &path)?;
     let request = UpdateRequest {
         base,
@@ -28,6 +28,11 @@ pub fn rollback(state: &Path, app: &App, rev: &str) -> Result<Outcome, Error> {
         let mut writes = Vec::new();
         for f in &at_rev {
             let content = mirror.read(rev, f)?.unwrap_or_default();
+            // Only what differs is written: an unchanged file (or symlink, whose blob is its
+            // target) needs no write, and a write to a symlink is refused by the commit.
+            if snap.read(f).ok().flatten().as_deref() == Some(content.as_slice()) {
+                continue;
+            }
             writes.push(FileWrite {
                 path: f.clone(),
                 content,
