@@ -76,6 +76,7 @@ fn refused(dir: &TempDir, repo: &BareRepo, path: &str, link: &str, why: &str) {
     );
     assert!(err.contains(why), "{why}: {err}");
     assert!(!err.contains("render-"), "no temporary directory: {err}");
+    assert_eq!(err.matches("refusing").count(), 1, "said once: {err}");
 }
 
 #[test]

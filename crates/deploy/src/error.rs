@@ -20,11 +20,12 @@ pub enum Error {
         reason: &'static str,
     },
     /// The repository at the rendered commit is not safe to render: a symlink leads out of it.
-    #[error("application {app}: {source}")]
+    /// (`refused` is in the message, and deliberately not a `#[source]`: a caller printing the
+    /// error chain would otherwise say it twice.)
+    #[error("application {app}: {refused}")]
     Unsafe {
         app: String,
-        #[source]
-        source: driftwatch_git::Error,
+        refused: driftwatch_git::Error,
     },
     /// A file under the state directory.
     #[error("{path}: {reason}")]

@@ -82,7 +82,7 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
         .map_err(|e| match e {
             e @ driftwatch_git::Error::Symlink { .. } => Error::Unsafe {
                 app: app.name.clone(),
-                source: e,
+                refused: e,
             },
             e => Error::from(e),
         })
