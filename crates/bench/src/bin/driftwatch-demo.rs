@@ -132,10 +132,18 @@ fn main() {
     }
 
     let dir = TempDir::new("demo");
-    // An in-process stand-in serves the Kubernetes API (a real cluster is used instead when
-    // DRIFTWATCH_E2E_KUBECONFIG names one).
+    // The real control plane scripts/demo starts when ../shared/kube has it (through
+    // DRIFTWATCH_E2E_KUBECONFIG); otherwise an in-process stand-in serves the Kubernetes API.
     let cluster = Cluster::new(dir.path());
-    let namespace = "default".to_owned();
+    // On a real server (which may have run the demo before) the demo gets a namespace of its
+    // own, deleted when it ends.
+    let namespace = if cluster.is_real() {
+        let ns = cluster.unique_namespace("driftwatch-demo");
+        cluster.create_namespace(&ns);
+        ns
+    } else {
+        "default".to_owned()
+    };
     let config = dir.path().join("driftwatch.yaml");
     std::fs::write(
         &config,
@@ -301,9 +309,9 @@ fn main() {
     println!(
         "cluster: {}",
         if cluster.fake.is_some() {
-            "the in-process API server stand-in (set DRIFTWATCH_E2E_KUBECONFIG for a real one)"
+            "the in-process API server stand-in (no Kubernetes binaries in ../shared/kube or DRIFTWATCH_KUBE_BIN)"
         } else {
-            "the real API server of DRIFTWATCH_E2E_KUBECONFIG"
+            "a real Kubernetes v1.28 API server (etcd, kube-apiserver, kube-controller-manager on loopback)"
         }
     );
     let port = driftwatch_testkit::free_port();
