@@ -1064,3 +1064,44 @@ fn what_left_git_without_prune_requires_pruning_everywhere() {
     assert_eq!(diffs[0]["requiresPruning"], true);
     assert!(run.stop().success());
 }
+
+#[test]
+fn a_key_added_to_an_atomic_map_is_healed() {
+    // The local comparison of the fields Git sets sees nothing when someone adds a key to a
+    // Service's selector (an atomic map: a re-apply replaces it whole); the healer asks the
+    // server, which says a sync would change it, and heals it like any manual change.
+    let dir = TempDir::new("gitops-atomic");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        // The fake's server-side apply merges maps; it cannot answer this question.
+        eprintln!(
+            "skipped: needs a real API server (DRIFTWATCH_E2E_KUBECONFIG); scripts/test starts one"
+        );
+        return;
+    }
+    let ns = cluster.unique_namespace("atomic");
+    cluster.create_namespace(&ns);
+    let service = format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: {ns}\nspec:\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n"
+    );
+    let repo = BareRepo::new(&[("apps/shop/service.yaml", &service)]);
+    let conf = shop_config(&dir, &repo, &ns, "{selfHeal: true}");
+    let run = Running::on(&conf, &dir.path().join("state"), &cluster);
+    run.synced("shop");
+    cluster.patch(
+        "services",
+        &ns,
+        "web",
+        "/spec/selector",
+        serde_json::json!({"app": "web", "tier": "canary"}),
+    );
+    let healed = run.wait_event("the widened selector healed", |e| e["kind"] == "healed");
+    assert!(has(&healed["fields"], "spec.selector.tier"), "{healed}");
+    assert!(has(&healed["managers"], "kubectl-patch"), "{healed}");
+    eventually("the selector as Git says", || {
+        cluster.get("services", &ns, "web").unwrap()["spec"]["selector"]
+            == serde_json::json!({"app": "web"})
+    });
+    eventually("Synced", || status(&run)[0]["sync"] == "Synced");
+    assert!(run.stop().success());
+}

@@ -229,6 +229,131 @@ pub fn diff(desired: &[Value], live: &[Value], ignore: &[IgnoreRule]) -> Vec<Obj
     result
 }
 
+/// What applying would change in `live`, read from the server's answer `after` (a dry-run apply
+/// of exactly what a sync applies): every path where they differ, values added, changed and
+/// removed — including what the local comparison of Git's fields cannot see: a key someone
+/// added to an atomic map (a re-apply replaces the whole map), and fields an earlier revision
+/// applied that Git has dropped (a sync removes them). Server-kept metadata, status, the
+/// application label, replicas an autoscaler owns and ignored differences are left out; Secret
+/// values are masked. `git` in each field is the value after the apply (`null`: removed).
+pub fn changes(live: &Value, after: &Value, ignore: &[IgnoreRule]) -> Vec<FieldDiff> {
+    let key = ObjectKey::of(after);
+    let rules: Vec<&IgnoreRule> = ignore
+        .iter()
+        .filter(|r| {
+            r.kind.as_deref().is_none_or(|k| k == key.kind)
+                && r.name.as_deref().is_none_or(|n| n == key.name)
+        })
+        .collect();
+    let pointers: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r.json_pointers.iter().map(String::as_str))
+        .collect();
+    let managers: Vec<&str> = rules
+        .iter()
+        .flat_map(|r| r.managers.iter().map(String::as_str))
+        .collect();
+    let mut out = Vec::new();
+    walk_changes(live, Some(live), Some(after), &mut Vec::new(), &mut out);
+    let scale_owned = scale_owns_replicas(live);
+    let ignored = |f: &FieldDiff| {
+        pointers
+            .iter()
+            .any(|p| f.pointer == *p || f.pointer.starts_with(&format!("{p}/")))
+            || (scale_owned && f.pointer == "/spec/replicas")
+            || f.manager.as_deref().is_some_and(|m| managers.contains(&m))
+    };
+    out.retain(|f| !ignored(f));
+    if key.kind == "Secret" && key.group.is_empty() {
+        mask_secret_values(&mut out);
+    }
+    out
+}
+
+/// Metadata the server keeps, and the label that marks driftwatch's objects: never a change.
+fn server_kept(path: &[Seg]) -> bool {
+    match path {
+        [Seg::Field(f)] => f == "status",
+        [Seg::Field(m), Seg::Field(f)] if m == "metadata" => matches!(
+            f.as_str(),
+            "resourceVersion"
+                | "managedFields"
+                | "generation"
+                | "uid"
+                | "creationTimestamp"
+                | "selfLink"
+        ),
+        [Seg::Field(m), Seg::Field(l), Seg::Field(k)] => {
+            m == "metadata" && l == "labels" && k == crate::sync::APP_LABEL
+        }
+        _ => false,
+    }
+}
+
+fn walk_changes(
+    live_obj: &Value,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    path: &mut Vec<Seg>,
+    out: &mut Vec<FieldDiff>,
+) {
+    if server_kept(path) || before == after {
+        return;
+    }
+    match (before, after) {
+        (Some(Value::Object(b)), Some(Value::Object(a))) => {
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                path.push(Seg::Field(k.clone()));
+                walk_changes(live_obj, b.get(k), a.get(k), path, out);
+                path.pop();
+            }
+        }
+        (Some(Value::Array(b)), Some(Value::Array(a))) => {
+            let named = |v: &[Value]| {
+                v.iter()
+                    .all(|x| x.get("name").and_then(Value::as_str).is_some())
+            };
+            if named(b) && named(a) {
+                // Lists of named items (containers, env, volumes) are compared by name.
+                let name = |x: &Value| x["name"].as_str().unwrap_or("").to_owned();
+                let mut names: Vec<String> = a.iter().chain(b.iter()).map(name).collect();
+                names.dedup();
+                let mut seen = std::collections::HashSet::new();
+                for n in names.into_iter().filter(|n| seen.insert(n.clone())) {
+                    let bi = b.iter().position(|x| name(x) == n);
+                    let ai = a.iter().position(|x| name(x) == n);
+                    let index = ai.or(bi).unwrap_or(0);
+                    path.push(Seg::Keyed(n, index));
+                    walk_changes(
+                        live_obj,
+                        bi.and_then(|i| b.get(i)),
+                        ai.and_then(|i| a.get(i)),
+                        path,
+                        out,
+                    );
+                    path.pop();
+                }
+            } else {
+                for i in 0..b.len().max(a.len()) {
+                    path.push(Seg::Index(i));
+                    walk_changes(live_obj, b.get(i), a.get(i), path, out);
+                    path.pop();
+                }
+            }
+        }
+        (b, a) => out.push(FieldDiff {
+            path: readable(path),
+            pointer: pointer(path),
+            git: a.cloned().unwrap_or(Value::Null),
+            live: b.cloned(),
+            manager: manager_of(live_obj, path),
+        }),
+    }
+}
+
 /// A Secret as the API server stores it: `stringData` folded into `data` (base64), since a live
 /// Secret never has `stringData` — comparing it as written would be drift forever, and a
 /// self-heal loop.
@@ -430,10 +555,13 @@ fn manager_of(live: &Value, path: &[Seg]) -> Option<String> {
         let Some(mut node) = e.get("fieldsV1") else {
             continue;
         };
-        for seg in path {
+        for (depth, seg) in path.iter().enumerate() {
             let Some(key) = field_key(seg) else { break };
             match node.get(&key) {
                 Some(n) => node = n,
+                // An entry that ends here owns the whole value below (an atomic map or list,
+                // replaced as one).
+                None if depth > 0 && node.as_object().is_some_and(|m| m.is_empty()) => break,
                 None => continue 'entries,
             }
         }
@@ -443,7 +571,7 @@ fn manager_of(live: &Value, path: &[Seg]) -> Option<String> {
 }
 
 /// True when an autoscaler (or anything writing the `scale` subresource) owns spec.replicas.
-fn scale_owns_replicas(live: &Value) -> bool {
+pub(crate) fn scale_owns_replicas(live: &Value) -> bool {
     live.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .is_some_and(|entries| {
@@ -636,5 +764,46 @@ mod tests {
     fn missing_objects() {
         let out = diff(&[deployment("x")], &[], &[]);
         assert!(out[0].missing);
+    }
+
+    #[test]
+    fn changes_are_what_the_servers_answer_differs_in() {
+        let live = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "web", "namespace": "ns", "resourceVersion": "7",
+                "labels": {"x": "1"},
+                "managedFields": [{"manager": "kubectl-patch", "operation": "Update",
+                    "fieldsV1": {"f:spec": {"f:selector": {}}}}]},
+            "spec": {"selector": {"app": "web", "tier": "canary"}, "ports": [{"name": "http", "port": 80}]},
+            "status": {"loadBalancer": {}}});
+        let mut after = live.clone();
+        after["spec"]["selector"] = json!({"app": "web"});
+        after["metadata"]["resourceVersion"] = json!("7");
+        after["metadata"]["labels"][crate::sync::APP_LABEL] = json!("shop");
+        after["status"] = json!({"other": 1});
+        let c = changes(&live, &after, &[]);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(c[0].path, "spec.selector.tier");
+        assert_eq!(c[0].pointer, "/spec/selector/tier");
+        assert_eq!(c[0].git, Value::Null, "removed by the apply");
+        assert_eq!(c[0].live, Some(json!("canary")));
+        assert_eq!(
+            c[0].manager.as_deref(),
+            Some("kubectl-patch"),
+            "owner of the atomic map"
+        );
+        let ignored = IgnoreRule {
+            kind: Some("Service".into()),
+            name: None,
+            json_pointers: vec!["/spec/selector".into()],
+            managers: Vec::new(),
+        };
+        assert!(changes(&live, &after, &[ignored]).is_empty());
+        // Named list items are compared by name; Secret values are masked.
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "b2xk"}});
+        let mut rotated = secret.clone();
+        rotated["data"]["k"] = json!("bmV3");
+        let c = changes(&secret, &rotated, &[]);
+        assert_eq!(c[0].git, json!(MASK));
+        assert_eq!(c[0].live, Some(json!(MASK)));
     }
 }

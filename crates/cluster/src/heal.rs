@@ -352,12 +352,41 @@ impl HealerRun {
                 HealInput::Object(change, v) if *change != Change::Deleted => Some(v.clone()),
                 _ => None,
             };
-            let actions = self
+            let mut actions = self
                 .healer
                 .book
                 .lock()
                 .map(|mut b| b.judge(input, started))
                 .unwrap_or_default();
+            // Equal to Git on the fields it sets, but changed: only the server can tell whether
+            // a sync would change it (a key added to an atomic map, a field Git dropped).
+            let mut from_server = false;
+            if actions.is_empty()
+                && let Some(l) = &live
+                && self
+                    .healer
+                    .book
+                    .lock()
+                    .is_ok_and(|mut b| b.wants_server_check(l))
+                && let Some((fields, managers)) = self.server_changes(l).await
+            {
+                from_server = true;
+                actions = self
+                    .healer
+                    .book
+                    .lock()
+                    .map(|mut b| {
+                        b.judge(
+                            HealInput::ServerDrift {
+                                live: l.clone(),
+                                fields,
+                                managers,
+                            },
+                            started,
+                        )
+                    })
+                    .unwrap_or_default();
+            }
             for action in actions {
                 let event = match action {
                     HealAction::Report(HealEvent::Drifted {
@@ -366,7 +395,8 @@ impl HealerRun {
                         fields,
                         managers,
                     }) => {
-                        if let Some(l) = self.live_of(&key, live.as_ref()).await
+                        if !from_server
+                            && let Some(l) = self.live_of(&key, live.as_ref()).await
                             && self.server_sees_no_change(&key, &l).await
                         {
                             if let Ok(mut b) = self.healer.book.lock() {
@@ -395,7 +425,9 @@ impl HealerRun {
                         // The object as the heal finds it: an apply that keeps its
                         // resourceVersion changed nothing.
                         let before = match &event {
-                            HealEvent::Healed { .. } => self.live_of(&key, live.as_ref()).await,
+                            HealEvent::Healed { .. } if !from_server => {
+                                self.live_of(&key, live.as_ref()).await
+                            }
                             _ => None,
                         };
                         match self
@@ -483,13 +515,41 @@ impl HealerRun {
             .lock()
             .ok()
             .and_then(|b| b.sync_form(key, &Value::Null));
-        let (desired, _, namespace) = form?;
+        let (desired, _, namespace, _) = form?;
         self.healer
             .client
             .get(&desired, &namespace)
             .await
             .ok()
             .flatten()
+    }
+
+    /// What a sync would change in `live` by the server's answer to a dry run of exactly what
+    /// it applies: the fields and who owns them now; `None` when nothing (or when unsure).
+    async fn server_changes(&self, live: &Value) -> Option<(Vec<String>, Vec<String>)> {
+        let key = ObjectKey::of(live);
+        let found = self.healer.book.lock().ok().and_then(|b| {
+            b.sync_form(&key, live).or_else(|| {
+                let mut k = key.clone();
+                k.namespace.clear();
+                b.sync_form(&k, live)
+            })
+        });
+        let (form, _, namespace, ignore) = found?;
+        let after = self
+            .healer
+            .client
+            .apply(&form, &namespace, FIELD_MANAGER, true)
+            .await
+            .ok()?;
+        let changes = crate::diff::changes(live, &after, &ignore);
+        if changes.is_empty() {
+            return None;
+        }
+        let mut managers: Vec<String> = changes.iter().filter_map(|c| c.manager.clone()).collect();
+        managers.sort();
+        managers.dedup();
+        Some((changes.into_iter().map(|c| c.path).collect(), managers))
     }
 
     /// Whether the API server, asked with a dry run of exactly what a sync applies, finds that
@@ -501,7 +561,7 @@ impl HealerRun {
             .lock()
             .ok()
             .and_then(|b| b.sync_form(key, live));
-        let Some((form, _, namespace)) = form else {
+        let Some((form, _, namespace, _)) = form else {
             return false;
         };
         match self

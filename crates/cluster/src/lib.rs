@@ -11,7 +11,7 @@ mod quantity;
 mod render;
 mod sync;
 
-pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, diff, keep_ignored};
+pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, changes, diff, keep_ignored};
 pub use error::Error;
 pub use heal::{
     Change, HealAction, HealBook, HealEvent, HealInput, HealOptions, Healer, HealerRun, Listing,
@@ -22,6 +22,6 @@ pub use kube::KubeClient;
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{
-    APP_LABEL, FIELD_MANAGER, ObjectPlan, SyncOptions, SyncPlan, SyncReport, app_of, applied_form,
-    as_desired, plan_sync, server_would_change, sync, would_change,
+    APP_LABEL, FIELD_MANAGER, SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired,
+    plan_sync, sync,
 };

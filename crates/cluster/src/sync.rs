@@ -79,51 +79,18 @@ pub fn applied_form(obj: &Value, app: &str, live: Option<&Value>, ignore: &[Igno
     let mut desired = obj.clone();
     desired["metadata"]["labels"][APP_LABEL] = json!(app);
     match live {
-        Some(l) => crate::diff::keep_ignored(&desired, l, ignore),
+        Some(l) => {
+            // Replicas an autoscaler owns (through the scale subresource) stay its own: a sync
+            // or a heal never fights it.
+            if crate::diff::scale_owns_replicas(l)
+                && let Some(spec) = desired.get_mut("spec").and_then(Value::as_object_mut)
+            {
+                spec.remove("replicas");
+            }
+            crate::diff::keep_ignored(&desired, l, ignore)
+        }
         None => desired,
     }
-}
-
-/// True when a sync of application `app` would change the live object. The local comparison
-/// only proves "equal"; when it sees a difference the API server's dry-run apply of exactly
-/// what a sync would apply ([`applied_form`]) decides, so defaulting, normalisation and webhooks
-/// never read as drift.
-pub async fn would_change(
-    client: &KubeClient,
-    desired: &Value,
-    live: Option<&Value>,
-    namespace: &str,
-    app: &str,
-    ignore: &[IgnoreRule],
-) -> Result<bool, Error> {
-    let Some(live) = live else { return Ok(true) };
-    if diff(
-        std::slice::from_ref(desired),
-        std::slice::from_ref(live),
-        ignore,
-    )
-    .is_empty()
-    {
-        return Ok(false);
-    }
-    server_would_change(client, desired, live, namespace, app, ignore).await
-}
-
-/// The API server's verdict alone: whether a dry-run apply of what a sync would apply
-/// ([`applied_form`]) comes back different from `live`.
-pub async fn server_would_change(
-    client: &KubeClient,
-    desired: &Value,
-    live: &Value,
-    namespace: &str,
-    app: &str,
-    ignore: &[IgnoreRule],
-) -> Result<bool, Error> {
-    let applied = applied_form(desired, app, Some(live), ignore);
-    let dry = client
-        .apply(&applied, namespace, FIELD_MANAGER, true)
-        .await?;
-    Ok(content(&dry) != content(live))
 }
 
 /// `after` cut to the shape of `form`: only the fields `form` sets (list items by position),
@@ -241,22 +208,16 @@ fn rank(obj: &Value) -> usize {
         .unwrap_or(KIND_ORDER.len())
 }
 
-/// What a sync does with one rendered object, given its live counterpart.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ObjectPlan {
-    /// The live object already says what Git says: nothing to apply.
-    Unchanged,
-    /// Apply this ([`applied_form`]); the server's answer tells whether it changed anything.
-    Apply(Value),
-}
-
 /// What a sync will do, decided from plain data: what Git renders, what the cluster has and
 /// what the previous sync applied. [`sync`] makes the same decisions one object at a time.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SyncPlan {
     /// Every rendered object in the order it is applied (kind order: namespaces first, custom
-    /// resources last), with what to do with it.
-    pub objects: Vec<(ObjectKey, ObjectPlan)>,
+    /// resources last), with exactly what is applied ([`applied_form`]). Every object is
+    /// applied: the server's answer (an unchanged resourceVersion) says which ones a sync did
+    /// not change — a local comparison of the fields Git sets cannot see a key someone added to
+    /// an atomic map, or a field an earlier revision applied that Git has dropped.
+    pub objects: Vec<(ObjectKey, Value)>,
     /// Objects to delete, in the order they are deleted (the reverse kind order): each is in
     /// the inventory, no longer rendered, and still labelled by this application.
     pub prune: Vec<ObjectKey>,
@@ -275,25 +236,6 @@ fn apply_order(rendered: &[Value]) -> Vec<&Value> {
     let mut ordered: Vec<&Value> = rendered.iter().collect();
     ordered.sort_by_key(|o| rank(o));
     ordered
-}
-
-/// What to do with Git's `obj` when the cluster has `live`: apply exactly what a sync applies
-/// ([`applied_form`]) unless the local comparison proves it equal.
-fn plan_object(obj: &Value, live: Option<&Value>, opts: &SyncOptions) -> ObjectPlan {
-    let desired = applied_form(obj, &opts.app, live, &opts.ignore);
-    let equal = live.is_some_and(|l| {
-        diff(
-            std::slice::from_ref(&desired),
-            std::slice::from_ref(l),
-            &opts.ignore,
-        )
-        .is_empty()
-    });
-    if equal {
-        ObjectPlan::Unchanged
-    } else {
-        ObjectPlan::Apply(desired)
-    }
 }
 
 /// Whether an apply that answered `applied` changed the object that was `live`. The local
@@ -390,8 +332,10 @@ pub fn plan_sync(
     let find = |o: &Value| live.get(&identity(o, &opts.namespace)).copied();
     let mut out = SyncPlan::default();
     for obj in apply_order(rendered) {
-        out.objects
-            .push((ObjectKey::of(obj), plan_object(obj, find(obj), opts)));
+        out.objects.push((
+            ObjectKey::of(obj),
+            applied_form(obj, &opts.app, find(obj), &opts.ignore),
+        ));
         out.inventory.push(stub(obj, &opts.namespace));
     }
     let prune = plan_prune(rendered, inventory, opts);
@@ -423,25 +367,21 @@ pub async fn sync(
         // Fetched one at a time, after everything before it in kind order is applied: a custom
         // resource's kind is served only once its definition is.
         let live = client.get(obj, &opts.namespace).await?;
-        match plan_object(obj, live.as_ref(), opts) {
-            ObjectPlan::Unchanged => report.unchanged.push(key),
-            ObjectPlan::Apply(desired) => {
-                let applied = client
-                    .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
-                    .await?;
-                if apply_changed(live.as_ref(), &applied, opts.dry_run) {
-                    if !opts.dry_run
-                        && let Some(rv) = applied
-                            .pointer("/metadata/resourceVersion")
-                            .and_then(Value::as_str)
-                    {
-                        report.versions.push((key.clone(), rv.to_owned()));
-                    }
-                    report.applied.push(key);
-                } else {
-                    report.unchanged.push(key);
-                }
+        let desired = applied_form(obj, &opts.app, live.as_ref(), &opts.ignore);
+        let applied = client
+            .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
+            .await?;
+        if apply_changed(live.as_ref(), &applied, opts.dry_run) {
+            if !opts.dry_run
+                && let Some(rv) = applied
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+            {
+                report.versions.push((key.clone(), rv.to_owned()));
             }
+            report.applied.push(key);
+        } else {
+            report.unchanged.push(key);
         }
         report.inventory.push(stub(obj, &opts.namespace));
     }
@@ -565,15 +505,16 @@ mod tests {
         assert!(
             plan.objects
                 .iter()
-                .all(|(_, p)| matches!(p, ObjectPlan::Apply(_))),
-            "nothing exists: everything is applied"
+                .all(|(k, d)| d["metadata"]["labels"][APP_LABEL] == json!(APP)
+                    && ObjectKey::of(d) == *k),
+            "everything is applied, labelled"
         );
         assert_eq!(plan.inventory.len(), rendered.len());
         assert!(plan.prune.is_empty() && plan.orphaned.is_empty() && !plan.refused);
     }
 
     #[test]
-    fn what_differs_or_is_missing_is_applied_and_the_rest_is_unchanged() {
+    fn every_object_is_applied_as_a_sync_applies_it() {
         let same = config_map("same", "1");
         let unlabelled = config_map("unlabelled", "1");
         let rendered = [same.clone(), unlabelled.clone(), deployment(2, "web:1")];
@@ -583,16 +524,9 @@ mod tests {
             live_of(&deployment(2, "web:0"), Some(APP)),
         ];
         let plan = plan_sync(&rendered, &live, &[], &opts());
-        let (unchanged, apply): (Vec<_>, Vec<_>) = plan
-            .objects
-            .iter()
-            .partition(|(_, p)| *p == ObjectPlan::Unchanged);
-        assert_eq!(unchanged.len(), 1);
-        assert_eq!(unchanged[0].0.name, "same");
-        assert_eq!(apply.len(), 2, "the label is part of what Git says");
-        let ObjectPlan::Apply(d) = &plan.objects[2].1 else {
-            panic!("{plan:?}");
-        };
+        // Even what looks equal is applied: only the server can tell what a sync changes.
+        assert_eq!(plan.objects.len(), 3);
+        let d = &plan.objects[2].1;
         assert_eq!(
             *d,
             applied_form(&deployment(2, "web:1"), APP, Some(&live[2]), &[]),
@@ -731,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn ignored_fields_keep_their_live_values_and_alone_are_no_reason_to_apply() {
+    fn ignored_fields_and_autoscaled_replicas_keep_their_live_values() {
         let mut o = opts();
         o.ignore = vec![IgnoreRule {
             kind: Some("Deployment".into()),
@@ -740,19 +674,23 @@ mod tests {
             managers: Vec::new(),
         }];
         let git = deployment(2, "web:1");
-        let scaled = live_of(&deployment(5, "web:1"), Some(APP));
-        let plan = plan_sync(std::slice::from_ref(&git), &[scaled], &[], &o);
-        assert_eq!(plan.objects[0].1, ObjectPlan::Unchanged);
-
         let changed = live_of(&deployment(5, "web:0"), Some(APP));
-        let plan = plan_sync(&[git], &[changed], &[], &o);
-        let ObjectPlan::Apply(d) = &plan.objects[0].1 else {
-            panic!("{plan:?}");
-        };
+        let plan = plan_sync(std::slice::from_ref(&git), &[changed], &[], &o);
+        let d = &plan.objects[0].1;
         assert_eq!(d["spec"]["replicas"], json!(5), "the live value is kept");
         assert_eq!(
             d["spec"]["template"]["spec"]["containers"][0]["image"],
             json!("web:1")
+        );
+        // An autoscaler writing the scale subresource owns replicas: they are not applied.
+        let mut scaled = live_of(&deployment(7, "web:1"), Some(APP));
+        scaled["metadata"]["managedFields"] = json!([{"manager": "hpa", "operation": "Update",
+            "subresource": "scale", "fieldsV1": {"f:spec": {"f:replicas": {}}}}]);
+        let form = applied_form(&git, APP, Some(&scaled), &[]);
+        assert!(form["spec"].get("replicas").is_none(), "{form}");
+        assert_eq!(
+            applied_form(&git, APP, None, &[])["spec"]["replicas"],
+            json!(2)
         );
     }
 

@@ -1,10 +1,11 @@
 //! One verdict on an application against the cluster, shared by `diff`, `status`, `run`'s
 //! detect-only applications and `/status`: per object of Git's rendering, whether a sync would
-//! change it (the local comparison proves "equal"; the API server's dry run of exactly what a
-//! sync applies decides "different"), the differing fields for people, and its health.
+//! change it — the API server's answer to a dry run of exactly what a sync applies, for every
+//! object — the differing fields for people, and its health.
 
 use driftwatch_cluster::{
-    Health, IgnoreRule, KubeClient, ObjectDiff, ObjectKey, assess, diff, server_would_change,
+    FIELD_MANAGER, FieldDiff, Health, IgnoreRule, KubeClient, ObjectDiff, ObjectKey, applied_form,
+    assess, changes, diff,
 };
 use serde_json::Value;
 
@@ -136,18 +137,22 @@ pub async fn compare(
                 fields: Vec::new(),
             }),
             Some(l) => {
+                // The server's answer to a dry run of exactly what a sync applies decides; the
+                // local comparison names who changed the fields Git sets.
+                let form = applied_form(obj, app, Some(l), ignore);
+                let after = client.apply(&form, namespace, FIELD_MANAGER, true).await?;
+                let server = changes(l, &after, ignore);
                 let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
                     .into_iter()
-                    .next();
-                match local {
-                    // The server has the last word on "different".
-                    Some(d)
-                        if server_would_change(client, obj, l, namespace, app, ignore).await? =>
-                    {
-                        Some(d)
-                    }
-                    _ => None,
-                }
+                    .next()
+                    .map(|d| d.fields)
+                    .unwrap_or_default();
+                (!server.is_empty()).then(|| ObjectDiff {
+                    key: key.clone(),
+                    missing: false,
+                    orphan: false,
+                    fields: merge_fields(local, server),
+                })
             }
         };
         objects.push(ObjectState {
@@ -158,6 +163,25 @@ pub async fn compare(
         });
     }
     Ok(Comparison { objects })
+}
+
+/// The fields a sync would change: the local comparison's (they name the manager of each field
+/// Git sets) where the server's answer confirms them, then what only the server's answer shows
+/// (a key added to an atomic map, a field Git dropped).
+fn merge_fields(local: Vec<FieldDiff>, server: Vec<FieldDiff>) -> Vec<FieldDiff> {
+    let related = |a: &str, b: &str| {
+        a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
+    };
+    let mut fields: Vec<FieldDiff> = local
+        .into_iter()
+        .filter(|l| server.iter().any(|s| related(&l.pointer, &s.pointer)))
+        .collect();
+    let extra: Vec<FieldDiff> = server
+        .into_iter()
+        .filter(|s| !fields.iter().any(|l| related(&l.pointer, &s.pointer)))
+        .collect();
+    fields.extend(extra);
+    fields
 }
 
 /// `key` with the application's namespace where Git names none, as the inventory keeps it.

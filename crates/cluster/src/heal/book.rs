@@ -67,6 +67,17 @@ pub enum HealInput {
     /// The sync of the application named, begun after its revision was set, is done: judge
     /// what arrived meanwhile.
     Synced(String),
+    /// The API server says applying what a sync applies would change these fields of `live`
+    /// (with the managers that own them now), though the local comparison of the fields Git
+    /// sets saw none: a key added to an atomic map, a field Git dropped. Judged as a change.
+    ServerDrift {
+        /// The object as the cluster has it.
+        live: Value,
+        /// The fields a sync would change.
+        fields: Vec<String>,
+        /// Who owns them now.
+        managers: Vec<String>,
+    },
 }
 
 /// What one input calls for.
@@ -118,6 +129,8 @@ struct Track {
     /// normalises, an empty field it drops): not drift while the object stays exactly so; any
     /// change to it is judged anew.
     accepted: Option<u64>,
+    /// The content last put to the server by [`HealBook::wants_server_check`].
+    checked: Option<u64>,
 }
 
 struct Desired {
@@ -248,10 +261,46 @@ impl HealBook {
         }
     }
 
+    /// Whether to ask the API server about `live`: the local comparison found it equal to Git,
+    /// but its content is new since it was last asked about (a key added to an atomic map or a
+    /// field Git dropped only the server's answer shows). Notes the content as asked about.
+    pub fn wants_server_check(&mut self, live: &Value) -> bool {
+        let Some(app) = app_of(live) else {
+            return false;
+        };
+        let Some(desired) = self.apps.get(app) else {
+            return false;
+        };
+        if desired.pending {
+            return false;
+        }
+        let mut key = ObjectKey::of(live);
+        if !desired.objects.contains_key(&key) {
+            key.namespace.clear();
+        }
+        if !desired.objects.contains_key(&key) {
+            return false;
+        }
+        let Some(track) = self.tracks.get_mut(&key) else {
+            return false;
+        };
+        let locally_equal = track.seen.as_ref().is_some_and(|s| s.drift.is_empty());
+        let content = content_hash(live);
+        if track.fighting || !locally_equal || track.checked == Some(content) {
+            return false;
+        }
+        track.checked = Some(content);
+        true
+    }
+
     /// What a sync of `key` applies, judged against `live`: Git's object, its application, the
     /// namespace for objects that name none, and the ignored differences — for asking the API
     /// server whether a difference the local comparison saw is one.
-    pub fn sync_form(&self, key: &ObjectKey, live: &Value) -> Option<(Value, String, String)> {
+    pub fn sync_form(
+        &self,
+        key: &ObjectKey,
+        live: &Value,
+    ) -> Option<(Value, String, String, Vec<IgnoreRule>)> {
         self.apps.values().find_map(|d| {
             let stored = d.objects.get(key)?;
             let want: Value = serde_json::from_str(stored).ok()?;
@@ -259,6 +308,7 @@ impl HealBook {
                 applied_form(&want, &d.opts.app, Some(live), &d.opts.ignore),
                 d.opts.app.clone(),
                 d.opts.namespace.clone(),
+                d.opts.ignore.clone(),
             ))
         })
     }
@@ -301,14 +351,25 @@ impl HealBook {
                 };
                 stash
                     .into_values()
-                    .flat_map(|(change, live)| self.judge_object(change, &live, now))
+                    .flat_map(|(change, live)| self.judge_object(change, &live, now, None))
                     .collect()
             }
-            HealInput::Object(change, live) => self.judge_object(change, &live, now),
+            HealInput::Object(change, live) => self.judge_object(change, &live, now, None),
+            HealInput::ServerDrift {
+                live,
+                fields,
+                managers,
+            } => self.judge_object(Change::Modified, &live, now, Some((fields, managers))),
         }
     }
 
-    fn judge_object(&mut self, change: Change, live: &Value, now: Instant) -> Vec<HealAction> {
+    fn judge_object(
+        &mut self,
+        change: Change,
+        live: &Value,
+        now: Instant,
+        server: Option<(Vec<String>, Vec<String>)>,
+    ) -> Vec<HealAction> {
         let Some(app) = app_of(live) else {
             return Vec::new();
         };
@@ -335,7 +396,7 @@ impl HealBook {
         let differs = if deleted {
             Some((vec!["(deleted)".to_owned()], Vec::new()))
         } else {
-            drift(&want, live, &desired.opts.ignore)
+            drift(&want, live, &desired.opts.ignore).or(server)
         };
         let track = self.tracks.entry(key.clone()).or_default();
         // What the server found would not change is not drift; anything else is judged anew.
