@@ -270,6 +270,14 @@ pub fn changes(live: &Value, after: &Value, ignore: &[IgnoreRule]) -> Vec<FieldD
     out
 }
 
+/// Whether the server's answer `after` was computed on the very version of `live`: a dry run
+/// keeps the stored object's `resourceVersion`, so a different one means `live` is stale (a
+/// controller wrote in between) and comparing the two would report that controller's write.
+pub fn same_version(live: &Value, after: &Value) -> bool {
+    let version = |v: &Value| v.pointer("/metadata/resourceVersion").cloned();
+    version(live).is_some() && version(live) == version(after)
+}
+
 /// Metadata the server keeps, and the label that marks driftwatch's objects: never a change.
 fn server_kept(path: &[Seg]) -> bool {
     match path {
@@ -764,6 +772,14 @@ mod tests {
     fn missing_objects() {
         let out = diff(&[deployment("x")], &[], &[]);
         assert!(out[0].missing);
+    }
+
+    #[test]
+    fn an_answer_on_another_version_is_not_compared() {
+        let at = |v: &str| json!({"metadata": {"name": "a", "resourceVersion": v}});
+        assert!(same_version(&at("7"), &at("7")));
+        assert!(!same_version(&at("7"), &at("8")));
+        assert!(!same_version(&json!({"metadata": {}}), &json!({"metadata": {}})));
     }
 
     #[test]

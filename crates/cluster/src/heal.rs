@@ -542,6 +542,10 @@ impl HealerRun {
             .apply(&form, &namespace, FIELD_MANAGER, true)
             .await
             .ok()?;
+        // A newer version is on its way to the healer as a watch event; judged then.
+        if !crate::diff::same_version(live, &after) {
+            return None;
+        }
         let changes = crate::diff::changes(live, &after, &ignore);
         if changes.is_empty() {
             return None;

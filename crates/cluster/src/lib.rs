@@ -11,7 +11,9 @@ mod quantity;
 mod render;
 mod sync;
 
-pub use diff::{FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, changes, diff, keep_ignored};
+pub use diff::{
+    FieldDiff, IgnoreRule, ObjectDiff, ObjectKey, changes, diff, keep_ignored, same_version,
+};
 pub use error::Error;
 pub use heal::{
     Change, HealAction, HealBook, HealEvent, HealInput, HealOptions, Healer, HealerRun, Listing,

@@ -5,7 +5,7 @@
 
 use driftwatch_cluster::{
     FIELD_MANAGER, FieldDiff, Health, IgnoreRule, KubeClient, ObjectDiff, ObjectKey, applied_form,
-    assess, changes, diff,
+    assess, changes, diff, same_version,
 };
 use serde_json::Value;
 
@@ -127,21 +127,13 @@ pub async fn compare(
     }
     for obj in rendered {
         let key = ObjectKey::of(obj);
-        let live = client.get(obj, namespace).await?;
+        let (live, after) = live_and_answer(client, obj, app, namespace, ignore).await?;
         let (health, reason) = assess(live.as_ref());
-        let diff = match &live {
-            None => Some(ObjectDiff {
-                key: key.clone(),
-                missing: true,
-                orphan: false,
-                fields: Vec::new(),
-            }),
-            Some(l) => {
+        let diff = match (&live, &after) {
+            (Some(l), Some(after)) => {
                 // The server's answer to a dry run of exactly what a sync applies decides; the
                 // local comparison names who changed the fields Git sets.
-                let form = applied_form(obj, app, Some(l), ignore);
-                let after = client.apply(&form, namespace, FIELD_MANAGER, true).await?;
-                let server = changes(l, &after, ignore);
+                let server = changes(l, after, ignore);
                 let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
                     .into_iter()
                     .next()
@@ -154,6 +146,12 @@ pub async fn compare(
                     fields: merge_fields(local, server),
                 })
             }
+            _ => Some(ObjectDiff {
+                key: key.clone(),
+                missing: true,
+                orphan: false,
+                fields: Vec::new(),
+            }),
         };
         objects.push(ObjectState {
             key,
@@ -163,6 +161,30 @@ pub async fn compare(
         });
     }
     Ok(Comparison { objects })
+}
+
+/// The live object and the server's answer to a dry run of what a sync applies, computed on
+/// that same version: a controller writing in between (a Deployment's revision, an HPA) would
+/// otherwise show as a change, so the pair is read again, a few times at most.
+async fn live_and_answer(
+    client: &KubeClient,
+    obj: &Value,
+    app: &str,
+    namespace: &str,
+    ignore: &[IgnoreRule],
+) -> Result<(Option<Value>, Option<Value>), Error> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let Some(live) = client.get(obj, namespace).await? else {
+            return Ok((None, None));
+        };
+        let form = applied_form(obj, app, Some(&live), ignore);
+        let after = client.apply(&form, namespace, FIELD_MANAGER, true).await?;
+        if same_version(&live, &after) || tries == 3 {
+            return Ok((Some(live), Some(after)));
+        }
+    }
 }
 
 /// The fields a sync would change: the local comparison's (they name the manager of each field
