@@ -2,8 +2,7 @@
 //! event, with each host's authentication checked, so a push to a tracked branch is noticed at
 //! once instead of at the next poll.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use driftwatch_policy::secret::{secret_matches, verify_hmac_sha256};
 
 /// A push: the repository's URLs as the host names them, the branch and the new head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,29 +26,9 @@ pub enum WebhookError {
     Payload(String),
 }
 
-/// Whether `hex` is the HMAC-SHA256 of `body` under `secret`; `Mac` compares in constant time.
+/// Whether `hex` is the HMAC-SHA256 of `body` under `secret` (the shared constant-time check).
 fn signed(secret: &[u8], body: &[u8], hex: Option<&str>) -> bool {
-    let Some(given) = hex.and_then(unhex) else {
-        return false;
-    };
-    Hmac::<Sha256>::new_from_slice(secret).is_ok_and(|mut mac| {
-        mac.update(body);
-        mac.verify_slice(&given).is_ok()
-    })
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    hex.is_some_and(|h| verify_hmac_sha256(secret, body, h).is_ok())
 }
 
 /// Authenticates and parses a push. `header` looks a request header up (case-insensitively).
@@ -74,7 +53,7 @@ pub fn parse_git_push(
             } else {
                 ev
             },
-            same(token.as_bytes(), secret),
+            secret_matches(token.as_bytes(), secret),
         )
     } else if let Some(ev) = header("x-gitea-event").or_else(|| header("x-forgejo-event")) {
         let sig = header("x-gitea-signature")
@@ -85,7 +64,7 @@ pub fn parse_git_push(
         let token = header("authorization")
             .map(|a| a.trim_start_matches("Bearer ").to_owned())
             .unwrap_or_default();
-        ("push".to_owned(), same(token.as_bytes(), secret))
+        ("push".to_owned(), secret_matches(token.as_bytes(), secret))
     };
     if !authed {
         return Err(WebhookError::Auth("wrong secret, token or signature"));
@@ -145,6 +124,8 @@ pub fn repo_identity(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     fn headers(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let owned: Vec<(String, String)> = pairs

@@ -10,6 +10,7 @@ mod filter;
 mod platform;
 mod policy;
 mod reference;
+pub mod secret;
 mod strategy;
 mod timestamp;
 mod version;

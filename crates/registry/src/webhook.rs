@@ -1,9 +1,8 @@
 //! Registry push notifications, read into one event shape: distribution's notification
 //! envelope, Docker Hub, GHCR (package events, HMAC-SHA256 signed), Harbor and Quay.
 
-use hmac::{Hmac, Mac};
+use driftwatch_policy::secret::{SignatureError, verify_hmac_sha256};
 use serde::Deserialize;
-use sha2::Sha256;
 
 use crate::error::Error;
 
@@ -25,23 +24,12 @@ pub fn verify_github_signature(secret: &[u8], body: &[u8], header: &str) -> Resu
     let hex = header
         .strip_prefix("sha256=")
         .ok_or_else(|| Error::Webhook("signature header must start with sha256=".to_owned()))?;
-    let expected =
-        decode_hex(hex).ok_or_else(|| Error::Webhook("signature is not hex".to_owned()))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret)
-        .map_err(|_| Error::Webhook("unusable secret".to_owned()))?;
-    mac.update(body);
-    mac.verify_slice(&expected)
-        .map_err(|_| Error::Webhook("signature does not match the body".to_owned()))
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    verify_hmac_sha256(secret, body, hex).map_err(|e| {
+        Error::Webhook(match e {
+            SignatureError::NotHex => "signature is not hex".to_owned(),
+            SignatureError::Mismatch => "signature does not match the body".to_owned(),
+        })
+    })
 }
 
 /// Reads a push payload. `provider` is `distribution`, `dockerhub`, `ghcr`, `harbor` or `quay`;
@@ -257,6 +245,8 @@ fn guess(v: &serde_json::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     fn one(provider: Option<&str>, body: &str) -> PushEvent {
         let mut v = parse_webhook(provider, body.as_bytes()).unwrap();

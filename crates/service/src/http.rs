@@ -6,11 +6,14 @@ use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware;
 use axum::routing::{get, post};
+use driftwatch_policy::secret::secret_matches;
 use driftwatch_registry::{parse_webhook, verify_github_signature};
 
+use crate::limit::{RateLimiter, WEBHOOK_BODY_LIMIT, WEBHOOK_BURST, WEBHOOK_RATE, guard};
 use crate::metrics::AppLabel;
 use crate::shutdown::Shutdown;
 use crate::state::{DeployTrigger, Shared, Trigger};
@@ -65,11 +68,6 @@ async fn metrics(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String
     }
 }
 
-/// Constant-time comparison, so the secret cannot be guessed byte by byte from timings.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 async fn webhook(
     State(s): State<Arc<Shared>>,
     provider: Option<Path<String>>,
@@ -95,9 +93,9 @@ async fn webhook(
         verify_github_signature(secret, &body, &sig).is_ok()
     } else if let Some(auth) = header("authorization") {
         let token = auth.strip_prefix("Bearer ").unwrap_or(&auth);
-        same(token.trim().as_bytes(), secret)
+        secret_matches(token.trim().as_bytes(), secret)
     } else if let Some(q) = query.get("secret") {
-        same(q.as_bytes(), secret)
+        secret_matches(q.as_bytes(), secret)
     } else {
         false
     };
@@ -226,15 +224,28 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status))
         .route("/events", get(events))
-        .route("/webhook", post(webhook))
-        .route("/webhook/git", post(git_webhook))
-        .route("/webhook/{provider}", post(webhook))
+        .merge(webhook_routes())
         .with_state(shared)
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish.
+/// The webhook routes, which anyone who can reach the listener may call: bodies above
+/// [`WEBHOOK_BODY_LIMIT`] get 413 and each source address is rate limited (429), both before
+/// the secret is checked, so neither flooding nor guessing the secret is cheap.
+fn webhook_routes() -> Router<Arc<Shared>> {
+    let limiter = Arc::new(RateLimiter::new(WEBHOOK_RATE, WEBHOOK_BURST));
+    Router::new()
+        .route("/webhook", post(webhook))
+        .route("/webhook/git", post(git_webhook))
+        .route("/webhook/{provider}", post(webhook))
+        .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(limiter, guard))
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in flight finish. Each
+/// request carries its peer address (`ConnectInfo`), which the webhooks' rate limit keys on.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: Shutdown) {
-    if let Err(e) = axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, service)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
     {

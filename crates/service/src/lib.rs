@@ -5,6 +5,7 @@
 //! - [`deploy`]: Git → cluster — heads polled, pushes and own commits deployed at once, manual
 //!   changes healed from shared watches;
 //! - [`http`]: webhooks, `/metrics`, `/status`, health;
+//! - [`limit`]: the webhooks' body size limit and per-source rate limit;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
 //! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
@@ -16,6 +17,7 @@ pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod limit;
 pub mod metrics;
 pub mod shutdown;
 pub mod source;
