@@ -328,6 +328,10 @@ fn argo_app(reg: &Registry, repo: &BareRepo, name: &str, path: &str) -> serde_js
     })
 }
 
+fn files_of(repo: &BareRepo) -> String {
+    git(&repo.path, &["ls-tree", "-r", "--name-only", "main"])
+}
+
 /// Applications read from the cluster, as argocd-image-updater reads them: only the namespace
 /// asked for, with the same annotations as the files.
 #[test]
@@ -348,26 +352,62 @@ fn argocd_applications_from_cluster() {
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig);
     let state = dir.path().join("state");
-    let (code, out, err) = dw(&[
-        "run",
-        "--once",
-        "--applications-from-cluster",
-        "argocd",
-        "--applications-kubeconfig",
-        &kubeconfig.display().to_string(),
-        "--state-dir",
-        &state.display().to_string(),
-    ]);
+    let kubeconfig_arg = kubeconfig.display().to_string();
+    let state_arg = state.display().to_string();
+    let from_cluster = |ns: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--once",
+            "--applications-from-cluster",
+            ns,
+            "--applications-kubeconfig",
+            &kubeconfig_arg,
+            "--state-dir",
+            &state_arg,
+        ];
+        args.extend_from_slice(extra);
+        dw(&args)
+    };
+    // A file:// repository named by an Application in the cluster is refused by default:
+    // whoever may create one would reach any repository on this host.
+    let (code, out, err) = from_cluster("argocd", &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Application api: spec.source.repoURL")
+            && err.contains("--allow-local-repositories"),
+        "{err}"
+    );
+    assert!(!files_of(&repo).contains(".argocd-source"));
+    let (code, out, err) = from_cluster("argocd", &["--allow-local-repositories"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
         repo.show("main", "apps/api/.argocd-source-argocd_api.yaml"),
         format!("kustomize:\n  images:\n  - {}/team/api:1.0.1\n", reg.host())
     );
-    let files = git(&repo.path, &["ls-tree", "-r", "--name-only", "main"]);
+    let files = files_of(&repo);
     assert!(
         !files.contains("apps/other/.argocd-source"),
         "an Application outside the namespace was updated: {files}"
     );
+
+    // Pull-secrets that would run a program or read driftwatch's environment are refused in
+    // Applications from the cluster, even with local repositories allowed, naming the
+    // Application and the annotation.
+    for (ns, spec) in [("tenant-ext", "ext:/bin/sh"), ("tenant-env", "env:HOME")] {
+        let mut tenant = app("tenant", "apps/api");
+        tenant["metadata"]["annotations"]["argocd-image-updater.argoproj.io/api.pull-secret"] =
+            spec.into();
+        api.insert("applications", ns, tenant);
+        let (code, out, err) = from_cluster(ns, &["--allow-local-repositories"]);
+        assert_eq!(code, 1, "{out}{err}");
+        let scheme = spec.split(':').next().unwrap();
+        assert!(
+            err.contains(
+                "Application tenant: metadata.annotations[argocd-image-updater.argoproj.io/api.pull-secret]"
+            ) && err.contains(&format!("{scheme}: credentials")),
+            "{err}"
+        );
+    }
 
     // No kubeconfig at all: a clear error, not a panic.
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
@@ -401,6 +441,7 @@ fn new_applications_in_the_cluster_are_picked_up() {
             "1",
             "--applications-from-cluster",
             "argocd",
+            "--allow-local-repositories",
         ])
         .arg("--applications-kubeconfig")
         .arg(&kubeconfig)

@@ -99,9 +99,32 @@ pub fn load(path: &Path) -> Result<Vec<App>, Error> {
     Ok(apps)
 }
 
-/// Parses the Applications in one YAML stream; other kinds are skipped, and so are
-/// Applications without an image list.
+/// Who wrote the Applications being read, which decides what they may ask of driftwatch's
+/// host.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Trust {
+    /// The operator's own files: any repository URL and credential spec is taken.
+    #[default]
+    Operator,
+    /// Objects read from the cluster, written by whoever may create an Application in that
+    /// namespace: `ext:` (runs a program) and `env:` (reads the service's environment)
+    /// pull-secrets are refused, and so are local repositories (`file://`, paths), which would
+    /// let a tenant read or write any repository on the host, unless the operator allows them.
+    Cluster {
+        /// `--allow-local-repositories`: accept `file://` URLs and local paths.
+        allow_local_repositories: bool,
+    },
+}
+
+/// Parses the Applications in one YAML stream written by the operator; other kinds are
+/// skipped, and so are Applications without an image list.
 pub fn parse(text: &str, file: &str) -> Result<Vec<App>, Error> {
+    parse_with(text, file, Trust::Operator)
+}
+
+/// Parses the Applications in one YAML stream as [`parse`] does, refusing what `trust` does
+/// not allow with an error naming the Application and the field or annotation.
+pub fn parse_with(text: &str, file: &str, trust: Trust) -> Result<Vec<App>, Error> {
     let docs: Vec<Manifest> = serde_saphyr::from_multiple(text).map_err(|e| Error::Config {
         file: file.to_owned(),
         path: "(document)".to_owned(),
@@ -121,7 +144,7 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<App>, Error> {
         {
             continue;
         }
-        apps.push(application(meta, doc.spec, file)?);
+        apps.push(application(meta, doc.spec, file, trust)?);
     }
     Ok(apps)
 }
@@ -134,7 +157,7 @@ fn cfg(file: &str, path: &str, reason: &str) -> Error {
     }
 }
 
-fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Error> {
+fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> Result<App, Error> {
     let name = meta
         .name
         .clone()
@@ -172,16 +195,51 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
     });
     let source =
         source.ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
-    let repo = match get("git-repository") {
-        Some(r) => r,
-        None => source.repo_url.clone().ok_or_else(|| {
-            cfg(
-                file,
-                &format!("Application {name}: spec.source.repoURL"),
-                "missing",
-            )
-        })?,
+    let (repo, repo_field) = match get("git-repository") {
+        Some(r) => (r, at("git-repository")),
+        None => (
+            source.repo_url.clone().ok_or_else(|| {
+                cfg(
+                    file,
+                    &format!("Application {name}: spec.source.repoURL"),
+                    "missing",
+                )
+            })?,
+            format!("Application {name}: spec.source.repoURL"),
+        ),
     };
+    if let Trust::Cluster {
+        allow_local_repositories,
+    } = trust
+    {
+        match repository_kind(&repo) {
+            RepoKind::Remote => {}
+            RepoKind::Local if allow_local_repositories => {}
+            RepoKind::Local => {
+                return Err(cfg(
+                    file,
+                    &repo_field,
+                    &format!(
+                        "{:?} is a local repository; Applications read from the cluster may \
+                         name only remote ones (https://, http://, ssh://, git://, host:path) \
+                         unless driftwatch runs with --allow-local-repositories",
+                        driftwatch_git::redact_url(&repo)
+                    ),
+                ));
+            }
+            RepoKind::Other => {
+                return Err(cfg(
+                    file,
+                    &repo_field,
+                    &format!(
+                        "{:?} uses a transport Applications read from the cluster may not \
+                         use (only https://, http://, ssh://, git:// and host:path)",
+                        driftwatch_git::redact_url(&repo)
+                    ),
+                ));
+            }
+        }
+    }
     let method = get("write-back-method").unwrap_or_else(|| "argocd".to_owned());
     if !(method == "git" || method.starts_with("git:") || method == "argocd") {
         return Err(cfg(
@@ -271,8 +329,31 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
         }
         let credentials = match setting("pull-secret") {
             Some((spec, key)) => {
-                driftwatch_registry::Source::parse(&spec)
+                let parsed = driftwatch_registry::Source::parse(&spec)
                     .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+                if let Trust::Cluster { .. } = trust {
+                    let refused = match parsed {
+                        driftwatch_registry::Source::Ext(_) => Some(
+                            "ext: credentials run a program on driftwatch's host and are \
+                             refused in Applications read from the cluster",
+                        ),
+                        driftwatch_registry::Source::Env(_) => Some(
+                            "env: credentials read driftwatch's own environment and are \
+                             refused in Applications read from the cluster",
+                        ),
+                        driftwatch_registry::Source::DockerConfig(_) => None,
+                    };
+                    if let Some(why) = refused {
+                        return Err(cfg(
+                            file,
+                            &at(&key),
+                            &format!(
+                                "{why}; use file:/path (a mounted pull secret) or the \
+                                 operator's registries.conf"
+                            ),
+                        ));
+                    }
+                }
                 Some(spec)
             }
             None => None,
@@ -350,6 +431,48 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str) -> Result<App, Er
         images,
         sync,
     })
+}
+
+/// How a repository URL reaches its repository.
+#[derive(Debug, PartialEq, Eq)]
+enum RepoKind {
+    /// Over the network: `https://`, `http://`, `ssh://`, `git://` or scp-like `[user@]host:path`.
+    Remote,
+    /// On driftwatch's own file system: `file://` or a path.
+    Local,
+    /// Anything else Git might accept, such as `ext::command` (runs a program) or another
+    /// remote helper: never taken from the cluster.
+    Other,
+}
+
+fn repository_kind(url: &str) -> RepoKind {
+    let url = url.trim();
+    if let Some((scheme, _)) = url.split_once("://") {
+        return match scheme.to_ascii_lowercase().as_str() {
+            "https" | "http" | "ssh" | "git" | "git+ssh" | "ssh+git" => RepoKind::Remote,
+            "file" => RepoKind::Local,
+            _ => RepoKind::Other,
+        };
+    }
+    if url.contains("::") {
+        // `transport::address`: Git's remote-helper syntax.
+        return RepoKind::Other;
+    }
+    // Git reads `host:path` as scp-like SSH only when no `/` comes before the first `:`;
+    // otherwise (and without a colon at all) the URL is a local path.
+    match url.split_once(':') {
+        Some((host, path)) if !host.contains('/') && !host.is_empty() && !path.is_empty() => {
+            let host = host.rsplit('@').next().unwrap_or(host);
+            // `C:foo` is a Windows drive, not a host; a leading `-` would read as an option.
+            if host.len() == 1 || host.starts_with('-') {
+                RepoKind::Other
+            } else {
+                RepoKind::Remote
+            }
+        }
+        _ if url.starts_with('-') => RepoKind::Other,
+        _ => RepoKind::Local,
+    }
 }
 
 #[cfg(test)]
@@ -520,5 +643,110 @@ metadata: {name: ignored}
             parse(&fine, "apps.yaml").unwrap()[0].path,
             "manifests/overlays/production"
         );
+    }
+
+    const CLUSTER: Trust = Trust::Cluster {
+        allow_local_repositories: false,
+    };
+
+    #[test]
+    fn cluster_applications_name_only_remote_repositories() {
+        let from_cluster = |url: &str| {
+            parse_with(
+                &APP.replace("file:///srv/git/shop.git", url),
+                "Applications in namespace argocd",
+                CLUSTER,
+            )
+        };
+        for url in [
+            "https://git.example.com/shop.git",
+            "ssh://git@git.example.com/shop.git",
+            "git@git.example.com:org/shop.git",
+            "git://git.example.com/shop.git",
+        ] {
+            assert!(from_cluster(url).is_ok(), "{url}");
+        }
+        for (url, why) in [
+            ("file:///srv/git/shop.git", "is a local repository"),
+            ("/srv/git/shop.git", "is a local repository"),
+            ("../shop.git", "is a local repository"),
+            ("FILE:///etc", "is a local repository"),
+            ("ext::sh -c touch% /tmp/pwned", "transport"),
+            ("fd::3", "transport"),
+            ("-uhelp", "transport"),
+            ("C:/shop", "transport"),
+        ] {
+            let err = from_cluster(url).unwrap_err().to_string();
+            assert!(
+                err.contains(
+                    "Applications in namespace argocd: Application shop: spec.source.repoURL"
+                ) && err.contains(why),
+                "{url}: {err}"
+            );
+        }
+        // The git-repository annotation is held to the same rule and named when it is the one.
+        let annotated = APP.replace(
+            "    argocd-image-updater.argoproj.io/git-branch: main\n",
+            "    argocd-image-updater.argoproj.io/git-branch: main\n    argocd-image-updater.argoproj.io/git-repository: /srv/other.git\n",
+        ).replace("file:///srv/git/shop.git", "https://git.example.com/shop.git");
+        let err = parse_with(&annotated, "ns", CLUSTER)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("annotations[argocd-image-updater.argoproj.io/git-repository]"),
+            "{err}"
+        );
+        // A credential in the URL is not repeated in the error.
+        let err = from_cluster("file://bot:hunter2@/srv/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        // The operator may allow local repositories; their own files are trusted as before.
+        let allowed = Trust::Cluster {
+            allow_local_repositories: true,
+        };
+        assert!(parse_with(APP, "ns", allowed).is_ok());
+        assert!(
+            parse_with(
+                &APP.replace("file:///srv/git/shop.git", "ext::sh"),
+                "ns",
+                allowed
+            )
+            .is_err()
+        );
+        assert!(parse(APP, "apps.yaml").is_ok());
+    }
+
+    #[test]
+    fn cluster_applications_may_not_run_programs_or_read_the_environment() {
+        for (spec, scheme) in [
+            ("ext:/bin/sh", "ext:"),
+            ("env:AWS_SECRET_ACCESS_KEY", "env:"),
+        ] {
+            let text = APP
+                .replace(
+                    "    argocd-image-updater.argoproj.io/git-branch: main\n",
+                    &format!("    argocd-image-updater.argoproj.io/git-branch: main\n    argocd-image-updater.argoproj.io/backend.pull-secret: {spec}\n"),
+                )
+                .replace("file:///srv/git/shop.git", "https://git.example.com/shop.git");
+            let err = parse_with(&text, "Applications in namespace argocd", CLUSTER)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("Application shop: metadata.annotations[argocd-image-updater.argoproj.io/backend.pull-secret]")
+                    && err.contains(&format!("{scheme} credentials"))
+                    && err.contains("refused in Applications read from the cluster"),
+                "{err}"
+            );
+            // The operator's own files may use them.
+            assert!(parse(&text, "apps.yaml").is_ok(), "{spec}");
+        }
+        let mounted = APP
+            .replace(
+                "    argocd-image-updater.argoproj.io/git-branch: main\n",
+                "    argocd-image-updater.argoproj.io/git-branch: main\n    argocd-image-updater.argoproj.io/pull-secret: file:/var/run/pull/config.json\n",
+            )
+            .replace("file:///srv/git/shop.git", "https://git.example.com/shop.git");
+        assert!(parse_with(&mounted, "ns", CLUSTER).is_ok());
     }
 }

@@ -26,6 +26,10 @@ pub enum Applications {
         namespace: String,
         /// The kubeconfig.
         kubeconfig: PathBuf,
+        /// Accept `file://` and local-path repositories in these Applications (whoever may
+        /// create one would otherwise reach any repository on this host). `ext:` and `env:`
+        /// pull-secrets are refused either way.
+        allow_local_repositories: bool,
     },
 }
 
@@ -86,6 +90,7 @@ impl AppSource {
             Applications::Cluster {
                 namespace,
                 kubeconfig,
+                allow_local_repositories,
             } => {
                 let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
                 let items = client
@@ -93,9 +98,13 @@ impl AppSource {
                     .await?;
                 // JSON is YAML: the same parser reads the cluster's Applications.
                 let stream: String = items.iter().map(|i| format!("---\n{i}\n")).collect();
-                let apps = driftwatch_engine::argocd::parse(
+                // Whoever may create an Application wrote these: they are read as untrusted.
+                let apps = driftwatch_engine::argocd::parse_with(
                     &stream,
                     &format!("Applications in namespace {namespace}"),
+                    driftwatch_engine::argocd::Trust::Cluster {
+                        allow_local_repositories: *allow_local_repositories,
+                    },
                 )?;
                 Ok(Loaded {
                     apps,

@@ -37,6 +37,11 @@ pub struct Source {
         value_name = "FILE"
     )]
     pub applications_kubeconfig: Option<PathBuf>,
+    /// With --applications-from-cluster: accept Applications whose repository is `file://` or
+    /// a local path. Off by default, since whoever may create an Application could otherwise
+    /// make driftwatch read or write any repository on this host.
+    #[arg(long)]
+    pub allow_local_repositories: bool,
     /// argocd-image-updater's registries.conf, with --applications.
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
@@ -59,6 +64,7 @@ impl Source {
                 Some(kubeconfig) => Applications::Cluster {
                     namespace: ns.clone(),
                     kubeconfig: kubeconfig.clone(),
+                    allow_local_repositories: self.allow_local_repositories,
                 },
                 None => bail!(
                     "--applications-from-cluster needs a kubeconfig (--applications-kubeconfig or $KUBECONFIG)"
@@ -369,6 +375,7 @@ pub fn history(args: &HistoryArgs) -> CmdResult {
         applications: None,
         applications_from_cluster: None,
         applications_kubeconfig: None,
+        allow_local_repositories: false,
         registries_conf: None,
         state_dir: args.state_dir.clone(),
     };
