@@ -176,6 +176,11 @@ impl EventLog {
         *last
     }
 
+    /// The number of the newest event (0 before any), where a live stream starts.
+    pub fn last_seq(&self) -> u64 {
+        self.inner.lock().map(|g| g.0).unwrap_or(0)
+    }
+
     /// The events numbered after `seq`, oldest first.
     pub fn since(&self, seq: u64) -> Vec<Numbered> {
         self.inner

@@ -1,5 +1,6 @@
 //! The HTTP side of the service: registry and Git webhooks (authenticated), `/metrics`,
-//! `/status`, `/healthz` and `/readyz`. Handlers only parse and hand work to the loops.
+//! `/status`, `/healthz` and `/readyz`, and the status page's routes ([`crate::page`]).
+//! Handlers only parse and hand work to the loops.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -225,7 +226,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(status))
         .route("/events", get(events))
         .merge(webhook_routes())
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::page::router(shared))
 }
 
 /// The webhook routes, which anyone who can reach the listener may call: bodies above

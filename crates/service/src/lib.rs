@@ -6,6 +6,7 @@
 //!   changes healed from shared watches;
 //! - [`http`]: webhooks, `/metrics`, `/status`, health;
 //! - [`limit`]: the webhooks' body size limit and per-source rate limit;
+//! - [`page`]: the status page (`GET /`), its live updates and actions;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
 //! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
@@ -19,6 +20,7 @@ pub mod events;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod page;
 pub mod shutdown;
 pub mod source;
 pub mod state;

@@ -2,8 +2,9 @@
 //! other: the one place both sides import, so neither imports the other.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use driftwatch_engine::App;
 use driftwatch_registry::PushEvent;
@@ -21,6 +22,9 @@ pub enum Trigger {
     /// Re-check the images these pushes concern; `seen` is when the webhook arrived (Unix
     /// nanoseconds).
     Push(Vec<PushEvent>, i128),
+    /// Check these applications' images against their registries now (the status page's
+    /// refresh action); `seen` is when it was asked (Unix nanoseconds).
+    Refresh(HashSet<String>, i128),
 }
 
 /// What the Git → cluster loop is asked to do.
@@ -50,6 +54,21 @@ pub struct Shared {
     pub status: Mutex<Option<driftwatch_deploy::StatusView>>,
     /// What the service did, newest last (`/events`).
     pub events: EventLog,
+    /// The applications the loop works on, as last loaded (the status page lists them even
+    /// without a cluster).
+    pub apps: Mutex<Vec<App>>,
+    /// What only the status page needs: set once when the service starts.
+    pub page: OnceLock<PageContext>,
+}
+
+/// What the status page needs besides the loops' state.
+pub struct PageContext {
+    /// The state directory, whose database holds the history of updates and syncs.
+    pub state_dir: PathBuf,
+    /// The bearer token the page's actions need; actions are off without one.
+    pub ui_token: Option<Vec<u8>>,
+    /// Ends the live-update streams, so a graceful stop does not wait on open pages.
+    pub shutdown: crate::Shutdown,
 }
 
 impl Shared {
@@ -63,6 +82,8 @@ impl Shared {
             deploy: Mutex::new(None),
             status: Mutex::new(None),
             events: EventLog::new(EVENTS_KEPT),
+            apps: Mutex::new(Vec::new()),
+            page: OnceLock::new(),
         })
     }
 

@@ -40,6 +40,8 @@ pub struct Options {
     pub listen: Option<SocketAddr>,
     /// The webhook secret; webhooks are refused without one.
     pub webhook_secret: Option<String>,
+    /// The bearer token of the status page's actions (sync, refresh); they are off without one.
+    pub ui_token: Option<String>,
     /// Git → cluster on the cluster of this kubeconfig; off without it.
     pub kubeconfig: Option<PathBuf>,
     /// Time between polls of each repository's head for Git → cluster.
@@ -211,6 +213,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let (tx, mut triggers) = mpsc::unbounded_channel();
     let shared = Shared::new(tx, opts.webhook_secret.clone());
     shared.metrics.images_watched.set(images_watched(&apps));
+    if let Ok(mut a) = shared.apps.lock() {
+        a.clone_from(&apps);
+    }
+    // Set once, on a fresh `Shared`: it cannot already hold a context.
+    let _ = shared.page.set(crate::state::PageContext {
+        state_dir: opts.state_dir.clone(),
+        ui_token: opts.ui_token.clone().map(String::into_bytes),
+        shutdown: shutdown.clone(),
+    });
 
     let http = match opts.listen {
         Some(addr) => {
@@ -285,6 +296,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                         Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
                     apps = fresh.apps;
                     shared.metrics.images_watched.set(images_watched(&apps));
+                    if let Ok(mut a) = shared.apps.lock() {
+                        a.clone_from(&apps);
+                    }
                     if let Some((tx, _)) = &deploy {
                         let _ = tx.send(DeployTrigger::Reload(apps.clone()));
                     }
@@ -351,18 +365,44 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         tokio::select! {
             () = shutdown.cancelled() => break RunOutcome { cycles, failed: false },
             () = tokio::time::sleep(jittered(interval)) => {}
-            Some(Trigger::Push(events, seen)) = triggers.recv() => {
-                let mut events = events;
-                // Pushes that arrive together are checked together.
-                while let Ok(Trigger::Push(more, _)) = triggers.try_recv() {
-                    events.extend(more);
+            Some(first) = triggers.recv() => {
+                // Triggers that arrive together are checked together.
+                let mut pending = vec![first];
+                while let Ok(more) = triggers.try_recv() {
+                    pending.push(more);
                 }
-                let subset = driftwatch_engine::affected(&apps, &events);
-                tracing::info!(events = events.len(), applications = subset.len(), "registry push");
-                shared.events.push(ServiceEvent::RegistryPush {
-                    events: events.len(),
-                    applications: subset.len(),
-                });
+                let mut events = Vec::new();
+                let mut asked = HashSet::new();
+                let mut seen = i128::MAX;
+                for t in pending {
+                    match t {
+                        Trigger::Push(more, at) => {
+                            events.extend(more);
+                            seen = seen.min(at);
+                        }
+                        Trigger::Refresh(names, at) => {
+                            asked.extend(names);
+                            seen = seen.min(at);
+                        }
+                    }
+                }
+                let mut subset = Vec::new();
+                if !events.is_empty() {
+                    subset = driftwatch_engine::affected(&apps, &events);
+                    tracing::info!(events = events.len(), applications = subset.len(), "registry push");
+                    shared.events.push(ServiceEvent::RegistryPush {
+                        events: events.len(),
+                        applications: subset.len(),
+                    });
+                }
+                for a in apps.iter().filter(|a| asked.contains(&a.name)) {
+                    if !subset.iter().any(|s| s.name == a.name) {
+                        subset.push(a.clone());
+                    }
+                }
+                if !asked.is_empty() {
+                    tracing::info!(applications = ?asked, "refresh asked");
+                }
                 if !subset.is_empty() {
                     scope = Some((subset, seen));
                 }

@@ -122,6 +122,10 @@ pub struct RunArgs {
     /// Bearer` value, or the key of GitHub's `X-Hub-Signature-256`. Webhooks are off without it.
     #[arg(long, value_name = "VAR")]
     pub webhook_secret_env: Option<String>,
+    /// An environment variable holding the token of the status page's actions (sync now,
+    /// refresh), sent as `Authorization: Bearer TOKEN`. The page is read-only without it.
+    #[arg(long, value_name = "VAR")]
+    pub ui_token_env: Option<String>,
     /// Git → cluster: keep the applications that have a sync policy (`sync:` in
     /// driftwatch.yaml, Argo CD's destination and syncPolicy) in step with Git on this cluster.
     /// Off without it.
@@ -305,6 +309,12 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
         ),
         None => None,
     };
+    let ui_token = match &args.ui_token_env {
+        Some(var) => {
+            Some(std::env::var(var).with_context(|| format!("--ui-token-env: {var} is not set"))?)
+        }
+        None => None,
+    };
     let on_cycle: driftwatch_service::updater::CycleObserver = match log_format {
         // A cycle is one JSON line with the report's fields, as every other line.
         LogFormat::Json => Box::new(|report: &CycleReport| {
@@ -332,6 +342,7 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
         dry_run: args.dry_run,
         listen: args.listen,
         webhook_secret,
+        ui_token,
         kubeconfig: args.kubeconfig.clone(),
         sync_interval: Duration::from_secs(args.sync_interval),
         on_cycle: (args.once || args.table).then_some(on_cycle),

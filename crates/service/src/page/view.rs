@@ -1,0 +1,377 @@
+//! The page's HTML, as maud templates: checked when the crate compiles, and every `(value)`
+//! is HTML-escaped, so an application, object or manager name can never become markup.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::plot::{self, Point};
+use super::timeline::{Timeline, Tone, human};
+
+/// One application as the overview shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Row {
+    /// Application.
+    pub app: String,
+    /// Synced, OutOfSync, Unknown; empty when Git → cluster does not cover it.
+    pub sync: String,
+    /// The worst health, Unknown before any report; empty without Git → cluster.
+    pub health: String,
+    /// Why, for the worst object, or the last error.
+    pub detail: String,
+    /// The revision last synced or compared.
+    pub revision: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Objects that differ from Git; `None` without Git → cluster.
+    pub drifted: Option<usize>,
+    /// New revisions are applied.
+    pub automated: bool,
+    /// Manual changes are put back.
+    pub self_heal: bool,
+    /// Images tracked.
+    pub images: usize,
+    /// The newest update written to Git: `image:tag` and when it was committed.
+    pub last_update: Option<(String, String)>,
+}
+
+/// The sync policy as the application page shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// Namespace for objects that name none.
+    pub namespace: String,
+    /// Apply each new revision.
+    pub automated: bool,
+    /// Put manual changes back.
+    pub self_heal: bool,
+    /// Delete what Git no longer has.
+    pub prune: bool,
+}
+
+/// Everything the application page shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppView {
+    /// The overview's row for it.
+    pub row: Row,
+    /// Its images, as written in the configuration.
+    pub images: Vec<String>,
+    /// Its sync policy; `None` leaves the cluster alone.
+    pub policy: Option<Policy>,
+    /// Objects that differ from Git, with the differing field paths.
+    pub out_of_sync: Vec<(String, Vec<String>)>,
+    /// Updates and everything else that happened, newest first.
+    pub timeline: Timeline,
+    /// Push-to-commit latencies, oldest first.
+    pub latencies: Vec<Point>,
+}
+
+/// A path segment with everything but unreserved characters percent-encoded, so any
+/// application name makes a link that routes back to it.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The class that colours a status word; unknown words look muted.
+fn tone_of(word: &str) -> &'static str {
+    match word {
+        "Synced" | "Healthy" => "ok",
+        "OutOfSync" | "Progressing" | "Suspended" | "Missing" => "warn",
+        "Degraded" => "bad",
+        _ => "muted",
+    }
+}
+
+fn tone_class(t: Tone) -> &'static str {
+    match t {
+        Tone::Ok => "ok",
+        Tone::Warn => "warn",
+        Tone::Bad => "bad",
+    }
+}
+
+fn badge(word: &str) -> Markup {
+    html! {
+        @if word.is_empty() {
+            span.badge.muted title="Git → cluster does not cover this application" { "—" }
+        } @else {
+            span class=(format!("badge {}", tone_of(word))) { (word) }
+        }
+    }
+}
+
+fn short(rev: &str) -> &str {
+    rev.get(..12).unwrap_or(rev)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// The page around `body`: stylesheet and script from this server only (no inline code, as the
+/// Content-Security-Policy demands).
+pub fn layout(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · driftwatch" }
+                link rel="stylesheet" href="/assets/style.css";
+                script src="/assets/app.js" defer {}
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "driftwatch" }
+                    span.live id="live" title="live updates" { "offline" }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The overview's table rows (also served alone, for the live refresh).
+pub fn rows(rows: &[Row]) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            tr { td colspan="8" .muted { "No applications." } }
+        }
+        @for r in rows {
+            tr data-name=(r.app) {
+                td { a href=(format!("/apps/{}", segment(&r.app))) { (r.app) } }
+                td { (badge(&r.sync)) }
+                td { (badge(&r.health)) @if !r.detail.is_empty() { div.detail { (r.detail) } } }
+                td.mono { (short(&r.revision)) }
+                td { time datetime=(r.at) { (r.at) } }
+                td.num { @match r.drifted { Some(n) => (n), None => "—" } }
+                td { "automated " (yes_no(r.automated)) br; "selfHeal " (yes_no(r.self_heal)) }
+                td {
+                    @match &r.last_update {
+                        Some((what, at)) => { span.mono { (what) } br; time.muted datetime=(at) { (at) } }
+                        None => span.muted { "none yet" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The overview: every application, filtered by `q` (the filter box also filters live).
+pub fn overview(all: &[Row], q: &str, cluster: bool) -> Markup {
+    let shown: Vec<Row> = all
+        .iter()
+        .filter(|r| q.is_empty() || r.app.to_lowercase().contains(&q.to_lowercase()))
+        .cloned()
+        .collect();
+    let live = if q.is_empty() {
+        "/ui/rows".to_owned()
+    } else {
+        format!("/ui/rows?q={}", segment(q))
+    };
+    layout(
+        "Applications",
+        html! {
+            h1 { "Applications" }
+            form.filter method="get" action="/" role="search" {
+                label for="filter" { "Filter" }
+                input id="filter" type="search" name="q" value=(q) placeholder="application name" autocomplete="off";
+            }
+            @if !cluster {
+                p.muted { "Git → cluster is off (start run with --kubeconfig): sync and health are not known." }
+            }
+            div.scroll {
+                table.apps {
+                    thead { tr {
+                        th { "Application" } th { "Sync" } th { "Health" } th { "Revision" }
+                        th { "When" } th { "Drifted" } th { "Policy" } th { "Last update" }
+                    } }
+                    tbody id="rows" data-live=(live) { (rows(&shown)) }
+                }
+            }
+        },
+    )
+}
+
+fn timeline(t: &Timeline) -> Markup {
+    html! {
+        h2 { "Timeline" }
+        @if t.changes.is_empty() && t.entries.is_empty() {
+            p.muted { "Nothing has happened to this application since the service started." }
+        }
+        @for c in &t.changes {
+            article.change {
+                h3 { span.mono { (c.image) } " " (c.old) " → " (c.new) }
+                ol.steps {
+                    @for s in &c.steps {
+                        li {
+                            span.what { (s.what) }
+                            @if !s.at.is_empty() { " " time datetime=(s.at) { (s.at) } }
+                            @if let Some(n) = s.after { " " span.after { "+" (human(n)) } }
+                            @if !s.detail.is_empty() { " " span.mono { (s.detail) } }
+                        }
+                    }
+                }
+            }
+        }
+        @if !t.entries.is_empty() {
+            ul.entries {
+                @for e in &t.entries {
+                    li class=(tone_class(e.tone)) {
+                        time datetime=(e.at) { (e.at) } " " span.what { (e.what) } " " (e.text)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The part of the application page that live updates replace.
+pub fn app_live(v: &AppView) -> Markup {
+    let r = &v.row;
+    html! {
+        section {
+            dl.facts {
+                dt { "Sync" } dd { (badge(&r.sync)) }
+                dt { "Health" } dd { (badge(&r.health)) @if !r.detail.is_empty() { " " span.detail { (r.detail) } } }
+                dt { "Revision" } dd.mono { @if r.revision.is_empty() { "—" } @else { (r.revision) } }
+                dt { "When" } dd { @if r.at.is_empty() { "—" } @else { time datetime=(r.at) { (r.at) } } }
+                dt { "Images" } dd { @for i in &v.images { span.mono { (i) } br; } }
+                dt { "Sync policy" } dd {
+                    @match &v.policy {
+                        Some(p) => {
+                            "automated " (yes_no(p.automated)) ", selfHeal " (yes_no(p.self_heal))
+                            ", prune " (yes_no(p.prune)) ", namespace " span.mono { (p.namespace) }
+                        }
+                        None => span.muted { "none: image updates only, the cluster is left alone" }
+                    }
+                }
+            }
+        }
+        section {
+            h2 { "Out of sync" }
+            @if v.out_of_sync.is_empty() {
+                p.muted { "No object differs from Git." }
+            } @else {
+                table.objects {
+                    thead { tr { th { "Object" } th { "Differing fields" } } }
+                    tbody {
+                        @for (o, fields) in &v.out_of_sync {
+                            tr { td.mono { (o) } td { @for f in fields { span.mono { (f) } br; } } }
+                        }
+                    }
+                }
+            }
+        }
+        section { (timeline(&v.timeline)) }
+        section {
+            h2 { "Push to commit" }
+            (plot::svg(&v.latencies))
+        }
+    }
+}
+
+/// The application page; `actions` says whether sync and refresh are on (a token was given).
+pub fn app_page(v: &AppView, actions: bool) -> Markup {
+    let base = format!("/apps/{}", segment(&v.row.app));
+    layout(
+        &v.row.app,
+        html! {
+            p.crumbs { a href="/" { "Applications" } " / " }
+            h1 { (v.row.app) }
+            div id="app-live" data-live=(format!("{base}/live")) { (app_live(v)) }
+            section.actions {
+                h2 { "Actions" }
+                @if actions {
+                    form id="actions" data-base=(base) {
+                        label for="token" { "Token" }
+                        input id="token" type="password" autocomplete="off" placeholder="the --ui-token-env value";
+                        button type="button" data-action="sync" { "Sync now" }
+                        button type="button" data-action="refresh" { "Refresh images" }
+                        output id="action-result" {}
+                    }
+                } @else {
+                    p.muted { "Actions are off: start driftwatch run with --ui-token-env VAR." }
+                }
+            }
+        },
+    )
+}
+
+/// A page saying what was not found.
+pub fn not_found(what: &str) -> Markup {
+    layout(
+        "Not found",
+        html! { h1 { "Not found" } p { (what) } p { a href="/" { "All applications" } } },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hostile() -> Row {
+        Row {
+            app: "<script>alert('x')</script>".into(),
+            sync: "Synced".into(),
+            health: "Healthy".into(),
+            detail: "\"><img src=x onerror=alert(1)>".into(),
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn a_hostile_name_is_text_everywhere() {
+        let page = overview(&[hostile()], "", false).into_string();
+        assert!(!page.contains("<script>alert"), "{page}");
+        assert!(!page.contains("<img"), "{page}");
+        let filtered = overview(&[hostile()], "<b>", false).into_string();
+        assert!(!filtered.contains("<b>"), "{filtered}");
+        assert!(
+            page.contains("&lt;script&gt;alert('x')&lt;/script&gt;"),
+            "{page}"
+        );
+        // The link routes back to the same name.
+        assert!(page.contains("/apps/%3Cscript%3Ealert%28%27x%27%29%3C%2Fscript%3E"));
+        let view = AppView {
+            row: hostile(),
+            images: vec!["<i>img</i>".into()],
+            policy: None,
+            out_of_sync: vec![("<o>".into(), vec!["<f>".into()])],
+            timeline: Timeline::default(),
+            latencies: vec![],
+        };
+        let page = app_page(&view, true).into_string();
+        for bad in ["<script>alert", "<img", "<i>", "<o>", "<f>"] {
+            assert!(!page.contains(bad), "{bad} in {page}");
+        }
+        // The only scripts are the page's own file, and nothing is styled inline.
+        assert_eq!(page.matches("<script").count(), 1);
+        assert!(page.contains("<script src=\"/assets/app.js\" defer>"));
+        assert!(!page.contains("style="));
+    }
+
+    #[test]
+    fn the_filter_keeps_matching_rows() {
+        let rows = [
+            Row {
+                app: "shop".into(),
+                ..Row::default()
+            },
+            Row {
+                app: "billing".into(),
+                ..Row::default()
+            },
+        ];
+        let page = overview(&rows, "SHO", true).into_string();
+        assert!(page.contains("data-name=\"shop\""));
+        assert!(!page.contains("data-name=\"billing\""));
+        assert!(page.contains("data-live=\"/ui/rows?q=SHO\""));
+    }
+}
