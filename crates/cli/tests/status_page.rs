@@ -1,0 +1,256 @@
+//! The status page of `driftwatch run --listen`, against a real registry and Git repository:
+//! the overview lists the applications with the security headers, the application page shows
+//! a registry push's way to Git, live events are streamed, and actions need the token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::http::request;
+use driftwatch_testkit::registry::{Auth, Registry};
+use driftwatch_testkit::{TempDir, free_port, wait_for_port};
+
+/// The service, stopped (SIGTERM, then killed) when the test ends, pass or fail.
+struct Service(Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn get(url: &str) -> (u16, std::collections::HashMap<String, String>, String) {
+    let (status, headers, body) = request("GET", url, &[], b"").unwrap();
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+fn post(url: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| vec![("Authorization", a)])
+        .unwrap_or_default();
+    let (status, _, body) = request("POST", url, &headers, b"").unwrap();
+    (status, String::from_utf8(body).unwrap())
+}
+
+#[test]
+fn status_page_overview_timeline_and_actions() {
+    let reg = Registry::start(Auth::None);
+    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
+    let k = format!(
+        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
+        reg.host()
+    );
+    let repo = BareRepo::new(&[
+        ("apps/shop/kustomization.yaml", &k),
+        ("apps/other/kustomization.yaml", &k),
+    ]);
+    let dir = TempDir::new("page");
+    let conf = dir.path().join("driftwatch.yaml");
+    // A second application with a hostile name: the page must show it as text.
+    std::fs::write(
+        &conf,
+        format!(
+            "interval: 1h\napplications:\n- name: shop\n  repo: {repo}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {host}/shop/backend\n    kustomizeName: backend\n- name: \"<script>x</script>\"\n  repo: {repo}\n  path: apps/other\n  writeBack: kustomization\n  images:\n  - image: {host}/shop/backend\n    kustomizeName: backend\n",
+            repo = repo.file_url(),
+            host = reg.host()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--webhook-secret-env",
+            "HOOK_SECRET",
+            "--ui-token-env",
+            "UI_TOKEN",
+        ])
+        .env("HOOK_SECRET", "s3cret")
+        .env("UI_TOKEN", "t0ken")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut service = Service(child);
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/readyz")).0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The overview lists both applications, the hostile name as text, with the headers.
+    let (status, headers, body) = get(&format!("{base}/"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("href=\"/apps/shop\""), "{body}");
+    assert!(body.contains("&lt;script&gt;x&lt;/script&gt;"), "{body}");
+    assert!(!body.contains("<script>x"), "{body}");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'"
+    );
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(headers["content-type"].starts_with("text/html"));
+    let (status, headers, js) = get(&format!("{base}/assets/app.js"));
+    assert_eq!(status, 200);
+    assert!(headers["content-type"].starts_with("text/javascript"));
+    assert!(js.contains("EventSource"));
+    let (status, _, _) = get(&format!("{base}/assets/style.css"));
+    assert_eq!(status, 200);
+    let (status, _, body) = get(&format!("{base}/apps/nope"));
+    assert_eq!(status, 404, "{body}");
+
+    // How long the overview takes to serve, as the note reports it.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(get(&format!("{base}/")).0, 200);
+    }
+    eprintln!("GET / took {:?} on average", started.elapsed() / 20);
+
+    // A live stream is open before the push, and must see it.
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stream
+        .write_all(b"GET /events/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    lines.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+
+    // A registry push reaches Git; the application page shows its way there.
+    let digest = reg.push_image("shop/backend", "v1.0.1", "2026-11-02T00:00:00Z");
+    let body = reg.push_event("shop/backend", &digest, "v1.0.1");
+    let (status, _, _) = request(
+        "POST",
+        &format!("{base}/webhook/distribution"),
+        &[("Authorization", "Bearer s3cret")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let page = loop {
+        let (status, headers, page) = get(&format!("{base}/apps/shop"));
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-frame-options"], "DENY");
+        if page.contains("committed") {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "no timeline: {page}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(repo.subjects("main").len() >= 2);
+    for want in [
+        "push seen",
+        "decided",
+        "v1.0.0 → v1.0.1",
+        "<svg",
+        "Sync now",
+    ] {
+        assert!(page.contains(want), "{want} not in {page}");
+    }
+    let mut seen = String::new();
+    while !seen.contains("event: service") {
+        let mut l = String::new();
+        assert!(lines.read_line(&mut l).unwrap() > 0, "stream ended: {seen}");
+        seen.push_str(&l);
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+
+    // Actions: refused without the token or with a wrong one, accepted with it.
+    let url = format!("{base}/apps/shop/refresh");
+    assert_eq!(post(&url, None).0, 401);
+    assert_eq!(post(&url, Some("nope")).0, 401);
+    let (status, said) = post(&url, Some("t0ken"));
+    assert_eq!(status, 202, "{said}");
+    assert_eq!(
+        post(&format!("{base}/apps/nope/refresh"), Some("t0ken")).0,
+        404
+    );
+    // Sync needs Git → cluster, which this service does not run; it says so.
+    let (status, said) = post(&format!("{base}/apps/shop/sync"), Some("t0ken"));
+    assert!(status == 404 || status == 409, "{status} {said}");
+    assert!(
+        said.contains("--kubeconfig") || said.contains("sync policy"),
+        "{said}"
+    );
+
+    // A stop is not held up by the open stream.
+    let _ = Command::new("kill")
+        .arg(service.0.id().to_string())
+        .status();
+    let start = Instant::now();
+    loop {
+        if let Some(status) = service.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "did not stop with a stream open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stream);
+}
+
+#[test]
+fn actions_are_off_without_a_token() {
+    let reg = Registry::start(Auth::None);
+    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
+    let k = format!(
+        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
+        reg.host()
+    );
+    let repo = BareRepo::new(&[("apps/shop/kustomization.yaml", &k)]);
+    let dir = TempDir::new("page-off");
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "interval: 1h\napplications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {}/shop/backend\n    kustomizeName: backend\n",
+            repo.file_url(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _service = Service(
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--config"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, said) = post(&format!("{base}/apps/shop/refresh"), Some("anything"));
+    assert_eq!(status, 404);
+    assert!(said.contains("--ui-token-env"), "{said}");
+    let (status, _, page) = get(&format!("{base}/apps/shop"));
+    assert_eq!(status, 200);
+    assert!(page.contains("Actions are off"), "{page}");
+}
