@@ -311,7 +311,13 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
     };
     let ui_token = match &args.ui_token_env {
         Some(var) => {
-            Some(std::env::var(var).with_context(|| format!("--ui-token-env: {var} is not set"))?)
+            let token =
+                std::env::var(var).with_context(|| format!("--ui-token-env: {var} is not set"))?;
+            // An empty token would let an empty bearer header act.
+            if token.trim().is_empty() {
+                return Err(anyhow::anyhow!("--ui-token-env: {var} is empty").into());
+            }
+            Some(token)
         }
         None => None,
     };
