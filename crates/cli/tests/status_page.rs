@@ -253,4 +253,119 @@ fn actions_are_off_without_a_token() {
     let (status, _, page) = get(&format!("{base}/apps/shop"));
     assert_eq!(status, 200);
     assert!(page.contains("Actions are off"), "{page}");
+
+    // An empty token would let an empty bearer header act: refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--once", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(dir.path().join("state2"))
+        .args(["--ui-token-env", "EMPTY_TOKEN"])
+        .env("EMPTY_TOKEN", " ")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("EMPTY_TOKEN is empty"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In a real browser: the overview's row changes after a registry push, without a reload.
+/// Skips, saying why, where Chromium and chromedriver are not installed.
+#[test]
+fn browser_sees_a_push_without_reload() {
+    let browser = match driftwatch_testkit::webdriver::Browser::start() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("skipping the browser test: {why}");
+            return;
+        }
+    };
+    let reg = Registry::start(Auth::None);
+    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
+    let k = format!(
+        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
+        reg.host()
+    );
+    let repo = BareRepo::new(&[("apps/shop/kustomization.yaml", &k)]);
+    let dir = TempDir::new("page-browser");
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "interval: 1h\napplications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {}/shop/backend\n    kustomizeName: backend\n",
+            repo.file_url(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let _service = Service(
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--config"])
+            .arg(&conf)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--webhook-secret-env",
+                "HOOK_SECRET",
+            ])
+            .env("HOOK_SECRET", "s3cret")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&format!("{base}/readyz")).0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    browser.goto(&format!("{base}/"));
+    let row =
+        "var r = document.querySelector('tr[data-name=\"shop\"]'); return r ? r.textContent : '';";
+    assert!(browser.eval(row).as_str().unwrap().contains("none yet"));
+    // The stream is open (the script says so) before the push, and the page is marked: a
+    // reload would lose the mark.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.eval("return document.getElementById('live').textContent") != "live" {
+        assert!(Instant::now() < deadline, "the live stream never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.eval("window.notReloaded = true; return null;");
+
+    let digest = reg.push_image("shop/backend", "v1.0.1", "2026-11-02T00:00:00Z");
+    let body = reg.push_event("shop/backend", &digest, "v1.0.1");
+    let (status, _, _) = request(
+        "POST",
+        &format!("{base}/webhook/distribution"),
+        &[("Authorization", "Bearer s3cret")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(status, 202);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = browser.eval(row);
+        if text.as_str().unwrap().contains("v1.0.1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the row never changed: {text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(browser.eval("return window.notReloaded === true"), true);
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    std::fs::write(&shot, browser.screenshot()).unwrap();
+    eprintln!("screenshot: {}", shot.display());
+    browser.goto(&format!("{base}/apps/shop"));
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-app.png");
+    std::fs::write(&shot, browser.screenshot()).unwrap();
+    eprintln!("screenshot: {}", shot.display());
 }

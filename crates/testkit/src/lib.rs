@@ -9,6 +9,7 @@ pub mod git;
 pub mod http;
 pub mod kube;
 pub mod registry;
+pub mod webdriver;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
