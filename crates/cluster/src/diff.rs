@@ -779,7 +779,10 @@ mod tests {
         let at = |v: &str| json!({"metadata": {"name": "a", "resourceVersion": v}});
         assert!(same_version(&at("7"), &at("7")));
         assert!(!same_version(&at("7"), &at("8")));
-        assert!(!same_version(&json!({"metadata": {}}), &json!({"metadata": {}})));
+        assert!(!same_version(
+            &json!({"metadata": {}}),
+            &json!({"metadata": {}})
+        ));
     }
 
     #[test]
