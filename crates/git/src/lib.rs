@@ -17,6 +17,6 @@ pub use error::Error;
 pub use mirror::{FileWrite, Identity, Mirror, Outcome, Plan, Signing, Snapshot, UpdateRequest};
 pub use template::{
     BranchSpec, Change, DEFAULT_COMMIT_TEMPLATE, branch_name, changes_sha256, commit_message,
-    valid_branch,
+    render_json, valid_branch,
 };
 pub use webhook::{GitPush, WebhookError, parse_git_push, repo_identity};

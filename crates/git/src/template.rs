@@ -26,6 +26,69 @@ pub struct Change {
     pub new_tag: String,
 }
 
+/// Renders `template` over `data`, after making sure every action is closed: gtmpl's lexer
+/// never returns on an action left open at the end (`x {{ .AppName `), and templates come from
+/// configuration and from Applications whoever may create one writes.
+fn render(template: &str, which: &'static str, data: Value) -> Result<String, Error> {
+    if let Some(at) = unclosed_action(template) {
+        return Err(Error::Template {
+            which,
+            reason: format!("the action opened at byte {at} is never closed with }}}}"),
+        });
+    }
+    gtmpl::template(template, data).map_err(|e| Error::Template {
+        which,
+        reason: e.to_string(),
+    })
+}
+
+/// Where the first action that is never closed opens, skipping quoted strings, raw strings,
+/// characters and comments inside actions (a `}}` there does not close it).
+fn unclosed_action(template: &str) -> Option<usize> {
+    let bytes = template.as_bytes();
+    let mut i = 0;
+    while let Some(found) = template.get(i..).and_then(|rest| rest.find("{{")) {
+        let start = i + found;
+        let mut j = start + 2;
+        loop {
+            let rest = bytes.get(j..)?;
+            if rest.is_empty() {
+                return Some(start);
+            }
+            if rest.starts_with(b"}}") {
+                i = j + 2;
+                break;
+            }
+            let skip_to = |close: &[u8], from: usize| -> Option<usize> {
+                let mut k = from;
+                while k < bytes.len() {
+                    if bytes[k] == b'\\' && close == b"\"" {
+                        k += 2;
+                        continue;
+                    }
+                    if bytes[k..].starts_with(close) {
+                        return Some(k + close.len());
+                    }
+                    k += 1;
+                }
+                None
+            };
+            j = match rest[0] {
+                b'"' => skip_to(b"\"", j + 1),
+                b'`' => skip_to(b"`", j + 1),
+                b'\'' => skip_to(b"'", j + 1),
+                b'/' if rest.starts_with(b"/*") => skip_to(b"*/", j + 2),
+                _ => Some(j + 1),
+            }
+            .unwrap_or(bytes.len());
+            if j >= bytes.len() {
+                return Some(start);
+            }
+        }
+    }
+    None
+}
+
 fn s(v: &str) -> Value {
     Value::from(v.to_owned())
 }
@@ -47,10 +110,37 @@ pub fn commit_message(template: &str, app: &str, changes: &[Change]) -> Result<S
     let mut data = HashMap::new();
     data.insert("AppName".to_owned(), s(app));
     data.insert("AppChanges".to_owned(), Value::Array(list));
-    gtmpl::template(template, Value::Map(data)).map_err(|e| Error::Template {
-        which: "commit message",
-        reason: e.to_string(),
-    })
+    render(template, "commit message", Value::Map(data))
+}
+
+/// Renders a template over JSON data (objects' keys as fields, arrays for `range`), for
+/// templates whose data is a serialised value, such as notifications over an event. `which`
+/// names the template in errors.
+pub fn render_json(
+    template: &str,
+    which: &'static str,
+    data: &serde_json::Value,
+) -> Result<String, Error> {
+    render(template, which, json_value(data))
+}
+
+fn json_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Nil,
+        serde_json::Value::Bool(b) => Value::from(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => Value::from(i),
+            (None, Some(u)) => Value::from(u),
+            _ => Value::from(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::from(s.clone()),
+        serde_json::Value::Array(a) => Value::Array(a.iter().map(json_value).collect()),
+        serde_json::Value::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| (k.clone(), json_value(v)))
+                .collect::<HashMap<_, _>>(),
+        ),
+    }
 }
 
 /// The SHA256 of a change list, computed as argocd-image-updater does for branch names.
@@ -81,10 +171,7 @@ pub fn branch_name(
     data.insert("TargetKey".to_owned(), s(""));
     data.insert("Images".to_owned(), Value::Array(images));
     data.insert("SHA256".to_owned(), s(&changes_sha256(changes)));
-    let mut name = gtmpl::template(template, Value::Map(data)).map_err(|e| Error::Template {
-        which: "branch name",
-        reason: e.to_string(),
-    })?;
+    let mut name = render(template, "branch name", Value::Map(data))?;
     if name.len() > 255 {
         let mut cut = 255;
         while !name.is_char_boundary(cut) {
@@ -153,68 +240,40 @@ pub fn valid_branch(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn changes() -> Vec<Change> {
-        vec![
-            Change {
-                image: "backend".into(),
-                alias: "api".into(),
-                old_tag: "v1.0.0".into(),
-                new_tag: "v1.0.1".into(),
-            },
-            Change {
-                image: "frontend".into(),
-                alias: String::new(),
-                old_tag: "v2.5.0".into(),
-                new_tag: "v2.6.0".into(),
-            },
-        ]
+    #[test]
+    fn an_action_left_open_is_an_error_not_a_hang() {
+        for t in [
+            "x {{ .AppName ",
+            "{{ .AppName",
+            "{{ \"}}\" ",
+            "{{/* }} */",
+            "a {{ `}}` ",
+        ] {
+            let err = commit_message(t, "a", &[]).unwrap_err().to_string();
+            assert!(err.contains("never closed"), "{t:?}: {err}");
+        }
+        assert_eq!(unclosed_action("{{ .A }} and {{ .B"), Some(13));
+        assert_eq!(unclosed_action("{{ \"}}\" }} {{/* }} */}}"), None);
+        assert_eq!(unclosed_action("no actions }}"), None);
+        assert_eq!(
+            commit_message("{{ .AppName }} {{ \"}}\" }}", "shop", &[]).unwrap(),
+            "shop }}"
+        );
+        let err = branch_name("u-{{ .AppName", "", "a", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("branch name"), "{err}");
     }
 
     #[test]
-    fn default_template_renders_like_the_updater() {
-        let msg = commit_message(DEFAULT_COMMIT_TEMPLATE, "shop", &changes()).unwrap();
-        assert_eq!(
-            msg,
-            "build: automatic update of shop\n\nupdates image backend tag 'v1.0.0' to 'v1.0.1'\nupdates image frontend tag 'v2.5.0' to 'v2.6.0'\n"
-        );
-    }
-
-    #[test]
-    fn branch_templates() {
-        let name = branch_name("image-updates-{{.SHA256}}", "argocd", "shop", &changes()).unwrap();
-        assert_eq!(
-            name,
-            format!("image-updates-{}", changes_sha256(&changes()))
-        );
-        assert_eq!(changes_sha256(&changes()).len(), 64);
-        let name = branch_name(
-            "{{.AppName}}/{{range .Images}}{{.Name}}-{{.NewTag}}{{end}}",
-            "",
-            "shop",
-            &changes()[..1],
+    fn json_data_renders_with_ranges() {
+        let data = serde_json::json!({"app": "shop", "n": 2, "ok": true, "xs": [{"to": "1"}, {"to": "2"}]});
+        let out = render_json(
+            "{{ .app }} {{ .n }} {{ .ok }}{{ range .xs }} {{ .to }}{{ end }}",
+            "t",
+            &data,
         )
         .unwrap();
-        assert_eq!(name, "shop/backend-v1.0.1");
-        assert!(branch_name("bad name {{.AppName}}", "", "x", &[]).is_err());
-        assert!(commit_message("{{ if }", "x", &[]).is_err());
-    }
-
-    #[test]
-    fn branch_specs() {
-        assert_eq!(
-            BranchSpec::parse("main", "dev"),
-            BranchSpec {
-                base: "main".into(),
-                target: None
-            }
-        );
-        assert_eq!(
-            BranchSpec::parse(":image-updates-{{.SHA256}}", "main"),
-            BranchSpec {
-                base: "main".into(),
-                target: Some("image-updates-{{.SHA256}}".into())
-            }
-        );
-        assert_eq!(BranchSpec::parse("", "main").base, "main");
+        assert_eq!(out, "shop 2 true 1 2");
     }
 }
