@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::model::{App, TrackedImage};
+use crate::notification::{Notifier, RawNotifier};
 use crate::target::file_for;
 
 /// A loaded configuration.
@@ -23,6 +24,8 @@ pub struct Config {
     pub interval: Duration,
     /// The applications.
     pub apps: Vec<App>,
+    /// Where to tell people what happened.
+    pub notifications: Vec<Notifier>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +36,8 @@ struct Raw {
     registries: Option<serde_json::Value>,
     #[serde(default)]
     applications: Vec<RawApp>,
+    #[serde(default)]
+    notifications: Vec<RawNotifier>,
 }
 
 #[derive(Deserialize)]
@@ -389,10 +394,25 @@ impl Config {
                 sync,
             });
         }
+        let mut notifications: Vec<Notifier> = Vec::new();
+        for (i, n) in raw.notifications.into_iter().enumerate() {
+            let n = n
+                .validate(|var| std::env::var(var).ok())
+                .map_err(|(key, reason)| err(file, &format!("notifications[{i}].{key}"), reason))?;
+            if notifications.iter().any(|o| o.name == n.name) {
+                return Err(err(
+                    file,
+                    &format!("notifications[{i}].name"),
+                    format!("{:?} is used twice", n.name),
+                ));
+            }
+            notifications.push(n);
+        }
         Ok(Config {
             registries,
             interval,
             apps,
+            notifications,
         })
     }
 }

@@ -7,6 +7,7 @@ mod cycle;
 mod error;
 mod ignore;
 mod model;
+pub mod notification;
 pub mod target;
 
 pub use config::Config;

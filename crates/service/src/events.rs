@@ -29,6 +29,19 @@ pub enum ServiceEvent {
         /// Commits pushed.
         commits: Vec<String>,
     },
+    /// Image updates were committed and pushed.
+    Committed {
+        /// Repository (credentials redacted).
+        repo: String,
+        /// Branch pushed to.
+        branch: String,
+        /// Commit id.
+        commit: String,
+        /// The applications it updates.
+        apps: Vec<String>,
+        /// What changed.
+        changes: Vec<ImageChange>,
+    },
     /// A Git host said a branch moved.
     GitPush {
         /// The branch.
@@ -129,6 +142,40 @@ pub enum ServiceEvent {
     },
 }
 
+/// One image's update in a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ImageChange {
+    /// Application.
+    pub app: String,
+    /// The image as configured.
+    pub image: String,
+    /// What Git had before.
+    pub from: String,
+    /// What Git has now.
+    pub to: String,
+}
+
+impl ServiceEvent {
+    /// The application the event is about, where it is about one.
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            ServiceEvent::Synced { app, .. }
+            | ServiceEvent::OutOfSync { app, .. }
+            | ServiceEvent::SyncFailed { app, .. }
+            | ServiceEvent::Rollout { app, .. }
+            | ServiceEvent::Healed { app, .. }
+            | ServiceEvent::Recreated { app, .. }
+            | ServiceEvent::Drifted { app, .. }
+            | ServiceEvent::Fight { app, .. }
+            | ServiceEvent::HealFailed { app, .. } => Some(app),
+            ServiceEvent::Committed { .. }
+            | ServiceEvent::RegistryPush { .. }
+            | ServiceEvent::Cycle { .. }
+            | ServiceEvent::GitPush { .. } => None,
+        }
+    }
+}
+
 /// An event with its number and time.
 #[derive(Clone, Debug, Serialize)]
 pub struct Numbered {
@@ -145,6 +192,8 @@ pub struct Numbered {
 pub struct EventLog {
     capacity: usize,
     inner: Mutex<(u64, VecDeque<Numbered>)>,
+    /// Every event as it is pushed, for those who act on them (notifications).
+    live: tokio::sync::broadcast::Sender<Numbered>,
 }
 
 impl EventLog {
@@ -153,7 +202,14 @@ impl EventLog {
         EventLog {
             capacity: capacity.max(1),
             inner: Mutex::new((0, VecDeque::new())),
+            live: tokio::sync::broadcast::channel(capacity.max(1)).0,
         }
+    }
+
+    /// Every event pushed from now on; a receiver that falls `capacity` behind loses the
+    /// oldest (and is told how many).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Numbered> {
+        self.live.subscribe()
     }
 
     /// Keeps `event`, numbered; returns its number.
@@ -168,11 +224,16 @@ impl EventLog {
         if events.len() == self.capacity {
             events.pop_front();
         }
-        events.push_back(Numbered {
+        let numbered = Numbered {
             seq: *last,
             ts,
             event,
-        });
+        };
+        if self.live.receiver_count() > 0 {
+            // No receiver is not an error: nobody asked to be told.
+            let _ = self.live.send(numbered.clone());
+        }
+        events.push_back(numbered);
         *last
     }
 

@@ -6,6 +6,7 @@
 //!   changes healed from shared watches;
 //! - [`http`]: webhooks, `/metrics`, `/status`, health;
 //! - [`limit`]: the webhooks' body size limit and per-source rate limit;
+//! - [`notify`]: notifications to webhooks (JSON, Slack-compatible) on what the service did;
 //! - [`page`]: the status page (`GET /`), its live updates and actions;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
@@ -20,6 +21,7 @@ pub mod events;
 pub mod http;
 pub mod limit;
 pub mod metrics;
+pub mod notify;
 pub mod page;
 pub mod shutdown;
 pub mod source;

@@ -25,6 +25,15 @@ pub struct RequestLabels {
     pub status: String,
 }
 
+/// Labels of notification outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// The endpoint's name in `notifications:`.
+    pub notifier: String,
+    /// `sent`, `failed` (after its retries, or refused) or `dropped` (queue full).
+    pub result: String,
+}
+
 /// The metrics driftwatch exports.
 pub struct Metrics {
     pub registry: Mutex<Registry>,
@@ -44,6 +53,7 @@ pub struct Metrics {
     pub out_of_sync: Family<AppLabel, Gauge>,
     pub push_to_deploy_seconds: Histogram,
     pub watch_events: Counter,
+    pub notifications: Family<NotifyLabels, Counter>,
 }
 
 impl Metrics {
@@ -71,6 +81,7 @@ impl Metrics {
             out_of_sync: Family::default(),
             push_to_deploy_seconds: Histogram::new(buckets),
             watch_events: Counter::default(),
+            notifications: Family::default(),
         };
         registry.register(
             "images_watched",
@@ -139,6 +150,11 @@ impl Metrics {
             "watch_events",
             "Watch events (and listed objects) the healer has judged",
             m.watch_events.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications by endpoint and result (sent, failed, dropped)",
+            m.notifications.clone(),
         );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;

@@ -51,6 +51,8 @@ pub struct Loaded {
     pub registries: RegistriesConf,
     /// The interval the configuration asks for.
     pub interval: Duration,
+    /// Where to tell what happened (only `driftwatch.yaml` has them).
+    pub notifications: Vec<driftwatch_engine::notification::Notifier>,
 }
 
 fn registries_file(p: &Path) -> Result<RegistriesConf, Error> {
@@ -80,12 +82,14 @@ impl AppSource {
                     apps: config.apps,
                     registries: registries(config.registries)?,
                     interval: config.interval,
+                    notifications: config.notifications,
                 })
             }
             Applications::Manifests(path) => Ok(Loaded {
                 apps: driftwatch_engine::argocd::load(path)?,
                 registries: registries(RegistriesConf::default())?,
                 interval: ARGO_INTERVAL,
+                notifications: Vec::new(),
             }),
             Applications::Cluster {
                 namespace,
@@ -110,6 +114,7 @@ impl AppSource {
                     apps,
                     registries: registries(RegistriesConf::default())?,
                     interval: ARGO_INTERVAL,
+                    notifications: Vec::new(),
                 })
             }
         }

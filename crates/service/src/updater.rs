@@ -195,6 +195,7 @@ fn jittered(interval: Duration) -> Duration {
 /// runtime: the write-back stage blocks in place while the HTTP and Git → cluster tasks go on.
 pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error> {
     let loaded = opts.source.load().await?;
+    let notifiers = loaded.notifications;
     let mut apps = loaded.apps;
     let registries = loaded.registries;
     let interval = opts.interval.unwrap_or(loaded.interval);
@@ -222,6 +223,13 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         ui_token: opts.ui_token.clone().map(String::into_bytes),
         shutdown: shutdown.clone(),
     });
+
+    // A plan tells nobody.
+    let notifications = if opts.dry_run {
+        None
+    } else {
+        crate::notify::start(notifiers, &shared)
+    };
 
     let http = match opts.listen {
         Some(addr) => {
@@ -328,6 +336,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         }
         shared.ready.store(true, Ordering::Relaxed);
         log_cycle(&report, cycles, started);
+        for event in committed_events(&report) {
+            shared.events.push(event);
+        }
         shared.events.push(ServiceEvent::Cycle {
             cycle: cycles,
             updates: report
@@ -422,5 +433,43 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     if let Some(http) = http {
         let _ = http.await;
     }
+    if let Some(n) = notifications {
+        n.finish(NOTIFY_GRACE).await;
+    }
     Ok(outcome)
+}
+
+/// How long a stopping service waits for queued notifications to go out.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+
+/// One event per commit the cycle pushed, with the image changes it carries.
+fn committed_events(report: &CycleReport) -> Vec<ServiceEvent> {
+    report
+        .commits
+        .iter()
+        .map(|c| {
+            let carried: Vec<_> = report
+                .images
+                .iter()
+                .filter(|l| l.commit.as_deref() == Some(c.commit.as_str()))
+                .collect();
+            let mut apps: Vec<String> = carried.iter().map(|l| l.app.clone()).collect();
+            apps.dedup();
+            ServiceEvent::Committed {
+                repo: c.repo.clone(),
+                branch: c.branch.clone(),
+                commit: c.commit.clone(),
+                apps,
+                changes: carried
+                    .iter()
+                    .map(|l| crate::events::ImageChange {
+                        app: l.app.clone(),
+                        image: l.image.clone(),
+                        from: l.git.clone().unwrap_or_default(),
+                        to: l.registry.clone().unwrap_or_default(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }

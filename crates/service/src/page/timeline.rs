@@ -126,7 +126,9 @@ pub fn build(app: &str, history: &[Update], syncs: &[SyncRecord], events: &[Numb
         | ServiceEvent::Drifted { app: a, .. }
         | ServiceEvent::Fight { app: a, .. }
         | ServiceEvent::HealFailed { app: a, .. } => a == app,
-        ServiceEvent::RegistryPush { .. }
+        // Commits come from the history store, with their whole chain.
+        ServiceEvent::Committed { .. }
+        | ServiceEvent::RegistryPush { .. }
         | ServiceEvent::Cycle { .. }
         | ServiceEvent::GitPush { .. } => false,
     };
@@ -325,7 +327,8 @@ pub fn build(app: &str, history: &[Update], syncs: &[SyncRecord], events: &[Numb
                     Tone::Ok
                 },
             ),
-            ServiceEvent::RegistryPush { .. }
+            ServiceEvent::Committed { .. }
+            | ServiceEvent::RegistryPush { .. }
             | ServiceEvent::Cycle { .. }
             | ServiceEvent::GitPush { .. } => continue,
         };
