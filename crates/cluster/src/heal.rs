@@ -239,99 +239,130 @@ impl Healer {
 
     fn spawn_watch(&self, (api, kind, scope): Collection) {
         let healer = self.clone();
-        let client = self.client.clone();
-        let tx = self.events.clone();
-        tokio::spawn(async move {
-            let mut version: Option<String> = None;
-            let mut collection: Option<String> = None;
-            loop {
-                if tx.is_closed() {
-                    return;
-                }
-                let url = match &collection {
-                    Some(u) => u.clone(),
-                    None => match client.collection_url(&api, &kind, &scope).await {
-                        Ok(u) => {
-                            collection = Some(u.clone());
-                            u
-                        }
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            continue;
-                        }
-                    },
-                };
-                if version.is_none() {
-                    // (Re)start: list, check every listed object, resume from the list.
-                    match client.list_selected(&url, APP_LABEL).await {
-                        Ok((items, v)) => {
-                            let text = |i: &Value, p: &str| {
-                                i.pointer(p)
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("")
-                                    .to_owned()
-                            };
-                            let present = items
-                                .iter()
-                                .map(|i| {
-                                    (text(i, "/metadata/namespace"), text(i, "/metadata/name"))
-                                })
-                                .collect();
-                            for mut item in items {
-                                item["apiVersion"] = Value::String(api.clone());
-                                item["kind"] = Value::String(kind.clone());
-                                let _ = tx.send(HealInput::Object(Change::Listed, item));
-                            }
-                            // Objects deleted while nothing watched are checked too.
-                            let namespaced = client.namespaced(&api, &kind).await.unwrap_or(true);
-                            let _ = tx.send(HealInput::Relisted(Listing {
-                                api_version: api.clone(),
-                                kind: kind.clone(),
-                                namespaced,
-                                namespace: scope.clone(),
-                                present,
-                            }));
-                            version = v;
-                        }
-                        Err(e) => {
-                            let forbidden = e.to_string().contains("HTTP 403");
-                            if forbidden
-                                && scope.is_empty()
-                                && client.namespaced(&api, &kind).await.unwrap_or(false)
-                            {
-                                healer.narrow(&api, &kind);
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                            continue;
-                        }
-                    }
-                }
-                let mut forward = |event: &str, mut obj: Value| {
-                    if obj.get("kind").is_none() {
-                        obj["apiVersion"] = Value::String(api.clone());
-                        obj["kind"] = Value::String(kind.clone());
-                    }
-                    tx.send(HealInput::Object(Change::from_watch(event), obj))
-                        .is_ok()
-                };
-                match client
-                    .watch(&url, APP_LABEL, version.as_deref(), 300, &mut forward)
-                    .await
-                {
-                    Ok(v) => {
-                        if v.is_some() {
-                            version = v;
-                        }
-                    }
-                    Err(_) => {
-                        // Expired resourceVersion, dropped connection, restarted server.
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        version = None;
-                    }
+        tokio::spawn(async move { healer.watch_collection(api, kind, scope).await });
+    }
+
+    /// One collection's watch until the event loop is gone: kube-rs's watcher lists (every
+    /// listed object is checked, and those missing from the list were deleted meanwhile),
+    /// then watches from the list's resourceVersion, and lists again when the resourceVersion
+    /// expired (410 Gone); after a failure it waits with a growing backoff, saying so.
+    async fn watch_collection(&self, api: String, kind: String, scope: String) {
+        use futures_util::StreamExt;
+        use kube::runtime::WatchStreamExt;
+        use kube::runtime::watcher::{self, Event};
+
+        let tx = &self.events;
+        let mut wait = Retry::default();
+        // The collection's resource: retried until the API server serves the kind.
+        let (resource, namespaced) = loop {
+            if tx.is_closed() {
+                return;
+            }
+            match self.client.watch_api(&api, &kind, &scope).await {
+                Ok(found) => break found,
+                Err(e) => {
+                    let delay = wait.next().unwrap_or(RETRY_MAX);
+                    tracing::warn!(kind = %kind, api_version = %api, error = %e, retry_in = ?delay, "cannot watch");
+                    tokio::time::sleep(delay).await;
                 }
             }
-        });
+        };
+        let config = watcher::Config::default()
+            .labels(APP_LABEL)
+            .timeout(crate::kube::WATCH_SECONDS);
+        let mut stream = watcher::watcher(resource, config)
+            .backoff(Retry::default())
+            .boxed();
+        let mut present = HashSet::new();
+        let what = format!("watching {kind} in {api}");
+        let text = |i: &Value, p: &str| {
+            i.pointer(p)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned()
+        };
+        while let Some(item) = stream.next().await {
+            let value = |o| crate::kube::object_value(o, &api, &kind, &what).ok();
+            let sent = match item {
+                Ok(Event::Init) => {
+                    present.clear();
+                    true
+                }
+                Ok(Event::InitApply(o)) => match value(o) {
+                    Some(v) => {
+                        present
+                            .insert((text(&v, "/metadata/namespace"), text(&v, "/metadata/name")));
+                        tx.send(HealInput::Object(Change::Listed, v)).is_ok()
+                    }
+                    None => true,
+                },
+                // Objects deleted while nothing watched are checked too.
+                Ok(Event::InitDone) => tx
+                    .send(HealInput::Relisted(Listing {
+                        api_version: api.clone(),
+                        kind: kind.clone(),
+                        namespaced,
+                        namespace: scope.clone(),
+                        present: std::mem::take(&mut present),
+                    }))
+                    .is_ok(),
+                Ok(Event::Apply(o)) => match value(o) {
+                    Some(v) => tx.send(HealInput::Object(Change::Modified, v)).is_ok(),
+                    None => true,
+                },
+                Ok(Event::Delete(o)) => match value(o) {
+                    Some(v) => tx.send(HealInput::Object(Change::Deleted, v)).is_ok(),
+                    None => true,
+                },
+                Err(e) => {
+                    let forbidden = match &e {
+                        watcher::Error::InitialListFailed(kube::Error::Api(s))
+                        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 403,
+                        watcher::Error::WatchError(s) => s.code == 403,
+                        _ => false,
+                    };
+                    if forbidden && scope.is_empty() && namespaced {
+                        tracing::info!(kind = %kind, api_version = %api, "may not watch across namespaces; watching per namespace");
+                        self.narrow(&api, &kind);
+                        return;
+                    }
+                    // Expired resourceVersion (the watcher lists again), dropped connection,
+                    // restarted server: the backoff waits before the next try.
+                    tracing::warn!(kind = %kind, api_version = %api, namespace = %scope, error = %e, "watch failed; retrying with backoff");
+                    !tx.is_closed()
+                }
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+}
+
+/// Shortest and longest wait between two tries of a failing watch.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The watch's backoff: from [`RETRY_MIN`], doubling up to [`RETRY_MAX`]; reset by the watcher
+/// once a try succeeds.
+#[derive(Default)]
+struct Retry {
+    next: Option<Duration>,
+}
+
+impl Iterator for Retry {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = self.next.unwrap_or(RETRY_MIN);
+        self.next = Some((now * 2).min(RETRY_MAX));
+        Some(now)
+    }
+}
+
+impl kube::runtime::utils::Backoff for Retry {
+    fn reset(&mut self) {
+        self.next = None;
     }
 }
 

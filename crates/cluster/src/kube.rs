@@ -1,364 +1,458 @@
-//! A small Kubernetes client for what sync needs — discovery, get, server-side apply, delete —
-//! from a kubeconfig (token or client certificate, cluster CA or insecure).
+//! The Kubernetes client for what sync, compare and heal need — discovery, get, list, server-side
+//! apply (and its dry run), delete and watches — on kube-rs, so every way people reach a
+//! cluster works: kubeconfig files (several merged like `KUBECONFIG=a:b`), a chosen context,
+//! tokens, token files, client certificates, exec credential plugins (EKS/GKE/AKS) and the
+//! in-cluster service account.
+//!
+//! Objects cross this boundary as `serde_json::Value`, as the rest of the crate compares them;
+//! kube-rs types stay inside. Every call has a deadline (connect, read, and the whole call), and
+//! every failure is a typed [`Error`]: the API server's status code for refusals, the
+//! kubeconfig and context for failures to connect — never a credential.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use base64::Engine;
-use serde::Deserialize;
+use futures_util::FutureExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::discovery::Scope;
 use serde_json::Value;
 
 use crate::error::Error;
 
-/// How an object's kind maps to a resource.
-#[derive(Clone, Debug)]
-struct Resource {
-    plural: String,
-    namespaced: bool,
+/// Longest wait for a TCP (and TLS) connection to the API server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest silence while reading an answer to an ordinary call.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest time for a whole ordinary call, however the time is spent (an exec plugin
+/// refreshing its token included).
+const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+/// Longest time to obtain credentials when the client is first used (exec plugins run then).
+const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the API server keeps one watch open (`timeoutSeconds`); a watch is silent when
+/// nothing changes, so watches read with [`WATCH_READ_TIMEOUT`].
+pub(crate) const WATCH_SECONDS: u32 = 290;
+/// Longest silence on a watch: past the server's own end of the watch, so only a dead
+/// connection trips it.
+const WATCH_READ_TIMEOUT: Duration = Duration::from_secs(WATCH_SECONDS as u64 + 30);
+
+/// Which cluster to talk to, and as whom.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KubeTarget {
+    /// Kubeconfig files: one path, or several joined like `KUBECONFIG` (`a:b`; the first file
+    /// to set a value wins). `None`: `$KUBECONFIG`, else `~/.kube/config`, else the in-cluster
+    /// service account — as kubectl and `Config::infer` decide.
+    pub kubeconfig: Option<PathBuf>,
+    /// The context to use instead of the kubeconfig's `current-context`.
+    pub context: Option<String>,
 }
 
-/// A connection to one cluster.
+impl KubeTarget {
+    /// The current context of the kubeconfig file(s) at `path`.
+    pub fn file(path: &Path) -> Self {
+        KubeTarget {
+            kubeconfig: Some(path.to_owned()),
+            context: None,
+        }
+    }
+
+    /// The same target with `context` chosen (none: the kubeconfig's `current-context`).
+    pub fn with_context(mut self, context: Option<&str>) -> Self {
+        self.context = context.map(str::to_owned);
+        self
+    }
+}
+
+/// The two kube-rs clients of one connection: ordinary calls read with a short timeout, watches
+/// with one longer than the server keeps a watch open.
+struct Clients {
+    calls: kube::Client,
+    watches: kube::Client,
+}
+
+/// A connection to one cluster. Cheap to share (`Arc`); the underlying client is made on first
+/// use, on the caller's runtime, so constructing one needs no runtime.
 pub struct KubeClient {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-    discovery: Mutex<HashMap<String, HashMap<String, Resource>>>,
+    config: kube::Config,
+    /// "kubeconfig FILE, context NAME" (or the in-cluster service account): names the
+    /// connection in errors.
+    origin: String,
+    clients: tokio::sync::OnceCell<Clients>,
+    /// apiVersion and kind → resource and whether it lives in namespaces.
+    discovery: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
 }
 
-#[derive(Deserialize)]
-struct Kubeconfig {
-    #[serde(rename = "current-context")]
-    current: Option<String>,
-    #[serde(default)]
-    clusters: Vec<Named<ClusterCfg>>,
-    #[serde(default)]
-    users: Vec<Named<UserCfg>>,
-    #[serde(default)]
-    contexts: Vec<Named<ContextCfg>>,
+impl std::fmt::Debug for KubeClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeClient")
+            .field("origin", &self.origin)
+            .field("server", &self.config.cluster_url.to_string())
+            .finish_non_exhaustive()
+    }
 }
 
-#[derive(Deserialize)]
-struct Named<T> {
-    name: String,
-    #[serde(alias = "cluster", alias = "user", alias = "context")]
-    value: Option<T>,
+/// The files a kubeconfig path names: `a:b` is two files, as in `KUBECONFIG`.
+fn split_files(path: &Path) -> Vec<PathBuf> {
+    std::env::split_paths(path.as_os_str())
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
 }
 
-#[derive(Deserialize, Default)]
-struct ClusterCfg {
-    server: String,
-    #[serde(rename = "certificate-authority-data")]
-    ca_data: Option<String>,
-    #[serde(rename = "certificate-authority")]
-    ca_file: Option<String>,
-    #[serde(rename = "insecure-skip-tls-verify", default)]
-    insecure: bool,
+/// An error's message with its causes, each said once.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = err.source();
+    }
+    parts.join(": ")
 }
 
-#[derive(Deserialize, Default)]
-struct UserCfg {
-    token: Option<String>,
-    #[serde(rename = "client-certificate-data")]
-    cert_data: Option<String>,
-    #[serde(rename = "client-key-data")]
-    key_data: Option<String>,
-    #[serde(rename = "client-certificate")]
-    cert_file: Option<String>,
-    #[serde(rename = "client-key")]
-    key_file: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct ContextCfg {
-    cluster: String,
-    user: Option<String>,
-}
-
-fn api_err(what: &str, reason: impl Into<String>) -> Error {
-    Error::Api {
-        what: what.to_owned(),
-        reason: reason.into(),
+/// What went wrong obtaining credentials, without what the plugin printed on stdout (where a
+/// token would be).
+fn auth_reason(e: &kube::client::AuthError) -> String {
+    use kube::client::AuthError as A;
+    match e {
+        A::AuthExecRun { cmd, out } => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = stderr.trim();
+            format!(
+                "exec credential plugin {cmd:?} failed ({}){}",
+                out.status,
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", stderr.chars().take(400).collect::<String>())
+                }
+            )
+        }
+        A::AuthExecStart(io) => format!("exec credential plugin could not be started: {io}"),
+        A::AuthExecParse(_) => "exec credential plugin printed no valid ExecCredential".to_owned(),
+        A::ExecPluginFailed => "exec credential plugin answered without a status".to_owned(),
+        A::InvalidBearerToken(_) => "the token is not a valid HTTP header value".to_owned(),
+        other => chain(other),
     }
 }
 
 impl KubeClient {
-    /// Connects as the kubeconfig's current context says.
+    /// Connects as the kubeconfig's current context says; `path` may name several files
+    /// joined like `KUBECONFIG` (`a:b`).
     pub fn from_kubeconfig(path: &Path) -> Result<Self, Error> {
-        let file = path.display().to_string();
-        let cfg_err = |reason: String| Error::Manifest {
+        Self::connect(&KubeTarget::file(path))
+    }
+
+    /// Connects to `target`. The kubeconfig is read and checked now (a missing file, context,
+    /// cluster, certificate file or an invalid CA is an error naming the file and context);
+    /// credentials from an exec plugin are obtained on first use.
+    pub fn connect(target: &KubeTarget) -> Result<Self, Error> {
+        let context = target.context.clone();
+        let files = match &target.kubeconfig {
+            Some(p) => Some(p.clone()),
+            None => match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+                Some(v) => Some(PathBuf::from(v)),
+                None => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".kube").join("config"))
+                    .filter(|p| p.is_file()),
+            },
+        };
+        let Some(files) = files else {
+            // No kubeconfig anywhere: the pod's service account.
+            let config = kube::Config::incluster().map_err(|e| Error::Kubeconfig {
+                file: "(none: no --kubeconfig, $KUBECONFIG or ~/.kube/config; not in a cluster)"
+                    .to_owned(),
+                context: context.clone(),
+                reason: chain(&e),
+            })?;
+            if context.is_some() {
+                return Err(Error::Kubeconfig {
+                    file: "(in-cluster service account)".to_owned(),
+                    context,
+                    reason: "a context needs a kubeconfig".to_owned(),
+                });
+            }
+            return Ok(Self::with_config(
+                config,
+                "the in-cluster service account".to_owned(),
+            ));
+        };
+        let file = files.display().to_string();
+        let fail = |context: Option<String>, reason: String| Error::Kubeconfig {
             file: file.clone(),
+            context,
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| cfg_err(e.to_string()))?;
-        let cfg: Kubeconfig = serde_saphyr::from_str(&text)
-            .map_err(|e| cfg_err(format!("invalid kubeconfig: {e}")))?;
-        let ctx_name = cfg
-            .current
+        let mut merged: Option<Kubeconfig> = None;
+        for f in split_files(&files) {
+            let one = Kubeconfig::read_from(&f)
+                .map_err(|e| fail(context.clone(), format!("{}: {}", f.display(), chain(&e))))?;
+            merged = Some(match merged {
+                Some(m) => m.merge(one).map_err(|e| fail(context.clone(), chain(&e)))?,
+                None => one,
+            });
+        }
+        let kubeconfig = merged.ok_or_else(|| fail(context.clone(), "names no file".to_owned()))?;
+        let chosen = context
             .clone()
-            .ok_or_else(|| cfg_err("no current-context".to_owned()))?;
-        let ctx = cfg
-            .contexts
-            .iter()
-            .find(|c| c.name == ctx_name)
-            .and_then(|c| c.value.as_ref())
-            .ok_or_else(|| cfg_err(format!("context {ctx_name:?} not found")))?;
-        let cluster = cfg
-            .clusters
-            .iter()
-            .find(|c| c.name == ctx.cluster)
-            .and_then(|c| c.value.as_ref())
-            .ok_or_else(|| cfg_err(format!("cluster {:?} not found", ctx.cluster)))?;
-        let default_user = UserCfg::default();
-        let user = ctx
-            .user
-            .as_ref()
-            .and_then(|u| cfg.users.iter().find(|x| &x.name == u))
-            .and_then(|u| u.value.as_ref())
-            .unwrap_or(&default_user);
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let read =
-            |data: &Option<String>, file: &Option<String>| -> Result<Option<Vec<u8>>, Error> {
-                if let Some(d) = data {
-                    return base64::engine::general_purpose::STANDARD
-                        .decode(d.trim())
-                        .map(Some)
-                        .map_err(|_| cfg_err("a *-data field is not base64".to_owned()));
-                }
-                if let Some(f) = file {
-                    return std::fs::read(dir.join(f))
-                        .map(Some)
-                        .map_err(|e| cfg_err(format!("{f}: {e}")));
-                }
-                Ok(None)
-            };
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(std::time::Duration::from_secs(60))
-            .danger_accept_invalid_certs(cluster.insecure);
-        if let Some(ca) = read(&cluster.ca_data, &cluster.ca_file)? {
-            let cert = reqwest::Certificate::from_pem(&ca)
-                .map_err(|e| cfg_err(format!("cluster CA: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let (Some(mut cert), Some(key)) = (
-            read(&user.cert_data, &user.cert_file)?,
-            read(&user.key_data, &user.key_file)?,
-        ) {
-            cert.push(b'\n');
-            cert.extend_from_slice(&key);
-            let id = reqwest::Identity::from_pem(&cert)
-                .map_err(|e| cfg_err(format!("client certificate: {e}")))?;
-            builder = builder.identity(id);
-        }
-        let http = builder.build().map_err(|e| cfg_err(e.to_string()))?;
-        Ok(KubeClient {
-            http,
-            base: cluster.server.trim_end_matches('/').to_owned(),
-            token: user.token.clone(),
-            discovery: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
-        let r = self
-            .http
-            .request(method, url)
-            .header("Accept", "application/json");
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
-    }
-
-    async fn json(resp: reqwest::Response, what: &str) -> Result<Option<Value>, Error> {
-        let status = resp.status();
-        if status.as_u16() == 404 {
-            return Ok(None);
-        }
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| api_err(what, e.to_string()))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
-            return Err(api_err(
-                what,
-                format!("HTTP {}: {message}", status.as_u16()),
+            .or_else(|| kubeconfig.current_context.clone())
+            .ok_or_else(|| {
+                fail(
+                    None,
+                    "no current-context; choose one with --context".to_owned(),
+                )
+            })?;
+        if !kubeconfig.contexts.iter().any(|c| c.name == chosen) {
+            let known: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(fail(
+                Some(chosen),
+                format!(
+                    "no such context (it has: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
             ));
         }
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| api_err(what, format!("invalid JSON: {e}")))
+        let options = KubeConfigOptions {
+            context: Some(chosen.clone()),
+            ..KubeConfigOptions::default()
+        };
+        // Building the config from a parsed kubeconfig does no I/O that waits (it reads the
+        // certificate files it names), so it completes on first poll: no runtime is needed.
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .now_or_never()
+            .ok_or_else(|| fail(Some(chosen.clone()), "loading did not complete".to_owned()))?
+            .map_err(|e| fail(Some(chosen.clone()), chain(&e)))?;
+        Ok(Self::with_config(
+            config,
+            format!("kubeconfig {file}, context {chosen:?}"),
+        ))
     }
 
-    async fn resource(&self, api_version: &str, kind: &str) -> Result<Resource, Error> {
+    fn with_config(mut config: kube::Config, origin: String) -> Self {
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.write_timeout = Some(READ_TIMEOUT);
+        KubeClient {
+            config,
+            origin,
+            clients: tokio::sync::OnceCell::new(),
+            discovery: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clients, made on first use. Making one obtains the credentials — an exec plugin
+    /// runs then, on a blocking thread and with a deadline, so a plugin that hangs is an
+    /// error rather than a hang.
+    async fn clients(&self, what: &str) -> Result<&Clients, Error> {
+        self.clients
+            .get_or_try_init(|| async {
+                let calls = self.config.clone();
+                let mut watches = self.config.clone();
+                watches.read_timeout = Some(WATCH_READ_TIMEOUT);
+                let made = tokio::time::timeout(
+                    CREDENTIALS_TIMEOUT,
+                    tokio::task::spawn_blocking(move || {
+                        Ok::<_, kube::Error>(Clients {
+                            calls: kube::Client::try_from(calls)?,
+                            watches: kube::Client::try_from(watches)?,
+                        })
+                    }),
+                )
+                .await;
+                match made {
+                    Err(_) => Err(self.unreachable(
+                        what,
+                        format!(
+                            "no credentials within {} s (an exec credential plugin that does not return?)",
+                            CREDENTIALS_TIMEOUT.as_secs()
+                        ),
+                    )),
+                    Ok(Err(join)) => Err(self.unreachable(what, join.to_string())),
+                    Ok(Ok(Err(e))) => Err(self.error(what, e)),
+                    Ok(Ok(Ok(c))) => Ok(c),
+                }
+            })
+            .await
+    }
+
+    fn unreachable(&self, what: &str, reason: String) -> Error {
+        Error::Unreachable {
+            what: what.to_owned(),
+            origin: self.origin.clone(),
+            reason,
+        }
+    }
+
+    /// A kube-rs error as ours: the API server's status kept as a code, anything else named
+    /// with the connection it happened on.
+    fn error(&self, what: &str, e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(s) => {
+                let message = if s.code == 401 {
+                    format!(
+                        "{}: the credentials of {} were refused (an expired token?)",
+                        s.message, self.origin
+                    )
+                } else {
+                    s.message
+                };
+                Error::Api {
+                    what: what.to_owned(),
+                    code: s.code,
+                    reason: s.reason,
+                    message,
+                }
+            }
+            kube::Error::Auth(a) => self.unreachable(what, auth_reason(&a)),
+            kube::Error::Discovery(d) => Error::Api {
+                what: what.to_owned(),
+                code: 404,
+                reason: "NotFound".to_owned(),
+                message: d.to_string(),
+            },
+            kube::Error::Service(s) => {
+                // The auth layer's errors arrive boxed in the service error.
+                if let Some(a) = s.downcast_ref::<kube::client::AuthError>() {
+                    return self.unreachable(what, auth_reason(a));
+                }
+                self.unreachable(what, chain(s.as_ref()))
+            }
+            other => self.unreachable(what, chain(&other)),
+        }
+    }
+
+    /// Runs one ordinary call with the whole-call deadline.
+    async fn call<T>(
+        &self,
+        what: &str,
+        fut: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, Error> {
+        match tokio::time::timeout(CALL_TIMEOUT, fut).await {
+            Ok(r) => r.map_err(|e| self.error(what, e)),
+            Err(_) => Err(self.unreachable(
+                what,
+                format!("no answer within {} s", CALL_TIMEOUT.as_secs()),
+            )),
+        }
+    }
+
+    /// The resource a kind is served as, and whether it lives in namespaces; asked once per
+    /// kind.
+    async fn resource(&self, api_version: &str, kind: &str) -> Result<(ApiResource, bool), Error> {
+        let key = (api_version.to_owned(), kind.to_owned());
         if let Some(r) = self
             .discovery
             .lock()
             .ok()
-            .and_then(|d| d.get(api_version).and_then(|m| m.get(kind).cloned()))
+            .and_then(|d| d.get(&key).cloned())
         {
             return Ok(r);
         }
-        let url = self.group_version_url(api_version);
-        let what = format!("discovering {api_version}");
-        let list = self
-            .get_json(&url, &what)
-            .await?
-            .ok_or_else(|| api_err(&what, "the API server does not serve it"))?;
-        let mut map = HashMap::new();
-        for r in list["resources"].as_array().cloned().unwrap_or_default() {
-            let (Some(name), Some(k)) = (r["name"].as_str(), r["kind"].as_str()) else {
-                continue;
-            };
-            if name.contains('/') {
-                continue;
-            }
-            map.insert(
-                k.to_owned(),
-                Resource {
-                    plural: name.to_owned(),
-                    namespaced: r["namespaced"].as_bool().unwrap_or(true),
-                },
-            );
-        }
-        let found = map.get(kind).cloned();
+        let what = format!("discovering {kind} in {api_version}");
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let client = &self.clients(&what).await?.calls;
+        let (resource, caps) = self
+            .call(&what, kube::discovery::pinned_kind(client, &gvk))
+            .await?;
+        let found = (resource, caps.scope == Scope::Namespaced);
         if let Ok(mut d) = self.discovery.lock() {
-            d.insert(api_version.to_owned(), map);
+            d.insert(key, found.clone());
         }
-        found.ok_or_else(|| api_err(&what, format!("no resource for kind {kind}")))
+        Ok(found)
     }
 
-    async fn url_of(&self, obj: &Value, default_ns: &str) -> Result<String, Error> {
-        let api = obj["apiVersion"].as_str().unwrap_or("");
-        let kind = obj["kind"].as_str().unwrap_or("");
-        let name = obj
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let r = self.resource(api, kind).await?;
-        let prefix = self.group_version_url(api);
-        Ok(if r.namespaced {
-            let ns = obj
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-                .unwrap_or(default_ns);
-            format!("{prefix}/namespaces/{ns}/{}/{name}", r.plural)
-        } else {
-            format!("{prefix}/{}/{name}", r.plural)
-        })
-    }
-
-    /// The URL of a kind's collection: in `namespace`, or across all namespaces when it is
-    /// empty (and always for cluster-scoped kinds).
-    pub async fn collection_url(
+    /// The API for a kind in `namespace`, or across all namespaces when it is empty (and
+    /// always for cluster-scoped kinds).
+    async fn api(
         &self,
         api_version: &str,
         kind: &str,
         namespace: &str,
-    ) -> Result<String, Error> {
-        let r = self.resource(api_version, kind).await?;
-        let prefix = self.group_version_url(api_version);
-        Ok(if r.namespaced && !namespace.is_empty() {
-            format!("{prefix}/namespaces/{namespace}/{}", r.plural)
+        watch: bool,
+    ) -> Result<(Api<DynamicObject>, bool), Error> {
+        let (resource, namespaced) = self.resource(api_version, kind).await?;
+        let what = format!("reaching {kind} in {api_version}");
+        let clients = self.clients(&what).await?;
+        let client = if watch {
+            clients.watches.clone()
         } else {
-            format!("{prefix}/{}", r.plural)
-        })
+            clients.calls.clone()
+        };
+        let api = if namespaced && !namespace.is_empty() {
+            Api::namespaced_with(client, namespace, &resource)
+        } else {
+            Api::all_with(client, &resource)
+        };
+        Ok((api, namespaced))
+    }
+
+    /// The API and name for one object (`default_ns` when it names no namespace).
+    async fn api_of(
+        &self,
+        obj: &Value,
+        default_ns: &str,
+    ) -> Result<(Api<DynamicObject>, String), Error> {
+        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or("");
+        let ns = Some(text("/metadata/namespace"))
+            .filter(|n| !n.is_empty())
+            .unwrap_or(default_ns);
+        let (api, _) = self
+            .api(text("/apiVersion"), text("/kind"), ns, false)
+            .await?;
+        Ok((api, text("/metadata/name").to_owned()))
+    }
+
+    /// The API for watching a kind in `namespace` (empty: all namespaces), reading with the
+    /// watch timeout, and whether the kind lives in namespaces.
+    pub(crate) async fn watch_api(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> Result<(Api<DynamicObject>, bool), Error> {
+        self.api(api_version, kind, namespace, true).await
     }
 
     /// Whether a kind lives in namespaces.
     pub async fn namespaced(&self, api_version: &str, kind: &str) -> Result<bool, Error> {
-        Ok(self.resource(api_version, kind).await?.namespaced)
+        Ok(self.resource(api_version, kind).await?.1)
     }
 
-    /// Watches a collection ([`KubeClient::collection_url`]), objects labelled `selector`, from
-    /// `resource_version`; calls `on_event(type, object)` per event until it returns false or
-    /// the server ends the watch (then returns the last resourceVersion seen).
-    pub async fn watch(
-        &self,
-        collection: &str,
-        selector: &str,
-        resource_version: Option<&str>,
-        timeout_seconds: u64,
-        on_event: &mut (dyn FnMut(&str, Value) -> bool + Send),
-    ) -> Result<Option<String>, Error> {
-        let mut url = format!(
-            "{collection}?watch=1&labelSelector={selector}&timeoutSeconds={timeout_seconds}&allowWatchBookmarks=true"
-        );
-        if let Some(rv) = resource_version {
-            url.push_str(&format!("&resourceVersion={rv}"));
-        }
-        let what = format!("watching {collection}");
-        let mut resp = self
-            .request(reqwest::Method::GET, &url)
-            .timeout(std::time::Duration::from_secs(timeout_seconds + 30))
-            .send()
-            .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(api_err(&what, format!("HTTP {}", resp.status().as_u16())));
-        }
-        let mut buf: Vec<u8> = Vec::new();
-        let mut last = resource_version.map(str::to_owned);
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| api_err(&what, e.to_string()))?
-        {
-            buf.extend_from_slice(&chunk);
-            while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=pos).collect();
-                let Ok(event) = serde_json::from_slice::<Value>(&line) else {
-                    continue;
-                };
-                let kind = event["type"].as_str().unwrap_or("").to_owned();
-                let obj = event["object"].clone();
-                if let Some(rv) = obj
-                    .pointer("/metadata/resourceVersion")
-                    .and_then(Value::as_str)
-                {
-                    last = Some(rv.to_owned());
-                }
-                if kind == "BOOKMARK" {
-                    continue;
-                }
-                if kind == "ERROR" {
-                    return Err(api_err(
-                        &what,
-                        obj["message"].as_str().unwrap_or("watch error").to_owned(),
-                    ));
-                }
-                if !on_event(&kind, obj) {
-                    return Ok(last);
-                }
-            }
-        }
-        Ok(last)
-    }
-
-    /// The objects labelled `selector` in a collection ([`KubeClient::collection_url`]), with
-    /// the list's resourceVersion: the point a watch resumes from so no change falls between
-    /// the two. Items carry no apiVersion or kind (lists leave them to the list).
+    /// The objects of a kind labelled `selector` in `namespace` (all namespaces when empty),
+    /// with the list's resourceVersion: the point a watch resumes from so no change falls
+    /// between the two.
     pub async fn list_selected(
         &self,
-        collection: &str,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
         selector: &str,
     ) -> Result<(Vec<Value>, Option<String>), Error> {
-        let what = format!("listing {collection}");
+        let (api, _) = self.api(api_version, kind, namespace, false).await?;
+        let what = format!("listing {kind} labelled {selector} in {}", scope(namespace));
         let list = self
-            .get_json(&format!("{collection}?labelSelector={selector}"), &what)
-            .await?
-            .ok_or_else(|| api_err(&what, "not served"))?;
-        let version = list
-            .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let items = list["items"].as_array().cloned().unwrap_or_default();
+            .call(&what, api.list(&ListParams::default().labels(selector)))
+            .await?;
+        let version = list.metadata.resource_version.clone();
+        let items = list
+            .items
+            .into_iter()
+            .map(|o| object_value(o, api_version, kind, &what))
+            .collect::<Result<_, _>>()?;
         Ok((items, version))
     }
 
@@ -369,57 +463,23 @@ impl KubeClient {
         kind: &str,
         namespace: &str,
     ) -> Result<Vec<Value>, Error> {
-        let url = self.collection_url(api_version, kind, namespace).await?;
-        let what = format!(
-            "listing {kind} in {}",
-            if namespace.is_empty() {
-                "all namespaces"
-            } else {
-                namespace
-            }
-        );
-        let list = self
-            .get_json(&url, &what)
-            .await?
-            .ok_or_else(|| api_err(&what, "not served"))?;
-        Ok(list["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let (api, _) = self.api(api_version, kind, namespace, false).await?;
+        let what = format!("listing {kind} in {}", scope(namespace));
+        let list = self.call(&what, api.list(&ListParams::default())).await?;
+        list.items
             .into_iter()
-            .map(|mut o| {
-                // Lists leave kind and apiVersion to the list; put them back on each item.
-                o["apiVersion"] = Value::String(api_version.to_owned());
-                o["kind"] = Value::String(kind.to_owned());
-                o
-            })
-            .collect())
+            .map(|o| object_value(o, api_version, kind, &what))
+            .collect()
     }
 
     /// The live object for a desired one, `None` when it does not exist.
     pub async fn get(&self, obj: &Value, default_ns: &str) -> Result<Option<Value>, Error> {
-        let url = self.url_of(obj, default_ns).await?;
         let what = format!("getting {}", crate::ObjectKey::of(obj));
-        self.get_json(&url, &what).await
-    }
-
-    /// `…/api/v1` for the core group, `…/apis/group/version` for the others.
-    fn group_version_url(&self, api_version: &str) -> String {
-        if api_version.contains('/') {
-            format!("{}/apis/{api_version}", self.base)
-        } else {
-            format!("{}/api/{api_version}", self.base)
-        }
-    }
-
-    /// GET a URL as JSON, `None` on 404; `what` names the call in errors.
-    async fn get_json(&self, url: &str, what: &str) -> Result<Option<Value>, Error> {
-        let resp = self
-            .request(reqwest::Method::GET, url)
-            .send()
-            .await
-            .map_err(|e| api_err(what, e.to_string()))?;
-        Self::json(resp, what).await
+        let (api, name) = self.api_of(obj, default_ns).await?;
+        let found = self.call(&what, api.get_opt(&name)).await?;
+        found
+            .map(|o| object_value(o, api_version_of(obj), kind_of(obj), &what))
+            .transpose()
     }
 
     /// Server-side apply as `manager`, taking over conflicting fields (`force`); with
@@ -431,33 +491,64 @@ impl KubeClient {
         manager: &str,
         dry_run: bool,
     ) -> Result<Value, Error> {
-        let mut url = self.url_of(obj, default_ns).await?;
-        url.push_str(&format!("?fieldManager={manager}&force=true"));
-        if dry_run {
-            url.push_str("&dryRun=All");
-        }
         let what = format!("applying {}", crate::ObjectKey::of(obj));
-        let resp = self
-            .request(reqwest::Method::PATCH, &url)
-            .header("Content-Type", "application/apply-patch+yaml")
-            .body(obj.to_string())
-            .send()
-            .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        Self::json(resp, &what)
-            .await?
-            .ok_or_else(|| api_err(&what, "not found"))
+        let (api, name) = self.api_of(obj, default_ns).await?;
+        let mut params = PatchParams::apply(manager).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let applied = self
+            .call(&what, api.patch(&name, &params, &Patch::Apply(obj)))
+            .await?;
+        object_value(applied, api_version_of(obj), kind_of(obj), &what)
     }
 
     /// Deletes an object; a missing one is fine.
     pub async fn delete(&self, obj: &Value, default_ns: &str) -> Result<(), Error> {
-        let url = self.url_of(obj, default_ns).await?;
         let what = format!("deleting {}", crate::ObjectKey::of(obj));
-        let resp = self
-            .request(reqwest::Method::DELETE, &url)
-            .send()
+        let (api, name) = self.api_of(obj, default_ns).await?;
+        match self
+            .call(&what, api.delete(&name, &DeleteParams::default()))
             .await
-            .map_err(|e| api_err(&what, e.to_string()))?;
-        Self::json(resp, &what).await.map(|_| ())
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.status_code() == Some(404) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
+}
+
+fn scope(namespace: &str) -> &str {
+    if namespace.is_empty() {
+        "all namespaces"
+    } else {
+        namespace
+    }
+}
+
+fn api_version_of(obj: &Value) -> &str {
+    obj["apiVersion"].as_str().unwrap_or("")
+}
+
+fn kind_of(obj: &Value) -> &str {
+    obj["kind"].as_str().unwrap_or("")
+}
+
+/// An object from the API server as JSON, with its apiVersion and kind (lists leave them to
+/// the list; they are put back on each item).
+pub(crate) fn object_value(
+    obj: DynamicObject,
+    api_version: &str,
+    kind: &str,
+    what: &str,
+) -> Result<Value, Error> {
+    let mut v = serde_json::to_value(obj).map_err(|e| Error::Response {
+        what: what.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if v.get("kind").is_none_or(Value::is_null) {
+        v["apiVersion"] = Value::String(api_version.to_owned());
+        v["kind"] = Value::String(kind.to_owned());
+    }
+    Ok(v)
 }

@@ -20,7 +20,7 @@ pub use heal::{
     LiveStatus, watch_and_heal,
 };
 pub use health::{Health, assess};
-pub use kube::KubeClient;
+pub use kube::{KubeClient, KubeTarget};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{

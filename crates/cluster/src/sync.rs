@@ -406,7 +406,7 @@ pub async fn sync(
         }
     }
     if prune.refused {
-        return Err(Error::Api {
+        return Err(Error::Refused {
             what: format!("syncing {}", opts.app),
             reason:
                 "Git renders no objects; refusing to prune everything (allow it with --allow-empty)"

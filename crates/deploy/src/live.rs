@@ -71,8 +71,10 @@ pub async fn containers(
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                     .collect();
-                let pods = client.collection_url("v1", "Pod", &ns).await?;
-                client.list_selected(&pods, &selector.join(",")).await?.0
+                client
+                    .list_selected("v1", "Pod", &ns, &selector.join(","))
+                    .await?
+                    .0
             }
             _ if live["kind"] == "Pod" => vec![live.clone()],
             _ => Vec::new(),

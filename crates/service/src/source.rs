@@ -20,12 +20,12 @@ pub enum Applications {
     Config(PathBuf),
     /// Argo CD Application manifests with argocd-image-updater annotations (file or directory).
     Manifests(PathBuf),
-    /// The Argo CD Applications in this namespace of the cluster of this kubeconfig.
+    /// The Argo CD Applications in this namespace of this cluster.
     Cluster {
         /// The namespace.
         namespace: String,
-        /// The kubeconfig.
-        kubeconfig: PathBuf,
+        /// The cluster: kubeconfig and context.
+        cluster: driftwatch_cluster::KubeTarget,
         /// Accept `file://` and local-path repositories in these Applications (whoever may
         /// create one would otherwise reach any repository on this host). `ext:` and `env:`
         /// pull-secrets are refused either way.
@@ -93,10 +93,10 @@ impl AppSource {
             }),
             Applications::Cluster {
                 namespace,
-                kubeconfig,
+                cluster,
                 allow_local_repositories,
             } => {
-                let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+                let client = driftwatch_cluster::KubeClient::connect(cluster)?;
                 let items = client
                     .list("argoproj.io/v1alpha1", "Application", namespace)
                     .await?;

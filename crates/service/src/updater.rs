@@ -42,8 +42,8 @@ pub struct Options {
     pub webhook_secret: Option<String>,
     /// The bearer token of the status page's actions (sync, refresh); they are off without one.
     pub ui_token: Option<String>,
-    /// Git → cluster on the cluster of this kubeconfig; off without it.
-    pub kubeconfig: Option<PathBuf>,
+    /// Git → cluster on this cluster (kubeconfig and context); off without it.
+    pub cluster: Option<driftwatch_cluster::KubeTarget>,
     /// Time between polls of each repository's head for Git → cluster.
     pub sync_interval: Duration,
     /// Told of every cycle's report.
@@ -247,15 +247,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     };
 
     let syncing = apps.iter().any(|a| a.sync.is_some()) || follow_cluster;
-    if opts.kubeconfig.is_some() && !syncing {
+    if opts.cluster.is_some() && !syncing {
         tracing::warn!(
             "--kubeconfig given but no application has a sync policy; Git → cluster is idle"
         );
     }
-    let client = match &opts.kubeconfig {
-        Some(k) if syncing && !opts.dry_run => Some(Arc::new(
-            driftwatch_cluster::KubeClient::from_kubeconfig(k)?,
-        )),
+    let client = match &opts.cluster {
+        Some(k) if syncing && !opts.dry_run => {
+            Some(Arc::new(driftwatch_cluster::KubeClient::connect(k)?))
+        }
         _ => None,
     };
     let deploy = match &client {

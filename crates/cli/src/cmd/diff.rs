@@ -35,6 +35,9 @@ pub struct DiffArgs {
     /// The cluster to compare with (default: $KUBECONFIG).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Namespace for objects that name none (default: the application's sync namespace, else
     /// `default`).
     #[arg(long)]
@@ -127,7 +130,10 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         }
         // Against a cluster: the verdict `status` and `run` give, the server's dry run included.
         (None, Some(kubeconfig)) => {
-            let client = driftwatch_cluster::KubeClient::from_kubeconfig(kubeconfig)?;
+            let client = driftwatch_cluster::KubeClient::connect(
+                &driftwatch_cluster::KubeTarget::file(kubeconfig)
+                    .with_context(args.context.as_deref()),
+            )?;
             let comparison = super::runtime()?.block_on(driftwatch_deploy::compare(
                 &client,
                 &app.name,
@@ -216,13 +222,27 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
 /// The cluster a command talks to, and the namespace for objects that name none.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// The cluster (default: $KUBECONFIG).
+    /// The cluster: kubeconfig file(s), several joined like `KUBECONFIG` (default:
+    /// $KUBECONFIG, else ~/.kube/config, else the in-cluster service account).
     #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
-    pub kubeconfig: PathBuf,
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current-context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
     /// Namespace for objects that name none (default: the application's sync namespace, else
     /// `default`).
     #[arg(long)]
     pub namespace: Option<String>,
+}
+
+impl ClusterArgs {
+    /// A client for the cluster these flags name.
+    fn connect(&self) -> Result<driftwatch_cluster::KubeClient, driftwatch_cluster::Error> {
+        driftwatch_cluster::KubeClient::connect(&driftwatch_cluster::KubeTarget {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        })
+    }
 }
 
 /// `sync` arguments.
@@ -257,9 +277,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
     let namespace = namespace_of(args.cluster.namespace.as_ref(), &app);
     let (head, rendered) = render_app(&args.source, &app)?;
-    let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::from_kubeconfig(
-        &args.cluster.kubeconfig,
-    )?);
+    let client = std::sync::Arc::new(args.cluster.connect()?);
     let state = args.source.state_dir();
     let opts = driftwatch_cluster::SyncOptions {
         app: app.name.clone(),
@@ -363,7 +381,7 @@ pub struct StatusArgs {
 /// Per application: Synced or OutOfSync, and the worst health of its objects.
 pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
-    let client = driftwatch_cluster::KubeClient::from_kubeconfig(&args.cluster.kubeconfig)?;
+    let client = args.cluster.connect()?;
     let rt = super::runtime()?;
     let mut rows = Vec::new();
     let mut any_out = false;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use driftwatch_cluster::KubeTarget;
 use driftwatch_deploy::verdict::{LiveCell, live_cells};
 use driftwatch_engine::{App, CycleReport, Mode, Status, Updater};
 use driftwatch_registry::RegistriesConf;
@@ -42,6 +43,9 @@ pub struct Source {
     /// make driftwatch read or write any repository on this host.
     #[arg(long)]
     pub allow_local_repositories: bool,
+    /// The kubeconfig context for --applications-from-cluster (default: its current-context).
+    #[arg(long = "applications-context", value_name = "NAME")]
+    pub applications_context: Option<String>,
     /// argocd-image-updater's registries.conf, with --applications.
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
@@ -63,7 +67,8 @@ impl Source {
             (None, None, Some(ns)) => match &self.applications_kubeconfig {
                 Some(kubeconfig) => Applications::Cluster {
                     namespace: ns.clone(),
-                    kubeconfig: kubeconfig.clone(),
+                    cluster: KubeTarget::file(kubeconfig)
+                        .with_context(self.applications_context.as_deref()),
                     allow_local_repositories: self.allow_local_repositories,
                 },
                 None => bail!(
@@ -131,6 +136,9 @@ pub struct RunArgs {
     /// Off without it.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for --kubeconfig (default: its current-context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
     /// Print every cycle's whole table (or, with `--log-format json`, its whole report) — the
     /// default with `--once`; otherwise each cycle logs its changes and one summary line.
     #[arg(long)]
@@ -150,6 +158,9 @@ pub struct CheckArgs {
     /// each image, and pods still running an older digest of Git's tag.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context for --kubeconfig (default: its current-context).
+    #[arg(long, value_name = "NAME", requires = "kubeconfig")]
+    pub context: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
@@ -261,7 +272,9 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     let report = rt.block_on(updater.cycle(&apps, Mode::Check));
     let live = match &args.kubeconfig {
         Some(k) => {
-            let client = driftwatch_cluster::KubeClient::from_kubeconfig(k)?;
+            let client = driftwatch_cluster::KubeClient::connect(
+                &KubeTarget::file(k).with_context(args.context.as_deref()),
+            )?;
             Some(rt.block_on(live_cells(&client, &state, &apps, &updater, &report)))
         }
         None => None,
@@ -349,7 +362,10 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
         listen: args.listen,
         webhook_secret,
         ui_token,
-        kubeconfig: args.kubeconfig.clone(),
+        cluster: args
+            .kubeconfig
+            .as_deref()
+            .map(|k| KubeTarget::file(k).with_context(args.context.as_deref())),
         sync_interval: Duration::from_secs(args.sync_interval),
         on_cycle: (args.once || args.table).then_some(on_cycle),
     };
@@ -393,6 +409,7 @@ pub fn history(args: &HistoryArgs) -> CmdResult {
         applications_from_cluster: None,
         applications_kubeconfig: None,
         allow_local_repositories: false,
+        applications_context: None,
         registries_conf: None,
         state_dir: args.state_dir.clone(),
     };
