@@ -120,11 +120,13 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn auth_reason(e: &kube::client::AuthError) -> String {
     use kube::client::AuthError as A;
     match e {
-        A::AuthExecRun { cmd, out } => {
+        // The command as kube-rs prints it carries the plugin's environment; the kubeconfig
+        // (named with the error) says which command it is.
+        A::AuthExecRun { out, .. } => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let stderr = stderr.trim();
             format!(
-                "exec credential plugin {cmd:?} failed ({}){}",
+                "exec credential plugin failed ({}){}",
                 out.status,
                 if stderr.is_empty() {
                     String::new()
