@@ -129,24 +129,29 @@ pub async fn compare(
         let key = ObjectKey::of(obj);
         let (live, after) = live_and_answer(client, obj, app, namespace, ignore).await?;
         let (health, reason) = assess(live.as_ref());
-        let diff = match (&live, &after) {
-            (Some(l), Some(after)) => {
+        let diff = match &live {
+            Some(l) => {
                 // The server's answer to a dry run of exactly what a sync applies decides; the
                 // local comparison names who changed the fields Git sets.
-                let server = changes(l, after, ignore);
                 let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
                     .into_iter()
                     .next()
                     .map(|d| d.fields)
                     .unwrap_or_default();
-                (!server.is_empty()).then(|| ObjectDiff {
+                let fields = match &after {
+                    Some(after) => merge_fields(local, changes(l, after, ignore)),
+                    // Refused even a dry run (a detect-only service account may only read):
+                    // the local comparison alone decides.
+                    None => local,
+                };
+                (!fields.is_empty()).then(|| ObjectDiff {
                     key: key.clone(),
                     missing: false,
                     orphan: false,
-                    fields: merge_fields(local, server),
+                    fields,
                 })
             }
-            _ => Some(ObjectDiff {
+            None => Some(ObjectDiff {
                 key: key.clone(),
                 missing: true,
                 orphan: false,
@@ -165,7 +170,8 @@ pub async fn compare(
 
 /// The live object and the server's answer to a dry run of what a sync applies, computed on
 /// that same version: a controller writing in between (a Deployment's revision, an HPA) would
-/// otherwise show as a change, so the pair is read again, a few times at most.
+/// otherwise show as a change, so the pair is read again, a few times at most. No answer when
+/// the server forbids the dry run (RBAC counts it as a patch).
 async fn live_and_answer(
     client: &KubeClient,
     obj: &Value,
@@ -180,7 +186,11 @@ async fn live_and_answer(
             return Ok((None, None));
         };
         let form = applied_form(obj, app, Some(&live), ignore);
-        let after = client.apply(&form, namespace, FIELD_MANAGER, true).await?;
+        let after = match client.apply(&form, namespace, FIELD_MANAGER, true).await {
+            Ok(after) => after,
+            Err(e) if e.is_forbidden() => return Ok((Some(live), None)),
+            Err(e) => return Err(e.into()),
+        };
         if same_version(&live, &after) || tries == 3 {
             return Ok((Some(live), Some(after)));
         }
