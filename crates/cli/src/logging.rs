@@ -196,10 +196,12 @@ where
 /// unless `RUST_LOG` is set.
 pub fn init(format: LogFormat, level: &str) {
     // A bare level is for driftwatch's own lines; other crates (HTTP, TLS) stay at warn.
+    // kube's request tracing logs every transport failure at error level, which driftwatch
+    // reports itself with the cluster and context: its line would only repeat it.
     let directives = if level.contains(['=', ',']) {
         level.to_owned()
     } else {
-        format!("warn,driftwatch={level}")
+        format!("warn,kube_client::client::builder=off,driftwatch={level}")
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&directives))

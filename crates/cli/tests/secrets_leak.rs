@@ -229,7 +229,7 @@ fn failing_paths_never_reveal_secrets() {
         let expected = if what.contains("registry") {
             "HTTP 401 with the configured credentials"
         } else if what.contains("cluster") {
-            "error sending request"
+            "tcp connect error"
         } else {
             "Authentication failed"
         };
