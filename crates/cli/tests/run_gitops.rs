@@ -1062,6 +1062,14 @@ fn what_left_git_without_prune_requires_pruning_everywhere() {
     let diffs: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(diffs[0]["object"], format!("ConfigMap/{ns}/b"));
     assert_eq!(diffs[0]["requiresPruning"], true);
+    if cluster.is_real() {
+        eventually("a RequiresPruning warning on b", || {
+            cluster
+                .events_on(&ns, "b")
+                .iter()
+                .any(|(reason, by, _)| reason == "RequiresPruning" && by == "driftwatch")
+        });
+    }
     assert!(run.stop().success());
 }
 
@@ -1103,5 +1111,14 @@ fn a_key_added_to_an_atomic_map_is_healed() {
             == serde_json::json!({"app": "web"})
     });
     eventually("Synced", || status(&run)[0]["sync"] == "Synced");
+    // Whoever looks at the Service is told what happened to their change.
+    eventually("a Healed event on the Service", || {
+        cluster
+            .events_on(&ns, "web")
+            .iter()
+            .any(|(reason, by, note)| {
+                reason == "Healed" && by == "driftwatch" && note.contains("spec.selector.tier")
+            })
+    });
     assert!(run.stop().success());
 }

@@ -406,4 +406,12 @@ fn what_an_apply_would_change_is_drift_even_where_git_sets_nothing() {
     assert_eq!(selector, serde_json::json!({"app": "web"}));
     let data = cluster.get("configmaps", &ns, "settings").unwrap()["data"].clone();
     assert_eq!(data, serde_json::json!({"mode": "fast"}));
+    // Each object applied carries a Kubernetes Event saying so, from driftwatch.
+    let events = cluster.events_on(&ns, "settings");
+    assert!(
+        events.iter().any(|(reason, by, note)| reason == "Synced"
+            && by == "driftwatch"
+            && note.contains("application web")),
+        "{events:?}"
+    );
 }

@@ -97,6 +97,86 @@ pub enum HealEvent {
     },
 }
 
+impl HealEvent {
+    /// The object the event is about.
+    pub fn key(&self) -> &ObjectKey {
+        match self {
+            HealEvent::Healed { key, .. }
+            | HealEvent::Recreated { key, .. }
+            | HealEvent::Drifted { key, .. }
+            | HealEvent::Fight { key, .. }
+            | HealEvent::Failed { key, .. } => key,
+        }
+    }
+}
+
+fn names(items: &[String]) -> String {
+    if items.is_empty() {
+        "someone".to_owned()
+    } else {
+        items.join(", ")
+    }
+}
+
+/// The Kubernetes Event a heal event is recorded as on its object, so `kubectl describe` tells
+/// whoever changed it what happened to the change.
+pub fn kube_event(e: &HealEvent) -> crate::kube::ObjectEvent {
+    use crate::kube::ObjectEvent;
+    match e {
+        HealEvent::Healed {
+            app,
+            fields,
+            managers,
+            ..
+        } => ObjectEvent {
+            warning: false,
+            reason: "Healed",
+            action: "Apply",
+            note: format!(
+                "driftwatch put back {} as Git has them for application {app} (changed by {})",
+                fields.join(", "),
+                names(managers)
+            ),
+        },
+        HealEvent::Recreated { app, .. } => ObjectEvent {
+            warning: false,
+            reason: "Recreated",
+            action: "Apply",
+            note: format!("driftwatch created it again from Git for application {app}"),
+        },
+        HealEvent::Drifted {
+            app,
+            fields,
+            managers,
+            ..
+        } => ObjectEvent {
+            warning: true,
+            reason: "Drifted",
+            action: "Skip",
+            note: format!(
+                "{} changed by {} differ from Git for application {app}; self-heal is off",
+                fields.join(", "),
+                names(managers)
+            ),
+        },
+        HealEvent::Fight { app, managers, .. } => ObjectEvent {
+            warning: true,
+            reason: "HealStopped",
+            action: "Skip",
+            note: format!(
+                "driftwatch stopped healing it for application {app}: {} keeps changing it back; drop the field from Git or ignore it (ignoreDifferences)",
+                names(managers)
+            ),
+        },
+        HealEvent::Failed { app, error, .. } => ObjectEvent {
+            warning: true,
+            reason: "HealFailed",
+            action: "Apply",
+            note: format!("putting it back as Git has it for application {app} failed: {error}"),
+        },
+    }
+}
+
 /// One application as the watches see it.
 #[derive(Clone, Debug, Default)]
 pub struct LiveStatus {
@@ -419,6 +499,8 @@ impl HealerRun {
                     .unwrap_or_default();
             }
             for action in actions {
+                // The object an event is recorded on: the heal's result, else what was seen.
+                let mut recorded_on: Option<Value> = None;
                 let event = match action {
                     HealAction::Report(HealEvent::Drifted {
                         app,
@@ -468,6 +550,7 @@ impl HealerRun {
                             .await
                         {
                             Ok(applied) => {
+                                recorded_on = Some(applied.clone());
                                 let rv = |o: &Value| {
                                     o.pointer("/metadata/resourceVersion")
                                         .and_then(Value::as_str)
@@ -515,6 +598,13 @@ impl HealerRun {
                         }
                     }
                 };
+                if let Some(obj) = recorded_on
+                    .as_ref()
+                    .or(live.as_ref().filter(|l| shows(l, event.key())))
+                {
+                    // Not waited for: the service runs on; events are for people.
+                    let _ = self.healer.client.record(obj, kube_event(&event));
+                }
                 if !report(&event) {
                     return;
                 }
@@ -623,4 +713,47 @@ pub async fn watch_and_heal(
     healer.synced(&opts.app, &[]);
     run.run(report).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heal_events_are_told_on_the_object_as_kubernetes_events() {
+        let key = ObjectKey::of(
+            &serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"}}),
+        );
+        let fight = kube_event(&HealEvent::Fight {
+            app: "shop".to_owned(),
+            key: key.clone(),
+            managers: vec!["rogue".to_owned()],
+        });
+        assert!(fight.warning);
+        assert_eq!(fight.reason, "HealStopped");
+        assert!(
+            fight.note.contains("rogue keeps changing it"),
+            "{}",
+            fight.note
+        );
+        let healed = kube_event(&HealEvent::Healed {
+            app: "shop".to_owned(),
+            key: key.clone(),
+            fields: vec!["spec.replicas".to_owned()],
+            managers: vec![],
+            after: Duration::ZERO,
+        });
+        assert!(!healed.warning);
+        assert_eq!(healed.reason, "Healed");
+        assert!(
+            healed.note.contains("spec.replicas") && healed.note.contains("changed by someone"),
+            "{}",
+            healed.note
+        );
+        let recreated = HealEvent::Recreated {
+            app: "shop".to_owned(),
+            key: key.clone(),
+        };
+        assert_eq!(recreated.key(), &key);
+    }
 }

@@ -81,6 +81,8 @@ pub struct KubeClient {
     /// connection in errors.
     origin: String,
     clients: tokio::sync::OnceCell<Clients>,
+    /// Publishes Kubernetes Events (made with the clients; deduplicates repeats into series).
+    recorder: std::sync::OnceLock<kube::runtime::events::Recorder>,
     /// apiVersion and kind → resource and whether it lives in namespaces.
     discovery: Mutex<HashMap<(String, String), (ApiResource, bool)>>,
 }
@@ -92,6 +94,20 @@ impl std::fmt::Debug for KubeClient {
             .field("server", &self.config.cluster_url.to_string())
             .finish_non_exhaustive()
     }
+}
+
+/// A Kubernetes Event about one object, as `kubectl describe` and `kubectl events` show it —
+/// what Argo CD and Flux users look for when something changed under them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectEvent {
+    /// Warning (someone should look) rather than Normal.
+    pub warning: bool,
+    /// Why, in PascalCase: `Synced`, `Healed`, `HealStopped`…
+    pub reason: &'static str,
+    /// What driftwatch did or would do: `Apply`, `Delete`, `Skip`…
+    pub action: &'static str,
+    /// The sentence for people.
+    pub note: String,
 }
 
 /// The files a kubeconfig path names: `a:b` is two files, as in `KUBECONFIG`.
@@ -251,8 +267,67 @@ impl KubeClient {
             config,
             origin,
             clients: tokio::sync::OnceCell::new(),
+            recorder: std::sync::OnceLock::new(),
             discovery: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records `event` on `obj` — a live object, whose uid ties the event to it for `kubectl
+    /// describe` — in the background: events are for people, so one that is refused (no RBAC
+    /// for events) or slow never holds up a sync or a heal; it is logged at debug level. Needs
+    /// a Tokio runtime and a client already connected (it is, after any call). The handle
+    /// lets a one-shot command wait for its events before it exits.
+    pub fn record(&self, obj: &Value, event: ObjectEvent) -> Option<tokio::task::JoinHandle<()>> {
+        let (Some(clients), Ok(runtime)) =
+            (self.clients.get(), tokio::runtime::Handle::try_current())
+        else {
+            return None;
+        };
+        let recorder = self
+            .recorder
+            .get_or_init(|| {
+                let instance = std::env::var("POD_NAME")
+                    .ok()
+                    .or_else(|| std::env::var("HOSTNAME").ok());
+                kube::runtime::events::Recorder::new(
+                    clients.calls.clone(),
+                    kube::runtime::events::Reporter {
+                        controller: crate::sync::FIELD_MANAGER.to_owned(),
+                        instance,
+                    },
+                )
+            })
+            .clone();
+        let text = |p: &str| obj.pointer(p).and_then(Value::as_str).map(str::to_owned);
+        let reference = k8s_openapi::api::core::v1::ObjectReference {
+            api_version: text("/apiVersion"),
+            kind: text("/kind"),
+            name: text("/metadata/name"),
+            namespace: text("/metadata/namespace"),
+            uid: text("/metadata/uid"),
+            ..Default::default()
+        };
+        let ev = kube::runtime::events::Event {
+            type_: if event.warning {
+                kube::runtime::events::EventType::Warning
+            } else {
+                kube::runtime::events::EventType::Normal
+            },
+            reason: event.reason.to_owned(),
+            // The API server refuses notes over 1 KiB.
+            note: Some(event.note.chars().take(1000).collect()),
+            action: event.action.to_owned(),
+            secondary: None,
+        };
+        Some(runtime.spawn(async move {
+            match tokio::time::timeout(CALL_TIMEOUT, recorder.publish(&ev, &reference)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, reason = %ev.reason, "event not recorded")
+                }
+                Err(_) => tracing::debug!(reason = %ev.reason, "event not recorded in time"),
+            }
+        }))
     }
 
     /// The clients, made on first use. Making one obtains the credentials — an exec plugin

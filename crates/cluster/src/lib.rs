@@ -17,10 +17,10 @@ pub use diff::{
 pub use error::Error;
 pub use heal::{
     Change, HealAction, HealBook, HealEvent, HealInput, HealOptions, Healer, HealerRun, Listing,
-    LiveStatus, watch_and_heal,
+    LiveStatus, kube_event, watch_and_heal,
 };
 pub use health::{Health, assess};
-pub use kube::{KubeClient, KubeTarget};
+pub use kube::{KubeClient, KubeTarget, ObjectEvent};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::diff::{IgnoreRule, ObjectKey, diff};
 use crate::error::Error;
-use crate::kube::KubeClient;
+use crate::kube::{KubeClient, ObjectEvent};
 
 /// The field manager driftwatch applies as.
 pub const FIELD_MANAGER: &str = "driftwatch";
@@ -362,6 +362,7 @@ pub async fn sync(
     opts: &SyncOptions,
 ) -> Result<SyncReport, Error> {
     let mut report = SyncReport::default();
+    let mut recorded = Vec::new();
     for obj in apply_order(rendered) {
         let key = ObjectKey::of(obj);
         // Fetched one at a time, after everything before it in kind order is applied: a custom
@@ -372,6 +373,20 @@ pub async fn sync(
             .apply(&desired, &opts.namespace, FIELD_MANAGER, opts.dry_run)
             .await?;
         if apply_changed(live.as_ref(), &applied, opts.dry_run) {
+            if !opts.dry_run {
+                recorded.push(client.record(
+                    &applied,
+                    ObjectEvent {
+                        warning: false,
+                        reason: "Synced",
+                        action: "Apply",
+                        note: format!(
+                            "driftwatch applied it as Git has it for application {}",
+                            opts.app
+                        ),
+                    },
+                ));
+            }
             if !opts.dry_run
                 && let Some(rv) = applied
                     .pointer("/metadata/resourceVersion")
@@ -387,6 +402,23 @@ pub async fn sync(
     }
     let prune = plan_prune(rendered, inventory, opts);
     for old in prune.kept {
+        if !opts.dry_run
+            && let Ok(Some(live)) = client.get(&old, &opts.namespace).await
+            && prune_verdict(Some(&live), &opts.app) == Prune::Delete
+        {
+            recorded.push(client.record(
+                &live,
+                ObjectEvent {
+                    warning: true,
+                    reason: "RequiresPruning",
+                    action: "Skip",
+                    note: format!(
+                        "no longer in Git for application {}; left in place because prune is off",
+                        opts.app
+                    ),
+                },
+            ));
+        }
         report.orphaned.push(ObjectKey::of(&old));
         report.inventory.push(old);
     }
@@ -398,6 +430,20 @@ pub async fn sync(
             Prune::Delete => {
                 if !opts.dry_run {
                     client.delete(&old, &opts.namespace).await?;
+                    if let Some(live) = &live {
+                        recorded.push(client.record(
+                            live,
+                            ObjectEvent {
+                                warning: false,
+                                reason: "Pruned",
+                                action: "Delete",
+                                note: format!(
+                                    "driftwatch deleted it: no longer in Git for application {}",
+                                    opts.app
+                                ),
+                            },
+                        ));
+                    }
                 }
                 report.pruned.push(key);
             }
@@ -412,6 +458,10 @@ pub async fn sync(
                 "Git renders no objects; refusing to prune everything (allow it with --allow-empty)"
                     .to_owned(),
         });
+    }
+    // A one-shot `sync` exits right after: its events go out first (each bounded in time).
+    for handle in recorded.into_iter().flatten() {
+        let _ = handle.await;
     }
     Ok(report)
 }

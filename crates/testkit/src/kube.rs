@@ -736,6 +736,31 @@ impl Cluster {
     }
 
     /// Whether this is a real API server.
+    /// The Kubernetes Events recorded on object `name` in `namespace`, as `(reason,
+    /// reporting controller, note)`; empty on the fake, which has no Events API.
+    pub fn events_on(&self, namespace: &str, name: &str) -> Vec<(String, String, String)> {
+        if !self.is_real() {
+            return Vec::new();
+        }
+        let out = self.kubectl(&["get", "events.events.k8s.io", "-n", namespace, "-o", "json"]);
+        let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["regarding"]["name"] == name)
+            .map(|e| {
+                let s = |p: &str| {
+                    e.pointer(p)
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                (s("/reason"), s("/reportingController"), s("/note"))
+            })
+            .collect()
+    }
+
     pub fn is_real(&self) -> bool {
         self.fake.is_none()
     }
