@@ -45,6 +45,9 @@ fn driftwatch() -> PathBuf {
     exe.parent().unwrap().join("driftwatch")
 }
 
+/// `--only NAME`: the one section to run (to measure one part again quickly).
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Missed targets and failed runs, in the order they happened.
 #[derive(Default)]
 struct Verdicts(Vec<String>);
@@ -70,6 +73,9 @@ impl Verdicts {
 /// Runs one part of the bench; a panic inside it (a failed run or a broken assumption) is
 /// recorded under `name` and the remaining parts still run.
 fn section(v: &mut Verdicts, name: &str, f: impl FnOnce(&mut Verdicts)) {
+    if ONLY.get().is_some_and(|only| only != name) {
+        return;
+    }
     if let Err(e) = std::panic::catch_unwind(AssertUnwindSafe(|| f(v))) {
         let why = e
             .downcast_ref::<String>()
@@ -835,6 +841,255 @@ fn bench_heal(v: &mut Verdicts) {
     );
 }
 
+/// Runs `driftwatch ARGS --config C --state-dir S --kubeconfig K`, timed.
+fn dw_on_cluster(
+    conf: &Path,
+    state: &Path,
+    kubeconfig: &Path,
+    args: &[&str],
+) -> (Duration, i32, String) {
+    let start = Instant::now();
+    let out = Command::new(driftwatch())
+        .args(args)
+        .arg("--config")
+        .arg(conf)
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .output()
+        .unwrap();
+    (
+        start.elapsed(),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> (Duration, i32, String) {
+    let start = Instant::now();
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        start.elapsed(),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// `driftwatch diff` against `kubectl diff --server-side` on the same 400 objects of a real API
+/// server — both ask the server for a dry run of every object — and self-heal on it.
+fn bench_real_cluster(kubeconfig: &Path, v: &mut Verdicts) {
+    println!(
+        "\n== On a real Kubernetes API server: driftwatch diff vs kubectl diff --server-side (400 objects), and self-heal"
+    );
+    const EACH: usize = 200;
+    let ns = format!("bench-diff-{}", std::process::id());
+    let (_, code, out) = kubectl(kubeconfig, &["create", "namespace", &ns]);
+    assert_eq!(code, 0, "{out}");
+    struct Cleanup<'a>(&'a Path, String);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = kubectl(self.0, &["delete", "namespace", &self.1, "--wait=false"]);
+        }
+    }
+    let _cleanup = Cleanup(kubeconfig, ns.clone());
+    let deployment = |i: usize| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web{i}\n  namespace: {ns}\nspec:\n  replicas: 0\n  selector:\n    matchLabels:\n      app: web{i}\n  template:\n    metadata:\n      labels:\n        app: web{i}\n    spec:\n      containers:\n      - name: web\n        image: registry.local/web:v1.0.{i}\n        ports:\n        - containerPort: 8080\n"
+        )
+    };
+    let config_map = |i: usize| {
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings{i}\n  namespace: {ns}\ndata:\n  mode: fast\n  replicas: \"{i}\"\n"
+        )
+    };
+    let deployments: String = (0..EACH).map(deployment).collect();
+    let config_maps: String = (0..EACH).map(config_map).collect();
+    let repo = BareRepo::new(&[
+        ("apps/web/deployments.yaml", &deployments),
+        ("apps/web/settings.yaml", &config_maps),
+    ]);
+    let work = TempDir::new("bench-real");
+    let conf = work.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: web\n  repo: {}\n  path: apps/web\n  sync:\n    namespace: {ns}\n",
+            repo.file_url()
+        ),
+    )
+    .unwrap();
+    let state = work.path().join("state");
+    let (took, code, out) = dw_on_cluster(&conf, &state, kubeconfig, &["sync", "web"]);
+    assert_eq!(code, 0, "first sync: {out}");
+    println!("first sync of {} objects: {:.0} ms", 2 * EACH, ms(took));
+    // kubectl diff is given exactly what driftwatch applies (its label included), so both
+    // compare the same objects with the same field manager.
+    let rendered = work.path().join("rendered.yaml");
+    let out = Command::new(driftwatch())
+        .args(["render", "web", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "render: {out:?}");
+    let yaml = String::from_utf8_lossy(&out.stdout).replace(
+        "\nmetadata:\n",
+        "\nmetadata:\n  labels:\n    driftwatch.io/app: web\n",
+    );
+    let yaml = match yaml.strip_prefix("metadata:\n") {
+        Some(rest) => format!("metadata:\n  labels:\n    driftwatch.io/app: web\n{rest}"),
+        None => yaml,
+    };
+    std::fs::write(&rendered, &yaml).unwrap();
+    let kubectl_diff = || {
+        kubectl(
+            kubeconfig,
+            &[
+                "diff",
+                "--server-side",
+                "--field-manager=driftwatch",
+                "--force-conflicts",
+                "-f",
+                rendered.to_str().unwrap(),
+            ],
+        )
+    };
+    let both = |label: &str, want_dw: i32, v: &mut Verdicts| {
+        let mut dw = Vec::new();
+        let mut kc = Vec::new();
+        for _ in 0..RUNS {
+            let (t, code, out) = dw_on_cluster(&conf, &state, kubeconfig, &["diff", "web"]);
+            assert_eq!(code, want_dw, "driftwatch diff ({label}): {out}");
+            dw.push(t);
+            let (t, code, out) = kubectl_diff();
+            assert!(code == 0 || code == 1, "kubectl diff ({label}): {out}");
+            kc.push(t);
+        }
+        let (dw, kc) = (median(dw), median(kc));
+        let ratio = dw.as_secs_f64() / kc.as_secs_f64();
+        println!(
+            "{label}: driftwatch diff {:.0} ms, kubectl diff --server-side {:.0} ms (median of {RUNS}): {ratio:.2}x kubectl's time; {}",
+            ms(dw),
+            ms(kc),
+            v.target(
+                &format!("driftwatch diff {label}, {ratio:.2}x kubectl diff"),
+                ratio <= 0.3,
+                "<= 0.3x"
+            )
+        );
+    };
+    both("in sync", 0, v);
+    let (_, code, out) = kubectl(
+        kubeconfig,
+        &[
+            "set",
+            "image",
+            "-n",
+            &ns,
+            "deployment/web7",
+            "web=wrong-image:v99",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    both("one object drifted", 2, v);
+
+    // Self-heal: `kubectl set image` on a real server, restored by `sync --self-heal`.
+    let (_, code, out) = dw_on_cluster(&conf, &state, kubeconfig, &["sync", "web"]);
+    assert_eq!(code, 0, "{out}");
+    let child = Command::new(driftwatch())
+        .args(["sync", "web", "--self-heal", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _healer = Running(child);
+    std::thread::sleep(Duration::from_secs(3));
+    // Watches each change through `kubectl get --watch`, so the time is the server's, not a
+    // polling interval's.
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let name = format!("web{i}");
+        let mut watch = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args([
+                "get",
+                "deployment",
+                &name,
+                "-n",
+                &ns,
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "jsonpath={.object.spec.template.spec.containers[0].image}{\"\\n\"}",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in lines.map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        // The watch's first line is the object as it is.
+        let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        let good = format!("registry.local/web:v1.0.{i}");
+        assert_eq!(first, good);
+        let changed = Instant::now();
+        let (_, code, out) = kubectl(
+            kubeconfig,
+            &[
+                "set",
+                "image",
+                "-n",
+                &ns,
+                &format!("deployment/{name}"),
+                "web=wrong-image:v99",
+            ],
+        );
+        assert_eq!(code, 0, "{out}");
+        let mut healed = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+            if line == good {
+                healed = Some(changed.elapsed());
+                break;
+            }
+        }
+        let _ = watch.kill();
+        let _ = watch.wait();
+        latencies.push(healed.expect("a change was never healed"));
+    }
+    latencies.sort();
+    let p95 = percentile(&latencies, 0.95);
+    println!(
+        "kubectl set image -> healed (20 changes, the kubectl process included): p50 {:.0} ms, p95 {:.0} ms; {}",
+        ms(percentile(&latencies, 0.5)),
+        ms(p95),
+        v.target(
+            &format!("heal on the real server, p95 {:.0} ms", ms(p95)),
+            p95 < Duration::from_secs(1),
+            "p95 < 1000 ms"
+        )
+    );
+}
+
 fn bench_push_to_deploy(reg: &Registry) {
     println!(
         "\n== Registry push -> new image applied to the cluster (fake API server): run --kubeconfig, by webhook and by polling"
@@ -1036,6 +1291,9 @@ fn main() {
                     .and_then(|s| s.parse().ok())
                     .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
             }
+            "--only" => {
+                let _ = ONLY.set(args.next().unwrap_or_default());
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -1048,20 +1306,33 @@ fn main() {
             check_criterion(dir, since, v)
         });
     }
-    let reg = Registry::start(Auth::None);
-    let seeded = seed(&reg);
-    println!(
-        "\nseeded {} tags in {:.1} s",
-        REPOS * TAGS + BIG,
-        seeded.as_secs_f64()
-    );
-    section(&mut v, "registry scan", |_| bench_scan(&reg));
-    section(&mut v, "write-back", |v| {
-        bench_write_back(&reg, renovate.as_deref(), v)
+    let needs_registry = ONLY.get().is_none_or(|only| {
+        ["registry scan", "write-back", "updater", "push -> deploy"].contains(&only.as_str())
     });
-    section(&mut v, "updater", |v| bench_updater(&reg, v));
+    if needs_registry {
+        let reg = Registry::start(Auth::None);
+        let seeded = seed(&reg);
+        println!(
+            "\nseeded {} tags in {:.1} s",
+            REPOS * TAGS + BIG,
+            seeded.as_secs_f64()
+        );
+        section(&mut v, "registry scan", |_| bench_scan(&reg));
+        section(&mut v, "write-back", |v| {
+            bench_write_back(&reg, renovate.as_deref(), v)
+        });
+        section(&mut v, "updater", |v| bench_updater(&reg, v));
+        section(&mut v, "push -> deploy", |_| bench_push_to_deploy(&reg));
+    }
     section(&mut v, "self-heal", bench_heal);
-    section(&mut v, "push -> deploy", |_| bench_push_to_deploy(&reg));
+    match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
+        Some(k) => section(&mut v, "real API server", |v| {
+            bench_real_cluster(Path::new(&k), v)
+        }),
+        None => println!(
+            "\n== real API server: skipped (no DRIFTWATCH_E2E_KUBECONFIG; scripts/bench starts one where ../shared/kube has it)"
+        ),
+    }
 
     if v.0.is_empty() {
         println!("\nevery run succeeded and every target was met");

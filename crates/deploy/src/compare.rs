@@ -7,6 +7,7 @@ use driftwatch_cluster::{
     FIELD_MANAGER, FieldDiff, Health, IgnoreRule, KubeClient, ObjectDiff, ObjectKey, applied_form,
     assess, changes, diff, same_version,
 };
+use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::error::Error;
@@ -125,48 +126,77 @@ pub async fn compare(
             reason,
         });
     }
-    for obj in rendered {
+    // Each object's read and dry run are independent: a bounded number run at once, the
+    // answers kept in Git's order.
+    // The futures are made first (a stream mapping through a borrowing closure would not be
+    // `Send` for every lifetime, which the service's spawned tasks need).
+    let pending: Vec<_> = rendered
+        .iter()
+        .map(|obj| live_and_answer(client, obj, app, namespace, ignore))
+        .collect();
+    let answers: Vec<Result<(Option<Value>, Option<Value>), Error>> =
+        futures_util::stream::iter(pending)
+            .buffered(CONCURRENT_DRY_RUNS)
+            .collect()
+            .await;
+    for (obj, answer) in rendered.iter().zip(answers) {
         let key = ObjectKey::of(obj);
-        let (live, after) = live_and_answer(client, obj, app, namespace, ignore).await?;
-        let (health, reason) = assess(live.as_ref());
-        let diff = match &live {
-            Some(l) => {
-                // The server's answer to a dry run of exactly what a sync applies decides; the
-                // local comparison names who changed the fields Git sets.
-                let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
-                    .into_iter()
-                    .next()
-                    .map(|d| d.fields)
-                    .unwrap_or_default();
-                let fields = match &after {
-                    Some(after) => merge_fields(local, changes(l, after, ignore)),
-                    // Refused even a dry run (a detect-only service account may only read):
-                    // the local comparison alone decides.
-                    None => local,
-                };
-                (!fields.is_empty()).then(|| ObjectDiff {
-                    key: key.clone(),
-                    missing: false,
-                    orphan: false,
-                    fields,
-                })
-            }
-            None => Some(ObjectDiff {
-                key: key.clone(),
-                missing: true,
-                orphan: false,
-                fields: Vec::new(),
-            }),
-        };
-        objects.push(ObjectState {
-            key,
-            diff,
-            health,
-            reason,
-        });
+        let (live, after) = answer?;
+        objects.push(judge(obj, key, live, after, ignore));
     }
     Ok(Comparison { objects })
 }
+
+/// One object's state from its live form and the server's answer to a dry run of what a sync
+/// applies: the server's answer decides; the local comparison names who changed the fields Git
+/// sets.
+fn judge(
+    obj: &Value,
+    key: ObjectKey,
+    live: Option<Value>,
+    after: Option<Value>,
+    ignore: &[IgnoreRule],
+) -> ObjectState {
+    let (health, reason) = assess(live.as_ref());
+    let diff = match &live {
+        Some(l) => {
+            let local = diff(std::slice::from_ref(obj), std::slice::from_ref(l), ignore)
+                .into_iter()
+                .next()
+                .map(|d| d.fields)
+                .unwrap_or_default();
+            let fields = match &after {
+                Some(after) => merge_fields(local, changes(l, after, ignore)),
+                // Refused even a dry run (a detect-only service account may only read): the
+                // local comparison alone decides.
+                None => local,
+            };
+            (!fields.is_empty()).then(|| ObjectDiff {
+                key: key.clone(),
+                missing: false,
+                orphan: false,
+                fields,
+            })
+        }
+        None => Some(ObjectDiff {
+            key: key.clone(),
+            missing: true,
+            orphan: false,
+            fields: Vec::new(),
+        }),
+    };
+    ObjectState {
+        key,
+        diff,
+        health,
+        reason,
+    }
+}
+
+/// Reads and dry runs in flight at once in a comparison: enough to hide the round trips, few
+/// enough not to crowd the API server (client-go's default QPS is 5, burst 10; kubectl diff
+/// runs one at a time).
+const CONCURRENT_DRY_RUNS: usize = 16;
 
 /// The live object and the server's answer to a dry run of what a sync applies, computed on
 /// that same version: a controller writing in between (a Deployment's revision, an HPA) would
