@@ -134,11 +134,10 @@ pub async fn compare(
         .iter()
         .map(|obj| live_and_answer(client, obj, app, namespace, ignore))
         .collect();
-    let answers: Vec<Result<(Option<Value>, Option<Value>), Error>> =
-        futures_util::stream::iter(pending)
-            .buffered(CONCURRENT_DRY_RUNS)
-            .collect()
-            .await;
+    let answers: Vec<Result<LiveAndAnswer, Error>> = futures_util::stream::iter(pending)
+        .buffered(CONCURRENT_DRY_RUNS)
+        .collect()
+        .await;
     for (obj, answer) in rendered.iter().zip(answers) {
         let key = ObjectKey::of(obj);
         let (live, after) = answer?;
@@ -193,6 +192,10 @@ fn judge(
     }
 }
 
+/// An object as the cluster has it (`None`: missing) and the server's answer to a dry run of
+/// what a sync applies (`None`: missing, or the dry run was forbidden).
+type LiveAndAnswer = (Option<Value>, Option<Value>);
+
 /// Reads and dry runs in flight at once in a comparison: enough to hide the round trips, few
 /// enough not to crowd the API server (client-go's default QPS is 5, burst 10; kubectl diff
 /// runs one at a time).
@@ -208,7 +211,7 @@ async fn live_and_answer(
     app: &str,
     namespace: &str,
     ignore: &[IgnoreRule],
-) -> Result<(Option<Value>, Option<Value>), Error> {
+) -> Result<LiveAndAnswer, Error> {
     let mut tries = 0;
     loop {
         tries += 1;
