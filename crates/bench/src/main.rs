@@ -14,6 +14,8 @@
 //!    installed.
 //! 3. Updater, self-heal and push-to-deploy latencies, each webhook figure beside driftwatch
 //!    itself polling at a short interval, measured in the same run.
+//! 4. From the criterion benches run just before: tag selection, the diff, and the status
+//!    page's overview for 1,000 applications (server time, and its weight as downloaded).
 //!
 //! Missed targets and failed runs (including those `scripts/bench` passes with `--failed`, and
 //! the criterion estimates named by `--criterion DIR`) are listed at the end, and the exit code
@@ -1238,6 +1240,8 @@ fn check_criterion(dir: &Path, since: Option<SystemTime>, v: &mut Verdicts) {
         // Builds a verdict for every tag: reported, not the target's "select".
         ("select_100k/evaluate_with_verdicts", None),
         ("diff/1000_deployments", Some(Duration::from_secs(1))),
+        // The status page's overview for 1,000 applications, as `GET /` builds it.
+        ("overview/1000_apps", Some(Duration::from_millis(50))),
     ] {
         let path = dir.join(id).join("new/estimates.json");
         let fresh = std::fs::metadata(&path)
@@ -1274,6 +1278,43 @@ fn check_criterion(dir: &Path, since: Option<SystemTime>, v: &mut Verdicts) {
     }
 }
 
+/// Checks the status page's weight the overview bench measured in this run
+/// (`DIR/overview-weight.json`): the overview for 1,000 applications as a browser downloads it
+/// (gzipped), target < 150 KB; the uncompressed size is printed beside it.
+fn check_page_weight(dir: &Path, since: Option<SystemTime>, v: &mut Verdicts) {
+    const TARGET: u64 = 150 * 1024;
+    let path = dir.join("overview-weight.json");
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| since.is_none_or(|s| t >= s));
+    let weight = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .filter(|_| fresh);
+    let Some((gzip, raw)) =
+        weight.and_then(|w| Some((w["gzip_bytes"].as_u64()?, w["raw_bytes"].as_u64()?)))
+    else {
+        v.failed(
+            "status page weight",
+            &format!("no figure from this run at {}", path.display()),
+        );
+        return;
+    };
+    println!(
+        "status page overview, 1,000 applications: {:.1} KB gzipped ({:.1} KB uncompressed); {}",
+        gzip as f64 / 1024.0,
+        raw as f64 / 1024.0,
+        v.target(
+            &format!(
+                "status page overview weight {:.1} KB gzipped",
+                gzip as f64 / 1024.0
+            ),
+            gzip < TARGET,
+            "< 150 KB"
+        )
+    );
+}
+
 fn main() {
     let mut v = Verdicts::default();
     let mut criterion = None;
@@ -1304,6 +1345,9 @@ fn main() {
     if let Some(dir) = &criterion {
         section(&mut v, "criterion estimates", |v| {
             check_criterion(dir, since, v)
+        });
+        section(&mut v, "status page weight", |v| {
+            check_page_weight(dir, since, v)
         });
     }
     let needs_registry = ONLY.get().is_none_or(|only| {

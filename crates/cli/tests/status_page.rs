@@ -329,8 +329,7 @@ fn browser_sees_a_push_without_reload() {
     }
 
     browser.goto(&format!("{base}/"));
-    let row =
-        "var r = document.querySelector('tr[data-name=\"shop\"]'); return r ? r.textContent : '';";
+    let row = "var a = document.querySelector('#rows a[href=\"/apps/shop\"]'); return a ? a.closest('tr').textContent : '';";
     assert!(browser.eval(row).as_str().unwrap().contains("none yet"));
     // The stream is open (the script says so) before the push, and the page is marked: a
     // reload would lose the mark.

@@ -3,7 +3,7 @@
 //! server-sent events (`GET /events/stream`) and two actions, sync now and refresh, that need
 //! the `--ui-token-env` bearer token.
 //!
-//! Everything is rendered on the server from the state the loops share and the history
+//! Responses are gzipped when the browser accepts it. Everything is rendered on the server from the state the loops share and the history
 //! database; the script and stylesheet are compiled into the binary, so the page works offline
 //! and its Content-Security-Policy can forbid everything but this server.
 
@@ -442,4 +442,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))
         .with_state(shared)
+        // gzip when the browser accepts it: the overview's rows are the same markup a thousand
+        // times over. The default predicate leaves the event stream (and tiny bodies) alone.
+        .layer(tower_http::compression::CompressionLayer::new())
 }

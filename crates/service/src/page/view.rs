@@ -137,25 +137,65 @@ pub fn layout(title: &str, body: Markup) -> Markup {
     }
 }
 
-/// The overview's table rows (also served alone, for the live refresh).
+/// A status word in the overview's table: a short `b` whose class colours it, since the
+/// overview repeats it on every row (the application page keeps [`badge`]).
+fn word(word: &str) -> Markup {
+    html! {
+        @if word.is_empty() { b.muted { "—" } } @else { b class=(tone_of(word)) { (word) } }
+    }
+}
+
+/// The sync policy in a word or two: `auto+heal`, `auto` or `manual`.
+fn policy_word(automated: bool, self_heal: bool) -> &'static str {
+    match (automated, self_heal) {
+        (true, true) => "auto+heal",
+        (true, false) => "auto",
+        _ => "manual",
+    }
+}
+
+/// What an update wrote, short enough for a table cell: the image's last path segment and
+/// the tag, with a pinned digest cut to 12 hex digits (the application page has it whole).
+fn short_update(what: &str) -> String {
+    let (image, value) = what.rsplit_once(':').map_or(("", what), |(i, v)| (i, v));
+    // `image:tag@sha256:HEX` splits at the digest's colon: take the tag from the image side.
+    let (image, value) = match image.rsplit_once('@') {
+        Some((img, _)) => match img.rsplit_once(':') {
+            Some((name, tag)) => (name, format!("{tag}@{}", value.get(..12).unwrap_or(value))),
+            None => (img, value.to_owned()),
+        },
+        None => (image, value.to_owned()),
+    };
+    let name = image.rsplit('/').next().unwrap_or(image);
+    if name.is_empty() {
+        value
+    } else {
+        format!("{name}:{value}")
+    }
+}
+
+/// The overview's table rows (also served alone, for the live refresh). A thousand of them
+/// must stay light, so each row carries only its values: the columns' looks are in the
+/// stylesheet (`#rows td:nth-child(N)`), the filter reads the link's text, and a time is
+/// written once (RFC 3339, no `time` element repeating it).
 pub fn rows(rows: &[Row]) -> Markup {
     html! {
         @if rows.is_empty() {
             tr { td colspan="8" .muted { "No applications." } }
         }
         @for r in rows {
-            tr data-name=(r.app) {
+            tr {
                 td { a href=(format!("/apps/{}", segment(&r.app))) { (r.app) } }
-                td { (badge(&r.sync)) }
-                td { (badge(&r.health)) @if !r.detail.is_empty() { div.detail { (r.detail) } } }
-                td.mono { (short(&r.revision)) }
-                td { time datetime=(r.at) { (r.at) } }
-                td.num { @match r.drifted { Some(n) => (n), None => "—" } }
-                td { "automated " (yes_no(r.automated)) br; "selfHeal " (yes_no(r.self_heal)) }
+                td { (word(&r.sync)) }
+                td { (word(&r.health)) @if !r.detail.is_empty() { i { (r.detail) } } }
+                td { (short(&r.revision)) }
+                td { (r.at) }
+                td { @match r.drifted { Some(n) => (n), None => "—" } }
+                td { (policy_word(r.automated, r.self_heal)) }
                 td {
                     @match &r.last_update {
-                        Some((what, at)) => { span.mono { (what) } br; time.muted datetime=(at) { (at) } }
-                        None => span.muted { "none yet" }
+                        Some((what, at)) => { (short_update(what)) i { (at) } }
+                        None => i { "none yet" }
                     }
                 }
             }
@@ -316,6 +356,20 @@ pub fn not_found(what: &str) -> Markup {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_update_is_shortened_to_name_and_tag() {
+        assert_eq!(
+            short_update("registry.example/team/api:v1.2.3"),
+            "api:v1.2.3"
+        );
+        assert_eq!(
+            short_update("127.0.0.1:5000/team/api:v1.2.3@sha256:0123456789abcdef0123"),
+            "api:v1.2.3@0123456789ab"
+        );
+        assert_eq!(short_update("api:v1"), "api:v1");
+        assert_eq!(short_update("v1"), "v1");
+    }
+
     fn hostile() -> Row {
         Row {
             app: "<script>alert('x')</script>".into(),
@@ -370,8 +424,8 @@ mod tests {
             },
         ];
         let page = overview(&rows, "SHO", true).into_string();
-        assert!(page.contains("data-name=\"shop\""));
-        assert!(!page.contains("data-name=\"billing\""));
+        assert!(page.contains("href=\"/apps/shop\""));
+        assert!(!page.contains("href=\"/apps/billing\""));
         assert!(page.contains("data-live=\"/ui/rows?q=SHO\""));
     }
 }

@@ -19,8 +19,10 @@
   function applyFilter() {
     if (!filter) return;
     var q = filter.value.trim().toLowerCase();
-    document.querySelectorAll("#rows tr[data-name]").forEach(function (tr) {
-      tr.hidden = q !== "" && tr.getAttribute("data-name").toLowerCase().indexOf(q) < 0;
+    // A row's name is its first cell's link text (rows carry no extra attribute for it).
+    document.querySelectorAll("#rows tr").forEach(function (tr) {
+      var a = tr.querySelector("td a");
+      if (a) tr.hidden = q !== "" && a.textContent.toLowerCase().indexOf(q) < 0;
     });
   }
 
