@@ -4,6 +4,7 @@ mod cmd;
 mod diff;
 mod exit;
 mod logging;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -415,3 +415,105 @@ fn what_an_apply_would_change_is_drift_even_where_git_sets_nothing() {
         "{events:?}"
     );
 }
+
+/// `status --watch` prints the table again when the cluster changes, and only then; with
+/// `--count N` it stops after N tables, with the last table's exit code (2: OutOfSync). Its
+/// stdout is a pipe, as in CI: tables follow each other after a blank line, with no screen
+/// control codes.
+#[test]
+fn status_watch_prints_a_new_table_when_the_cluster_changes() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::time::{Duration, Instant};
+
+    let dir = TempDir::new("status-watch");
+    let cluster = Cluster::new(dir.path());
+    let ns = format!("dw-e2e-watch-{}", std::process::id());
+    cluster.cleanup_namespace(&ns);
+    let namespace = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n");
+    let repo = BareRepo::new(&[
+        ("apps/shop/namespace.yaml", &namespace),
+        ("apps/shop/deployment.yaml", &deploy(&ns)),
+    ]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let (code, out, err) =
+        common::on_cluster(&conf, &state, &cluster.kubeconfig, &["sync", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "status",
+            "--watch",
+            "--interval",
+            "1",
+            "--count",
+            "2",
+            "--config",
+        ])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    for _ in 0..2 {
+        stdout.read_line(&mut first).unwrap();
+    }
+    assert!(first.starts_with("APP"), "{first}");
+    assert!(
+        first.contains("shop") && first.contains("Synced"),
+        "{first}"
+    );
+
+    // The workflow's manual change: the next table says so, and the watch ends there.
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("status --watch never printed a second table");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "the last table is OutOfSync: {rest}{err}"
+    );
+    assert!(
+        rest.starts_with("\nAPP"),
+        "a blank line, then the new table: {rest:?}"
+    );
+    assert_eq!(
+        rest.matches("APP").count(),
+        1,
+        "unchanged tables are not repeated: {rest}"
+    );
+    assert!(rest.contains("OutOfSync"), "{rest}");
+    assert!(
+        !rest.contains('\x1b') && !first.contains('\x1b'),
+        "no screen control in a pipe"
+    );
+}

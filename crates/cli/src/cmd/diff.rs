@@ -2,7 +2,7 @@
 //! is, and how a cluster snapshot (`kubectl get -o yaml`) differs from it, for offline audits.
 
 use super::Output;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
@@ -331,12 +331,18 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     drop(out);
     let (health, detail) = match args.wait {
         Some(secs) if !args.dry_run => {
-            let (h, d) = rt.block_on(driftwatch_deploy::rollout::wait(
+            let spinner = crate::progress::spinner(format!(
+                "{}: waiting for the rollout (at most {secs} s)",
+                app.name
+            ));
+            let waited = rt.block_on(driftwatch_deploy::rollout::wait(
                 &client,
                 &rendered.objects,
                 &namespace,
                 std::time::Duration::from_secs(secs),
-            ))?;
+            ));
+            spinner.finish_and_clear();
+            let (h, d) = waited?;
             println!("{}: {h} ({d})", app.name);
             (h.to_string(), d)
         }
@@ -376,23 +382,111 @@ pub struct StatusArgs {
     /// table or json.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
     pub output: Output,
+    /// Keep watching: check again every --interval and print the table again when it changed
+    /// (until Ctrl-C).
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// Seconds between checks with --watch.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2, requires = "watch")]
+    pub interval: u64,
+    /// With --watch: stop after printing this many tables (the first one included).
+    #[arg(long, value_name = "N", requires = "watch")]
+    pub count: Option<u64>,
 }
 
-/// Per application: Synced or OutOfSync, and the worst health of its objects.
+/// Per application: Synced or OutOfSync, and the worst health of its objects. With `--watch`,
+/// checks again every `--interval` and prints the table again whenever it changed: on a
+/// terminal the screen is redrawn, elsewhere (pipes, logs) each new table follows the last
+/// after a blank line. Ctrl-C or SIGTERM ends the watch; `--count N` ends it after N tables.
+/// The exit code is the last table's: 2 when an application is OutOfSync.
 pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
     let client = args.cluster.connect()?;
     let rt = super::runtime()?;
+    if !args.watch {
+        let (table, any_out) = status_table(args, &apps, &client, &rt)?;
+        print_table(&table, false, None)?;
+        return verdict(any_out);
+    }
+    let shutdown = driftwatch_service::Shutdown::new();
+    rt.block_on(async { shutdown.cancel_on_signals() });
+    let redraw = std::io::stdout().is_terminal();
+    let interval = std::time::Duration::from_secs(args.interval.max(1));
+    let mut last: Option<String> = None;
+    let mut any_out = false;
+    let mut shown = 0;
+    loop {
+        let (table, out_now) = status_table(args, &apps, &client, &rt)?;
+        if last.as_ref() != Some(&table) {
+            let header = redraw.then(|| {
+                format!(
+                    "driftwatch status, every {} s (Ctrl-C to stop)",
+                    interval.as_secs()
+                )
+            });
+            print_table(&table, shown > 0 && !redraw, header.as_deref())?;
+            shown += 1;
+            any_out = out_now;
+            last = Some(table);
+        }
+        if args.count.is_some_and(|n| shown >= n) {
+            break;
+        }
+        let stopped = rt.block_on(async {
+            tokio::select! {
+                () = shutdown.cancelled() => true,
+                () = tokio::time::sleep(interval) => false,
+            }
+        });
+        if stopped {
+            break;
+        }
+    }
+    verdict(any_out)
+}
+
+fn verdict(any_out: bool) -> CmdResult {
+    if any_out {
+        Err(Failure::Quiet(2))
+    } else {
+        Ok(())
+    }
+}
+
+/// Prints one status table: after a blank line when `gap`, and with the screen cleared and
+/// `header` on top when there is one (a terminal under `--watch`).
+fn print_table(table: &str, gap: bool, header: Option<&str>) -> CmdResult {
+    let mut out = std::io::stdout().lock();
+    if let Some(h) = header {
+        // Home the cursor and clear the screen, as watch(1) does.
+        write!(out, "\x1b[H\x1b[2J{h}\n\n").context("writing stdout")?;
+    } else if gap {
+        writeln!(out).context("writing stdout")?;
+    }
+    out.write_all(table.as_bytes()).context("writing stdout")?;
+    out.flush().context("writing stdout")?;
+    Ok(())
+}
+
+/// Compares every application with the cluster once: the table (or JSON) to print, and whether
+/// any application is OutOfSync.
+fn status_table(
+    args: &StatusArgs,
+    apps: &[App],
+    client: &driftwatch_cluster::KubeClient,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(String, bool)> {
+    use std::fmt::Write as _;
     let mut rows = Vec::new();
     let mut any_out = false;
-    for app in &apps {
+    for app in apps {
         let row = match render_app(&args.source, app) {
             Err(e) => {
                 serde_json::json!({"app": app.name, "sync": "Unknown", "health": "Unknown", "detail": format!("{e:#}")})
             }
             Ok((head, rendered)) => {
                 let comparison = rt.block_on(driftwatch_deploy::compare(
-                    &client,
+                    client,
                     &app.name,
                     &rendered.objects,
                     &driftwatch_deploy::inventory::load(&args.source.state_dir(), &app.name),
@@ -413,19 +507,19 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         };
         rows.push(row);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = String::new();
     if args.output == Output::Json {
-        serde_json::to_writer_pretty(&mut out, &rows).context("writing stdout")?;
-        writeln!(out).context("writing stdout")?;
+        out = serde_json::to_string_pretty(&rows).context("writing JSON")?;
+        out.push('\n');
     } else {
-        writeln!(
+        // Writing to a String cannot fail.
+        let _ = writeln!(
             out,
             "{:<20} {:<10} {:<12} {:<12} DETAIL",
             "APP", "REVISION", "SYNC", "HEALTH"
-        )
-        .context("writing stdout")?;
+        );
         for r in &rows {
-            writeln!(
+            let _ = writeln!(
                 out,
                 "{:<20} {:<10} {:<12} {:<12} {}",
                 r["app"].as_str().unwrap_or(""),
@@ -433,15 +527,10 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
                 r["sync"].as_str().unwrap_or(""),
                 r["health"].as_str().unwrap_or(""),
                 r["detail"].as_str().unwrap_or("")
-            )
-            .context("writing stdout")?;
+            );
         }
     }
-    if any_out {
-        Err(Failure::Quiet(2))
-    } else {
-        Ok(())
-    }
+    Ok((out, any_out))
 }
 
 /// `rollback` arguments.

@@ -89,16 +89,25 @@ pub fn tags(args: &TagsArgs) -> CmdResult {
     let client = args.registry.client()?;
     let scanner = Scanner::new(client);
     let cycle = scanner.cycle();
+    // Only worth a bar when there are several repositories to list.
+    let progress = if images.len() > 1 {
+        crate::progress::bar(images.len() as u64, "repositories")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let results = runtime()?.block_on(async {
         let mut set = Vec::new();
         for chunk in images.chunks(16) {
-            let futures = chunk
-                .iter()
-                .map(|(image, implicit)| cycle.tags(image, *implicit));
+            let futures = chunk.iter().map(|(image, implicit)| async {
+                let r = cycle.tags(image, *implicit).await;
+                progress.inc(1);
+                r
+            });
             set.extend(join_all(futures).await);
         }
         set
     });
+    progress.finish_and_clear();
     let mut out = std::io::stdout().lock();
     let mut json = serde_json::Map::new();
     let mut failed = None;
