@@ -368,3 +368,115 @@ fn browser_sees_a_push_without_reload() {
     std::fs::write(&shot, browser.screenshot()).unwrap();
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// Screenshots of the page as a person sees it, for the README and for review: a `run
+/// --listen --kubeconfig` with a real registry and Git repository, four applications on an API
+/// server (the fake, or `DRIFTWATCH_E2E_KUBECONFIG`'s) — three synced by driftwatch (two of
+/// them updated to a newer tag on the first cycle), one detect-only and so OutOfSync. Saves
+/// `screenshots/overview.png` and `screenshots/app.png` under `target/tmp`. Skips, saying
+/// why, where Chromium and chromedriver are not installed.
+#[test]
+fn screenshots_of_the_overview_and_an_application() {
+    let browser = match driftwatch_testkit::webdriver::Browser::start() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("skipping the screenshots: {why}");
+            return;
+        }
+    };
+    let reg = Registry::start(Auth::None);
+    let dir = TempDir::new("page-shots");
+    let cluster = driftwatch_testkit::kube::Cluster::new(dir.path());
+    // (application, automated policy, whether a newer tag waits in the registry)
+    let apps = [
+        (
+            "shop",
+            "\n    automated: {selfHeal: true, prune: true}",
+            true,
+        ),
+        ("billing", "\n    automated: {selfHeal: true}", true),
+        ("search", "\n    automated: {}", false),
+        ("identity", "", false),
+    ];
+    let mut files = Vec::new();
+    let mut conf = String::from("interval: 1h\napplications:\n");
+    for (app, automated, newer) in apps {
+        let ns = cluster.unique_namespace(&format!("dw-shot-{app}"));
+        cluster.cleanup_namespace(&ns);
+        reg.push_image(&format!("team/{app}"), "v1.4.0", "2026-11-01T00:00:00Z");
+        if newer {
+            reg.push_image(&format!("team/{app}"), "v1.5.0", "2026-11-20T00:00:00Z");
+        }
+        files.push((
+            format!("apps/{app}/namespace.yaml"),
+            format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n"),
+        ));
+        files.push((
+            format!("apps/{app}/deployment.yaml"),
+            format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}\n  namespace: {ns}\nspec:\n  replicas: 2\n  selector:\n    matchLabels:\n      app: {app}\n  template:\n    metadata:\n      labels:\n        app: {app}\n    spec:\n      containers:\n      - name: {app}\n        image: {host}/team/{app}:v1.4.0\n",
+                host = reg.host()
+            ),
+        ));
+        conf.push_str(&format!(
+            "- name: {app}\n  repo: REPO\n  path: apps/{app}\n  writeBack: manifests:deployment.yaml\n  sync:\n    namespace: {ns}{automated}\n  images:\n  - image: {host}/team/{app}\n    constraint: ^1\n",
+            host = reg.host()
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = BareRepo::new(&refs);
+    let conf_path = dir.path().join("driftwatch.yaml");
+    std::fs::write(&conf_path, conf.replace("REPO", &repo.file_url())).unwrap();
+    let port = free_port();
+    let _service = Service(
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--config"])
+            .arg(&conf_path)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let base = format!("http://127.0.0.1:{port}");
+
+    // Wait until the first cycle wrote both updates and every application was compared.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, _, body) = get(&format!("{base}/"));
+        let compared = ["Synced", "OutOfSync"]
+            .iter()
+            .map(|w| body.matches(&format!(">{w}<")).count())
+            .sum::<usize>();
+        if compared == apps.len() && body.matches(":v1.5.0").count() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the page never settled: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    browser.goto(&format!("{base}/"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.eval("return document.getElementById('live').textContent") != "live" {
+        assert!(Instant::now() < deadline, "the live stream never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(shots.join("overview.png"), png).unwrap();
+    browser.goto(&format!("{base}/apps/shop"));
+    let text = browser.eval("return document.body.textContent");
+    assert!(text.as_str().unwrap().contains("v1.5.0"), "{text}");
+    std::fs::write(shots.join("app.png"), browser.screenshot()).unwrap();
+    eprintln!("screenshots: {}", shots.display());
+}
