@@ -106,6 +106,17 @@ fn status_page_overview_timeline_and_actions() {
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(headers["content-type"].starts_with("text/html"));
+    // A browser that accepts gzip gets the page gzipped (a thousand rows are mostly markup).
+    let (status, headers, gz) = request(
+        "GET",
+        &format!("{base}/"),
+        &[("Accept-Encoding", "gzip")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert!(gz.starts_with(&[0x1f, 0x8b]), "a gzip body");
     let (status, headers, js) = get(&format!("{base}/assets/app.js"));
     assert_eq!(status, 200);
     assert!(headers["content-type"].starts_with("text/javascript"));
