@@ -23,6 +23,9 @@ use serde_json::Value;
 
 use crate::error::Error;
 
+mod lease;
+pub use lease::{LeaseRecord, ReadLease, lease_now};
+
 /// Longest wait for a TCP (and TLS) connection to the API server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest silence while reading an answer to an ordinary call.

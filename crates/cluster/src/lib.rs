@@ -20,7 +20,7 @@ pub use heal::{
     LiveStatus, kube_event, watch_and_heal,
 };
 pub use health::{Health, assess};
-pub use kube::{KubeClient, KubeTarget, ObjectEvent};
+pub use kube::{KubeClient, KubeTarget, LeaseRecord, ObjectEvent, ReadLease, lease_now};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{

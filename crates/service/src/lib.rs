@@ -10,6 +10,7 @@
 //! - [`page`]: the status page (`GET /`), its live updates and actions;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
+//! - [`leader`]: leader election on a Lease: only the leader acts, followers serve read-only;
 //! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
 //! - [`shutdown`]: one stop signal; SIGTERM and Ctrl-C are handled once.
 //!
@@ -19,6 +20,7 @@ pub mod deploy;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod leader;
 pub mod limit;
 pub mod metrics;
 pub mod notify;
