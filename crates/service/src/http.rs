@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use driftwatch_policy::secret::secret_matches;
 use driftwatch_registry::{parse_webhook, verify_github_signature};
 
+use crate::leader::Role;
 use crate::limit::{RateLimiter, WEBHOOK_BODY_LIMIT, WEBHOOK_BURST, WEBHOOK_RATE, guard};
 use crate::metrics::AppLabel;
 use crate::shutdown::Shutdown;
@@ -23,11 +24,38 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "first cycle not finished")
+/// Ready: a leader once its first cycle finished; a follower always (it serves `/metrics`,
+/// `/status` and the page, so it stays behind the Service and a drain can evict it). Webhooks
+/// that reach a follower are refused with 503, so their senders try again.
+async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    match s.role() {
+        Role::Follower { leader } => (
+            StatusCode::OK,
+            format!(
+                "ready: follower of {}",
+                leader.as_deref().unwrap_or("nobody yet")
+            ),
+        ),
+        Role::Leader if s.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready".to_owned()),
+        Role::Leader => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "first cycle not finished".to_owned(),
+        ),
+    }
+}
+
+/// A webhook that reached a follower: 503 (its sender retries, and may reach the leader),
+/// `None` on the leader.
+fn refused_by_follower(s: &Shared) -> Option<(StatusCode, String)> {
+    match s.role() {
+        Role::Leader => None,
+        Role::Follower { leader } => Some((
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "this replica follows (leader: {}); only the leader acts on webhooks",
+                leader.as_deref().unwrap_or("none yet")
+            ),
+        )),
     }
 }
 
@@ -106,6 +134,9 @@ async fn webhook(
             "missing or wrong secret or signature".to_owned(),
         );
     }
+    if let Some(refused) = refused_by_follower(&s) {
+        return refused;
+    }
     match parse_webhook(provider.as_deref(), &body) {
         Ok(events) => {
             let n = events.len();
@@ -125,7 +156,43 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
     if let Ok(v) = "application/json".parse() {
         headers.insert("content-type", v);
     }
+    let role = s.role();
+    if let Ok(v) = (if role.is_leader() {
+        "leader"
+    } else {
+        "follower"
+    })
+    .parse()
+    {
+        headers.insert("x-driftwatch-role", v);
+    }
     let view = s.status.lock().ok().and_then(|v| v.clone());
+    if let Role::Follower { leader } = &role
+        && view.is_none()
+    {
+        // A follower compares nothing: it lists the applications and names the leader.
+        let detail = format!(
+            "this replica follows; the leader ({}) syncs and reports",
+            leader.as_deref().unwrap_or("none yet")
+        );
+        let apps: Vec<serde_json::Value> = s
+            .apps
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| {
+                serde_json::json!({
+                    "app": a.name, "sync": "Unknown", "health": "Unknown", "detail": detail,
+                })
+            })
+            .collect();
+        return (
+            StatusCode::OK,
+            headers,
+            serde_json::Value::Array(apps).to_string(),
+        );
+    }
     let Some(view) = view else {
         return (
             StatusCode::NOT_FOUND,
@@ -201,6 +268,9 @@ async fn git_webhook(
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
         Ok(None) => (StatusCode::ACCEPTED, "{\"pushes\":0}".to_owned()),
         Ok(Some(push)) => {
+            if let Some(refused) = refused_by_follower(&s) {
+                return refused;
+            }
             let sender = s.deploy.lock().ok().and_then(|d| d.clone());
             match sender {
                 Some(tx) => {

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub push_to_deploy_seconds: Histogram,
     pub watch_events: Counter,
     pub notifications: Family<NotifyLabels, Counter>,
+    /// 1 while this process leads (acts), 0 while it follows (`--leader-elect`).
+    pub leader: Gauge,
 }
 
 impl Metrics {
@@ -82,7 +84,15 @@ impl Metrics {
             push_to_deploy_seconds: Histogram::new(buckets),
             watch_events: Counter::default(),
             notifications: Family::default(),
+            leader: Gauge::default(),
         };
+        // A service without leader election always leads.
+        m.leader.set(1);
+        registry.register(
+            "leader",
+            "1 while this process leads (writes Git, applies, heals), 0 while it follows",
+            m.leader.clone(),
+        );
         registry.register(
             "images_watched",
             "Images tracked across all applications",

@@ -59,6 +59,9 @@ pub struct Shared {
     pub apps: Mutex<Vec<App>>,
     /// What only the status page needs: set once when the service starts.
     pub page: OnceLock<PageContext>,
+    /// Whether this process leads (acts) or follows (serves read-only). Always the leader
+    /// without `--leader-elect`.
+    pub role: Mutex<crate::leader::Role>,
 }
 
 /// What the status page needs besides the loops' state.
@@ -84,7 +87,23 @@ impl Shared {
             events: EventLog::new(EVENTS_KEPT),
             apps: Mutex::new(Vec::new()),
             page: OnceLock::new(),
+            role: Mutex::new(crate::leader::Role::Leader),
         })
+    }
+
+    /// Whether this process leads or follows now.
+    pub fn role(&self) -> crate::leader::Role {
+        self.role
+            .lock()
+            .map_or(crate::leader::Role::Leader, |r| r.clone())
+    }
+
+    /// Records a change of role, in the state and the `driftwatch_leader` gauge.
+    pub fn set_role(&self, role: crate::leader::Role) {
+        self.metrics.leader.set(i64::from(role.is_leader()));
+        if let Ok(mut r) = self.role.lock() {
+            *r = role;
+        }
     }
 
     /// Sends a trigger to the loop.

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use driftwatch_engine::store::{Store, Update};
 use driftwatch_engine::{App, CycleReport, Mode, Status, Updater};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::error::Error;
 use crate::events::ServiceEvent;
+use crate::leader::Role;
 use crate::metrics::RequestLabels;
 use crate::shutdown::Shutdown;
 use crate::source::AppSource;
@@ -48,6 +49,21 @@ pub struct Options {
     pub sync_interval: Duration,
     /// Told of every cycle's report.
     pub on_cycle: Option<CycleObserver>,
+    /// Act only while holding this Lease (several replicas); `None`: always act.
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Leader election: where the Lease is, who this process is, and the timings.
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    /// The cluster holding the Lease (usually the one `cluster` names).
+    pub cluster: driftwatch_cluster::KubeTarget,
+    /// The Lease.
+    pub lease: crate::leader::LeaseTarget,
+    /// This process's name in the Lease.
+    pub identity: String,
+    /// Lease duration, renew deadline, retry period.
+    pub timing: crate::leader::Timing,
 }
 
 /// How a run ended.
@@ -258,177 +274,257 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         }
         _ => None,
     };
-    let deploy = match &client {
-        Some(c) if !opts.once => {
-            let (tx, task) = crate::deploy::start(
-                &apps,
-                opts.state_dir.clone(),
-                c.clone(),
-                opts.sync_interval.max(Duration::from_secs(1)),
-                shared.clone(),
-                shutdown.clone(),
+    // Who acts: without leader election this process always leads; with it, the elector's
+    // task publishes the role and the loop below follows it.
+    let (role_tx, mut role) = watch::channel(Role::Leader);
+    let election_stop = Shutdown::new();
+    let election = match &opts.leader_election {
+        Some(le) => {
+            let lease_client = Arc::new(driftwatch_cluster::KubeClient::connect(&le.cluster)?);
+            role_tx.send_replace(Role::Follower { leader: None });
+            shared.set_role(Role::Follower { leader: None });
+            tracing::info!(
+                identity = %le.identity,
+                lease = %format!("{}/{}", le.lease.namespace, le.lease.name),
+                "leader election: following until the lease is ours"
             );
-            if let Ok(mut d) = shared.deploy.lock() {
-                *d = Some(tx.clone());
-            }
-            Some((tx, task))
+            Some(tokio::spawn(crate::leader::run_election(
+                lease_client,
+                le.lease.clone(),
+                crate::leader::Elector::new(le.identity.clone(), le.timing),
+                role_tx,
+                election_stop.clone(),
+            )))
         }
-        _ => None,
+        None => None,
     };
+    // How long stepped-down work may take to stop: the time between the leader's renew
+    // deadline and the moment another may take over.
+    let stop_grace = opts.leader_election.as_ref().map_or(Duration::MAX, |le| {
+        le.timing.lease.saturating_sub(le.timing.renew_deadline)
+    });
 
     let mut carried: HashMap<RequestLabels, u64> = HashMap::new();
     let mut cycles = 0u64;
-    let mut scope: Option<(Vec<App>, i128)> = None;
-    let outcome = loop {
-        if follow_cluster && cycles > 0 {
-            match opts.source.load().await {
-                Ok(fresh) if fresh.apps != apps => {
-                    let names = |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
-                    tracing::info!(
-                        before = ?names(&apps),
-                        after = ?names(&fresh.apps),
-                        "applications changed"
-                    );
-                    // Credentials of new images are registered when the updater is built; the
-                    // old one's request counts carry over into the metrics.
-                    for c in updater.registry_stats() {
-                        *carried
-                            .entry(RequestLabels {
-                                registry: c.registry,
-                                endpoint: c.endpoint.to_owned(),
-                                status: c.status,
-                            })
-                            .or_default() += c.count;
-                    }
-                    updater =
-                        Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
-                    apps = fresh.apps;
-                    shared.metrics.images_watched.set(images_watched(&apps));
-                    if let Ok(mut a) = shared.apps.lock() {
-                        a.clone_from(&apps);
-                    }
-                    if let Some((tx, _)) = &deploy {
-                        let _ = tx.send(DeployTrigger::Reload(apps.clone()));
+    let mut scope: Option<(Vec<App>, i128)>;
+    let outcome = 'service: loop {
+        // A follower waits for the lead (or the stop). Triggers are dropped: a new leader
+        // starts with a full cycle, which sees every push it missed.
+        if !role.borrow().is_leader() {
+            shared.set_role(role.borrow().clone());
+            tokio::select! {
+                () = shutdown.cancelled() => break 'service RunOutcome { cycles, failed: false },
+                changed = role.changed() => {
+                    if changed.is_err() {
+                        // The elector ended without a stop: nothing will make this one lead.
+                        shutdown.cancelled().await;
                     }
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the applications failed; keeping the last ones");
-                }
+                Some(_) = triggers.recv() => {}
             }
+            continue 'service;
         }
-        cycles += 1;
-        let started = driftwatch_engine::now_nanos();
-        let (targets, seen) = match scope.take() {
-            Some((subset, seen)) => (subset, seen),
-            None => (apps.clone(), started),
+        shared.set_role(Role::Leader);
+        // Leading: the Git → cluster loop runs until the stop or the loss of the lease.
+        let work = Shutdown::new();
+        let deploy = match &client {
+            Some(c) if !opts.once => {
+                let (tx, task) = crate::deploy::start(
+                    &apps,
+                    opts.state_dir.clone(),
+                    c.clone(),
+                    opts.sync_interval.max(Duration::from_secs(1)),
+                    shared.clone(),
+                    work.clone(),
+                );
+                if let Ok(mut d) = shared.deploy.lock() {
+                    *d = Some(tx.clone());
+                }
+                Some((tx, task))
+            }
+            _ => None,
         };
-        let report = tracing::Instrument::instrument(
-            updater.cycle(&targets, mode),
-            tracing::info_span!("cycle", cycle = cycles, applications = targets.len()),
-        )
-        .await;
-        count(&shared, &updater, &report, started, seen, &carried);
-        if let Some(store) = store.as_mut()
-            && let Err(e) = store.record(&updates_of(&report, seen))
-        {
-            tracing::error!(error = %e, "recording history failed");
-        }
-        shared.ready.store(true, Ordering::Relaxed);
-        log_cycle(&report, cycles, started);
-        for event in committed_events(&report) {
-            shared.events.push(event);
-        }
-        shared.events.push(ServiceEvent::Cycle {
-            cycle: cycles,
-            updates: report
-                .images
-                .iter()
-                .filter(|l| l.status == Status::Updated)
-                .count(),
-            errors: report
-                .images
-                .iter()
-                .filter(|l| l.status == Status::Error)
-                .count(),
-            commits: report.commits.iter().map(|c| c.commit.clone()).collect(),
-        });
-        if let Some(observe) = &opts.on_cycle {
-            observe(&report);
-        }
-        if let Some((tx, _)) = &deploy
-            && !report.commits.is_empty()
-        {
-            // Deploy what was just committed now, not at the next poll.
-            let _ = tx.send(DeployTrigger::Apps(
-                committed_apps(&apps, &report),
-                Some(seen),
-            ));
-        }
-        if opts.once {
-            let mut failed = report.failed();
-            if let Some(c) = &client {
-                failed |=
-                    crate::deploy::once(&apps, opts.state_dir.clone(), c.clone(), &shared).await;
+        scope = None;
+        let ended = loop {
+            if follow_cluster && cycles > 0 {
+                match opts.source.load().await {
+                    Ok(fresh) if fresh.apps != apps => {
+                        let names =
+                            |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+                        tracing::info!(
+                            before = ?names(&apps),
+                            after = ?names(&fresh.apps),
+                            "applications changed"
+                        );
+                        // Credentials of new images are registered when the updater is built; the
+                        // old one's request counts carry over into the metrics.
+                        for c in updater.registry_stats() {
+                            *carried
+                                .entry(RequestLabels {
+                                    registry: c.registry,
+                                    endpoint: c.endpoint.to_owned(),
+                                    status: c.status,
+                                })
+                                .or_default() += c.count;
+                        }
+                        updater =
+                            Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
+                        apps = fresh.apps;
+                        shared.metrics.images_watched.set(images_watched(&apps));
+                        if let Ok(mut a) = shared.apps.lock() {
+                            a.clone_from(&apps);
+                        }
+                        if let Some((tx, _)) = &deploy {
+                            let _ = tx.send(DeployTrigger::Reload(apps.clone()));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(error = %e, "reading the applications failed; keeping the last ones");
+                    }
+                }
             }
-            break RunOutcome { cycles, failed };
+            cycles += 1;
+            let started = driftwatch_engine::now_nanos();
+            let (targets, seen) = match scope.take() {
+                Some((subset, seen)) => (subset, seen),
+                None => (apps.clone(), started),
+            };
+            let cycle = tracing::Instrument::instrument(
+                updater.cycle(&targets, mode),
+                tracing::info_span!("cycle", cycle = cycles, applications = targets.len()),
+            );
+            // Losing the lease drops the cycle at its next await: a commit is pushed whole or
+            // not at all, and the next leader starts with a full cycle.
+            let report = tokio::select! {
+                biased;
+                () = lost(&mut role) => break None,
+                report = cycle => report,
+            };
+            count(&shared, &updater, &report, started, seen, &carried);
+            if let Some(store) = store.as_mut()
+                && let Err(e) = store.record(&updates_of(&report, seen))
+            {
+                tracing::error!(error = %e, "recording history failed");
+            }
+            shared.ready.store(true, Ordering::Relaxed);
+            log_cycle(&report, cycles, started);
+            for event in committed_events(&report) {
+                shared.events.push(event);
+            }
+            shared.events.push(ServiceEvent::Cycle {
+                cycle: cycles,
+                updates: report
+                    .images
+                    .iter()
+                    .filter(|l| l.status == Status::Updated)
+                    .count(),
+                errors: report
+                    .images
+                    .iter()
+                    .filter(|l| l.status == Status::Error)
+                    .count(),
+                commits: report.commits.iter().map(|c| c.commit.clone()).collect(),
+            });
+            if let Some(observe) = &opts.on_cycle {
+                observe(&report);
+            }
+            if let Some((tx, _)) = &deploy
+                && !report.commits.is_empty()
+            {
+                // Deploy what was just committed now, not at the next poll.
+                let _ = tx.send(DeployTrigger::Apps(
+                    committed_apps(&apps, &report),
+                    Some(seen),
+                ));
+            }
+            if opts.once {
+                let mut failed = report.failed();
+                if let Some(c) = &client {
+                    failed |=
+                        crate::deploy::once(&apps, opts.state_dir.clone(), c.clone(), &shared)
+                            .await;
+                }
+                break Some(RunOutcome { cycles, failed });
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break Some(RunOutcome { cycles, failed: false }),
+                () = lost(&mut role) => break None,
+                () = tokio::time::sleep(jittered(interval)) => {}
+                Some(first) = triggers.recv() => {
+                    // Triggers that arrive together are checked together.
+                    let mut pending = vec![first];
+                    while let Ok(more) = triggers.try_recv() {
+                        pending.push(more);
+                    }
+                    let mut events = Vec::new();
+                    let mut asked = HashSet::new();
+                    let mut seen = i128::MAX;
+                    for t in pending {
+                        match t {
+                            Trigger::Push(more, at) => {
+                                events.extend(more);
+                                seen = seen.min(at);
+                            }
+                            Trigger::Refresh(names, at) => {
+                                asked.extend(names);
+                                seen = seen.min(at);
+                            }
+                        }
+                    }
+                    let mut subset = Vec::new();
+                    if !events.is_empty() {
+                        subset = driftwatch_engine::affected(&apps, &events);
+                        tracing::info!(events = events.len(), applications = subset.len(), "registry push");
+                        shared.events.push(ServiceEvent::RegistryPush {
+                            events: events.len(),
+                            applications: subset.len(),
+                        });
+                    }
+                    for a in apps.iter().filter(|a| asked.contains(&a.name)) {
+                        if !subset.iter().any(|s| s.name == a.name) {
+                            subset.push(a.clone());
+                        }
+                    }
+                    if !asked.is_empty() {
+                        tracing::info!(applications = ?asked, "refresh asked");
+                    }
+                    if !subset.is_empty() {
+                        scope = Some((subset, seen));
+                    }
+                }
+            }
+        };
+        // Stop acting before anything else: the deploy loop ends after the tick in progress;
+        // if it cannot within the grace, it is aborted at its next await.
+        work.cancel();
+        if let Ok(mut d) = shared.deploy.lock() {
+            *d = None;
         }
-        tokio::select! {
-            () = shutdown.cancelled() => break RunOutcome { cycles, failed: false },
-            () = tokio::time::sleep(jittered(interval)) => {}
-            Some(first) = triggers.recv() => {
-                // Triggers that arrive together are checked together.
-                let mut pending = vec![first];
-                while let Ok(more) = triggers.try_recv() {
-                    pending.push(more);
-                }
-                let mut events = Vec::new();
-                let mut asked = HashSet::new();
-                let mut seen = i128::MAX;
-                for t in pending {
-                    match t {
-                        Trigger::Push(more, at) => {
-                            events.extend(more);
-                            seen = seen.min(at);
-                        }
-                        Trigger::Refresh(names, at) => {
-                            asked.extend(names);
-                            seen = seen.min(at);
-                        }
-                    }
-                }
-                let mut subset = Vec::new();
-                if !events.is_empty() {
-                    subset = driftwatch_engine::affected(&apps, &events);
-                    tracing::info!(events = events.len(), applications = subset.len(), "registry push");
-                    shared.events.push(ServiceEvent::RegistryPush {
-                        events: events.len(),
-                        applications: subset.len(),
-                    });
-                }
-                for a in apps.iter().filter(|a| asked.contains(&a.name)) {
-                    if !subset.iter().any(|s| s.name == a.name) {
-                        subset.push(a.clone());
-                    }
-                }
-                if !asked.is_empty() {
-                    tracing::info!(applications = ?asked, "refresh asked");
-                }
-                if !subset.is_empty() {
-                    scope = Some((subset, seen));
-                }
+        if let Some((tx, mut task)) = deploy {
+            drop(tx);
+            if tokio::time::timeout(stop_grace, &mut task).await.is_err() {
+                tracing::warn!("the Git → cluster loop did not stop in time; aborting it");
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        match ended {
+            Some(outcome) => break 'service outcome,
+            None => {
+                tracing::warn!("lost the lease: stopped writing Git and applying; following");
+                continue 'service;
             }
         }
     };
     tracing::info!(cycles = outcome.cycles, "stopping");
     // Everything else stops with the same signal; wait for it to finish what it was doing.
     shutdown.cancel();
-    if let Some((tx, task)) = deploy {
-        if let Ok(mut d) = shared.deploy.lock() {
-            *d = None;
-        }
-        drop(tx);
-        let _ = task.await;
+    // The working tasks have stopped (above): only now is the Lease given up, so the next
+    // leader takes over at its next look without ever overlapping this one.
+    election_stop.cancel();
+    if let Some(election) = election {
+        let _ = election.await;
     }
     if let Some(http) = http {
         let _ = http.await;
@@ -437,6 +533,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         n.finish(NOTIFY_GRACE).await;
     }
     Ok(outcome)
+}
+
+/// Resolves when `role` turns to follower (never while it leads for good: a closed channel
+/// means nobody will take the role away).
+async fn lost(role: &mut watch::Receiver<Role>) {
+    if role.wait_for(|r| !r.is_leader()).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// How long a stopping service waits for queued notifications to go out.

@@ -147,6 +147,59 @@ pub struct RunArgs {
     /// driftwatch's own commits are acted on at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub sync_interval: u64,
+    /// Run as one of several replicas: act (write Git, apply, prune, heal) only while holding
+    /// a coordination.k8s.io/v1 Lease on the cluster of --kubeconfig/--context (or the
+    /// in-cluster service account); the others serve /healthz, /metrics, /status and the
+    /// page read-only and take over within the lease duration (15 s) when the leader dies.
+    #[arg(long, conflicts_with = "once")]
+    pub leader_elect: bool,
+    /// The Lease's namespace (default: $POD_NAMESPACE, else the service account's namespace).
+    #[arg(long, value_name = "NAMESPACE", env = "POD_NAMESPACE")]
+    pub leader_elect_namespace: Option<String>,
+    /// The Lease's name: replicas that share it elect one leader.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "driftwatch",
+        requires = "leader_elect"
+    )]
+    pub leader_elect_name: String,
+}
+
+/// Where the service account's namespace is, inside a pod.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Leader election as the flags ask for it; `None` without `--leader-elect`.
+fn leader_election(
+    args: &RunArgs,
+) -> anyhow::Result<Option<driftwatch_service::updater::LeaderElection>> {
+    if !args.leader_elect {
+        return Ok(None);
+    }
+    let namespace = match args.leader_elect_namespace.clone().filter(|n| !n.is_empty()) {
+        Some(ns) => ns,
+        None => std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+            .ok()
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .with_context(|| {
+                "--leader-elect needs --leader-elect-namespace (or $POD_NAMESPACE) outside a pod"
+            })?,
+    };
+    Ok(Some(driftwatch_service::updater::LeaderElection {
+        // The same cluster as Git → cluster; without --kubeconfig, as kubectl finds one (or
+        // the in-cluster service account).
+        cluster: match &args.kubeconfig {
+            Some(k) => KubeTarget::file(k).with_context(args.context.as_deref()),
+            None => KubeTarget::default(),
+        },
+        lease: driftwatch_service::leader::LeaseTarget {
+            namespace,
+            name: args.leader_elect_name.clone(),
+        },
+        identity: driftwatch_service::leader::default_identity(),
+        timing: driftwatch_service::leader::Timing::default(),
+    }))
 }
 
 /// `check` arguments.
@@ -368,6 +421,7 @@ pub fn run(args: &RunArgs, log_format: LogFormat) -> CmdResult {
             .map(|k| KubeTarget::file(k).with_context(args.context.as_deref())),
         sync_interval: Duration::from_secs(args.sync_interval),
         on_cycle: (args.once || args.table).then_some(on_cycle),
+        leader_election: leader_election(args)?,
     };
     let rt = super::runtime()?;
     let outcome = rt.block_on(async {
