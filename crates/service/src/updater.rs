@@ -233,6 +233,10 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     if let Ok(mut a) = shared.apps.lock() {
         a.clone_from(&apps);
     }
+    if opts.leader_election.is_some() {
+        // A follower until the Lease is ours, from the first answer the HTTP side gives.
+        shared.set_role(Role::Follower { leader: None });
+    }
     // Set once, on a fresh `Shared`: it cannot already hold a context.
     let _ = shared.page.set(crate::state::PageContext {
         state_dir: opts.state_dir.clone(),
@@ -282,7 +286,6 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         Some(le) => {
             let lease_client = Arc::new(driftwatch_cluster::KubeClient::connect(&le.cluster)?);
             role_tx.send_replace(Role::Follower { leader: None });
-            shared.set_role(Role::Follower { leader: None });
             tracing::info!(
                 identity = %le.identity,
                 lease = %format!("{}/{}", le.lease.namespace, le.lease.name),

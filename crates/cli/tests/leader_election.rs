@@ -1,0 +1,348 @@
+//! `driftwatch run --leader-elect` with three replicas on one application, against the real
+//! API server (`DRIFTWATCH_E2E_KUBECONFIG`; the in-process fake serves no Leases, so the test is
+//! skipped there): exactly one leads, a registry push is committed once and applied; after
+//! `kill -9` of the leader another leads within the lease duration, and after a SIGTERM at
+//! once (the Lease is released); no commit is ever made twice. The failover times are printed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::http::request;
+use driftwatch_testkit::kube::Cluster;
+use driftwatch_testkit::registry::{Auth, Registry};
+use driftwatch_testkit::{TempDir, free_port, wait_for_port};
+
+/// One `driftwatch run --leader-elect`, its stderr on a channel, killed on drop.
+struct Replica {
+    name: &'static str,
+    child: Child,
+    lines: Receiver<String>,
+    port: u16,
+}
+
+impl Replica {
+    fn start(name: &'static str, conf: &Path, state: &Path, cluster: &Cluster, ns: &str) -> Self {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--config"])
+            .arg(conf)
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--kubeconfig")
+            .arg(&cluster.kubeconfig)
+            .args([
+                "--leader-elect",
+                "--leader-elect-namespace",
+                ns,
+                "--leader-elect-name",
+                "driftwatch-test",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--webhook-secret-env",
+                "HOOK_SECRET",
+                "--interval",
+                "3600",
+                "--sync-interval",
+                "3600",
+            ])
+            .env("HOOK_SECRET", "s3cret")
+            .env("POD_NAME", name)
+            .env_remove("POD_NAMESPACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(wait_for_port(port, Duration::from_secs(20)));
+        Replica {
+            name,
+            child,
+            lines,
+            port,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `driftwatch_leader` on `/metrics`; `None` when the process does not answer.
+    fn leads(&self) -> Option<bool> {
+        let (_, _, body) = request("GET", &self.url("/metrics"), &[], b"").ok()?;
+        let text = String::from_utf8(body).ok()?;
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("driftwatch_leader ")?
+                    .trim()
+                    .parse::<u8>()
+                    .ok()
+            })
+            .map(|v| v == 1)
+    }
+
+    fn webhook(&self, body: &str) -> u16 {
+        request(
+            "POST",
+            &self.url("/webhook/distribution"),
+            &[("Authorization", "Bearer s3cret")],
+            body.as_bytes(),
+        )
+        .map_or(0, |(code, _, _)| code)
+    }
+
+    fn logs(&self) -> String {
+        self.lines.try_iter().collect::<Vec<_>>().join("\n")
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn deployment(ns: &str, image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: {image}\n"
+    )
+}
+
+fn image_of(cluster: &Cluster, ns: &str) -> Option<String> {
+    cluster.get("deployments", ns, "backend").and_then(|d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .map(str::to_owned)
+    })
+}
+
+/// Polls until `f` holds, at most `limit`; returns how long it took.
+fn within(
+    limit: Duration,
+    what: &str,
+    replicas: &[&Replica],
+    mut f: impl FnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        if started.elapsed() > limit {
+            let logs: Vec<String> = replicas
+                .iter()
+                .map(|r| format!("--- {}\n{}", r.name, r.logs()))
+                .collect();
+            panic!("not within {limit:?}: {what}\n{}", logs.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    started.elapsed()
+}
+
+/// The one replica of `replicas` that leads, once exactly one does (and the others say they
+/// follow).
+fn the_leader(replicas: &[&Replica], limit: Duration) -> &'static str {
+    let mut found = None;
+    let took = within(limit, "exactly one leader", replicas, || {
+        let states: Vec<Option<bool>> = replicas.iter().map(|r| r.leads()).collect();
+        let leaders: Vec<usize> = (0..states.len())
+            .filter(|&i| states[i] == Some(true))
+            .collect();
+        let all_answer = states.iter().all(Option::is_some);
+        if leaders.len() == 1 && all_answer {
+            found = Some(leaders[0]);
+            return true;
+        }
+        assert!(leaders.len() <= 1, "two leaders at once: {states:?}");
+        false
+    });
+    let _ = took;
+    replicas[found.unwrap()].name
+}
+
+/// Pushes `tag`, sends the webhook to every replica (only the leader accepts it), and waits for
+/// the commit and the new image in the cluster.
+fn push_and_deploy(
+    reg: &Registry,
+    repo: &BareRepo,
+    cluster: &Cluster,
+    ns: &str,
+    leader: &str,
+    all: &[&Replica],
+    tag: &str,
+) {
+    let digest = reg.push_image(
+        "shop/backend",
+        tag,
+        &format!("2026-11-{:02}T00:00:00Z", 2 + tag.len()),
+    );
+    let body = reg.push_event("shop/backend", &digest, tag);
+    for r in all {
+        let code = r.webhook(&body);
+        if r.name == leader {
+            assert_eq!(code, 202, "the leader accepts the webhook");
+        } else {
+            assert_eq!(code, 503, "a follower refuses the webhook");
+        }
+    }
+    let want = format!("{}/shop/backend:{tag}", reg.host());
+    within(
+        Duration::from_secs(30),
+        &format!("{tag} committed"),
+        all,
+        || {
+            repo.show("main", "apps/shop/deployment.yaml")
+                .contains(&want)
+        },
+    );
+    within(
+        Duration::from_secs(30),
+        &format!("{tag} applied"),
+        all,
+        || image_of(cluster, ns).as_deref() == Some(want.as_str()),
+    );
+}
+
+/// Commits made since the repository was created.
+fn updates(repo: &BareRepo, initial: usize) -> usize {
+    repo.subjects("main").len() - initial
+}
+
+#[test]
+fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
+    let dir = TempDir::new("leader");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        eprintln!(
+            "skipped: the in-process API server has no coordination.k8s.io Leases; needs a real one (DRIFTWATCH_E2E_KUBECONFIG, scripts/test starts one)"
+        );
+        return;
+    }
+    let ns = cluster.unique_namespace("dw-leader");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
+    let repo = BareRepo::new(&[(
+        "apps/shop/deployment.yaml",
+        &deployment(&ns, &format!("{}/shop/backend:v1.0.0", reg.host())),
+    )]);
+    let initial = repo.subjects("main").len();
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: {}/shop/backend\n  sync:\n    namespace: {ns}\n    automated:\n      selfHeal: true\n      prune: true\n",
+            repo.file_url(),
+            reg.host()
+        ),
+    )
+    .unwrap();
+    let start =
+        |name: &'static str| Replica::start(name, &conf, &dir.path().join(name), &cluster, &ns);
+    let a = start("replica-a");
+    let b = start("replica-b");
+    let c = start("replica-c");
+
+    // Exactly one leads; it syncs Git to the cluster, and only it.
+    let first = the_leader(&[&a, &b, &c], Duration::from_secs(30));
+    within(
+        Duration::from_secs(30),
+        "v1.0.0 applied",
+        &[&a, &b, &c],
+        || image_of(&cluster, &ns).is_some(),
+    );
+    // Followers serve a read-only /status naming no sync of theirs.
+    for r in [&a, &b, &c].into_iter().filter(|r| r.name != first) {
+        let (code, headers, body) = request("GET", &r.url("/status"), &[], b"").unwrap();
+        assert_eq!(code, 200);
+        assert_eq!(
+            headers.get("x-driftwatch-role").map(String::as_str),
+            Some("follower")
+        );
+        assert!(String::from_utf8_lossy(&body).contains("follows"));
+        let (code, _, _) = request("GET", &r.url("/readyz"), &[], b"").unwrap();
+        assert_eq!(code, 200, "a follower is ready (it serves)");
+    }
+    push_and_deploy(&reg, &repo, &cluster, &ns, first, &[&a, &b, &c], "v1.1.0");
+    assert_eq!(updates(&repo, initial), 1, "{:?}", repo.subjects("main"));
+
+    // kill -9 the leader: another leads within the lease duration.
+    let (mut killed, rest): (Vec<Replica>, Vec<Replica>) =
+        [a, b, c].into_iter().partition(|r| r.name == first);
+    let mut dead = killed.pop().unwrap();
+    let killed_at = Instant::now();
+    dead.child.kill().unwrap();
+    dead.child.wait().unwrap();
+    let survivors: Vec<&Replica> = rest.iter().collect();
+    let second = the_leader(&survivors, Duration::from_secs(20));
+    let failover_kill = killed_at.elapsed();
+    eprintln!(
+        "failover after kill -9 of the leader: {:.1} s",
+        failover_kill.as_secs_f64()
+    );
+    assert!(failover_kill < Duration::from_secs(20), "{failover_kill:?}");
+    push_and_deploy(&reg, &repo, &cluster, &ns, second, &survivors, "v1.2.0");
+    assert_eq!(updates(&repo, initial), 2, "{:?}", repo.subjects("main"));
+
+    // SIGTERM the new leader: it stops, releases the Lease, and the last one leads at once.
+    let (mut termed, last): (Vec<Replica>, Vec<Replica>) =
+        rest.into_iter().partition(|r| r.name == second);
+    let mut stopping = termed.pop().unwrap();
+    let termed_at = Instant::now();
+    Command::new("kill")
+        .arg(stopping.child.id().to_string())
+        .status()
+        .unwrap();
+    let last: Vec<&Replica> = last.iter().collect();
+    let third = the_leader(&last, Duration::from_secs(20));
+    let failover_term = termed_at.elapsed();
+    let status = stopping.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a stopped leader exits cleanly: {status:?}"
+    );
+    assert!(
+        stopping.logs().contains("lease released"),
+        "{}",
+        stopping.logs()
+    );
+    eprintln!(
+        "failover after SIGTERM of the leader: {:.1} s",
+        failover_term.as_secs_f64()
+    );
+    assert!(failover_term < Duration::from_secs(6), "{failover_term:?}");
+    push_and_deploy(&reg, &repo, &cluster, &ns, third, &last, "v1.3.0");
+
+    // Every update committed exactly once, in order: one commit per tag, none repeated.
+    assert_eq!(
+        repo.subjects("main").len(),
+        initial + 3,
+        "{:?}",
+        repo.subjects("main")
+    );
+    for (rev, tag) in [
+        ("main~3", "v1.0.0"),
+        ("main~2", "v1.1.0"),
+        ("main~1", "v1.2.0"),
+        ("main", "v1.3.0"),
+    ] {
+        let file = repo.show(rev, "apps/shop/deployment.yaml");
+        assert!(
+            file.contains(&format!("shop/backend:{tag}")),
+            "{rev} should carry {tag}: {file}"
+        );
+    }
+}
