@@ -2,13 +2,17 @@
 //! API server (`DRIFTWATCH_E2E_KUBECONFIG`; the in-process fake serves no Leases, so the test is
 //! skipped there): exactly one leads, a registry push is committed once and applied; after
 //! `kill -9` of the leader another leads within the lease duration, and after a SIGTERM at
-//! once (the Lease is released); no commit is ever made twice. The failover times are printed.
+//! once (the Lease is released); no commit is ever made twice. A leader cut off from the API
+//! server stops acting before another takes over. The failover times are printed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::BufRead;
-use std::path::Path;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -27,7 +31,7 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(name: &'static str, conf: &Path, state: &Path, cluster: &Cluster, ns: &str) -> Self {
+    fn start(name: &'static str, conf: &Path, state: &Path, kubeconfig: &Path, ns: &str) -> Self {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
             .args(["run", "--config"])
@@ -35,7 +39,7 @@ impl Replica {
             .arg("--state-dir")
             .arg(state)
             .arg("--kubeconfig")
-            .arg(&cluster.kubeconfig)
+            .arg(kubeconfig)
             .args([
                 "--leader-elect",
                 "--leader-elect-namespace",
@@ -221,17 +225,10 @@ fn updates(repo: &BareRepo, initial: usize) -> usize {
     repo.subjects("main").len() - initial
 }
 
-#[test]
-fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
-    let dir = TempDir::new("leader");
-    let cluster = Cluster::new(dir.path());
-    if !cluster.is_real() {
-        eprintln!(
-            "skipped: the in-process API server has no coordination.k8s.io Leases; needs a real one (DRIFTWATCH_E2E_KUBECONFIG, scripts/test starts one)"
-        );
-        return;
-    }
-    let ns = cluster.unique_namespace("dw-leader");
+/// A namespace, a registry with `shop/backend:v1.0.0`, a repository deploying it there, and
+/// `driftwatch.yaml` tracking the image and syncing the application.
+fn shop(dir: &TempDir, cluster: &Cluster, base: &str) -> (String, Registry, BareRepo, PathBuf) {
+    let ns = cluster.unique_namespace(base);
     cluster.create_namespace(&ns);
     let reg = Registry::start(Auth::None);
     reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
@@ -239,7 +236,6 @@ fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
         "apps/shop/deployment.yaml",
         &deployment(&ns, &format!("{}/shop/backend:v1.0.0", reg.host())),
     )]);
-    let initial = repo.subjects("main").len();
     let conf = dir.path().join("driftwatch.yaml");
     std::fs::write(
         &conf,
@@ -250,8 +246,30 @@ fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
         ),
     )
     .unwrap();
-    let start =
-        |name: &'static str| Replica::start(name, &conf, &dir.path().join(name), &cluster, &ns);
+    (ns, reg, repo, conf)
+}
+
+#[test]
+fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
+    let dir = TempDir::new("leader");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        eprintln!(
+            "skipped: the in-process API server has no coordination.k8s.io Leases; needs a real one (DRIFTWATCH_E2E_KUBECONFIG, scripts/test starts one)"
+        );
+        return;
+    }
+    let (ns, reg, repo, conf) = shop(&dir, &cluster, "dw-leader");
+    let initial = repo.subjects("main").len();
+    let start = |name: &'static str| {
+        Replica::start(
+            name,
+            &conf,
+            &dir.path().join(name),
+            &cluster.kubeconfig,
+            &ns,
+        )
+    };
     let a = start("replica-a");
     let b = start("replica-b");
     let c = start("replica-c");
@@ -345,4 +363,151 @@ fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
             "{rev} should carry {tag}: {file}"
         );
     }
+}
+
+/// A TCP proxy to the API server that can be cut: while cut, bytes stop flowing both ways and
+/// connections hang (as through a network partition), without being closed.
+struct Partition {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Partition {
+    fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let flag = cut.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    let flag = flag.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            while flag.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Partition { port, cut }
+    }
+}
+
+/// The API server's `host:port` in `kubeconfig`.
+fn server_of(kubeconfig: &Path) -> String {
+    std::fs::read_to_string(kubeconfig)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: https://"))
+        .expect("a server in the kubeconfig")
+        .trim()
+        .to_owned()
+}
+
+/// A copy of `kubeconfig` (in `into`) that reaches its API server through `proxy`.
+fn through(proxy: &Partition, kubeconfig: &Path, into: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(kubeconfig).unwrap();
+    let server = server_of(kubeconfig);
+    let path = into.join("kubeconfig-partitioned");
+    std::fs::write(
+        &path,
+        text.replace(
+            &format!("https://{server}"),
+            &format!("https://127.0.0.1:{}", proxy.port),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_partitioned_leader_stops_acting_before_another_takes_over() {
+    let dir = TempDir::new("leader-partition");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        eprintln!(
+            "skipped: the in-process API server has no coordination.k8s.io Leases; needs a real one (DRIFTWATCH_E2E_KUBECONFIG, scripts/test starts one)"
+        );
+        return;
+    }
+    let (ns, reg, repo, conf) = shop(&dir, &cluster, "dw-partition");
+    let initial = repo.subjects("main").len();
+    let proxy = Partition::start(server_of(&cluster.kubeconfig));
+    let partitioned = through(&proxy, &cluster.kubeconfig, dir.path());
+    let a = Replica::start("replica-a", &conf, &dir.path().join("a"), &partitioned, &ns);
+    assert_eq!(the_leader(&[&a], Duration::from_secs(30)), "replica-a");
+    let b = Replica::start(
+        "replica-b",
+        &conf,
+        &dir.path().join("b"),
+        &cluster.kubeconfig,
+        &ns,
+    );
+    assert_eq!(the_leader(&[&a, &b], Duration::from_secs(30)), "replica-a");
+    within(Duration::from_secs(30), "v1.0.0 applied", &[&a, &b], || {
+        image_of(&cluster, &ns).is_some()
+    });
+
+    // The leader loses the API server: it must stop acting before the other may start.
+    proxy.cut.store(true, Ordering::SeqCst);
+    let cut_at = Instant::now();
+    let mut a_stopped = None;
+    within(
+        Duration::from_secs(25),
+        "replica-b leads",
+        &[&a, &b],
+        || {
+            let (la, lb) = (a.leads(), b.leads());
+            assert!(
+                !(la == Some(true) && lb == Some(true)),
+                "two leaders at once after {:?}",
+                cut_at.elapsed()
+            );
+            if la == Some(false) && a_stopped.is_none() {
+                a_stopped = Some(cut_at.elapsed());
+            }
+            lb == Some(true)
+        },
+    );
+    let b_leads = cut_at.elapsed();
+    let a_stopped = a_stopped.expect("replica-a stepped down");
+    eprintln!(
+        "partitioned leader stopped after {:.1} s; the other led after {:.1} s",
+        a_stopped.as_secs_f64(),
+        b_leads.as_secs_f64()
+    );
+    assert!(a_stopped < b_leads);
+    assert!(a_stopped <= Duration::from_secs(11), "{a_stopped:?}");
+
+    // The new leader acts; the old one, reconnected, follows.
+    push_and_deploy(&reg, &repo, &cluster, &ns, "replica-b", &[&a, &b], "v1.1.0");
+    proxy.cut.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(the_leader(&[&a, &b], Duration::from_secs(10)), "replica-b");
+    assert_eq!(
+        repo.subjects("main").len(),
+        initial + 1,
+        "{:?}",
+        repo.subjects("main")
+    );
 }

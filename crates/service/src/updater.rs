@@ -301,10 +301,10 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         }
         None => None,
     };
-    // How long stepped-down work may take to stop: the time between the leader's renew
-    // deadline and the moment another may take over.
+    // How long stepped-down work may take to finish its tick before it is aborted: half the
+    // time between the leader's renew deadline and the moment another may take over.
     let stop_grace = opts.leader_election.as_ref().map_or(Duration::MAX, |le| {
-        le.timing.lease.saturating_sub(le.timing.renew_deadline)
+        le.timing.lease.saturating_sub(le.timing.renew_deadline) / 2
     });
 
     let mut carried: HashMap<RequestLabels, u64> = HashMap::new();
@@ -498,8 +498,12 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 }
             }
         };
-        // Stop acting before anything else: the deploy loop ends after the tick in progress;
-        // if it cannot within the grace, it is aborted at its next await.
+        // Stop acting before anything else: the healer at once, the deploy loop after the
+        // tick in progress or, past the grace, aborted at its next await.
+        if ended.is_none() {
+            shared.set_role(role.borrow().clone());
+            tracing::warn!("lost the lease: stopping Git writes, syncs and heals");
+        }
         work.cancel();
         if let Ok(mut d) = shared.deploy.lock() {
             *d = None;
@@ -515,7 +519,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         match ended {
             Some(outcome) => break 'service outcome,
             None => {
-                tracing::warn!("lost the lease: stopped writing Git and applying; following");
+                tracing::warn!("stopped acting after losing the lease; following");
                 continue 'service;
             }
         }
