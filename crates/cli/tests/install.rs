@@ -223,6 +223,23 @@ fn every_overlay_renders_as_documented() {
         match overlay {
             "overlays/ha" => {
                 assert_eq!(replicas, 2);
+                // Two replicas only with leader election, named by the pod.
+                let container = &d["spec"]["template"]["spec"]["containers"][0];
+                assert!(
+                    strings(&container["args"]).contains(&"--leader-elect"),
+                    "{container}"
+                );
+                let env = container["env"].as_array().unwrap();
+                for (var, field) in [
+                    ("POD_NAME", "metadata.name"),
+                    ("POD_NAMESPACE", "metadata.namespace"),
+                ] {
+                    assert!(
+                        env.iter().any(|e| e["name"] == var
+                            && e["valueFrom"]["fieldRef"]["fieldPath"] == field),
+                        "{var} from {field}: {env:?}"
+                    );
+                }
                 let pdb = one(&objects, "PodDisruptionBudget");
                 assert_eq!(pdb["spec"]["minAvailable"], 1);
                 assert_eq!(
@@ -231,7 +248,10 @@ fn every_overlay_renders_as_documented() {
                 );
             }
             _ => {
-                assert_eq!(replicas, 1, "{overlay}: one replica until leader election");
+                assert_eq!(
+                    replicas, 1,
+                    "{overlay}: one replica without leader election"
+                );
                 assert_eq!(d["spec"]["strategy"]["type"], "Recreate", "{overlay}");
                 assert!(find(&objects, "PodDisruptionBudget").is_empty());
             }
