@@ -345,8 +345,14 @@ pub async fn run_election(
     let retry = elector.timing().retry;
     loop {
         let deadline = elector.step_down_at();
+        // A look that hangs is given up after the renew deadline, so a follower cut off for a
+        // while looks again soon after the API server answers again.
+        let look = tokio::time::timeout(
+            elector.timing().renew_deadline,
+            step(&client, &target, &mut elector),
+        );
         let result = tokio::select! {
-            r = step(&client, &target, &mut elector) => Some(r),
+            r = look => Some(r),
             // A leader whose renewal hangs stops at its deadline, not when the call returns.
             () = async {
                 match deadline {
@@ -357,11 +363,14 @@ pub async fn run_election(
             () = stop.cancelled() => break,
         };
         match result {
-            Some(Err(e)) => {
+            Some(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "leader election: the Lease could not be read or written")
             }
+            Some(Err(_)) => {
+                tracing::warn!("leader election: no answer from the API server in time")
+            }
             None => elector.step_down(),
-            Some(Ok(())) => {}
+            Some(Ok(Ok(()))) => {}
         }
         publish(
             &tx,
