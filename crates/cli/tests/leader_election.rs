@@ -293,6 +293,13 @@ fn one_leader_of_three_fails_over_after_kill_and_hands_over_on_sigterm() {
         assert!(String::from_utf8_lossy(&body).contains("follows"));
         let (code, _, _) = request("GET", &r.url("/readyz"), &[], b"").unwrap();
         assert_eq!(code, 200, "a follower is ready (it serves)");
+        let (code, _, page) = request("GET", &r.url("/"), &[], b"").unwrap();
+        assert_eq!(code, 200);
+        let page = String::from_utf8_lossy(&page);
+        assert!(
+            page.contains(&format!("follows (leader: {first})")),
+            "{page}"
+        );
     }
     push_and_deploy(&reg, &repo, &cluster, &ns, first, &[&a, &b, &c], "v1.1.0");
     assert_eq!(updates(&repo, initial), 1, "{:?}", repo.subjects("main"));

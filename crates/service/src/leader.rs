@@ -15,6 +15,12 @@
 //! leader stops (at 10 s) at least 5 s before any follower may take over (at 15 s) — never
 //! two writers — and every write names the `resourceVersion` it read, so a candidate can only
 //! take over the very record it watched expire.
+//!
+//! Why not `kube-lease-manager` (DESIGN.md's choice; 0.13 does build on kube 5): its watch
+//! loop keeps reporting "leader" while renewals fail until it reads the Lease again, so a
+//! leader cut off from the API server would go on acting after its Lease expired; it also
+//! compares the holder's `renewTime` with the local clock. Both are what this module avoids,
+//! in about as many lines as wiring that crate would take.
 
 use std::time::Duration;
 

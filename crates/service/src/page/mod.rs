@@ -191,7 +191,16 @@ type Params = Query<std::collections::HashMap<String, String>>;
 async fn overview(State(s): State<Arc<Shared>>, Query(q): Params) -> Response {
     let q = q.get("q").cloned().unwrap_or_default();
     let (rows, cluster) = overview_rows(&s).await;
-    html(StatusCode::OK, view::overview(&rows, q.trim(), cluster))
+    let follows = match s.role() {
+        crate::leader::Role::Leader => None,
+        crate::leader::Role::Follower { leader } => {
+            Some(leader.unwrap_or_else(|| "none yet".to_owned()))
+        }
+    };
+    html(
+        StatusCode::OK,
+        view::overview(&rows, q.trim(), cluster, follows.as_deref()),
+    )
 }
 
 async fn rows_fragment(State(s): State<Arc<Shared>>, Query(q): Params) -> Response {

@@ -204,7 +204,9 @@ pub fn rows(rows: &[Row]) -> Markup {
 }
 
 /// The overview: every application, filtered by `q` (the filter box also filters live).
-pub fn overview(all: &[Row], q: &str, cluster: bool) -> Markup {
+/// `follows` names the leader when this replica follows (`run --leader-elect`): it acts on
+/// nothing, and says so.
+pub fn overview(all: &[Row], q: &str, cluster: bool, follows: Option<&str>) -> Markup {
     let shown: Vec<Row> = all
         .iter()
         .filter(|r| q.is_empty() || r.app.to_lowercase().contains(&q.to_lowercase()))
@@ -222,6 +224,9 @@ pub fn overview(all: &[Row], q: &str, cluster: bool) -> Markup {
             form.filter method="get" action="/" role="search" {
                 label for="filter" { "Filter" }
                 input id="filter" type="search" name="q" value=(q) placeholder="application name" autocomplete="off";
+            }
+            @if let Some(leader) = follows {
+                p.muted { "This replica follows (leader: " (leader) "): it writes and applies nothing; the leader's page shows sync and health." }
             }
             @if !cluster {
                 p.muted { "Git → cluster is off (start run with --kubeconfig): sync and health are not known." }
@@ -382,10 +387,11 @@ mod tests {
 
     #[test]
     fn a_hostile_name_is_text_everywhere() {
-        let page = overview(&[hostile()], "", false).into_string();
+        let page = overview(&[hostile()], "", false, Some("<leader>")).into_string();
         assert!(!page.contains("<script>alert"), "{page}");
         assert!(!page.contains("<img"), "{page}");
-        let filtered = overview(&[hostile()], "<b>", false).into_string();
+        assert!(page.contains("follows (leader: &lt;leader&gt;)"), "{page}");
+        let filtered = overview(&[hostile()], "<b>", false, None).into_string();
         assert!(!filtered.contains("<b>"), "{filtered}");
         assert!(
             page.contains("&lt;script&gt;alert('x')&lt;/script&gt;"),
@@ -423,7 +429,7 @@ mod tests {
                 ..Row::default()
             },
         ];
-        let page = overview(&rows, "SHO", true).into_string();
+        let page = overview(&rows, "SHO", true, None).into_string();
         assert!(page.contains("href=\"/apps/shop\""));
         assert!(!page.contains("href=\"/apps/billing\""));
         assert!(page.contains("data-live=\"/ui/rows?q=SHO\""));
