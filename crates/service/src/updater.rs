@@ -309,11 +309,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
 
     let mut carried: HashMap<RequestLabels, u64> = HashMap::new();
     let mut cycles = 0u64;
+    // Whether the applications were loaded before a time of following: a replica that takes
+    // over reads them again before its first cycle.
+    let mut followed = false;
     let mut scope: Option<(Vec<App>, i128)>;
     let outcome = 'service: loop {
         // A follower waits for the lead (or the stop). Triggers are dropped: a new leader
         // starts with a full cycle, which sees every push it missed.
         if !role.borrow().is_leader() {
+            followed = true;
             shared.set_role(role.borrow().clone());
             tokio::select! {
                 () = shutdown.cancelled() => break 'service RunOutcome { cycles, failed: false },
@@ -349,7 +353,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         };
         scope = None;
         let ended = loop {
-            if follow_cluster && cycles > 0 {
+            if follow_cluster && (cycles > 0 || std::mem::take(&mut followed)) {
                 match opts.source.load().await {
                     Ok(fresh) if fresh.apps != apps => {
                         let names =
