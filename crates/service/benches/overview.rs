@@ -147,7 +147,7 @@ fn gzipped(page: &str) -> usize {
 fn overview(state: &Path, cfg: &Config, status: &[AppStatus]) -> String {
     let history = Store::open(state).unwrap().history(None, HISTORY).unwrap();
     let rows = build_rows(&cfg.apps, Some(status), &history);
-    view::overview(&rows, "", true).into_string()
+    view::overview(&rows, "", true, None).into_string()
 }
 
 fn bench(c: &mut Criterion) {
