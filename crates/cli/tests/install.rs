@@ -553,6 +553,9 @@ const MATRIX: &[(&str, &str, &str, bool, bool)] = &[
         false,
         false,
     ),
+    // The elector reads its one Lease and replaces it at a resourceVersion: no list or patch.
+    ("list", "leases.coordination.k8s.io", "own", false, false),
+    ("patch", "leases.coordination.k8s.io", "own", false, false),
     ("create", "pods", "default", false, false),
     ("create", "pods#exec", "default", false, false),
     ("escalate", "clusterroles", "cluster", false, false),
