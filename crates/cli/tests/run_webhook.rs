@@ -6,31 +6,18 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::fixture::Shop;
 use driftwatch_testkit::http::request;
-use driftwatch_testkit::registry::{Auth, Registry};
-use driftwatch_testkit::{TempDir, free_port, wait_for_port};
+use driftwatch_testkit::{free_port, wait_for_port};
 
 #[test]
 fn webhook_push_to_commit() {
-    let reg = Registry::start(Auth::None);
-    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
-    let k = format!(
-        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
-        reg.host()
-    );
-    let repo = BareRepo::new(&[("apps/shop/kustomization.yaml", &k)]);
-    let dir = TempDir::new("svc");
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "interval: 1h\napplications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {}/shop/backend\n    kustomizeName: backend\n",
-            repo.file_url(),
-            reg.host()
-        ),
-    )
-    .unwrap();
+    let Shop {
+        reg,
+        repo,
+        dir,
+        conf,
+    } = Shop::new("svc");
     let port = free_port();
     let state = dir.path().join("state");
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))

@@ -9,6 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use driftwatch_testkit::fixture::Shop;
 use driftwatch_testkit::git::BareRepo;
 use driftwatch_testkit::http::request;
 use driftwatch_testkit::registry::{Auth, Registry};
@@ -225,24 +226,12 @@ fn status_page_overview_timeline_and_actions() {
 
 #[test]
 fn actions_are_off_without_a_token() {
-    let reg = Registry::start(Auth::None);
-    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
-    let k = format!(
-        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
-        reg.host()
-    );
-    let repo = BareRepo::new(&[("apps/shop/kustomization.yaml", &k)]);
-    let dir = TempDir::new("page-off");
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "interval: 1h\napplications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {}/shop/backend\n    kustomizeName: backend\n",
-            repo.file_url(),
-            reg.host()
-        ),
-    )
-    .unwrap();
+    let Shop {
+        reg: _reg,
+        repo: _repo,
+        dir,
+        conf,
+    } = Shop::new("page-off");
     let port = free_port();
     let _service = Service(
         Command::new(env!("CARGO_BIN_EXE_driftwatch"))
@@ -294,24 +283,12 @@ fn browser_sees_a_push_without_reload() {
             return;
         }
     };
-    let reg = Registry::start(Auth::None);
-    reg.push_image("shop/backend", "v1.0.0", "2026-11-01T00:00:00Z");
-    let k = format!(
-        "kind: Kustomization\nimages:\n- name: backend\n  newName: {}/shop/backend\n  newTag: v1.0.0\n",
-        reg.host()
-    );
-    let repo = BareRepo::new(&[("apps/shop/kustomization.yaml", &k)]);
-    let dir = TempDir::new("page-browser");
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "interval: 1h\napplications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {}/shop/backend\n    kustomizeName: backend\n",
-            repo.file_url(),
-            reg.host()
-        ),
-    )
-    .unwrap();
+    let Shop {
+        reg,
+        repo: _repo,
+        dir,
+        conf,
+    } = Shop::new("page-browser");
     let port = free_port();
     let _service = Service(
         Command::new(env!("CARGO_BIN_EXE_driftwatch"))

@@ -5,6 +5,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod fixture;
 pub mod git;
 pub mod http;
 pub mod kube;
