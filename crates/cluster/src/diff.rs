@@ -135,8 +135,59 @@ pub struct ObjectDiff {
 #[derive(Clone, Debug)]
 enum Seg {
     Field(String),
-    Keyed(String, usize),
+    /// A list entry named by its merge key (`name`, or `port` and `protocol` for ports…) and
+    /// its index in the list the pointer walks.
+    Keyed(MergeKey, usize),
     Index(usize),
+}
+
+/// The fields that identify an entry of a keyed list, as the API server merges it.
+type MergeKey = Vec<(&'static str, Value)>;
+
+/// The merge key of the entries of the list at field `parent`, when every entry has one:
+/// Kubernetes keys ports by number and protocol, volume mounts by path, host aliases by IP,
+/// and most other lists of objects by name.
+fn merge_key_fields(parent: Option<&str>, items: &[&Value]) -> Option<&'static [&'static str]> {
+    if items.is_empty() {
+        return None;
+    }
+    let all = |f: &str| items.iter().all(|i| i.get(f).is_some_and(|v| !v.is_null()));
+    match parent {
+        Some("ports") if all("containerPort") => Some(&["containerPort", "protocol"]),
+        Some("ports") if all("port") => Some(&["port", "protocol"]),
+        Some("volumeMounts") if all("mountPath") => Some(&["mountPath"]),
+        Some("hostAliases") if all("ip") => Some(&["ip"]),
+        _ if items
+            .iter()
+            .all(|i| i.get("name").and_then(Value::as_str).is_some()) =>
+        {
+            Some(&["name"])
+        }
+        _ => None,
+    }
+}
+
+/// An entry's merge key; a port's protocol defaults to TCP, as the API server fills it in.
+fn merge_key(item: &Value, fields: &[&'static str]) -> MergeKey {
+    fields
+        .iter()
+        .map(|f| {
+            let v = match item.get(*f) {
+                Some(v) if !v.is_null() => v.clone(),
+                _ if *f == "protocol" => Value::String("TCP".to_owned()),
+                _ => Value::Null,
+            };
+            (*f, v)
+        })
+        .collect()
+}
+
+/// The field of the list a path ends in.
+fn parent_field(path: &[Seg]) -> Option<&str> {
+    match path.last() {
+        Some(Seg::Field(f)) => Some(f.as_str()),
+        _ => None,
+    }
 }
 
 struct Ctx<'a> {
@@ -320,21 +371,22 @@ fn walk_changes(
             }
         }
         (Some(Value::Array(b)), Some(Value::Array(a))) => {
-            let named = |v: &[Value]| {
-                v.iter()
-                    .all(|x| x.get("name").and_then(Value::as_str).is_some())
-            };
-            if named(b) && named(a) {
-                // Lists of named items (containers, env, volumes) are compared by name.
-                let name = |x: &Value| x["name"].as_str().unwrap_or("").to_owned();
-                let mut names: Vec<String> = a.iter().chain(b.iter()).map(name).collect();
-                names.dedup();
-                let mut seen = std::collections::HashSet::new();
-                for n in names.into_iter().filter(|n| seen.insert(n.clone())) {
-                    let bi = b.iter().position(|x| name(x) == n);
-                    let ai = a.iter().position(|x| name(x) == n);
+            let all: Vec<&Value> = a.iter().chain(b.iter()).collect();
+            if let Some(fields) = merge_key_fields(parent_field(path), &all) {
+                // Keyed lists (containers, env, ports, volumes) are compared entry by entry,
+                // as the server merges them.
+                let key = |x: &Value| merge_key(x, fields);
+                let mut keys: Vec<MergeKey> = Vec::new();
+                for k in all.iter().map(|x| key(x)) {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+                for k in keys {
+                    let bi = b.iter().position(|x| key(x) == k);
+                    let ai = a.iter().position(|x| key(x) == k);
                     let index = ai.or(bi).unwrap_or(0);
-                    path.push(Seg::Keyed(n, index));
+                    path.push(Seg::Keyed(k, index));
                     walk_changes(
                         live_obj,
                         bi.and_then(|i| b.get(i)),
@@ -427,7 +479,16 @@ fn readable(path: &[Seg]) -> String {
                 }
                 s.push_str(f);
             }
-            Seg::Keyed(name, _) => s.push_str(&format!("[name={name}]")),
+            Seg::Keyed(key, _) => {
+                let parts: Vec<String> = key
+                    .iter()
+                    .map(|(f, v)| match v {
+                        Value::String(t) => format!("{f}={t}"),
+                        other => format!("{f}={other}"),
+                    })
+                    .collect();
+                s.push_str(&format!("[{}]", parts.join(",")));
+            }
             Seg::Index(i) => s.push_str(&format!("[{i}]")),
         }
     }
@@ -504,18 +565,13 @@ fn compare(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &mut Vec<Seg>)
         }
         Value::Array(items) => {
             let live_items = l.and_then(Value::as_array);
-            let keyed = !items.is_empty()
-                && items
-                    .iter()
-                    .all(|i| i.get("name").and_then(Value::as_str).is_some());
-            if keyed {
+            let refs: Vec<&Value> = items.iter().collect();
+            if let Some(fields) = merge_key_fields(parent_field(path), &refs) {
                 for (i, item) in items.iter().enumerate() {
-                    let name = item.get("name").and_then(Value::as_str).unwrap_or("");
-                    let live_item = live_items.and_then(|li| {
-                        li.iter()
-                            .find(|x| x.get("name").and_then(Value::as_str) == Some(name))
-                    });
-                    path.push(Seg::Keyed(name.to_owned(), i));
+                    let k = merge_key(item, fields);
+                    let live_item =
+                        live_items.and_then(|li| li.iter().find(|x| merge_key(x, fields) == k));
+                    path.push(Seg::Keyed(k, i));
                     compare(ctx, item, live_item, path);
                     path.pop();
                 }
@@ -550,7 +606,16 @@ fn record(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &[Seg]) {
 fn field_key(seg: &Seg) -> Option<String> {
     match seg {
         Seg::Field(f) => Some(format!("f:{f}")),
-        Seg::Keyed(name, _) => Some(format!("k:{{\"name\":\"{name}\"}}")),
+        // managedFields name an entry by its merge key as JSON, fields in order.
+        Seg::Keyed(key, _) => {
+            let mut fields: Vec<&(&str, Value)> = key.iter().collect();
+            fields.sort_by_key(|(f, _)| *f);
+            let map: serde_json::Map<String, Value> = fields
+                .into_iter()
+                .map(|(f, v)| ((*f).to_owned(), v.clone()))
+                .collect();
+            Some(format!("k:{}", Value::Object(map)))
+        }
         Seg::Index(_) => None,
     }
 }
@@ -648,6 +713,43 @@ mod tests {
         );
         assert_eq!(f.manager.as_deref(), Some("kubectl-set"));
         assert_eq!(out[0].key.to_string(), "Deployment/shop/backend");
+    }
+
+    #[test]
+    fn ports_are_named_by_their_merge_keys() {
+        // A Service's ports are keyed by port and protocol, whatever their names; the server
+        // fills in protocol TCP, and the manager is found under that key.
+        let service = |target: i64, protocol: Option<&str>| {
+            let mut port = json!({"name": "http", "port": 80, "targetPort": target});
+            if let Some(p) = protocol {
+                port["protocol"] = json!(p);
+            }
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "web", "namespace": "shop"},
+                   "spec": {"ports": [port, {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53}]}})
+        };
+        let mut l = service(9090, Some("TCP"));
+        l["metadata"]["managedFields"] = json!([
+            {"manager": "driftwatch", "operation": "Apply", "fieldsV1": {"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {"f:targetPort": {}}}}}},
+            {"manager": "kubectl-edit", "operation": "Update", "fieldsV1": {"f:spec": {"f:ports": {"k:{\"port\":80,\"protocol\":\"TCP\"}": {"f:targetPort": {}}}}}}
+        ]);
+        let out = diff(&[service(8080, None)], &[l.clone()], &[]);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let f = &out[0].fields;
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].path, "spec.ports[port=80,protocol=TCP].targetPort");
+        assert_eq!(f[0].pointer, "/spec/ports/0/targetPort");
+        assert_eq!(f[0].manager.as_deref(), Some("kubectl-edit"));
+        // What the server's answer differs in is named the same way.
+        let mut after = l.clone();
+        after["spec"]["ports"][0]["targetPort"] = json!(8080);
+        let changed = changes(&l, &after, &[]);
+        assert_eq!(changed.len(), 1, "{changed:?}");
+        assert_eq!(
+            changed[0].path,
+            "spec.ports[port=80,protocol=TCP].targetPort"
+        );
+        assert!(diff(&[service(9090, None)], &[l], &[]).is_empty());
     }
 
     #[test]
