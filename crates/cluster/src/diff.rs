@@ -343,7 +343,7 @@ fn server_kept(path: &[Seg]) -> bool {
                 | "selfLink"
         ),
         [Seg::Field(m), Seg::Field(l), Seg::Field(k)] => {
-            m == "metadata" && l == "labels" && k == crate::sync::APP_LABEL
+            m == "metadata" && l == "labels" && k == crate::mark::APP_LABEL
         }
         _ => false,
     }
@@ -899,7 +899,7 @@ mod tests {
         let mut after = live.clone();
         after["spec"]["selector"] = json!({"app": "web"});
         after["metadata"]["resourceVersion"] = json!("7");
-        after["metadata"]["labels"][crate::sync::APP_LABEL] = json!("shop");
+        after["metadata"]["labels"][crate::mark::APP_LABEL] = json!("shop");
         after["status"] = json!({"other": 1});
         let c = changes(&live, &after, &[]);
         assert_eq!(c.len(), 1, "{c:?}");

@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 use crate::diff::ObjectKey;
 use crate::health::Health;
 use crate::kube::KubeClient;
-use crate::sync::{APP_LABEL, FIELD_MANAGER, app_of};
+use crate::mark::{APP_LABEL, FIELD_MANAGER};
+use crate::sync::app_of;
 
 /// Tunables for one application.
 #[derive(Clone, Debug)]

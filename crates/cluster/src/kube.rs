@@ -295,7 +295,7 @@ impl KubeClient {
                 kube::runtime::events::Recorder::new(
                     clients.calls.clone(),
                     kube::runtime::events::Reporter {
-                        controller: crate::sync::FIELD_MANAGER.to_owned(),
+                        controller: crate::mark::FIELD_MANAGER.to_owned(),
                         instance,
                     },
                 )

@@ -7,6 +7,7 @@ mod error;
 mod heal;
 mod health;
 mod kube;
+mod mark;
 mod quantity;
 mod render;
 mod sync;
@@ -21,9 +22,9 @@ pub use heal::{
 };
 pub use health::{Health, assess};
 pub use kube::{KubeClient, KubeTarget, LeaseRecord, ObjectEvent, ReadLease, lease_now};
+pub use mark::{APP_LABEL, FIELD_MANAGER};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{
-    APP_LABEL, FIELD_MANAGER, SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired,
-    plan_sync, sync,
+    SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired, plan_sync, sync,
 };

@@ -11,11 +11,7 @@ use serde_json::{Value, json};
 use crate::diff::{IgnoreRule, ObjectKey, diff};
 use crate::error::Error;
 use crate::kube::{KubeClient, ObjectEvent};
-
-/// The field manager driftwatch applies as.
-pub const FIELD_MANAGER: &str = "driftwatch";
-/// The label that marks an object as applied by an application.
-pub const APP_LABEL: &str = "driftwatch.io/app";
+use crate::mark::{APP_LABEL, FIELD_MANAGER};
 
 /// How to sync.
 #[derive(Clone, Debug)]

@@ -12,7 +12,8 @@ use serde_json::Value;
 use super::{HealEvent, HealOptions, LiveStatus};
 use crate::diff::{IgnoreRule, ObjectKey, diff};
 use crate::health::{Health, assess};
-use crate::sync::{FIELD_MANAGER, app_of, applied_form};
+use crate::mark::FIELD_MANAGER;
+use crate::sync::{app_of, applied_form};
 
 /// What a watch saw happen to one object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -637,7 +638,7 @@ fn content_hash(live: &Value) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::APP_LABEL;
+    use crate::mark::APP_LABEL;
     use serde_json::json;
 
     const APP: &str = "shop";
