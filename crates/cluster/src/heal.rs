@@ -650,20 +650,12 @@ impl HealerRun {
     /// it applies: the fields and who owns them now; `None` when nothing (or when unsure).
     async fn server_changes(&self, live: &Value) -> Option<(Vec<String>, Vec<String>)> {
         let key = ObjectKey::of(live);
-        let found = self.healer.book.lock().ok().and_then(|b| {
-            b.sync_form(&key, live).or_else(|| {
-                let mut k = key.clone();
-                k.namespace.clear();
-                b.sync_form(&k, live)
-            })
-        });
-        let (form, _, namespace, ignore) = found?;
-        let after = self
-            .healer
-            .client
-            .apply(&form, &namespace, FIELD_MANAGER, true)
-            .await
-            .ok()?;
+        let mut bare = key.clone();
+        bare.namespace.clear();
+        let (_, after, ignore) = match self.dry_run(&key, live).await {
+            Some(found) => found,
+            None => self.dry_run(&bare, live).await?,
+        };
         // A newer version is on its way to the healer as a watch event; judged then.
         if !crate::diff::same_version(live, &after) {
             return None;
@@ -681,24 +673,34 @@ impl HealerRun {
     /// Whether the API server, asked with a dry run of exactly what a sync applies, finds that
     /// it would change nothing in `live`. Unsure (the server refused) counts as a change.
     async fn server_sees_no_change(&self, key: &ObjectKey, live: &Value) -> bool {
-        let form = self
+        match self.dry_run(key, live).await {
+            Some((form, dry, _)) => !crate::sync::changed_what_git_sets(&form, live, &dry),
+            None => false,
+        }
+    }
+
+    /// The server's answer to a dry run of what a sync of `key` applies to `live`, with that
+    /// form and the application's ignored differences; `None` when `key` is not Git's or the
+    /// server refused.
+    async fn dry_run(
+        &self,
+        key: &ObjectKey,
+        live: &Value,
+    ) -> Option<(Value, Value, Vec<crate::diff::IgnoreRule>)> {
+        let found = self
             .healer
             .book
             .lock()
             .ok()
             .and_then(|b| b.sync_form(key, live));
-        let Some((form, _, namespace, _)) = form else {
-            return false;
-        };
-        match self
+        let (form, _, namespace, ignore) = found?;
+        let after = self
             .healer
             .client
             .apply(&form, &namespace, FIELD_MANAGER, true)
             .await
-        {
-            Ok(dry) => !crate::sync::changed_what_git_sets(&form, live, &dry),
-            Err(_) => false,
-        }
+            .ok()?;
+        Some((form, after, ignore))
     }
 }
 

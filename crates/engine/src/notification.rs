@@ -2,6 +2,7 @@
 //! at load so a typo in a trigger or a URL is an error naming the key, not a silent no-op.
 
 use driftwatch_git::Secret;
+use driftwatch_policy::star_match;
 use serde::Deserialize;
 
 /// What a notification is sent on.
@@ -185,24 +186,6 @@ impl RawNotifier {
             template: self.template,
         })
     }
-}
-
-/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
-fn star_match(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let [first, middle @ .., last] = parts.as_slice() else {
-        return pattern == name;
-    };
-    let Some(mut rest) = name.strip_prefix(first) else {
-        return false;
-    };
-    for m in middle {
-        match rest.find(m) {
-            Some(i) => rest = &rest[i + m.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 #[cfg(test)]

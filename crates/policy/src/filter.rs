@@ -88,6 +88,25 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// A glob of literals and `*`s split at its stars, with finders for the middle parts.
+fn star_parts(glob: &str) -> (Vec<String>, Vec<memchr::memmem::Finder<'static>>) {
+    let parts: Vec<String> = glob.split('*').map(str::to_owned).collect();
+    let middle = parts
+        .iter()
+        .skip(1)
+        .take(parts.len().saturating_sub(2))
+        .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
+        .collect();
+    (parts, middle)
+}
+
+/// Whether `name` matches `glob`, where `*` stands for any run of characters and nothing else
+/// is special: the matcher of ignore-tags' plain globs, for other names (applications).
+pub fn star_match(glob: &str, name: &str) -> bool {
+    let (parts, middle) = star_parts(glob);
+    stars_match(&parts, &middle, name)
+}
+
 /// Whether `tag` matches the glob whose `*`-separated parts are `parts` (at least one).
 /// Byte slices and `memmem`: `str`'s pattern API costs more than the match on short tags.
 fn stars_match(parts: &[String], middle: &[memchr::memmem::Finder<'_>], tag: &str) -> bool {
@@ -186,13 +205,7 @@ impl TagFilter {
                     }
                 })?),
                 None if !text.contains(['?', '[', ']', '{', '}', '\\']) => {
-                    let parts: Vec<String> = text.split('*').map(str::to_owned).collect();
-                    let middle = parts
-                        .iter()
-                        .skip(1)
-                        .take(parts.len().saturating_sub(2))
-                        .map(|p| memchr::memmem::Finder::new(p.as_bytes()).into_owned())
-                        .collect();
+                    let (parts, middle) = star_parts(text);
                     Matcher::Stars(parts, middle)
                 }
                 None => Matcher::Glob(

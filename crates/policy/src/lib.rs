@@ -17,7 +17,7 @@ mod version;
 
 pub use constraint::Constraint;
 pub use error::{Error, Result};
-pub use filter::{Allow, FilterReason, TagFilter};
+pub use filter::{Allow, FilterReason, TagFilter, star_match};
 pub use platform::Platform;
 pub use policy::{Candidate, Evaluation, Policy, Reason};
 pub use reference::{DOCKER_HUB, Digest, ImageListEntry, ImageRef, is_valid_tag};
