@@ -201,27 +201,21 @@ fn prune_never_deletes_everything_by_accident() {
     );
 }
 
-#[test]
-fn self_heal_on_watch_events_and_stop_fighting() {
+/// `driftwatch sync shop --self-heal` running, and a function returning its next stdout line
+/// that contains any of the needles given (panics after 20 s without one).
+fn self_heal(
+    conf: &std::path::Path,
+    state: &std::path::Path,
+    kubeconfig: &std::path::Path,
+) -> (std::process::Child, impl Fn(&[&str]) -> String + use<>) {
     use std::io::BufRead;
-    let dir = TempDir::new("heal");
-    let cluster = Cluster::new(dir.path());
-    let ns = cluster.unique_namespace("shop");
-    cluster.create_namespace(&ns);
-    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(&ns))]);
-    let conf = dir.path().join("driftwatch.yaml");
-    std::fs::write(
-        &conf,
-        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
-    )
-    .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(["sync", "shop", "--self-heal", "--config"])
-        .arg(&conf)
+        .arg(conf)
         .arg("--state-dir")
-        .arg(dir.path().join("state"))
+        .arg(state)
         .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
+        .arg(kubeconfig)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -235,8 +229,7 @@ fn self_heal_on_watch_events_and_stop_fighting() {
             }
         }
     });
-    // The next line with any of `needles`, at most 20 s away.
-    let next = |needles: &[&str]| {
+    let next = move |needles: &[&str]| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -247,6 +240,23 @@ fn self_heal_on_watch_events_and_stop_fighting() {
             }
         }
     };
+    (child, next)
+}
+
+#[test]
+fn self_heal_on_watch_events_and_stop_fighting() {
+    let dir = TempDir::new("heal");
+    let cluster = Cluster::new(dir.path());
+    let ns = cluster.unique_namespace("shop");
+    cluster.create_namespace(&ns);
+    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deploy(&ns))]);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!("applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  writeBack: manifests:deployment.yaml\n  images:\n  - image: registry.local/backend\n", repo.file_url()),
+    )
+    .unwrap();
+    let (mut child, next) = self_heal(&conf, &dir.path().join("state"), &cluster.kubeconfig);
     next(&["synced to"]);
     let image = || {
         cluster.get("deployments", &ns, "backend").unwrap()["spec"]["template"]["spec"]
@@ -414,6 +424,89 @@ fn what_an_apply_would_change_is_drift_even_where_git_sets_nothing() {
             && note.contains("application web")),
         "{events:?}"
     );
+}
+
+#[test]
+fn replicas_an_autoscaler_holds_are_reported_never_fought() {
+    // Git says 2 replicas; an autoscaler scales the Deployment to 5 through its scale
+    // subresource. diff and status report it, naming the autoscaler and what to do; neither a
+    // sync nor a heal takes the replicas back; ignoring them makes the application Synced.
+    let dir = TempDir::new("sync-held");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        // The fake does not model the ownership of fields written through subresources.
+        eprintln!(
+            "skipped: needs a real API server (DRIFTWATCH_E2E_KUBECONFIG); scripts/test starts one"
+        );
+        return;
+    }
+    let ns = cluster.unique_namespace("held");
+    cluster.create_namespace(&ns);
+    let deployment = deploy(&ns).replace("replicas: 1", "replicas: 2");
+    let repo = BareRepo::new(&[("apps/shop/deployment.yaml", &deployment)]);
+    let conf = dir.path().join("driftwatch.yaml");
+    let config = |ignore: &str| {
+        format!(
+            "applications:\n- name: shop\n  repo: {}\n  path: apps/shop\n  sync:\n    namespace: {ns}\n{ignore}",
+            repo.file_url()
+        )
+    };
+    std::fs::write(&conf, config("")).unwrap();
+    let state = dir.path().join("state");
+    let dw = |args: &[&str]| common::on_cluster(&conf, &state, &cluster.kubeconfig, args);
+    assert_eq!(dw(&["sync", "shop"]).0, 0);
+    assert_eq!(dw(&["diff", "shop"]).0, 0, "in sync after the sync");
+
+    cluster.scale_as("autoscaler", &ns, "backend", 5);
+    let replicas =
+        || cluster.get("deployments", &ns, "backend").unwrap()["spec"]["replicas"].clone();
+    let (code, out, err) = dw(&["diff", "shop"]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("spec.replicas: git 2 live 5 (held by autoscaler through /scale)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hint: autoscaler holds it through /scale and a sync leaves it")
+            && out.contains("managedFieldsManagers [autoscaler]"),
+        "{out}"
+    );
+    let (code, out, _) = dw(&["diff", "shop", "-o", "json"]);
+    assert_eq!(code, 2);
+    let fields: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(fields[0]["fields"][0]["held"], true, "{fields}");
+    assert_eq!(fields[0]["fields"][0]["manager"], "autoscaler", "{fields}");
+    let (code, out, _) = dw(&["status", "-o", "json"]);
+    assert_eq!(code, 2, "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status[0]["sync"], "OutOfSync", "{status}");
+
+    // A sync leaves the autoscaler's value.
+    let (code, out, err) = dw(&["sync", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("0 applied, 1 unchanged"), "{out}");
+    assert_eq!(replicas(), 5);
+
+    // So does a heal: a manual change after the autoscaler's is healed, its replicas not.
+    let (mut child, next) = self_heal(&conf, &state, &cluster.kubeconfig);
+    next(&["synced to"]);
+    cluster.scale_as("autoscaler", &ns, "backend", 6);
+    cluster.set_image(&ns, "backend", "backend", "wrong-image:v99");
+    let healed = next(&["healed Deployment/"]);
+    assert!(healed.contains("kubectl-set"), "{healed}");
+    assert!(!healed.contains("replicas"), "{healed}");
+    assert_eq!(replicas(), 6, "the autoscaler's value stays");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+
+    // Ignored by manager, the application is Synced.
+    std::fs::write(
+        &conf,
+        config("    ignoreDifferences:\n    - kind: Deployment\n      managedFieldsManagers: [autoscaler]\n"),
+    )
+    .unwrap();
+    let (code, out, err) = dw(&["diff", "shop"]);
+    assert_eq!(code, 0, "{out}{err}");
 }
 
 /// `status --watch` prints the table again when the cluster changes, and only then; with

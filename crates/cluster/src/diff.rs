@@ -1,8 +1,9 @@
 //! Rendered (desired) objects against live ones, field by field. Only what Git says is compared
 //! — defaulted fields, status, and list items a mutating webhook injected are not drift — and
-//! values are compared by meaning (`500m` = `0.5`, `"80"` = `80`). Replicas owned through the
-//! `scale` subresource (an HPA) are not drift either. Each difference names the field manager
-//! that wrote the live value, when the live object says.
+//! values are compared by meaning (`500m` = `0.5`, `"80"` = `80`). Each difference names the
+//! field manager that wrote the live value, when the live object says; replicas an autoscaler
+//! holds through the `scale` subresource are reported as held (a sync leaves them), so people
+//! drop them from Git or ignore them instead of wondering.
 
 use serde_json::Value;
 
@@ -116,6 +117,46 @@ pub struct FieldDiff {
     pub live: Option<Value>,
     /// The field manager of the live value, when managedFields tell.
     pub manager: Option<String>,
+    /// Another manager holds the field where driftwatch does not take it back (an autoscaler
+    /// through the `scale` subresource): a sync or a heal leaves it, so it stays a difference
+    /// until Git stops setting it or the user ignores it.
+    pub held: bool,
+}
+
+impl FieldDiff {
+    /// The path, with who holds it when a sync leaves it (`spec.replicas (held by hpa through
+    /// /scale)`): the short form lists of differing fields show.
+    pub fn label(&self) -> String {
+        match (&self.manager, self.held) {
+            (Some(m), true) => format!("{} (held by {m} through /scale)", self.path),
+            (None, true) => format!("{} (held through /scale)", self.path),
+            _ => self.path.clone(),
+        }
+    }
+
+    /// What to do about a field another manager wrote, for people reading a diff: a field
+    /// driftwatch wrote (or nobody is named for) needs no advice.
+    pub fn hint(&self) -> Option<String> {
+        let m = self
+            .manager
+            .as_deref()
+            .filter(|m| *m != crate::mark::FIELD_MANAGER)?;
+        let ignore = format!(
+            "ignore it (ignoreDifferences: jsonPointers [{}] or managedFieldsManagers [{m}])",
+            self.pointer
+        );
+        Some(if self.held {
+            format!(
+                "{m} holds it through /scale and a sync leaves it: drop {} from Git, or {ignore}",
+                self.path
+            )
+        } else {
+            format!(
+                "a sync takes it back from {m}; if {m} should own it, drop {} from Git, or {ignore}",
+                self.path
+            )
+        })
+    }
 }
 
 /// One object that differs or is missing.
@@ -410,6 +451,7 @@ fn walk_changes(
             git: a.cloned().unwrap_or(Value::Null),
             live: b.cloned(),
             manager: manager_of(live_obj, path),
+            held: false,
         }),
     }
 }
@@ -555,12 +597,17 @@ fn compare(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &mut Vec<Seg>)
                 if k == "kubectl.kubernetes.io/last-applied-configuration" {
                     continue;
                 }
-                if k == "replicas" && ctx.scale_owned && path.len() == 1 {
-                    continue;
-                }
+                // Replicas an autoscaler holds: reported, marked as what a sync leaves.
+                let held = k == "replicas" && ctx.scale_owned && path.len() == 1;
+                let from = ctx.out.len();
                 path.push(Seg::Field(k.clone()));
                 compare(ctx, v, l.and_then(|l| l.get(k)), path);
                 path.pop();
+                if held {
+                    for f in &mut ctx.out[from..] {
+                        f.held = true;
+                    }
+                }
             }
         }
         Value::Array(items) => {
@@ -599,6 +646,7 @@ fn record(ctx: &mut Ctx<'_>, d: &Value, l: Option<&Value>, path: &[Seg]) {
         git: d.clone(),
         live: l.cloned(),
         manager: manager_of(ctx.live_obj, path),
+        held: false,
     });
 }
 
@@ -768,10 +816,40 @@ mod tests {
                 "manager": "kube-controller-manager", "operation": "Update", "subresource": "scale",
                 "fieldsV1": {"f:spec": {"f:replicas": {}}}
             }));
-        assert!(
-            diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[]).is_empty(),
-            "HPA-owned replicas are not drift"
+        // Held by the autoscaler: reported as such, naming it, with what to do.
+        let held = diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[]);
+        assert_eq!(held.len(), 1, "{held:?}");
+        let f = &held[0].fields[0];
+        assert!(f.held, "{f:?}");
+        assert_eq!(f.manager.as_deref(), Some("kube-controller-manager"));
+        assert_eq!(
+            f.label(),
+            "spec.replicas (held by kube-controller-manager through /scale)"
         );
+        let hint = f.hint().unwrap();
+        assert!(
+            hint.contains("drop spec.replicas from Git")
+                && hint.contains("managedFieldsManagers [kube-controller-manager]"),
+            "{hint}"
+        );
+        // The server's answer never shows it: a sync leaves it.
+        assert!(changes(&l, &l, &[]).is_empty());
+        // Ignored, it is gone — by pointer or by manager.
+        for rule in [
+            IgnoreRule {
+                json_pointers: vec!["/spec/replicas".into()],
+                ..IgnoreRule::default()
+            },
+            IgnoreRule {
+                managers: vec!["kube-controller-manager".into()],
+                ..IgnoreRule::default()
+            },
+        ] {
+            assert!(diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[rule]).is_empty());
+        }
+        // Equal to Git's value: nothing to report.
+        l["spec"]["replicas"] = json!(3);
+        assert!(diff(std::slice::from_ref(&d), std::slice::from_ref(&l), &[]).is_empty());
         let mut l2 = live("other:v2");
         l2["metadata"]["labels"]["app"] = json!("changed");
         let rule = IgnoreRule {

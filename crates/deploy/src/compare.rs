@@ -230,16 +230,17 @@ async fn live_and_answer(
     }
 }
 
-/// The fields a sync would change: the local comparison's (they name the manager of each field
-/// Git sets) where the server's answer confirms them, then what only the server's answer shows
-/// (a key added to an atomic map, a field Git dropped).
+/// The fields that differ: the local comparison's (they name the manager of each field Git
+/// sets) where the server's answer confirms a sync would change them, those another manager
+/// holds (a sync leaves them, so the server's answer cannot show them), then what only the
+/// server's answer shows (a key added to an atomic map, a field Git dropped).
 fn merge_fields(local: Vec<FieldDiff>, server: Vec<FieldDiff>) -> Vec<FieldDiff> {
     let related = |a: &str, b: &str| {
         a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
     };
     let mut fields: Vec<FieldDiff> = local
         .into_iter()
-        .filter(|l| server.iter().any(|s| related(&l.pointer, &s.pointer)))
+        .filter(|l| l.held || server.iter().any(|s| related(&l.pointer, &s.pointer)))
         .collect();
     let extra: Vec<FieldDiff> = server
         .into_iter()

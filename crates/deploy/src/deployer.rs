@@ -436,7 +436,7 @@ impl Deployer {
                     let fields = if d.orphan {
                         vec![REQUIRES_PRUNING.to_owned()]
                     } else {
-                        d.fields.iter().map(|f| f.path.clone()).collect()
+                        d.fields.iter().map(|f| f.label()).collect()
                     };
                     (d.key.clone(), fields)
                 })

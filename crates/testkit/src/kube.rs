@@ -894,6 +894,26 @@ impl Cluster {
         }
     }
 
+    /// Scales a Deployment through its `scale` subresource as field manager `manager`, as a
+    /// HorizontalPodAutoscaler (or `kubectl scale`) does. Real servers only: the fake does not
+    /// model subresources' field ownership.
+    pub fn scale_as(&self, manager: &str, ns: &str, deployment: &str, replicas: u32) {
+        assert!(self.is_real(), "scale_as needs a real API server");
+        let body = json!({"spec": {"replicas": replicas}}).to_string();
+        self.kubectl(&[
+            "-n",
+            ns,
+            "patch",
+            "deployment",
+            deployment,
+            "--subresource=scale",
+            "--type=merge",
+            &format!("--field-manager={manager}"),
+            "-p",
+            &body,
+        ]);
+    }
+
     /// Writes an object's status as its controller would (the status subresource).
     pub fn set_status(&self, plural: &str, ns: &str, name: &str, status: Value) {
         match &self.fake {

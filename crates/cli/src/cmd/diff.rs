@@ -161,6 +161,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
                     "requiresPruning": d.orphan,
                     "fields": d.fields.iter().map(|f| serde_json::json!({
                         "path": f.path, "pointer": f.pointer, "git": f.git, "live": f.live, "manager": f.manager,
+                        "held": f.held, "hint": f.hint(),
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -190,12 +191,16 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
                     f.live
                         .as_ref()
                         .map_or("(absent)".to_owned(), ToString::to_string),
-                    f.manager
-                        .as_ref()
-                        .map(|m| format!(" (written by {m})"))
-                        .unwrap_or_default()
+                    match (&f.manager, f.held) {
+                        (Some(m), true) => format!(" (held by {m} through /scale)"),
+                        (Some(m), false) => format!(" (written by {m})"),
+                        (None, _) => String::new(),
+                    }
                 )
                 .context("writing stdout")?;
+                if let Some(hint) = f.hint() {
+                    writeln!(out, "  hint: {hint}").context("writing stdout")?;
+                }
             }
         }
         if diffs.is_empty() {

@@ -166,27 +166,39 @@ fn older(rv: Option<&str>, until: &str) -> bool {
     }
 }
 
-/// What differs, and which other managers changed it.
-fn drift(want: &Value, live: &Value, ignore: &[IgnoreRule]) -> Option<(Vec<String>, Vec<String>)> {
-    let object = diff(
+/// What differs from Git in a live object, by what a heal would do about it.
+#[derive(Default)]
+struct Drift {
+    /// What a heal takes back, and which other managers changed it.
+    healed: Option<(Vec<String>, Vec<String>)>,
+    /// What another manager holds and a heal leaves (replicas an autoscaler scales), labelled
+    /// with who holds it: reported, never fought.
+    held: Vec<String>,
+}
+
+fn drift(want: &Value, live: &Value, ignore: &[IgnoreRule]) -> Drift {
+    let Some(object) = diff(
         std::slice::from_ref(want),
         std::slice::from_ref(live),
         ignore,
     )
     .into_iter()
-    .next()?;
-    let mut managers: Vec<String> = object
-        .fields
+    .next() else {
+        return Drift::default();
+    };
+    let (held, fields): (Vec<_>, Vec<_>) = object.fields.into_iter().partition(|f| f.held);
+    let mut managers: Vec<String> = fields
         .iter()
         .filter_map(|f| f.manager.clone())
         .filter(|m| m != FIELD_MANAGER)
         .collect();
     managers.sort();
     managers.dedup();
-    Some((
-        object.fields.into_iter().map(|f| f.path).collect(),
-        managers,
-    ))
+    Drift {
+        healed: (!fields.is_empty())
+            .then(|| (fields.into_iter().map(|f| f.path).collect(), managers)),
+        held: held.iter().map(|f| f.label()).collect(),
+    }
 }
 
 impl HealBook {
@@ -394,10 +406,11 @@ impl HealBook {
             return Vec::new();
         };
         let key = ObjectKey::of(&want);
-        let differs = if deleted {
-            Some((vec!["(deleted)".to_owned()], Vec::new()))
+        let (differs, held) = if deleted {
+            (Some((vec!["(deleted)".to_owned()], Vec::new())), Vec::new())
         } else {
-            drift(&want, live, &desired.opts.ignore).or(server)
+            let d = drift(&want, live, &desired.opts.ignore);
+            (d.healed.or(server), d.held)
         };
         let track = self.tracks.entry(key.clone()).or_default();
         // What the server found would not change is not drift; anything else is judged anew.
@@ -423,7 +436,13 @@ impl HealBook {
             assess(Some(live))
         };
         track.seen = Some(Seen {
-            drift: differs.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+            drift: differs
+                .as_ref()
+                .map(|d| d.0.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(held)
+                .collect(),
             health,
             reason,
         });
