@@ -1,8 +1,8 @@
 //! Reaching a cluster: contexts, kubeconfigs merged like `KUBECONFIG=a:b`, exec credential
-//! plugins — and bad input (a missing context, a failing or absent plugin, a CA that does not
-//! match, refused credentials), each one clear error naming the kubeconfig and context, never a
-//! panic or a hang. Against the in-process fake, or the real API server of
-//! `DRIFTWATCH_E2E_KUBECONFIG`.
+//! plugins, an HTTP proxy (`proxy-url`, else `HTTPS_PROXY`) — and bad input (a missing context,
+//! a failing or absent plugin, a missing proxy, a CA that does not match, refused credentials),
+//! each one clear error naming the kubeconfig and context, never a panic or a hang. Against the
+//! in-process fake, or the real API server of `DRIFTWATCH_E2E_KUBECONFIG`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -329,4 +329,123 @@ async fn a_ca_that_does_not_match_is_one_error_naming_the_kubeconfig() {
         "{text}"
     );
     assert!(!text.contains("s3cr3t"), "no token in errors: {text}");
+}
+
+/// An HTTP proxy that tunnels `CONNECT host:port` requests, recording each target: what a
+/// corporate egress proxy does for kubectl.
+struct ConnectProxy {
+    port: u16,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+fn connect_proxy() -> ConnectProxy {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = targets.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap() == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let target = request.split(' ').nth(1).unwrap_or("").to_owned();
+                seen.lock().unwrap().push(format!(
+                    "{} {target}",
+                    request.split(' ').next().unwrap_or("")
+                ));
+                let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                    let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                (&client)
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .unwrap();
+                let (mut up_read, mut up_write) = (upstream.try_clone().unwrap(), upstream);
+                let mut down_write = client;
+                // Bytes the reader buffered past the headers belong to the tunnel.
+                let buffered = reader.buffer().to_vec();
+                up_write.write_all(&buffered).unwrap();
+                let mut down_read = reader.into_inner();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut down_read, &mut up_write);
+                    let _ = up_write.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut up_read, &mut down_write);
+                let _ = down_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    ConnectProxy { port, targets }
+}
+
+#[tokio::test]
+async fn a_kubeconfig_proxy_url_carries_every_call_through_the_proxy() {
+    let dir = TempDir::new("kube-proxy");
+    let cluster = Cluster::new(dir.path());
+    let proxy = connect_proxy();
+    let mut k = kubeconfig_of(&cluster);
+    let name = k["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == k["current-context"])
+        .unwrap()["context"]["cluster"]
+        .clone();
+    let server = {
+        let c = k["clusters"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|c| c["name"] == name)
+            .unwrap();
+        c["cluster"]["proxy-url"] = json!(format!("http://127.0.0.1:{}", proxy.port));
+        c["cluster"]["server"].as_str().unwrap().to_owned()
+    };
+    let file = write(dir.path(), "config", &k);
+    let names = list_namespaces(&KubeClient::from_kubeconfig(&file).unwrap())
+        .await
+        .unwrap();
+    assert!(!names.is_empty());
+    // The server's host and port, as the tunnel was asked for them.
+    let authority = server
+        .split_once("://")
+        .map_or(server.as_str(), |(_, rest)| rest)
+        .trim_end_matches('/')
+        .to_owned();
+    let targets = proxy.targets.lock().unwrap().clone();
+    assert!(!targets.is_empty(), "the proxy saw no request");
+    assert!(
+        targets.iter().all(|t| *t == format!("CONNECT {authority}")),
+        "{targets:?}"
+    );
+
+    // A proxy that is not there is one clear error naming the kubeconfig, not a hang.
+    let c = k["clusters"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|c| c["name"] == name)
+        .unwrap();
+    c["cluster"]["proxy-url"] = json!(format!(
+        "http://127.0.0.1:{}",
+        driftwatch_testkit::free_port()
+    ));
+    let file = write(dir.path(), "config-no-proxy", &k);
+    let err = list_namespaces(&KubeClient::from_kubeconfig(&file).unwrap())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("the error: {text}");
+    assert!(matches!(err, Error::Unreachable { .. }), "{err:?}");
+    assert!(text.contains(&file.display().to_string()), "{text}");
 }
