@@ -61,7 +61,11 @@ fn manual_change_is_reported_and_defaults_are_not() {
     assert_eq!(code, 2);
     assert_eq!(
         out,
-        "Deployment/shop/backend: spec.template.spec.containers[name=backend].image: git \"registry.local/backend:v1.0.1\" live \"wrong-image:v99\" (written by kubectl-set)\n"
+        "Deployment/shop/backend: spec.template.spec.containers[name=backend].image: git \"registry.local/backend:v1.0.1\" live \"wrong-image:v99\" (written by kubectl-set)\n  \
+         hint: a sync takes it back from kubectl-set; if kubectl-set should own it, drop \
+         spec.template.spec.containers[name=backend].image from Git, or ignore it \
+         (ignoreDifferences: jsonPointers [/spec/template/spec/containers/0/image] or \
+         managedFieldsManagers [kubectl-set])\n"
     );
     let (code, _, _) = run(
         &live("wrong-image:v99"),

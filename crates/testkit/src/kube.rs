@@ -1,8 +1,11 @@
 //! An in-process fake Kubernetes API server on loopback, enough for driftwatch's sync tests:
 //! discovery, get, list (label selectors), server-side apply (create or merge, managedFields per
-//! manager, resourceVersion and generation; refused in a namespace that does not exist, or with
-//! a stale resourceVersion), updates by another manager, and delete. Real
-//! servers are used instead when `DRIFTWATCH_E2E_KUBECONFIG` is set.
+//! manager, fields a manager stops applying removed unless another owns them, resourceVersion
+//! and generation; refused in a namespace that does not exist, or with a stale
+//! resourceVersion), updates by another manager, and delete. It does not know atomic maps or
+//! subresources' field ownership; tests of those run on the real server only. Real servers are
+//! used instead when `DRIFTWATCH_E2E_KUBECONFIG` is set; the fake stays for what a real server
+//! cannot be made to do on purpose (drop every watch, answer 410 Gone, refuse with 503).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -145,6 +148,59 @@ fn merge(into: &mut Value, applied: &Value) {
             }
         }
         (slot, v) => *slot = v.clone(),
+    }
+}
+
+/// Removes from `obj` every field in the field set `old` that is neither in `new` nor in any of
+/// `others` (at this depth), as a real server does when a manager stops applying a field.
+/// Identity (`metadata.name`, `metadata.namespace`) is never removed.
+fn drop_unapplied(obj: &mut Value, old: &Value, new: &Value, others: &[&Value], depth: usize) {
+    let Some(old) = old.as_object() else { return };
+    for (key, old_sub) in old {
+        if depth == 1 && matches!(key.as_str(), "f:name" | "f:namespace") {
+            continue;
+        }
+        let new_sub = new.get(key);
+        let other_subs: Vec<&Value> = others.iter().filter_map(|o| o.get(key)).collect();
+        let owned = new_sub.is_some() || !other_subs.is_empty();
+        if let Some(field) = key.strip_prefix("f:") {
+            let Some(map) = obj.as_object_mut() else {
+                continue;
+            };
+            if !owned {
+                map.remove(field);
+            } else if let Some(child) = map.get_mut(field) {
+                drop_unapplied(
+                    child,
+                    old_sub,
+                    new_sub.unwrap_or(&Value::Null),
+                    &other_subs,
+                    depth + 1,
+                );
+            }
+        } else if let Some(name) = key
+            .strip_prefix("k:")
+            .and_then(|k| serde_json::from_str::<Value>(k).ok())
+            .and_then(|k| k.get("name").cloned())
+        {
+            let Some(items) = obj.as_array_mut() else {
+                continue;
+            };
+            let Some(i) = items.iter().position(|x| x.get("name") == Some(&name)) else {
+                continue;
+            };
+            if !owned {
+                items.remove(i);
+            } else {
+                drop_unapplied(
+                    &mut items[i],
+                    old_sub,
+                    new_sub.unwrap_or(&Value::Null),
+                    &other_subs,
+                    depth + 1,
+                );
+            }
+        }
     }
 }
 
@@ -646,6 +702,21 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             }
             let before_spec = obj.get("spec").cloned();
             merge(&mut obj, &applied);
+            // As a real server: what this manager applied before and applies no more, and no
+            // other manager owns, is removed.
+            let entries = obj["metadata"]["managedFields"].as_array().cloned();
+            if let Some(entries) = &entries {
+                let mine =
+                    |e: &&Value| e["manager"] == manager.as_str() && e["operation"] == "Apply";
+                if let Some(old) = entries.iter().find(mine).map(|e| e["fieldsV1"].clone()) {
+                    let others: Vec<&Value> = entries
+                        .iter()
+                        .filter(|e| !mine(e))
+                        .map(|e| &e["fieldsV1"])
+                        .collect();
+                    drop_unapplied(&mut obj, &old, &fields_of(&applied), &others, 0);
+                }
+            }
             let entries = obj["metadata"]["managedFields"].as_array_mut();
             if let Some(entries) = entries {
                 entries.retain(|e| e["manager"] != manager.as_str() || e["operation"] != "Apply");
