@@ -15,7 +15,12 @@ use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::BareRepo;
 use serde_json::Value;
 
-const OVERLAYS: [&str; 3] = ["base", "overlays/ha", "overlays/detect-only"];
+const OVERLAYS: [&str; 4] = [
+    "base",
+    "overlays/ha",
+    "overlays/sharded",
+    "overlays/detect-only",
+];
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -221,14 +226,19 @@ fn every_overlay_renders_as_documented() {
         }
         let replicas = &d["spec"]["replicas"];
         match overlay {
-            "overlays/ha" => {
-                assert_eq!(replicas, 2);
-                // Two replicas only with leader election, named by the pod.
+            "overlays/ha" | "overlays/sharded" => {
+                // Several replicas only with leader election, named by the pod; sharded, three
+                // replicas share six shards.
                 let container = &d["spec"]["template"]["spec"]["containers"][0];
-                assert!(
-                    strings(&container["args"]).contains(&"--leader-elect"),
-                    "{container}"
-                );
+                let args = strings(&container["args"]);
+                assert!(args.contains(&"--leader-elect"), "{container}");
+                if overlay == "overlays/sharded" {
+                    assert_eq!(replicas, 3);
+                    assert!(args.contains(&"--shards=6"), "{container}");
+                } else {
+                    assert_eq!(replicas, 2);
+                    assert!(!args.iter().any(|a| a.starts_with("--shards")));
+                }
                 let env = container["env"].as_array().unwrap();
                 for (var, field) in [
                     ("POD_NAME", "metadata.name"),
@@ -536,6 +546,7 @@ const MATRIX: &[(&str, &str, &str, bool, bool)] = &[
     ("get", "leases.coordination.k8s.io", "own", true, true),
     ("create", "leases.coordination.k8s.io", "own", true, true),
     ("update", "leases.coordination.k8s.io", "own", true, true),
+    ("list", "leases.coordination.k8s.io", "own", true, true),
     ("get", "secrets/driftwatch-git", "own", true, true),
     ("get", "secrets/driftwatch-registry", "own", true, true),
     // Must not.
@@ -553,9 +564,16 @@ const MATRIX: &[(&str, &str, &str, bool, bool)] = &[
         false,
         false,
     ),
-    // The elector reads its one Lease and replaces it at a resourceVersion: no list or patch.
-    ("list", "leases.coordination.k8s.io", "own", false, false),
+    // The elector lists its namespace's Leases (every shard's and member's in one call) and
+    // replaces one at a resourceVersion: never a patch, never another namespace's.
     ("patch", "leases.coordination.k8s.io", "own", false, false),
+    (
+        "list",
+        "leases.coordination.k8s.io",
+        "default",
+        false,
+        false,
+    ),
     ("create", "pods", "default", false, false),
     ("create", "pods#exec", "default", false, false),
     ("escalate", "clusterroles", "cluster", false, false),
@@ -594,7 +612,8 @@ fn the_server_accepts_every_object_and_grants_least_privilege() {
     let Some(admin) = real_server("install manifests on the API server") else {
         return;
     };
-    let mut table = String::from("RBAC as the service account (base / ha / detect-only):\n");
+    let mut table =
+        String::from("RBAC as the service account (base / ha / sharded / detect-only):\n");
     let installed: Vec<(&str, Installed)> = OVERLAYS
         .iter()
         .map(|o| {

@@ -36,8 +36,10 @@ async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
                 leader.as_deref().unwrap_or("nobody yet")
             ),
         ),
-        Role::Leader if s.ready.load(Ordering::Relaxed) => (StatusCode::OK, "ready".to_owned()),
-        Role::Leader => (
+        Role::Leader | Role::Shards { .. } if s.ready.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "ready".to_owned())
+        }
+        Role::Leader | Role::Shards { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "first cycle not finished".to_owned(),
         ),
@@ -48,7 +50,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
 /// `None` on the leader.
 fn refused_by_follower(s: &Shared) -> Option<(StatusCode, String)> {
     match s.role() {
-        Role::Leader => None,
+        Role::Leader | Role::Shards { .. } => None,
         Role::Follower { leader } => Some((
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
@@ -165,6 +167,12 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
     .parse()
     {
         headers.insert("x-driftwatch-role", v);
+    }
+    if let Role::Shards { held, of } = &role {
+        let held: Vec<String> = held.iter().map(u32::to_string).collect();
+        if let Ok(v) = format!("{} of {of}", held.join(",")).parse() {
+            headers.insert("x-driftwatch-shards", v);
+        }
     }
     let view = s.status.lock().ok().and_then(|v| v.clone());
     if let Role::Follower { leader } = &role

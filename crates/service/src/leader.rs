@@ -7,12 +7,13 @@
 //! retry period, writes it when the decision says so, and publishes [`Role`] changes on a
 //! `watch` channel the run loop follows.
 //!
-//! The timings are controller-runtime's: a Lease lasts 15 s, a leader that could not renew for
-//! 10 s steps down, candidates look every 2 s. No clocks are compared between hosts: a follower
-//! counts the lease duration from when *it* first saw the current record, and a leader counts
-//! its renew deadline from just *before* it sent its last successful renewal. A record is
+//! The timings are controller-runtime's shortened (see [`Timing::default`]): a Lease lasts
+//! 10 s, a leader that could not renew for 7 s steps down, candidates look every 2 s. No clocks
+//! are compared between hosts: a follower counts the lease duration from when *it* first saw
+//! the current record, and a leader counts its renew deadline from just *before* it sent its
+//! last successful renewal. A record is
 //! written no earlier than it was sent and seen no earlier than it was written, so the old
-//! leader stops (at 10 s) at least 5 s before any follower may take over (at 15 s) — never
+//! leader stops (at 7 s) at least 3 s before any follower may take over (at 10 s) — never
 //! two writers — and every write names the `resourceVersion` it read, so a candidate can only
 //! take over the very record it watched expire.
 //!
@@ -44,11 +45,14 @@ pub struct Timing {
 }
 
 impl Default for Timing {
-    /// controller-runtime's defaults: 15 s, 10 s, 2 s.
+    /// 10 s, 7 s, 2 s: controller-runtime's 15/10/2 shortened so that a replica killed without
+    /// a chance to release is replaced within 15 s at worst (its renewal is seen up to one
+    /// look late, and expiry is noticed up to one look late: 2 + 10 + 2), while a leader still
+    /// stops 3 s before anyone may take over.
     fn default() -> Self {
         Timing {
-            lease: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
+            lease: Duration::from_secs(10),
+            renew_deadline: Duration::from_secs(7),
             retry: Duration::from_secs(2),
         }
     }
@@ -82,12 +86,29 @@ pub enum Role {
         /// The identity of the current leader, when known.
         leader: Option<String>,
     },
+    /// With sharding (`--shards`): it acts as the leader of the applications of the shards it
+    /// holds (never none: holding none is [`Role::Follower`]).
+    Shards {
+        /// The shards held, ascending.
+        held: Vec<u32>,
+        /// How many shards there are.
+        of: u32,
+    },
 }
 
 impl Role {
-    /// Whether this is [`Role::Leader`].
+    /// Whether this process acts on some applications: [`Role::Leader`] or [`Role::Shards`].
     pub fn is_leader(&self) -> bool {
-        matches!(self, Role::Leader)
+        !matches!(self, Role::Follower { .. })
+    }
+
+    /// Whether this process acts on application `app`.
+    pub fn owns(&self, app: &str) -> bool {
+        match self {
+            Role::Leader => true,
+            Role::Follower { .. } => false,
+            Role::Shards { held, of } => held.contains(&crate::shard::shard_of(app, *of)),
+        }
     }
 }
 
@@ -265,7 +286,7 @@ pub fn default_identity() -> String {
 }
 
 /// One look: read the Lease, decide, and write it when the decision says so.
-async fn step(
+pub(crate) async fn step(
     client: &KubeClient,
     target: &LeaseTarget,
     elector: &mut Elector,
@@ -323,7 +344,8 @@ fn publish(tx: &watch::Sender<Role>, role: Role, identity: &str, lease: &LeaseTa
         return;
     }
     match &role {
-        Role::Leader => tracing::info!(
+        // One Lease, one leader: sharded roles come from the shard module.
+        Role::Leader | Role::Shards { .. } => tracing::info!(
             identity,
             lease = %format!("{}/{}", lease.namespace, lease.name),
             "became leader"
@@ -414,7 +436,7 @@ pub async fn run_election(
 }
 
 /// Gives the Lease up if it still names us, so the next candidate takes over at once.
-async fn release(client: &KubeClient, target: &LeaseTarget, elector: &Elector) {
+pub(crate) async fn release(client: &KubeClient, target: &LeaseTarget, elector: &Elector) {
     let attempt = async {
         let Some(read) = client.read_lease(&target.namespace, &target.name).await? else {
             return Ok(false);
@@ -461,10 +483,19 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    /// controller-runtime's timings, which the numbers below follow.
+    fn timing() -> Timing {
+        Timing {
+            lease: s(15),
+            renew_deadline: s(10),
+            retry: s(2),
+        }
+    }
+
     #[test]
     fn a_missing_or_released_lease_is_taken_at_once() {
         let t = Instant::now();
-        let mut e = Elector::new("me", Timing::default());
+        let mut e = Elector::new("me", timing());
         e.observe(None, t);
         assert_eq!(e.decide(t), Decision::Acquire);
         let released = LeaseRecord {
@@ -475,7 +506,7 @@ mod tests {
         assert_eq!(e.decide(t), Decision::Acquire);
         // Taking a released Lease counts a transition; the first creation does not.
         assert_eq!(e.record_for(&Decision::Acquire, "now").transitions, 2);
-        let mut fresh = Elector::new("me", Timing::default());
+        let mut fresh = Elector::new("me", timing());
         fresh.observe(None, t);
         assert_eq!(fresh.record_for(&Decision::Acquire, "now").transitions, 0);
     }
@@ -483,7 +514,7 @@ mod tests {
     #[test]
     fn a_live_lease_is_left_until_it_did_not_change_for_its_duration() {
         let t = Instant::now();
-        let mut e = Elector::new("me", Timing::default());
+        let mut e = Elector::new("me", timing());
         e.observe(Some(&held_by("other", "r1")), t);
         assert_eq!(
             e.decide(t + s(14)),
@@ -506,7 +537,7 @@ mod tests {
     #[test]
     fn a_leader_renews_and_steps_down_at_its_renew_deadline_before_others_may_take_over() {
         let t = Instant::now();
-        let timing = Timing::default();
+        let timing = timing();
         let mut leader = Elector::new("me", timing);
         let mut follower = Elector::new("other", timing);
         leader.observe(None, t);
@@ -539,7 +570,7 @@ mod tests {
     #[test]
     fn a_leader_that_sees_another_holder_steps_down_at_once() {
         let t = Instant::now();
-        let mut e = Elector::new("me", Timing::default());
+        let mut e = Elector::new("me", timing());
         e.observe(None, t);
         let r = e.record_for(&Decision::Acquire, "r1");
         e.wrote(&r, t, t);
@@ -550,7 +581,7 @@ mod tests {
     #[test]
     fn a_lease_naming_us_after_a_restart_is_taken_back_and_only_ours_is_released() {
         let t = Instant::now();
-        let mut e = Elector::new("pod-a", Timing::default());
+        let mut e = Elector::new("pod-a", timing());
         e.observe(Some(&held_by("pod-a", "r1")), t);
         assert_eq!(e.decide(t), Decision::Acquire);
         let back = e.record_for(&Decision::Acquire, "r2");

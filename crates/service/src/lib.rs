@@ -11,6 +11,7 @@
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
 //! - [`leader`]: leader election on a Lease: only the leader acts, followers serve read-only;
+//! - [`shard`]: sharding on Leases: each replica leads the applications of its shards;
 //! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
 //! - [`shutdown`]: one stop signal; SIGTERM and Ctrl-C are handled once.
 //!
@@ -25,6 +26,7 @@ pub mod limit;
 pub mod metrics;
 pub mod notify;
 pub mod page;
+pub mod shard;
 pub mod shutdown;
 pub mod source;
 pub mod state;

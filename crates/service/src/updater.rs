@@ -64,6 +64,9 @@ pub struct LeaderElection {
     pub identity: String,
     /// Lease duration, renew deadline, retry period.
     pub timing: crate::leader::Timing,
+    /// Shards the applications are split into (1: one leader acts on all; more: one Lease per
+    /// shard, named after `lease`, and each replica leads a fair share of them).
+    pub shards: u32,
 }
 
 /// How a run ended.
@@ -291,13 +294,23 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 lease = %format!("{}/{}", le.lease.namespace, le.lease.name),
                 "leader election: following until the lease is ours"
             );
-            Some(tokio::spawn(crate::leader::run_election(
-                lease_client,
-                le.lease.clone(),
-                crate::leader::Elector::new(le.identity.clone(), le.timing),
-                role_tx,
-                election_stop.clone(),
-            )))
+            Some(if le.shards > 1 {
+                tokio::spawn(crate::shard::run_shards(
+                    lease_client,
+                    le.lease.clone(),
+                    crate::shard::Sharder::new(&le.identity, &le.lease.name, le.shards, le.timing),
+                    role_tx,
+                    election_stop.clone(),
+                ))
+            } else {
+                tokio::spawn(crate::leader::run_election(
+                    lease_client,
+                    le.lease.clone(),
+                    crate::leader::Elector::new(le.identity.clone(), le.timing),
+                    role_tx,
+                    election_stop.clone(),
+                ))
+            })
         }
         None => None,
     };
@@ -331,13 +344,16 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             }
             continue 'service;
         }
-        shared.set_role(Role::Leader);
-        // Leading: the Git → cluster loop runs until the stop or the loss of the lease.
+        // Leading (all applications, or those of the shards held): the Git → cluster loop runs
+        // until the stop or a change of role.
+        let acting = role.borrow().clone();
+        shared.set_role(acting.clone());
+        let mut mine = owned(&apps, &acting);
         let work = Shutdown::new();
         let deploy = match &client {
             Some(c) if !opts.once => {
                 let (tx, task) = crate::deploy::start(
-                    &apps,
+                    &mine,
                     opts.state_dir.clone(),
                     c.clone(),
                     opts.sync_interval.max(Duration::from_secs(1)),
@@ -381,8 +397,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                         if let Ok(mut a) = shared.apps.lock() {
                             a.clone_from(&apps);
                         }
+                        mine = owned(&apps, &acting);
                         if let Some((tx, _)) = &deploy {
-                            let _ = tx.send(DeployTrigger::Reload(apps.clone()));
+                            let _ = tx.send(DeployTrigger::Reload(mine.clone()));
                         }
                     }
                     Ok(_) => {}
@@ -395,7 +412,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             let started = driftwatch_engine::now_nanos();
             let (targets, seen) = match scope.take() {
                 Some((subset, seen)) => (subset, seen),
-                None => (apps.clone(), started),
+                None => (mine.clone(), started),
             };
             let cycle = tracing::Instrument::instrument(
                 updater.cycle(&targets, mode),
@@ -405,7 +422,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             // not at all, and the next leader starts with a full cycle.
             let report = tokio::select! {
                 biased;
-                () = lost(&mut role) => break None,
+                () = lost(&mut role, &acting) => break None,
                 report = cycle => report,
             };
             count(&shared, &updater, &report, started, seen, &carried);
@@ -449,14 +466,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 let mut failed = report.failed();
                 if let Some(c) = &client {
                     failed |=
-                        crate::deploy::once(&apps, opts.state_dir.clone(), c.clone(), &shared)
+                        crate::deploy::once(&mine, opts.state_dir.clone(), c.clone(), &shared)
                             .await;
                 }
                 break Some(RunOutcome { cycles, failed });
             }
             tokio::select! {
                 () = shutdown.cancelled() => break Some(RunOutcome { cycles, failed: false }),
-                () = lost(&mut role) => break None,
+                () = lost(&mut role, &acting) => break None,
                 () = tokio::time::sleep(jittered(interval)) => {}
                 Some(first) = triggers.recv() => {
                     // Triggers that arrive together are checked together.
@@ -481,14 +498,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                     }
                     let mut subset = Vec::new();
                     if !events.is_empty() {
-                        subset = driftwatch_engine::affected(&apps, &events);
+                        subset = driftwatch_engine::affected(&mine, &events);
                         tracing::info!(events = events.len(), applications = subset.len(), "registry push");
                         shared.events.push(ServiceEvent::RegistryPush {
                             events: events.len(),
                             applications: subset.len(),
                         });
                     }
-                    for a in apps.iter().filter(|a| asked.contains(&a.name)) {
+                    for a in mine.iter().filter(|a| asked.contains(&a.name)) {
                         if !subset.iter().any(|s| s.name == a.name) {
                             subset.push(a.clone());
                         }
@@ -506,7 +523,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         // tick in progress or, past the grace, aborted at its next await.
         if ended.is_none() {
             shared.set_role(role.borrow().clone());
-            tracing::warn!("lost the lease: stopping Git writes, syncs and heals");
+            tracing::warn!(
+                "lost the lease (or shards changed hands): stopping Git writes, syncs and heals"
+            );
         }
         work.cancel();
         if let Ok(mut d) = shared.deploy.lock() {
@@ -546,12 +565,21 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     Ok(outcome)
 }
 
-/// Resolves when `role` turns to follower (never while it leads for good: a closed channel
-/// means nobody will take the role away).
-async fn lost(role: &mut watch::Receiver<Role>) {
-    if role.wait_for(|r| !r.is_leader()).await.is_err() {
+/// Resolves when `role` is no longer `acting`: a leader turned follower, or a replica's shards
+/// changed (never while it leads for good: a closed channel means nobody will take the role
+/// away).
+async fn lost(role: &mut watch::Receiver<Role>, acting: &Role) {
+    if role.wait_for(|r| r != acting).await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// The applications a replica in `role` acts on: all for a leader, its shards' with sharding.
+fn owned(apps: &[App], role: &Role) -> Vec<App> {
+    apps.iter()
+        .filter(|a| role.owns(&a.name))
+        .cloned()
+        .collect()
 }
 
 /// How long a stopping service waits for queued notifications to go out.

@@ -78,12 +78,20 @@ impl BareRepo {
 
     /// Commits a change to one file directly, as another writer would.
     pub fn commit_elsewhere(&self, path: &str, content: &str, message: &str) {
+        self.commit_files_elsewhere(&[(path, content)], message);
+    }
+
+    /// Commits changes to several files (`(path, content)`) as one commit, as another writer
+    /// would.
+    pub fn commit_files_elsewhere(&self, files: &[(&str, &str)], message: &str) {
         let dir = TempDir::new("other-writer");
         git(dir.path(), &["clone", "-q", &self.file_url(), "w"]);
         let w = dir.path().join("w");
-        let p = w.join(path);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, content).unwrap();
+        for (path, content) in files {
+            let p = w.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
         git(&w, &["add", "-A"]);
         git(&w, &["commit", "-q", "-m", message]);
         git(&w, &["push", "-q", "origin", "HEAD:main"]);

@@ -832,6 +832,23 @@ impl Cluster {
             .collect()
     }
 
+    /// The instances (pods; `reportingInstance`) that recorded an Event of `reason` on object
+    /// `name` in `namespace`, one entry per Event; empty on the fake.
+    pub fn event_instances(&self, namespace: &str, name: &str, reason: &str) -> Vec<String> {
+        if !self.is_real() {
+            return Vec::new();
+        }
+        let out = self.kubectl(&["get", "events.events.k8s.io", "-n", namespace, "-o", "json"]);
+        let list: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["regarding"]["name"] == name && e["reason"] == reason)
+            .map(|e| e["reportingInstance"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
     pub fn is_real(&self) -> bool {
         self.fake.is_none()
     }

@@ -150,7 +150,7 @@ pub struct RunArgs {
     /// Run as one of several replicas: act (write Git, apply, prune, heal) only while holding
     /// a coordination.k8s.io/v1 Lease on the cluster of --kubeconfig/--context (or the
     /// in-cluster service account); the others serve /healthz, /metrics, /status and the
-    /// page read-only and take over within the lease duration (15 s) when the leader dies.
+    /// page read-only and take over within the lease duration (10 s) when the leader dies.
     #[arg(long, conflicts_with = "once")]
     pub leader_elect: bool,
     /// The Lease's namespace (default: $POD_NAMESPACE, else the service account's namespace).
@@ -164,6 +164,19 @@ pub struct RunArgs {
         requires = "leader_elect"
     )]
     pub leader_elect_name: String,
+    /// Split the applications into N shards by a stable hash of their names, each led on its
+    /// own Lease (NAME-shard-I); each replica leads a fair share of them and takes over the
+    /// shards of a replica that dies. Registry webhooks reach one replica, which acts on its
+    /// own applications only: send them to every replica (a headless Service) or rely on
+    /// polling for the rest.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "leader_elect",
+        value_parser = clap::value_parser!(u32).range(1..=1024)
+    )]
+    pub shards: u32,
 }
 
 /// Where the service account's namespace is, inside a pod.
@@ -199,6 +212,7 @@ fn leader_election(
         },
         identity: driftwatch_service::leader::default_identity(),
         timing: driftwatch_service::leader::Timing::default(),
+        shards: args.shards,
     }))
 }
 

@@ -104,6 +104,40 @@ impl KubeClient {
         }))
     }
 
+    /// Every Lease in `namespace` whose name starts with `prefix`, by name: one call for the
+    /// Leases of all shards and members, where reading each would take one call apiece.
+    pub async fn list_leases(
+        &self,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, ReadLease)>, Error> {
+        let what = format!("listing Leases {namespace}/{prefix}*");
+        let api = self.leases(namespace, &what).await?;
+        let list = self
+            .call(&what, api.list(&kube::api::ListParams::default()))
+            .await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|l| {
+                let name = l.metadata.name.clone()?;
+                name.starts_with(prefix).then(|| {
+                    (
+                        name,
+                        ReadLease {
+                            record: record_of(l),
+                            resource_version: l
+                                .metadata
+                                .resource_version
+                                .clone()
+                                .unwrap_or_default(),
+                        },
+                    )
+                })
+            })
+            .collect())
+    }
+
     /// Creates the Lease `namespace/name` saying `record`; HTTP 409 when another candidate
     /// created it first.
     pub async fn create_lease(

@@ -192,7 +192,7 @@ async fn overview(State(s): State<Arc<Shared>>, Query(q): Params) -> Response {
     let q = q.get("q").cloned().unwrap_or_default();
     let (rows, cluster) = overview_rows(&s).await;
     let follows = match s.role() {
-        crate::leader::Role::Leader => None,
+        crate::leader::Role::Leader | crate::leader::Role::Shards { .. } => None,
         crate::leader::Role::Follower { leader } => {
             Some(leader.unwrap_or_else(|| "none yet".to_owned()))
         }
