@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::error::Error;
 
+mod argocd_cluster;
 mod lease;
 pub use lease::{LeaseRecord, ReadLease, lease_now};
 
@@ -260,6 +261,22 @@ impl KubeClient {
             config,
             format!("kubeconfig {file}, context {chosen:?}"),
         ))
+    }
+
+    /// A client for the current context of a kubeconfig already parsed (one made from other
+    /// settings, such as an Argo CD cluster Secret), named `origin` in errors.
+    pub(crate) fn from_parsed(kubeconfig: Kubeconfig, origin: String) -> Result<Self, Error> {
+        let fail = |reason: String| Error::Kubeconfig {
+            file: origin.clone(),
+            context: kubeconfig.current_context.clone(),
+            reason,
+        };
+        let config =
+            kube::Config::from_custom_kubeconfig(kubeconfig.clone(), &KubeConfigOptions::default())
+                .now_or_never()
+                .ok_or_else(|| fail("loading did not complete".to_owned()))?
+                .map_err(|e| fail(chain(&e)))?;
+        Ok(Self::with_config(config, origin))
     }
 
     fn with_config(mut config: kube::Config, origin: String) -> Self {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use driftwatch_cluster::{
-    HealOptions, Healer, HealerRun, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
+    HealEvent, HealOptions, Healer, Health, KubeClient, ObjectKey, Rendered, SyncOptions,
     SyncReport,
 };
 use driftwatch_engine::store::Store;
@@ -16,6 +16,7 @@ use driftwatch_engine::{App, SyncPolicy};
 use driftwatch_git::repo_identity;
 use tokio::sync::mpsc;
 
+use crate::clusters::Clusters;
 use crate::compare::SyncStatus;
 use crate::error::Error;
 
@@ -91,24 +92,36 @@ pub struct AppStatus {
     pub self_heal: bool,
 }
 
+/// The healer of each cluster in use, by cluster name (`""`: the default cluster).
+type Healers = Arc<Mutex<HashMap<String, Healer>>>;
+
 /// A read-only view of the deployer's state, for another thread (the HTTP side).
 #[derive(Clone)]
 pub struct StatusView {
     apps: Arc<Mutex<Vec<(String, SyncPolicy)>>>,
     board: Arc<Mutex<HashMap<String, Board>>>,
-    healer: Healer,
+    healers: Healers,
 }
 
 impl StatusView {
-    /// Watch events the healer has judged so far (see [`Healer::events_judged`]).
+    fn healers(&self) -> Vec<Healer> {
+        self.healers
+            .lock()
+            .map(|h| h.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Watch events the healers have judged so far (see [`Healer::events_judged`]).
     pub fn watch_events(&self) -> u64 {
-        self.healer.events_judged()
+        self.healers().iter().map(Healer::events_judged).sum()
     }
 
     /// Every application's status now: from the watches' cache for automated applications,
     /// from the last comparison for detect-only ones.
     pub fn snapshot(&self) -> Vec<AppStatus> {
-        let live = self.healer.status();
+        // Each application lives in one cluster, so the healers' maps do not overlap.
+        let live: BTreeMap<String, driftwatch_cluster::LiveStatus> =
+            self.healers().iter().flat_map(Healer::status).collect();
         let board = self.board.lock().map(|b| b.clone()).unwrap_or_default();
         let apps = self.apps.lock().map(|a| a.clone()).unwrap_or_default();
         apps.iter()
@@ -174,18 +187,30 @@ impl StatusView {
     }
 }
 
-/// Brings applications with a sync policy from Git to one cluster.
+/// Brings applications with a sync policy from Git to their clusters.
 pub struct Deployer {
     board: Arc<Mutex<HashMap<String, Board>>>,
     /// The applications and their policies, as the status view sees them.
     policies: Arc<Mutex<Vec<(String, SyncPolicy)>>>,
-    client: Arc<KubeClient>,
+    clusters: Clusters,
     state: PathBuf,
     apps: Vec<App>,
     synced: HashMap<String, String>,
-    healer: Healer,
+    healers: Healers,
+    /// Where every cluster's healer reports (see [`Deployer::new`]).
+    heal_events: mpsc::UnboundedSender<HealEvent>,
+    /// The healers' event loops, stopped with the deployer.
+    heal_tasks: Vec<tokio::task::JoinHandle<()>>,
     mode: Mode,
     settled: mpsc::UnboundedSender<RolloutSettled>,
+}
+
+impl Drop for Deployer {
+    fn drop(&mut self) {
+        for t in &self.heal_tasks {
+            t.abort();
+        }
+    }
 }
 
 /// How long a deployer lives.
@@ -208,29 +233,36 @@ fn policy(app: &App) -> Option<&SyncPolicy> {
 }
 
 impl Deployer {
-    /// A deployer for the applications that have a sync policy. Poll the returned [`HealerRun`]
-    /// for self-heal, and read rollout outcomes from the receiver.
+    /// A deployer for the applications that have a sync policy, on `clusters`. In
+    /// [`Mode::Continuous`] each cluster in use gets a healer whose events (heals, drift,
+    /// fights) arrive on the first receiver; rollout outcomes arrive on the second.
     pub fn new(
-        client: Arc<KubeClient>,
+        clusters: Clusters,
         state: PathBuf,
         apps: &[App],
         mode: Mode,
-    ) -> (Self, HealerRun, mpsc::UnboundedReceiver<RolloutSettled>) {
-        let (healer, run) = Healer::new(client.clone());
+    ) -> (
+        Self,
+        mpsc::UnboundedReceiver<HealEvent>,
+        mpsc::UnboundedReceiver<RolloutSettled>,
+    ) {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (heal_tx, heal_rx) = mpsc::unbounded_channel();
         (
             Deployer {
                 board: Arc::new(Mutex::new(HashMap::new())),
                 policies: Arc::new(Mutex::new(policies_of(apps))),
-                client,
+                clusters,
                 state,
                 apps: apps.iter().filter(|a| a.sync.is_some()).cloned().collect(),
                 synced: HashMap::new(),
-                healer,
+                healers: Arc::new(Mutex::new(HashMap::new())),
+                heal_events: heal_tx,
+                heal_tasks: Vec::new(),
                 mode,
                 settled: tx,
             },
-            run,
+            heal_rx,
             rx,
         )
     }
@@ -240,8 +272,34 @@ impl Deployer {
         StatusView {
             apps: self.policies.clone(),
             board: self.board.clone(),
-            healer: self.healer.clone(),
+            healers: self.healers.clone(),
         }
+    }
+
+    /// The client and healer of the cluster application `app` syncs to, connected (and its
+    /// healer started) the first time an application needs it.
+    async fn cluster_of(
+        &mut self,
+        app: &str,
+        p: &SyncPolicy,
+    ) -> Result<(Arc<KubeClient>, Healer), Error> {
+        let client = self.clusters.client(app, p.cluster.as_deref()).await?;
+        let name = p.cluster.clone().unwrap_or_default();
+        if let Some(h) = self.healers.lock().ok().and_then(|h| h.get(&name).cloned()) {
+            return Ok((client, h));
+        }
+        let (healer, run) = Healer::new(client.clone());
+        if self.mode != Mode::Once {
+            let tx = self.heal_events.clone();
+            self.heal_tasks.push(tokio::spawn(async move {
+                let mut report = move |e: &HealEvent| tx.send(e.clone()).is_ok();
+                run.run(&mut report).await;
+            }));
+        }
+        if let Ok(mut h) = self.healers.lock() {
+            h.insert(name, healer.clone());
+        }
+        Ok((client, healer))
     }
 
     /// Takes a new set of applications (their source changed): removed ones are no longer
@@ -263,7 +321,14 @@ impl Deployer {
         }
         for name in before.keys() {
             if !next.iter().any(|a| &a.name == name) {
-                self.healer.remove(name);
+                for h in self
+                    .healers
+                    .lock()
+                    .map(|h| h.values().cloned().collect::<Vec<_>>())
+                    .unwrap_or_default()
+                {
+                    h.remove(name);
+                }
                 self.synced.remove(name);
                 if let Ok(mut b) = self.board.lock() {
                     b.remove(name);
@@ -416,12 +481,13 @@ impl Deployer {
             })?
     }
 
-    async fn bring(&self, app: &App, p: &SyncPolicy, head: &str) -> Result<Outcome, Error> {
+    async fn bring(&mut self, app: &App, p: &SyncPolicy, head: &str) -> Result<Outcome, Error> {
+        let (client, healer) = self.cluster_of(&app.name, p).await?;
         let rendered = self.render(app, head).await?;
         if !p.automated {
             let ignore = crate::ignore_rules(app);
             let comparison = crate::compare::compare(
-                &self.client,
+                &client,
                 &app.name,
                 &rendered.objects,
                 &crate::inventory::load(&self.state, &app.name),
@@ -461,7 +527,7 @@ impl Deployer {
         heal.ignore = crate::ignore_rules(app);
         // The healer learns the new revision before it is applied (see Healer::set).
         if self.mode != Mode::Once {
-            self.healer.set(&rendered.objects, &heal).await;
+            healer.set(&rendered.objects, &heal).await;
         }
         let opts = SyncOptions {
             app: app.name.clone(),
@@ -471,12 +537,12 @@ impl Deployer {
             dry_run: false,
             ignore: crate::ignore_rules(app),
         };
-        let report = crate::apply(&self.client, &self.state, &rendered.objects, &opts).await?;
+        let report = crate::apply(&client, &self.state, &rendered.objects, &opts).await?;
         if self.mode != Mode::Once {
-            self.healer.synced(&app.name, &report.versions);
+            healer.synced(&app.name, &report.versions);
         }
         let (health, detail) =
-            crate::rollout::health(&self.client, &rendered.objects, &p.namespace).await?;
+            crate::rollout::health(&client, &rendered.objects, &p.namespace).await?;
         crate::rollout::record(
             &self.state,
             &app.name,
@@ -485,7 +551,7 @@ impl Deployer {
             &health.to_string(),
             detail,
         )?;
-        self.follow(app, head);
+        self.follow(app, head, healer);
         Ok(Outcome::Synced {
             app: app.name.clone(),
             revision: head.to_owned(),
@@ -495,11 +561,10 @@ impl Deployer {
 
     /// Follows the rollout in the background, from the watches' cache (no polling of the API
     /// server), and records how it ended. One pass does not follow.
-    fn follow(&self, app: &App, head: &str) {
+    fn follow(&self, app: &App, head: &str, healer: Healer) {
         let Mode::Continuous { rollout_limit } = self.mode else {
             return;
         };
-        let healer = self.healer.clone();
         let state = self.state.clone();
         let tx = self.settled.clone();
         let (app, head, limit) = (app.name.clone(), head.to_owned(), rollout_limit);

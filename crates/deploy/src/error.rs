@@ -30,6 +30,14 @@ pub enum Error {
     /// A file under the state directory.
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    /// The cluster an application names cannot be reached: no such kubeconfig context or Argo
+    /// CD cluster Secret, or the Secret lacks what a connection needs.
+    #[error("application {app}: cluster {cluster:?}: {reason}")]
+    Destination {
+        app: String,
+        cluster: String,
+        reason: String,
+    },
     /// The branch is not on the remote.
     #[error("{repo}: branch {branch} does not exist")]
     NoBranch { repo: String, branch: String },

@@ -3,6 +3,7 @@
 //! only when it is not, manual changes healed or reported from shared watches, and each sync
 //! and its rollout recorded in the state store.
 
+pub mod clusters;
 pub mod compare;
 mod deployer;
 mod error;
@@ -14,6 +15,7 @@ pub mod rollback;
 pub mod rollout;
 pub mod verdict;
 
+pub use clusters::{Clusters, Resolve};
 pub use compare::{Comparison, ObjectState, SyncStatus, compare};
 pub use deployer::{AppStatus, Deployer, Mode, Outcome, RolloutSettled, StatusView};
 pub use error::Error;

@@ -44,7 +44,13 @@ struct Spec {
 #[derive(Deserialize)]
 struct Destination {
     namespace: Option<String>,
+    server: Option<String>,
+    name: Option<String>,
 }
+
+/// Argo CD's own cluster, by URL and by name: the default client's.
+const IN_CLUSTER_SERVER: &str = "https://kubernetes.default.svc";
+const IN_CLUSTER_NAME: &str = "in-cluster";
 
 #[derive(Deserialize)]
 struct SyncPolicySpec {
@@ -181,7 +187,14 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
     // Argo CD's destination and automated sync policy, for `run --kubeconfig`.
     let sync = destination.map(|d| {
         let automated = sync_policy.and_then(|p| p.automated);
+        let cluster = match (d.name.filter(|n| !n.is_empty()), d.server) {
+            (Some(n), _) if n == IN_CLUSTER_NAME => None,
+            (Some(n), _) => Some(n),
+            (None, Some(s)) if s.trim_end_matches('/') == IN_CLUSTER_SERVER => None,
+            (None, s) => s.filter(|s| !s.is_empty()),
+        };
         crate::model::SyncPolicy {
+            cluster,
             namespace: d
                 .namespace
                 .filter(|n| !n.is_empty())
@@ -525,6 +538,33 @@ metadata: {name: ignored}
     }
 
     #[test]
+    fn a_destination_names_its_cluster_and_in_cluster_is_the_default() {
+        let with = |dest: &str| {
+            let text = APP.replace(
+                "    targetRevision: HEAD\n",
+                &format!("    targetRevision: HEAD\n  destination:\n{dest}    namespace: shop\n"),
+            );
+            parse(&text, "apps.yaml").unwrap()[0]
+                .sync
+                .clone()
+                .unwrap()
+                .cluster
+        };
+        assert_eq!(with("    server: https://kubernetes.default.svc\n"), None);
+        assert_eq!(with("    server: https://kubernetes.default.svc/\n"), None);
+        assert_eq!(with("    name: in-cluster\n"), None);
+        assert_eq!(
+            with("    server: https://prod.example:6443\n"),
+            Some("https://prod.example:6443".to_owned())
+        );
+        assert_eq!(
+            with("    name: prod\n    server: https://ignored\n"),
+            Some("prod".to_owned()),
+            "the name is taken (Argo CD refuses both)"
+        );
+    }
+
+    #[test]
     fn destination_and_sync_policy() {
         assert_eq!(
             parse(APP, "apps.yaml").unwrap()[0].sync,
@@ -540,6 +580,7 @@ metadata: {name: ignored}
             sync,
             crate::model::SyncPolicy {
                 namespace: "shop".to_owned(),
+                cluster: None,
                 automated: true,
                 self_heal: true,
                 prune: true,

@@ -62,6 +62,7 @@ struct RawApp {
 struct RawSync {
     #[serde(default = "default_ns")]
     namespace: String,
+    cluster: Option<String>,
     automated: Option<RawAutomated>,
     #[serde(default)]
     ignore_differences: Vec<crate::ignore::RawIgnore>,
@@ -305,6 +306,7 @@ impl Config {
                         &at("sync.ignoreDifferences"),
                     )?,
                     namespace: s.namespace,
+                    cluster: s.cluster.filter(|c| !c.is_empty()),
                     automated: s.automated.is_some(),
                     self_heal: s.automated.as_ref().is_some_and(|a| a.self_heal),
                     prune: s.automated.as_ref().is_some_and(|a| a.prune),

@@ -47,6 +47,11 @@ pub struct SyncPolicy {
     pub allow_empty: bool,
     /// Differences that are not drift, as Argo CD's `ignoreDifferences`.
     pub ignore_differences: Vec<IgnoreDifference>,
+    /// The cluster to sync to: a context of the kubeconfig (`sync.cluster` in driftwatch.yaml),
+    /// or an Argo CD destination — a cluster's name or its API server's URL, resolved through
+    /// Argo CD's cluster Secrets. `None`: the default cluster (`--kubeconfig`/`--context`, which
+    /// is Argo CD's `in-cluster`).
+    pub cluster: Option<String>,
 }
 
 /// One `ignoreDifferences` entry: for objects of this kind and name (either may be any), these

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftwatch_cluster::{HealEvent, KubeClient};
-use driftwatch_deploy::{Deployer, Outcome};
+use driftwatch_cluster::HealEvent;
+use driftwatch_deploy::{Clusters, Deployer, Outcome};
 use driftwatch_engine::App;
 use tokio::sync::mpsc;
 
@@ -206,8 +206,8 @@ fn on_heal(e: &HealEvent, shared: &Shared) {
 
 /// One tick for `run --once`: every application with a sync policy brought to the cluster (or
 /// compared); true when one failed.
-pub async fn once(apps: &[App], state: PathBuf, client: Arc<KubeClient>, shared: &Shared) -> bool {
-    let (mut deployer, _, _) = Deployer::new(client, state, apps, driftwatch_deploy::Mode::Once);
+pub async fn once(apps: &[App], state: PathBuf, clusters: Clusters, shared: &Shared) -> bool {
+    let (mut deployer, _, _) = Deployer::new(clusters, state, apps, driftwatch_deploy::Mode::Once);
     let outcomes = deployer.tick(None).await;
     report(&outcomes, shared, None)
 }
@@ -217,7 +217,7 @@ pub async fn once(apps: &[App], state: PathBuf, client: Arc<KubeClient>, shared:
 pub fn start(
     apps: &[App],
     state: PathBuf,
-    client: Arc<KubeClient>,
+    clusters: Clusters,
     interval: Duration,
     shared: Arc<Shared>,
     shutdown: Shutdown,
@@ -228,8 +228,8 @@ pub fn start(
     let (tx, mut rx) = mpsc::unbounded_channel::<DeployTrigger>();
     let apps = apps.to_vec();
     let task = tokio::spawn(async move {
-        let (mut deployer, healer, mut settled) = Deployer::new(
-            client,
+        let (mut deployer, mut heal_events, mut settled) = Deployer::new(
+            clusters,
             state,
             &apps,
             driftwatch_deploy::Mode::Continuous {
@@ -239,16 +239,11 @@ pub fn start(
         if let Ok(mut v) = shared.status.lock() {
             *v = Some(deployer.status_view());
         }
+        // Every cluster's healer reports here; it stops with the deployer (dropped below).
         let heal_shared = shared.clone();
-        let heal_stop = shutdown.clone();
         let healing = tokio::spawn(async move {
-            let mut on_event = move |e: &HealEvent| {
-                on_heal(e, &heal_shared);
-                true
-            };
-            tokio::select! {
-                () = healer.run(&mut on_event) => {}
-                () = heal_stop.cancelled() => {}
+            while let Some(e) = heal_events.recv().await {
+                on_heal(&e, &heal_shared);
             }
         });
         let mut next = tokio::time::Instant::now();
@@ -301,6 +296,7 @@ pub fn start(
             let outcomes = deployer.tick(only.as_ref()).await;
             report(&outcomes, &shared, seen);
         }
+        drop(deployer);
         healing.abort();
     });
     (tx, task)

@@ -10,6 +10,7 @@
 //! - [`page`]: the status page (`GET /`), its live updates and actions;
 //! - [`source`]: where the applications come from, read again when they live in the cluster;
 //! - [`events`]: what the service did, typed, served on `/events`;
+//! - [`clusters`]: what an application's cluster name means (kubeconfig context, Argo CD Secret);
 //! - [`leader`]: leader election on a Lease: only the leader acts, followers serve read-only;
 //! - [`shard`]: sharding on Leases: each replica leads the applications of its shards;
 //! - [`state`]: what the loops and the HTTP side share, and the triggers between them;
@@ -17,6 +18,7 @@
 //!
 //! The binary parses flags into [`Options`] and calls [`run`].
 
+pub mod clusters;
 pub mod deploy;
 pub mod error;
 pub mod events;

@@ -69,6 +69,15 @@ impl AppSource {
         matches!(self.applications, Applications::Cluster { .. })
     }
 
+    /// The namespace Applications are read from, when they come from the cluster: where Argo
+    /// CD's cluster Secrets are looked for.
+    pub fn cluster_namespace(&self) -> Option<String> {
+        match &self.applications {
+            Applications::Cluster { namespace, .. } => Some(namespace.clone()),
+            _ => None,
+        }
+    }
+
     /// Reads the applications, registries and interval.
     pub async fn load(&self) -> Result<Loaded, Error> {
         let registries = |default: RegistriesConf| match &self.registries_conf {

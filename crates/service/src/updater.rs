@@ -281,6 +281,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         }
         _ => None,
     };
+    // Applications that name another cluster reach it through a context of the same
+    // kubeconfig, or an Argo CD cluster Secret beside the Applications.
+    let clusters = match (&client, &opts.cluster) {
+        (Some(c), Some(target)) => Some(driftwatch_deploy::Clusters::with_resolver(
+            c.clone(),
+            crate::clusters::resolver(target.clone(), c.clone(), opts.source.cluster_namespace()),
+        )),
+        _ => None,
+    };
     // Who acts: without leader election this process always leads; with it, the elector's
     // task publishes the role and the loop below follows it.
     let (role_tx, mut role) = watch::channel(Role::Leader);
@@ -350,7 +359,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         shared.set_role(acting.clone());
         let mut mine = owned(&apps, &acting);
         let work = Shutdown::new();
-        let deploy = match &client {
+        let deploy = match &clusters {
             Some(c) if !opts.once => {
                 let (tx, task) = crate::deploy::start(
                     &mine,
@@ -464,7 +473,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             }
             if opts.once {
                 let mut failed = report.failed();
-                if let Some(c) = &client {
+                if let Some(c) = &clusters {
                     failed |=
                         crate::deploy::once(&mine, opts.state_dir.clone(), c.clone(), &shared)
                             .await;

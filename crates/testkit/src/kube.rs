@@ -52,6 +52,13 @@ const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        namespaced: true,
+    },
+    Kind {
         group: "apps",
         version: "v1",
         kind: "Deployment",
@@ -782,6 +789,146 @@ impl Cluster {
                 }
             }
             None => Self::fake(dir),
+        }
+    }
+
+    /// A second cluster beside the one [`Cluster::new`] gives, for tests of several clusters:
+    /// the real API server of `DRIFTWATCH_E2E_KUBECONFIG_B` when set (scripts/test starts one),
+    /// else another in-process fake. Its kubeconfig (written into `dir`) names its cluster, user
+    /// and context `name`, so it joins the first one's like `KUBECONFIG=a:b`.
+    pub fn second(dir: &std::path::Path, name: &str) -> Self {
+        let kubeconfig = dir.join(format!("kubeconfig-{name}"));
+        match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG_B") {
+            Some(k) => {
+                eprintln!("second cluster: the real API server of DRIFTWATCH_E2E_KUBECONFIG_B");
+                let out = std::process::Command::new("kubectl")
+                    .arg("--kubeconfig")
+                    .arg(&k)
+                    .args(["config", "view", "--raw", "--minify", "-o", "json"])
+                    .output()
+                    .expect("kubectl config view");
+                assert!(out.status.success(), "kubectl config view of {k:?}");
+                let mut config: Value = serde_json::from_slice(&out.stdout).expect("kubeconfig");
+                config["clusters"][0]["name"] = json!(name);
+                config["users"][0]["name"] = json!(name);
+                config["contexts"][0] =
+                    json!({"name": name, "context": {"cluster": name, "user": name}});
+                config["current-context"] = json!(name);
+                std::fs::write(&kubeconfig, config.to_string()).expect("write kubeconfig");
+                Cluster {
+                    fake: None,
+                    kubeconfig,
+                    namespaces: Mutex::new(Vec::new()),
+                }
+            }
+            None => {
+                eprintln!(
+                    "second cluster: an in-process fake (DRIFTWATCH_E2E_KUBECONFIG_B names none)"
+                );
+                let fake = FakeApiServer::start();
+                let text = format!(
+                    "apiVersion: v1\nkind: Config\nclusters:\n- name: {name}\n  cluster:\n    server: {}\nusers:\n- name: {name}\n  user: {{}}\ncontexts:\n- name: {name}\n  context:\n    cluster: {name}\n    user: {name}\ncurrent-context: {name}\n",
+                    fake.url()
+                );
+                std::fs::write(&kubeconfig, text).expect("write kubeconfig");
+                Cluster {
+                    fake: Some(fake),
+                    kubeconfig,
+                    namespaces: Mutex::new(Vec::new()),
+                }
+            }
+        }
+    }
+
+    /// The API server's URL, as the kubeconfig names it.
+    pub fn server(&self) -> String {
+        if let Some(f) = &self.fake {
+            return f.url();
+        }
+        self.kubectl(&[
+            "config",
+            "view",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// A token that may do anything on this cluster: a service account bound to cluster-admin
+    /// and a token from the TokenRequest API (real servers); any text on the fake, which checks
+    /// no credentials. What an Argo CD cluster Secret's `bearerToken` holds.
+    pub fn admin_token(&self, ns: &str) -> String {
+        if self.fake.is_some() {
+            return "fake-token".to_owned();
+        }
+        let rbac = format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: remote-admin\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: remote-admin-{ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: ClusterRole\n  name: cluster-admin\nsubjects:\n- kind: ServiceAccount\n  name: remote-admin\n  namespace: {ns}\n"
+        );
+        self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &rbac);
+        self.kubectl(&["-n", ns, "create", "token", "remote-admin", "--duration=1h"])
+            .trim()
+            .to_owned()
+    }
+
+    /// The CA that signs the API server's certificate, base64 as a kubeconfig holds it; empty
+    /// on the fake (plain HTTP).
+    pub fn ca_data(&self) -> String {
+        if self.fake.is_some() {
+            return String::new();
+        }
+        self.kubectl(&[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// Creates a Secret `ns/name` with `labels` and `string_data`, as `kubectl apply` of one
+    /// with `stringData` would (the server folds it into base64 `data`; the fake stores it so).
+    pub fn create_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        labels: &[(&str, &str)],
+        string_data: &[(&str, &str)],
+    ) {
+        use base64::Engine as _;
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        match &self.fake {
+            Some(f) => {
+                let data: serde_json::Map<String, Value> = string_data
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            (*k).to_owned(),
+                            json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                        )
+                    })
+                    .collect();
+                f.insert(
+                    "secrets",
+                    ns,
+                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "labels": labels}, "type": "Opaque", "data": data}),
+                );
+            }
+            None => {
+                let data: serde_json::Map<String, Value> = string_data
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                    .collect();
+                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns, "labels": labels}, "type": "Opaque", "stringData": data});
+                self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &secret.to_string());
+            }
         }
     }
 

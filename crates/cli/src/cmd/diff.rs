@@ -132,7 +132,7 @@ pub fn diff_cmd(args: &DiffArgs) -> CmdResult {
         (None, Some(kubeconfig)) => {
             let client = driftwatch_cluster::KubeClient::connect(
                 &driftwatch_cluster::KubeTarget::file(kubeconfig)
-                    .with_context(args.context.as_deref()),
+                    .with_context(args.context.as_deref().or(cluster_of(&app))),
             )?;
             let comparison = super::runtime()?.block_on(driftwatch_deploy::compare(
                 &client,
@@ -241,13 +241,25 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// A client for the cluster these flags name.
-    fn connect(&self) -> Result<driftwatch_cluster::KubeClient, driftwatch_cluster::Error> {
+    /// A client for the cluster of application `app`: the context `--context` names, else the
+    /// one its `sync.cluster` names, else the kubeconfig's current one.
+    fn connect(
+        &self,
+        app: &App,
+    ) -> Result<driftwatch_cluster::KubeClient, driftwatch_cluster::Error> {
         driftwatch_cluster::KubeClient::connect(&driftwatch_cluster::KubeTarget {
             kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            context: self
+                .context
+                .clone()
+                .or_else(|| cluster_of(app).map(str::to_owned)),
         })
     }
+}
+
+/// The kubeconfig context an application's `sync.cluster` names, if any.
+fn cluster_of(app: &App) -> Option<&str> {
+    app.sync.as_ref().and_then(|p| p.cluster.as_deref())
 }
 
 /// `sync` arguments.
@@ -282,7 +294,7 @@ pub fn sync_cmd(args: &SyncArgs) -> CmdResult {
     let app = find_app(&args.source, &args.app)?;
     let namespace = namespace_of(args.cluster.namespace.as_ref(), &app);
     let (head, rendered) = render_app(&args.source, &app)?;
-    let client = std::sync::Arc::new(args.cluster.connect()?);
+    let client = std::sync::Arc::new(args.cluster.connect(&app)?);
     let state = args.source.state_dir();
     let opts = driftwatch_cluster::SyncOptions {
         app: app.name.clone(),
@@ -406,10 +418,24 @@ pub struct StatusArgs {
 /// The exit code is the last table's: 2 when an application is OutOfSync.
 pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
-    let client = args.cluster.connect()?;
+    // One connection per cluster the applications name; one that cannot be made is that
+    // application's error, and the others go on.
+    let mut clients: Clients = std::collections::HashMap::new();
+    for app in &apps {
+        let name = cluster_of(app).map(str::to_owned);
+        if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(name) {
+            // The default cluster (or every one, with --context) must be reachable.
+            let client = if slot.key().is_none() || args.cluster.context.is_some() {
+                Ok(args.cluster.connect(app)?)
+            } else {
+                args.cluster.connect(app).map_err(|e| e.to_string())
+            };
+            slot.insert(client);
+        }
+    }
     let rt = super::runtime()?;
     if !args.watch {
-        let (table, any_out) = status_table(args, &apps, &client, &rt)?;
+        let (table, any_out) = status_table(args, &apps, &clients, &rt)?;
         print_table(&table, false, None)?;
         return verdict(any_out);
     }
@@ -418,10 +444,10 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let redraw = std::io::stdout().is_terminal();
     let interval = std::time::Duration::from_secs(args.interval.max(1));
     let mut last: Option<String> = None;
-    let mut any_out = false;
+    let mut any_out = Verdict::Synced;
     let mut shown = 0;
     loop {
-        let (table, out_now) = status_table(args, &apps, &client, &rt)?;
+        let (table, out_now) = status_table(args, &apps, &clients, &rt)?;
         if last.as_ref() != Some(&table) {
             let header = redraw.then(|| {
                 format!(
@@ -450,11 +476,20 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     verdict(any_out)
 }
 
-fn verdict(any_out: bool) -> CmdResult {
-    if any_out {
-        Err(Failure::Quiet(2))
-    } else {
-        Ok(())
+/// What `status` says of all applications, as its exit code: 0 all Synced, 2 some OutOfSync,
+/// 1 some could not be compared (its row says why) — an error is never taken for "in sync".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Synced,
+    OutOfSync,
+    Error,
+}
+
+fn verdict(v: Verdict) -> CmdResult {
+    match v {
+        Verdict::Synced => Ok(()),
+        Verdict::OutOfSync => Err(Failure::Quiet(2)),
+        Verdict::Error => Err(Failure::Quiet(crate::exit::BAD_INPUT)),
     }
 }
 
@@ -475,21 +510,32 @@ fn print_table(table: &str, gap: bool, header: Option<&str>) -> CmdResult {
 
 /// Compares every application with the cluster once: the table (or JSON) to print, and whether
 /// any application is OutOfSync.
+/// A connection per cluster name (`None`: the default), or why it could not be made.
+type Clients =
+    std::collections::HashMap<Option<String>, Result<driftwatch_cluster::KubeClient, String>>;
+
 fn status_table(
     args: &StatusArgs,
     apps: &[App],
-    client: &driftwatch_cluster::KubeClient,
+    clients: &Clients,
     rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<(String, bool)> {
+) -> anyhow::Result<(String, Verdict)> {
     use std::fmt::Write as _;
     let mut rows = Vec::new();
     let mut any_out = false;
+    let mut any_error = false;
     for app in apps {
-        let row = match render_app(&args.source, app) {
+        let client = match clients.get(&cluster_of(app).map(str::to_owned)) {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(e)) => Err(anyhow::anyhow!("{e}")),
+            None => Err(anyhow::anyhow!("no connection")),
+        };
+        let row = match client.and_then(|c| Ok((c, render_app(&args.source, app)?))) {
             Err(e) => {
+                any_error = true;
                 serde_json::json!({"app": app.name, "sync": "Unknown", "health": "Unknown", "detail": format!("{e:#}")})
             }
-            Ok((head, rendered)) => {
+            Ok((client, (head, rendered))) => {
                 let comparison = rt.block_on(driftwatch_deploy::compare(
                     client,
                     &app.name,
@@ -535,7 +581,14 @@ fn status_table(
             );
         }
     }
-    Ok((out, any_out))
+    let verdict = if any_error {
+        Verdict::Error
+    } else if any_out {
+        Verdict::OutOfSync
+    } else {
+        Verdict::Synced
+    };
+    Ok((out, verdict))
 }
 
 /// `rollback` arguments.
