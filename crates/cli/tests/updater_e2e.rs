@@ -257,7 +257,7 @@ spec:
     ]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
-        repo.show("main", "apps/api/.argocd-source-argocd_api.yaml"),
+        repo.show("main", "apps/api/.argocd-source-api.yaml"),
         format!("kustomize:\n  images:\n  - {}/team/api:1.0.1\n", reg.host())
     );
     assert_eq!(
@@ -381,7 +381,7 @@ fn argocd_applications_from_cluster() {
     let (code, out, err) = from_cluster("argocd", &["--allow-local-repositories"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(
-        repo.show("main", "apps/api/.argocd-source-argocd_api.yaml"),
+        repo.show("main", "apps/api/.argocd-source-api.yaml"),
         format!("kustomize:\n  images:\n  - {}/team/api:1.0.1\n", reg.host())
     );
     let files = files_of(&repo);
@@ -464,10 +464,10 @@ fn new_applications_in_the_cluster_are_picked_up() {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     };
-    wait("apps/api/.argocd-source-argocd_api.yaml");
+    wait("apps/api/.argocd-source-api.yaml");
     assert!(!has("apps/new/.argocd-source"));
     api.insert("applications", "argocd", app("new", "apps/new"));
-    wait("apps/new/.argocd-source-argocd_new.yaml");
+    wait("apps/new/.argocd-source-new.yaml");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());

@@ -21,8 +21,14 @@ pub fn join(base: &str, rel: &str) -> String {
     parts.join("/")
 }
 
+/// Argo CD's own namespace: its Applications' names are unique without a namespace.
+const ARGOCD_NAMESPACE: &str = "argocd";
+
 /// The file for a write-back target: `kustomization[:dir]`, `helmvalues[:file]`,
-/// `manifests:file`, or the `.argocd-source-<app>.yaml` file (no target, or `argocd`).
+/// `manifests:file`, or the `.argocd-source-<app>.yaml` file (no target, or `argocd`). That
+/// file is named as Argo CD's repo server looks for it: by the Application's instance name,
+/// which is its name in Argo CD's own namespace (`argocd`) and `<namespace>_<name>` in any
+/// other ("apps in any namespace").
 /// Relative paths are below the application's path; a leading `/` is from the repository root.
 pub fn file_for(
     target: Option<&str>,
@@ -33,7 +39,7 @@ pub fn file_for(
     let target = target.map(str::trim).filter(|t| !t.is_empty());
     Ok(match target {
         None | Some("argocd") => {
-            let name = if namespace.is_empty() {
+            let name = if namespace.is_empty() || namespace == ARGOCD_NAMESPACE {
                 format!(".argocd-source-{app}.yaml")
             } else {
                 format!(".argocd-source-{namespace}_{app}.yaml")
@@ -68,7 +74,12 @@ mod tests {
         );
         assert_eq!(
             file_for(None, "apps/shop", "shop", "argocd").unwrap(),
-            "apps/shop/.argocd-source-argocd_shop.yaml"
+            "apps/shop/.argocd-source-shop.yaml",
+            "Argo CD's own namespace: the plain name"
+        );
+        assert_eq!(
+            file_for(None, "apps/shop", "shop", "team-a").unwrap(),
+            "apps/shop/.argocd-source-team-a_shop.yaml"
         );
         assert_eq!(
             file_for(Some("kustomization"), "overlays/prod", "a", "").unwrap(),
