@@ -200,6 +200,11 @@ fn service_logs_changes_and_a_summary_and_stamps_each_push() {
     assert_eq!(summaries[0]["changes"], 6, "{stderr}");
     assert_eq!(summaries[0]["commits"], 2, "{stderr}");
     assert!(summaries[1..].iter().all(|s| s["changes"] == 0), "{stderr}");
+    // Incremental cycles: the first reads everything, the second reads the new heads, and
+    // from the third on nothing changed, so no application's files are read again.
+    assert_eq!(summaries[0]["unchanged_apps"], 0, "{stderr}");
+    assert_eq!(summaries[1]["unchanged_apps"], 0, "{stderr}");
+    assert_eq!(summaries[2]["unchanged_apps"], 6, "{stderr}");
     let updated: Vec<&serde_json::Value> = lines.iter().filter(|l| l["msg"] == "updated").collect();
     assert_eq!(updated.len(), 6, "{stderr}");
     let mut apps: Vec<&str> = updated.iter().map(|l| l["app"].as_str().unwrap()).collect();

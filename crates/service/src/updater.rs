@@ -194,6 +194,7 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
         errors,
         commits = report.commits.len(),
         registry_requests = report.registry_requests,
+        unchanged_apps = report.unchanged_apps,
         duration_ms = u64::try_from((report.finished_at - started) / 1_000_000).unwrap_or(0),
         "cycle"
     );
