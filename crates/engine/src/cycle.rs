@@ -164,6 +164,14 @@ struct Edited {
 /// What editing one image did: (app index, image index, replaced value, changed, its line).
 type ImageEdit = (usize, usize, Option<String>, bool, Option<usize>);
 
+/// What writing one repository and branch gave: the commit pushed, each image's edit, and
+/// whether the verdicts were reused from an earlier cycle.
+type Written = Result<(Option<CommitReport>, Vec<ImageEdit>, bool), Error>;
+
+/// Repositories written at once. Each is mostly `git` processes (fetch, cat-file, push), so a
+/// few more than the cores keeps them busy while others wait on the remote.
+const WRITERS: usize = 4;
+
 impl Updater {
     /// An updater over these registries, keeping Git mirrors under `state_dir`. Images of `apps`
     /// with credentials of their own get them for their repository only.
@@ -289,41 +297,55 @@ impl Updater {
                 }
             }
         }
-        // Repositories are written in parallel, a few at a time; each is one commit.
-        let mut outcomes = Vec::with_capacity(groups.len());
+        // Repositories are written in parallel by a few workers, each taking the next
+        // repository when it finishes one, so a slow repository holds up only its own worker;
+        // each is one commit.
+        let slots: Vec<std::sync::Mutex<Option<Written>>> =
+            groups.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let parent = tracing::Span::current();
         tokio::task::block_in_place(|| {
-            for batch in groups.chunks(4) {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = batch
-                        .iter()
-                        .map(|((repo, branch), members)| {
-                            let desired = &desired;
-                            let parent = &parent;
-                            scope.spawn(move || {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..WRITERS.min(groups.len()))
+                    .map(|_| {
+                        scope.spawn(|| {
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(((repo, branch), members)) = groups.get(i) else {
+                                    break;
+                                };
                                 // Threads do not inherit the cycle's span: it is named as the
                                 // parent of the repository's.
                                 let _span = tracing::info_span!(
-                                    parent: parent,
+                                    parent: &parent,
                                     "write",
                                     repo = %driftwatch_git::redact_url(repo),
                                     branch = %branch
                                 )
                                 .entered();
-                                self.write(repo, branch, apps, members, desired, mode, full)
-                            })
+                                let written =
+                                    self.write(repo, branch, apps, members, &desired, mode, full);
+                                if let Ok(mut slot) = slots[i].lock() {
+                                    *slot = Some(written);
+                                }
+                            }
                         })
-                        .collect();
-                    for h in handles {
-                        outcomes.push(h.join().unwrap_or_else(|_| {
-                            Err(Error::Read {
-                                file: "write-back".to_owned(),
-                                reason: "a write-back thread panicked".to_owned(),
-                            })
-                        }));
-                    }
-                });
-            }
+                    })
+                    .collect();
+                // Joined here so a panicking worker is reported below, not re-raised by the
+                // scope; the repositories it did not finish have no result.
+                for w in workers {
+                    let _ = w.join();
+                }
+            });
+        });
+        let outcomes = slots.into_iter().map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(Error::Read {
+                    file: "write-back".to_owned(),
+                    reason: "a write-back thread panicked".to_owned(),
+                })
+            })
         });
         for (((_, _), members), result) in groups.iter().zip(outcomes) {
             let result = result.map(|(commit, edits, reused)| {
@@ -391,7 +413,7 @@ impl Updater {
         desired: &[Vec<Result<Option<Desired>, String>>],
         mode: Mode,
         full: bool,
-    ) -> Result<(Option<CommitReport>, Vec<ImageEdit>, bool), Error> {
+    ) -> Written {
         let first = &apps[members[0]];
         let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
@@ -463,9 +485,11 @@ impl Updater {
             if full {
                 return None;
             }
+            // Hashed before the lock is taken: the other repositories' threads wait on it.
+            let now = fingerprint_at(head);
             let memo = self.memo.lock().ok()?;
             let m = memo.get(&key)?;
-            (m.fingerprint == fingerprint_at(head)).then(|| {
+            (m.fingerprint == now).then(|| {
                 m.results
                     .iter()
                     .map(|(k, j, old, changed, at)| (members[*k], *j, old.clone(), *changed, *at))
