@@ -189,6 +189,10 @@ fn service_logs_changes_and_a_summary_and_stamps_each_push() {
             s["duration_ms"].is_u64() && s["registry_requests"].is_u64(),
             "{s}"
         );
+        assert!(
+            s["scan_ms"].as_u64().unwrap() <= s["duration_ms"].as_u64().unwrap(),
+            "{s}"
+        );
     }
     let cycles: Vec<u64> = summaries
         .iter()
