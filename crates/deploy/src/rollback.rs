@@ -23,11 +23,13 @@ pub fn rollback(state: &Path, app: &App, rev: &str) -> Result<Outcome, Error> {
         max_attempts: 8,
     };
     let short: String = rev.chars().take(12).collect();
+    // Every file at `rev` through one batch reader, however many attempts the push takes.
+    let old = mirror.snapshot(rev);
     let outcome = mirror.update(&request, |snap| {
         let at_head = mirror.list(snap.commit(), &path)?;
         let mut writes = Vec::new();
         for f in &at_rev {
-            let content = mirror.read(rev, f)?.unwrap_or_default();
+            let content = old.read(f)?.unwrap_or_default();
             // Only what differs is written: an unchanged file (or symlink, whose blob is its
             // target) needs no write, and a write to a symlink is refused by the commit.
             if snap.read(f).ok().flatten().as_deref() == Some(content.as_slice()) {

@@ -94,6 +94,9 @@ pub struct CycleReport {
     pub decided_at: i128,
     /// When the cycle finished (Unix nanoseconds).
     pub finished_at: i128,
+    /// Applications whose Git side was not read again: their repository head, configuration
+    /// and chosen tags were those of an earlier cycle, whose verdicts were reused.
+    pub unchanged_apps: usize,
 }
 
 /// Now, as Unix nanoseconds.
@@ -122,6 +125,24 @@ pub struct Updater {
     scanner: Scanner,
     state_dir: PathBuf,
     store: std::sync::Mutex<Option<crate::store::Store>>,
+    /// The last evaluation of each repository and branch, for incremental cycles.
+    memo: std::sync::Mutex<std::collections::HashMap<(String, String), Memo>>,
+    /// Every this many cycles the memo is ignored (a full pass); 0 or 1: always.
+    full_pass_every: u64,
+    /// Cycles run, for `full_pass_every`.
+    cycles: std::sync::atomic::AtomicU64,
+}
+
+/// Cycles between full passes by default: a safety net under the incremental cycles, whose
+/// verdicts are a pure function of what the fingerprint covers.
+pub const FULL_PASS_EVERY: u64 = 10;
+
+/// What one repository and branch's Git side gave for a fingerprint of everything it reads:
+/// the head commit, the members' configuration, the chosen tags and the mode.
+struct Memo {
+    fingerprint: [u8; 32],
+    /// Per image: (member position in the group, image index, replaced value, changed, line).
+    results: Vec<ImageEdit>,
 }
 
 struct Desired {
@@ -142,6 +163,14 @@ struct Edited {
 
 /// What editing one image did: (app index, image index, replaced value, changed, its line).
 type ImageEdit = (usize, usize, Option<String>, bool, Option<usize>);
+
+/// What writing one repository and branch gave: the commit pushed, each image's edit, and
+/// whether the verdicts were reused from an earlier cycle.
+type Written = Result<(Option<CommitReport>, Vec<ImageEdit>, bool), Error>;
+
+/// Repositories written at once. Each is mostly `git` processes (fetch, cat-file, push), so a
+/// few more than the cores keeps them busy while others wait on the remote.
+const WRITERS: usize = 4;
 
 impl Updater {
     /// An updater over these registries, keeping Git mirrors under `state_dir`. Images of `apps`
@@ -169,7 +198,19 @@ impl Updater {
             scanner,
             state_dir,
             store: std::sync::Mutex::new(store),
+            memo: std::sync::Mutex::new(std::collections::HashMap::new()),
+            full_pass_every: FULL_PASS_EVERY,
+            cycles: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Re-reads every repository every `n` cycles (the first cycle always does); in between,
+    /// a repository and branch whose head, applications and chosen tags are those of its last
+    /// evaluation keeps that evaluation's verdicts without reading or editing a file. `0` or
+    /// `1` turn incremental cycles off.
+    pub fn full_pass_every(mut self, n: u64) -> Self {
+        self.full_pass_every = n;
+        self
     }
 
     /// Request counters by registry, endpoint and status, since the updater started.
@@ -196,6 +237,10 @@ impl Updater {
     pub async fn cycle(&self, apps: &[App], mode: Mode) -> CycleReport {
         let before = self.registry_requests();
         let mut report = CycleReport::default();
+        let n = self
+            .cycles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let full = self.full_pass_every <= 1 || n.is_multiple_of(self.full_pass_every);
         // Stage 1: scan and choose, each repository listed once however many apps track it.
         // Images are scanned concurrently; the client bounds requests per registry.
         let scan = self.scanner.cycle();
@@ -252,44 +297,61 @@ impl Updater {
                 }
             }
         }
-        // Repositories are written in parallel, a few at a time; each is one commit.
-        let mut outcomes = Vec::with_capacity(groups.len());
+        // Repositories are written in parallel by a few workers, each taking the next
+        // repository when it finishes one, so a slow repository holds up only its own worker;
+        // each is one commit.
+        let slots: Vec<std::sync::Mutex<Option<Written>>> =
+            groups.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let parent = tracing::Span::current();
         tokio::task::block_in_place(|| {
-            for batch in groups.chunks(4) {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = batch
-                        .iter()
-                        .map(|((repo, branch), members)| {
-                            let desired = &desired;
-                            let parent = &parent;
-                            scope.spawn(move || {
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = (0..WRITERS.min(groups.len()))
+                    .map(|_| {
+                        scope.spawn(|| {
+                            loop {
+                                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(((repo, branch), members)) = groups.get(i) else {
+                                    break;
+                                };
                                 // Threads do not inherit the cycle's span: it is named as the
                                 // parent of the repository's.
                                 let _span = tracing::info_span!(
-                                    parent: parent,
+                                    parent: &parent,
                                     "write",
                                     repo = %driftwatch_git::redact_url(repo),
                                     branch = %branch
                                 )
                                 .entered();
-                                self.write(repo, branch, apps, members, desired, mode)
-                            })
+                                let written =
+                                    self.write(repo, branch, apps, members, &desired, mode, full);
+                                if let Ok(mut slot) = slots[i].lock() {
+                                    *slot = Some(written);
+                                }
+                            }
                         })
-                        .collect();
-                    for h in handles {
-                        outcomes.push(h.join().unwrap_or_else(|_| {
-                            Err(Error::Read {
-                                file: "write-back".to_owned(),
-                                reason: "a write-back thread panicked".to_owned(),
-                            })
-                        }));
-                    }
-                });
-            }
+                    })
+                    .collect();
+                // Joined here so a panicking worker is reported below, not re-raised by the
+                // scope; the repositories it did not finish have no result.
+                for w in workers {
+                    let _ = w.join();
+                }
+            });
+        });
+        let outcomes = slots.into_iter().map(|slot| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(Error::Read {
+                    file: "write-back".to_owned(),
+                    reason: "a write-back thread panicked".to_owned(),
+                })
+            })
         });
         for (((_, _), members), result) in groups.iter().zip(outcomes) {
-            let result = result.map(|(commit, edits)| {
+            let result = result.map(|(commit, edits, reused)| {
+                if reused {
+                    report.unchanged_apps += members.len();
+                }
                 for (i, j, old, changed, at) in edits {
                     let line = &mut lines[i][j];
                     if changed {
@@ -350,7 +412,8 @@ impl Updater {
         members: &[usize],
         desired: &[Vec<Result<Option<Desired>, String>>],
         mode: Mode,
-    ) -> Result<(Option<CommitReport>, Vec<ImageEdit>), Error> {
+        full: bool,
+    ) -> Written {
         let first = &apps[members[0]];
         let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
@@ -414,10 +477,40 @@ impl Updater {
             })
         };
 
+        // Incremental: if the head, the members and their chosen tags are those of the last
+        // evaluation, its verdicts stand without reading or editing a file.
+        let key = (repo.to_owned(), branch.to_owned());
+        let fingerprint_at = |head: &str| fingerprint(head, apps, members, desired, mode);
+        let remembered = |head: &str| -> Option<Vec<ImageEdit>> {
+            if full {
+                return None;
+            }
+            // Hashed before the lock is taken: the other repositories' threads wait on it.
+            let now = fingerprint_at(head);
+            let memo = self.memo.lock().ok()?;
+            let m = memo.get(&key)?;
+            (m.fingerprint == now).then(|| {
+                m.results
+                    .iter()
+                    .map(|(k, j, old, changed, at)| (members[*k], *j, old.clone(), *changed, *at))
+                    .collect()
+            })
+        };
         let mut results = Vec::new();
+        let mut reused = false;
+        // The head the evaluation read.
+        let mut read_at = String::new();
         let outcome = if mode == Mode::Apply {
             let mut failure: Option<Error> = None;
             let outcome = mirror.update(&request, |snap| {
+                read_at = snap.commit().to_owned();
+                if let Some(r) = remembered(snap.commit()) {
+                    // Nothing to write: the same inputs wrote nothing last time.
+                    results = r;
+                    reused = true;
+                    return Ok(Plan::default());
+                }
+                reused = false;
                 let Edited {
                     writes,
                     per_app,
@@ -467,11 +560,39 @@ impl Updater {
                     url: driftwatch_git::redact_url(repo),
                     branch: base.clone(),
                 })?;
+            if let Some(r) = remembered(&head) {
+                return Ok((None, r, true));
+            }
             // One `cat-file --batch` for every file of the repository's applications.
             let snap = mirror.snapshot(&head);
             results = plan_on(&|p| snap.read(p))?.results;
+            read_at = head;
             None
         };
+        if reused {
+            return Ok((None, results, true));
+        }
+        // Remembered only when the evaluation wrote nothing: after a commit the head moves, and
+        // a plan is only a plan (a later `Apply` at the same head must still write it).
+        let wrote = matches!(outcome, Some(Outcome::Pushed { .. }));
+        if !wrote && (mode != Mode::Apply || results.iter().all(|r| !r.3)) {
+            let position: std::collections::HashMap<usize, usize> =
+                members.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+            let memo = Memo {
+                fingerprint: fingerprint_at(&read_at),
+                results: results
+                    .iter()
+                    .filter_map(|(i, j, old, changed, at)| {
+                        Some((*position.get(i)?, *j, old.clone(), *changed, *at))
+                    })
+                    .collect(),
+            };
+            if let Ok(mut m) = self.memo.lock() {
+                m.insert(key, memo);
+            }
+        } else if let Ok(mut m) = self.memo.lock() {
+            m.remove(&key);
+        }
         let commit = match outcome {
             Some(Outcome::Pushed {
                 commit,
@@ -486,8 +607,35 @@ impl Updater {
             }),
             _ => None,
         };
-        Ok((commit, results))
+        Ok((commit, results, false))
     }
+}
+
+/// Everything a repository and branch's evaluation reads besides the files at `head`: the
+/// members' configuration (files, targets, names, policies), their chosen tags, and the mode.
+/// The evaluation is a pure function of these and the tree at `head`, so an equal fingerprint
+/// means equal verdicts.
+fn fingerprint(
+    head: &str,
+    apps: &[App],
+    members: &[usize],
+    desired: &[Vec<Result<Option<Desired>, String>>],
+    mode: Mode,
+) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("{head}\0{mode:?}\0"));
+    for &i in members {
+        h.update(format!("{:?}\0", apps[i]));
+        for d in &desired[i] {
+            match d {
+                Ok(Some(d)) => h.update(format!("={:?}\0{}\0", d.change, d.shown)),
+                Ok(None) => h.update("none\0"),
+                Err(e) => h.update(format!("!{e}\0")),
+            }
+        }
+    }
+    h.finalize().into()
 }
 
 /// The message of a commit carrying `changed` applications. With argocd-image-updater's

@@ -121,43 +121,204 @@ impl Snapshot<'_> {
 
     /// A file's bytes at this commit, `None` when it does not exist.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, Error> {
-        use std::io::{BufRead, Read};
         check_path(path)?;
-        let mut slot = self.batch.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(self.mirror.batch()?);
-        }
-        let Some(batch) = slot.as_mut() else {
-            return self.mirror.read(&self.commit, path);
-        };
-        let io_err = |e: std::io::Error| io(&self.mirror.dir, e);
-        writeln!(batch.stdin, "{}:{path}", self.commit).map_err(io_err)?;
-        batch.stdin.flush().map_err(io_err)?;
-        let mut header = String::new();
-        batch.stdout.read_line(&mut header).map_err(io_err)?;
-        let header = header.trim_end();
-        if header.ends_with(" missing") || header.ends_with(" ambiguous") {
-            return Ok(None);
-        }
-        let mut fields = header.split(' ');
-        let (_oid, kind, size) = (fields.next(), fields.next(), fields.next());
-        let size: usize = size.and_then(|s| s.parse().ok()).ok_or_else(|| {
-            io(
-                &self.mirror.dir,
-                std::io::Error::other(format!("unexpected cat-file answer {header:?}")),
-            )
-        })?;
-        let mut content = vec![0; size + 1];
-        batch.stdout.read_exact(&mut content).map_err(io_err)?;
-        content.truncate(size);
-        if kind != Some("blob") {
-            return Err(Error::BadPath {
+        match self.object(&format!("{}:{path}", self.commit))? {
+            None => Ok(None),
+            Some((kind, content)) if kind == "blob" => Ok(Some(content)),
+            Some(_) => Err(Error::BadPath {
                 path: path.to_owned(),
                 reason: "is a directory, not a file",
-            });
+            }),
         }
-        Ok(Some(content))
     }
+
+    /// One object through the batch reader (started on first use): its type and bytes, `None`
+    /// when `spec` names nothing.
+    fn object(&self, spec: &str) -> Result<Option<(String, Vec<u8>)>, Error> {
+        let mut slot = self.batch.borrow_mut();
+        let batch = match &mut *slot {
+            Some(b) => b,
+            none => none.insert(self.mirror.batch()?),
+        };
+        let io_err = |e: std::io::Error| io(&self.mirror.dir, e);
+        writeln!(batch.stdin, "{spec}").map_err(io_err)?;
+        batch.stdin.flush().map_err(io_err)?;
+        answer(&mut batch.stdout, &self.mirror.dir)
+    }
+
+    /// Many objects through the batch reader, pipelined: a thread writes every request while
+    /// the answers are read, so a tree of thousands of files costs no round trip per file.
+    /// `each` gets them in order; an object that is missing is an error.
+    fn objects(
+        &self,
+        oids: &[&str],
+        mut each: impl FnMut(usize, Vec<u8>) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let mut slot = self.batch.borrow_mut();
+        let batch = match &mut *slot {
+            Some(b) => b,
+            none => none.insert(self.mirror.batch()?),
+        };
+        let dir = &self.mirror.dir;
+        let Batch {
+            child,
+            stdin,
+            stdout,
+        } = batch;
+        let result = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                for oid in oids {
+                    writeln!(stdin, "{oid}")?;
+                }
+                stdin.flush()
+            });
+            let read = (|| {
+                for (i, oid) in oids.iter().enumerate() {
+                    let Some((_, content)) = answer(stdout, dir)? else {
+                        return Err(io(
+                            dir,
+                            std::io::Error::other(format!("object {oid} is missing")),
+                        ));
+                    };
+                    each(i, content)?;
+                }
+                Ok(())
+            })();
+            // Stopping early: the process goes, so the writer cannot block on a full pipe.
+            if read.is_err() {
+                let _ = child.kill();
+            }
+            let written = match writer.join() {
+                Ok(w) => w.map_err(|e| io(dir, e)),
+                Err(_) => Err(io(
+                    dir,
+                    std::io::Error::other("the request writer panicked"),
+                )),
+            };
+            read.and(written)
+        });
+        if result.is_err() {
+            // Its answers may be half read: the next read starts a fresh process.
+            *slot = None;
+        }
+        result
+    }
+
+    /// Writes this commit's whole tree into `dest` (which must exist), for tools that need
+    /// files: one `ls-tree` and the snapshot's batch reader, so a render costs no process per
+    /// file, and the files are exactly the commit's (no `export-ignore` or `export-subst`
+    /// rewriting, as `git archive` would do). Every symlink must resolve inside `dest`
+    /// ([`crate::check_links`]): the tools that read the tree follow links, and a pushed link
+    /// to a host file must not reach them.
+    pub fn export(&self, dest: &Path) -> Result<(), Error> {
+        use std::os::unix::ffi::OsStrExt as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        let listing = self
+            .mirror
+            .git(&["ls-tree", "-r", "-z", "--full-tree", &self.commit], None)?;
+        // (where, object, executable), files first and links last, so no file is ever
+        // written through a link.
+        let mut files: Vec<(PathBuf, &str, bool)> = Vec::new();
+        let mut links: Vec<(PathBuf, &str)> = Vec::new();
+        for entry in listing.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+            // `<mode> SP <type> SP <oid> TAB <path>`; with -z the path is not quoted.
+            let Some(tab) = entry.iter().position(|&b| b == b'\t') else {
+                continue;
+            };
+            let (meta, raw) = (&entry[..tab], &entry[tab + 1..]);
+            let mut meta = meta
+                .split(|&b| b == b' ')
+                .map(|f| std::str::from_utf8(f).unwrap_or(""));
+            let (Some(mode), Some(kind), Some(oid)) = (meta.next(), meta.next(), meta.next())
+            else {
+                continue;
+            };
+            check_export_path(raw)?;
+            let target = dest.join(std::ffi::OsStr::from_bytes(raw));
+            match (mode, kind) {
+                // A submodule: `git archive` leaves an empty directory, and so does this.
+                (_, "commit") => {
+                    std::fs::create_dir_all(&target).map_err(|e| io(&target, e))?;
+                }
+                ("120000", _) => links.push((target, oid)),
+                (_, "blob") => files.push((target, oid, mode == "100755")),
+                _ => {}
+            }
+        }
+        let mut made = std::collections::HashSet::new();
+        let mut parent_of = |target: &Path| -> Result<(), Error> {
+            if let Some(parent) = target.parent()
+                && made.insert(parent.to_path_buf())
+            {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            Ok(())
+        };
+        let oids: Vec<&str> = files.iter().map(|f| f.1).collect();
+        self.objects(&oids, |i, content| {
+            let (target, _, executable) = &files[i];
+            parent_of(target)?;
+            std::fs::write(target, content).map_err(|e| io(target, e))?;
+            if *executable {
+                std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| io(target, e))?;
+            }
+            Ok(())
+        })?;
+        let oids: Vec<&str> = links.iter().map(|l| l.1).collect();
+        self.objects(&oids, |i, to| {
+            let target = &links[i].0;
+            parent_of(target)?;
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&to), target)
+                .map_err(|e| io(target, e))
+        })?;
+        crate::confine::check_links(dest)
+    }
+}
+
+/// Reads one `cat-file --batch` answer: the object's type and bytes, `None` when missing.
+fn answer(
+    stdout: &mut std::io::BufReader<std::process::ChildStdout>,
+    dir: &Path,
+) -> Result<Option<(String, Vec<u8>)>, Error> {
+    use std::io::{BufRead, Read};
+    let io_err = |e: std::io::Error| io(dir, e);
+    let mut header = String::new();
+    stdout.read_line(&mut header).map_err(io_err)?;
+    let header = header.trim_end();
+    if header.ends_with(" missing") || header.ends_with(" ambiguous") {
+        return Ok(None);
+    }
+    let mut fields = header.split(' ');
+    let (_oid, kind, size) = (fields.next(), fields.next(), fields.next());
+    let (Some(kind), Some(size)) = (kind, size.and_then(|s| s.parse::<usize>().ok())) else {
+        return Err(io(
+            dir,
+            std::io::Error::other(format!("unexpected cat-file answer {header:?}")),
+        ));
+    };
+    // The content is followed by a newline, read with it so the next answer starts clean.
+    let mut content = vec![0; size + 1];
+    stdout.read_exact(&mut content).map_err(io_err)?;
+    content.truncate(size);
+    Ok(Some((kind.to_owned(), content)))
+}
+
+/// A path from the commit's own tree, checked before anything is written under the export
+/// directory: relative, and no empty, `.`, `..` or `.git` component (Git refuses such trees,
+/// but a crafted one must not write outside the directory).
+fn check_export_path(raw: &[u8]) -> Result<(), Error> {
+    let bad = raw.first() == Some(&b'/')
+        || raw
+            .split(|&b| b == b'/')
+            .any(|c| matches!(c, b"" | b"." | b".." | b".git"));
+    if bad {
+        return Err(Error::BadPath {
+            path: String::from_utf8_lossy(raw).into_owned(),
+            reason: "must not be absolute or contain empty, '.', '..' or '.git' components",
+        });
+    }
+    Ok(())
 }
 
 /// How an update is made.
@@ -298,15 +459,10 @@ impl Mirror {
         }
     }
 
-    /// A file's bytes at `commit`, `None` when it does not exist there.
+    /// A file's bytes at `commit`, `None` when it does not exist there. One `git` process per
+    /// call: to read several files, read them through one [`Mirror::snapshot`].
     pub fn read(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>, Error> {
-        check_path(path)?;
-        let spec = format!("{commit}:{path}");
-        match self.git(&["cat-file", "-e", &spec], None) {
-            Ok(_) => self.git(&["cat-file", "blob", &spec], None).map(Some),
-            Err(Error::Git { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.snapshot(commit).read(path)
     }
 
     /// Every file under `dir` at `commit` (paths from the repository root).
@@ -325,31 +481,10 @@ impl Mirror {
             .collect())
     }
 
-    /// Writes the tree of `commit` into `dest` (which must exist), for tools that need files.
-    /// Every symlink in it must resolve inside `dest` ([`crate::check_links`]): the tools that
-    /// read the tree follow links, and a pushed link to a host file must not reach them.
+    /// Writes the tree of `commit` into `dest` (which must exist), for tools that need files;
+    /// see [`Snapshot::export`].
     pub fn export(&self, commit: &str, dest: &Path) -> Result<(), Error> {
-        let tar = self.git(&["archive", "--format=tar", commit], None)?;
-        let mut child = Command::new("tar")
-            .arg("-x")
-            .arg("-C")
-            .arg(dest)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| io(dest, e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&tar).map_err(|e| io(dest, e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| io(dest, e))?;
-        if !out.status.success() {
-            return Err(io(
-                dest,
-                std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()),
-            ));
-        }
-        crate::confine::check_links(dest)
+        self.snapshot(commit).export(dest)
     }
 
     /// Fetches, lets `edit` compute the files to write from the base branch's head, commits them

@@ -620,3 +620,101 @@ fn export_refuses_links_out() {
         "refusing symlink \"apps/shop/x.yaml\" -> \"/etc/passwd\": it points to an absolute path, outside the repository"
     );
 }
+
+/// An export is the commit's tree as it is: nested files, an executable bit, an inside link,
+/// and files `git archive` would drop or rewrite (`export-ignore`, `export-subst`) — a
+/// rendering must see what Git says, not an archive of it.
+#[test]
+fn export_writes_the_commit_tree_as_it_is() {
+    let repo = BareRepo::new(&[
+        ("apps/shop/kustomization.yaml", KUSTOMIZATION),
+        ("apps/shop/deployment.yaml", "kind: Deployment\n"),
+        ("apps/shop/secret.yaml", "kind: ConfigMap\n"),
+        ("apps/shop/version.txt", "$Format:%H$\n"),
+        ("tools/run.sh", "#!/bin/sh\n"),
+        (
+            ".gitattributes",
+            "apps/shop/secret.yaml export-ignore\napps/shop/version.txt export-subst\n",
+        ),
+    ]);
+    repo.commit_symlinks(&[("apps/shop/base.yaml", "deployment.yaml")], "link");
+    let dir = TempDir::new("export-tree");
+    git(dir.path(), &["clone", "-q", &repo.file_url(), "w"]);
+    let w = dir.path().join("w");
+    git(&w, &["update-index", "--chmod=+x", "tools/run.sh"]);
+    git(&w, &["commit", "-q", "-m", "executable"]);
+    git(&w, &["push", "-q", "origin", "HEAD:main"]);
+    let mirror = Mirror::open(dir.path(), &repo.file_url(), Auth::None).unwrap();
+    mirror.fetch(&["main"]).unwrap();
+    let head = mirror.head("main").unwrap().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    mirror.export(&head, &tree).unwrap();
+    let read = |p: &str| std::fs::read_to_string(tree.join(p)).unwrap();
+    assert_eq!(read("apps/shop/kustomization.yaml"), KUSTOMIZATION);
+    assert_eq!(read("apps/shop/secret.yaml"), "kind: ConfigMap\n");
+    assert_eq!(read("apps/shop/version.txt"), "$Format:%H$\n");
+    assert_eq!(read("apps/shop/base.yaml"), "kind: Deployment\n");
+    let mode = |p: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(tree.join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o111
+    };
+    assert_ne!(mode("tools/run.sh"), 0, "executable");
+    assert_eq!(mode("apps/shop/deployment.yaml"), 0);
+    assert_eq!(
+        std::fs::read_link(tree.join("apps/shop/base.yaml")).unwrap(),
+        std::path::PathBuf::from("deployment.yaml")
+    );
+    let mut files: Vec<String> = Vec::new();
+    let mut stack = vec![tree.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(d).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            } else {
+                let rel = e.path().strip_prefix(&tree).unwrap().display().to_string();
+                files.push(rel);
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            ".gitattributes",
+            "apps/shop/base.yaml",
+            "apps/shop/deployment.yaml",
+            "apps/shop/kustomization.yaml",
+            "apps/shop/secret.yaml",
+            "apps/shop/version.txt",
+            "tools/run.sh",
+        ]
+    );
+}
+
+/// An export that fails part way (a file stands where a directory must go) leaves the
+/// snapshot usable: its next read gets the right bytes, not a stale answer.
+#[test]
+fn a_failed_export_leaves_the_snapshot_readable() {
+    let repo = repo();
+    let dir = TempDir::new("export-fail");
+    let mirror = Mirror::open(dir.path(), &repo.file_url(), Auth::None).unwrap();
+    mirror.fetch(&["main"]).unwrap();
+    let head = mirror.head("main").unwrap().unwrap();
+    let snap = mirror.snapshot(&head);
+    let dest = dir.path().join("blocked");
+    std::fs::create_dir_all(&dest).unwrap();
+    std::fs::write(dest.join("apps"), "in the way").unwrap();
+    let e = snap.export(&dest).unwrap_err();
+    assert!(matches!(e, Error::Io { .. }), "{e}");
+    assert_eq!(snap.read("README.md").unwrap().unwrap(), b"shop\n");
+    assert_eq!(
+        snap.read("apps/shop/kustomization.yaml").unwrap().unwrap(),
+        KUSTOMIZATION.as_bytes()
+    );
+}

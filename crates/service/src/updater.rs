@@ -197,6 +197,9 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
         errors,
         commits = report.commits.len(),
         registry_requests = report.registry_requests,
+        unchanged_apps = report.unchanged_apps,
+        // Registry scan and choice; the rest of `duration_ms` is Git.
+        scan_ms = u64::try_from((report.decided_at - started) / 1_000_000).unwrap_or(0),
         duration_ms = u64::try_from((report.finished_at - started) / 1_000_000).unwrap_or(0),
         "cycle"
     );

@@ -1,0 +1,193 @@
+//! Git reads are batched per repository: `check`, `run --dry-run`, `run --once` and `render`
+//! read files through one long-lived `git cat-file --batch` per repository, never a `git`
+//! process per file or application. Every `git` driftwatch starts is logged by a shim first on
+//! `PATH` that then runs the real one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::registry::{Auth, Registry};
+
+const APPS: usize = 6;
+
+fn real_git() -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", "command -v git"])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A directory holding a `git` that appends its arguments to `log`, then execs the real git.
+fn shim(dir: &Path, log: &Path) -> PathBuf {
+    let bin = dir.join("shim-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = bin.join("git");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >>'{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real_git().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+struct Setup {
+    _reg: Registry,
+    repos: Vec<BareRepo>,
+    dir: TempDir,
+    conf: PathBuf,
+    log: PathBuf,
+    path: String,
+}
+
+/// Two repositories of three applications each; every image has a newer tag.
+fn setup(name: &str) -> Setup {
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let mut repos = Vec::new();
+    let mut yaml = String::from("interval: 1h\napplications:\n");
+    for r in 0..2 {
+        let mut files = Vec::new();
+        for a in 0..APPS / 2 {
+            let n = format!("app-{r}{a}");
+            reg.push_image(&format!("team/{n}"), "v1.0.0", "2026-11-01T00:00:00Z");
+            reg.push_image(&format!("team/{n}"), "v1.0.1", "2026-11-02T00:00:00Z");
+            files.push((
+                format!("apps/{n}/kustomization.yaml"),
+                format!(
+                    "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- cm.yaml\nimages:\n- name: {n}\n  newName: {host}/team/{n}\n  newTag: v1.0.0\n"
+                ),
+            ));
+            files.push((
+                format!("apps/{n}/cm.yaml"),
+                format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {n}\ndata:\n  k: v\n"),
+            ));
+            yaml.push_str(&format!(
+                "- name: {n}\n  repo: REPO{r}\n  path: apps/{n}\n  writeBack: kustomization\n  images:\n  - image: {host}/team/{n}\n    kustomizeName: {n}\n"
+            ));
+        }
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let repo = BareRepo::new(&refs);
+        yaml = yaml.replace(&format!("REPO{r}"), &repo.file_url());
+        repos.push(repo);
+    }
+    let dir = TempDir::new(name);
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    let log = dir.path().join("git.log");
+    let bin = shim(dir.path(), &log);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Setup {
+        _reg: reg,
+        repos,
+        dir,
+        conf,
+        log,
+        path,
+    }
+}
+
+impl Setup {
+    /// Runs driftwatch with the shim on `PATH`; returns the exit code, stdout and the `git`
+    /// command lines driftwatch itself started (those naming the mirror with `--git-dir`).
+    fn run(&self, args: &[&str]) -> (i32, String, Vec<String>) {
+        let _ = std::fs::remove_file(&self.log);
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.conf)
+            .arg("--state-dir")
+            .arg(self.dir.path().join("state"))
+            .env("PATH", &self.path)
+            .output()
+            .unwrap();
+        let calls = std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("--git-dir"))
+            .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest).to_owned())
+            .map(|l| l.split_once(' ').map_or("", |(_, rest)| rest).to_owned())
+            .collect();
+        (
+            out.status.code().unwrap(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            calls,
+        )
+    }
+}
+
+fn count(calls: &[String], prefix: &str) -> usize {
+    calls.iter().filter(|c| c.starts_with(prefix)).count()
+}
+
+/// No `cat-file -e`, `cat-file blob`, `show` or `archive`: file reads go through `--batch`.
+fn assert_batched(calls: &[String], max_batches: usize, what: &str) {
+    let per_file: Vec<&String> = calls
+        .iter()
+        .filter(|c| {
+            c.starts_with("cat-file -e")
+                || c.starts_with("cat-file blob")
+                || c.starts_with("show")
+                || c.starts_with("archive")
+        })
+        .collect();
+    assert!(per_file.is_empty(), "{what}: {per_file:?} in {calls:#?}");
+    let batches = count(calls, "cat-file --batch");
+    assert!(
+        (1..=max_batches).contains(&batches),
+        "{what}: {batches} cat-file --batch for 2 repositories: {calls:#?}"
+    );
+}
+
+#[test]
+fn check_and_dry_run_read_each_repository_through_one_batch() {
+    let s = setup("git-batched-check");
+    let (code, out, calls) = s.run(&["check"]);
+    assert_eq!(code, 2, "{out}");
+    assert_eq!(out.matches("update available").count(), APPS, "{out}");
+    assert_batched(&calls, 2, "check");
+
+    let (code, out, calls) = s.run(&["run", "--once", "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("update available").count(), APPS, "{out}");
+    assert_batched(&calls, 2, "run --dry-run");
+
+    let (code, out, calls) = s.run(&["run", "--once"]);
+    assert_eq!(code, 0, "{out}");
+    let table = out.lines().filter(|l| l.ends_with("  updated")).count();
+    assert_eq!(table, APPS, "{out}");
+    assert_batched(&calls, 2, "run --once");
+    for repo in &s.repos {
+        assert_eq!(repo.subjects("main").len(), 2);
+    }
+}
+
+#[test]
+fn render_reads_the_tree_through_one_batch() {
+    let s = setup("git-batched-render");
+    let (code, out, calls) = s.run(&["render", "app-01"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("\"name\":\"app-01\""), "{out}");
+    assert_batched(&calls, 1, "render");
+}
