@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 
 use crate::http::{Reply, Request, Server};
 
+/// Argo CD's `Application` CRD (argoproj.io/v1alpha1), written from its documented fields with
+/// a structural schema; installed into a real API server by
+/// [`Cluster::install_application_crd`].
+pub const APPLICATION_CRD: &str = include_str!("application-crd.yaml");
+
 struct Kind {
     group: &'static str,
     version: &'static str,
@@ -42,6 +47,13 @@ const KINDS: &[Kind] = &[
         version: "v1",
         kind: "Pod",
         plural: "pods",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
         namespaced: true,
     },
     Kind {
@@ -107,6 +119,9 @@ struct State {
     /// Lists and watches across all namespaces are forbidden (403), as for credentials bound
     /// to namespaces by RoleBindings.
     namespaced_only: bool,
+    /// (plural, namespace) pairs every request to is forbidden (403), as RBAC that grants
+    /// nothing there.
+    forbidden: Vec<(String, String)>,
 }
 
 impl State {
@@ -304,6 +319,21 @@ impl FakeApiServer {
         cvar.notify_all();
     }
 
+    /// Deletes a stored object as another client would; a missing one is fine.
+    pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
+        let (lock, cvar) = &*self.state;
+        let mut s = lock.lock().expect("state");
+        if let Some(o) =
+            s.objects
+                .remove(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+        {
+            s.revision += 1;
+            s.record(plural, "DELETED", &o);
+        }
+        drop(s);
+        cvar.notify_all();
+    }
+
     /// Creates a namespace, as `kubectl create namespace` would.
     pub fn create_namespace(&self, name: &str) {
         self.insert(
@@ -385,6 +415,14 @@ impl FakeApiServer {
     pub fn forbid_all_namespaces(&self) {
         if let Ok(mut s) = self.state.0.lock() {
             s.namespaced_only = true;
+        }
+    }
+
+    /// From now on, refuses every request for `plural` in `namespace` with 403 Forbidden, as
+    /// RBAC that grants nothing there does.
+    pub fn forbid(&self, plural: &str, namespace: &str) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.forbidden.push((plural.to_owned(), namespace.to_owned()));
         }
     }
 
@@ -541,6 +579,19 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             "Forbidden",
             &format!(
                 "{plural} is forbidden: cannot list resource \"{plural}\" at the cluster scope"
+            ),
+        );
+    }
+    if s.forbidden
+        .iter()
+        .any(|(p, ns)| p == plural && ns == namespace)
+    {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: cannot {} resource \"{plural}\" in the namespace \"{namespace}\"",
+                req.method.to_lowercase()
             ),
         );
     }
@@ -1108,6 +1159,176 @@ impl Cluster {
                 .expect("kubectl");
             assert!(!out.status.success(), "the tenant may list all namespaces");
             path
+        }
+    }
+
+    /// Installs the `argoproj.io/v1alpha1` Application CRD ([`APPLICATION_CRD`]) and waits
+    /// until it is served. Idempotent, also across test processes running at once: a
+    /// server-side apply of the same object by the same manager changes nothing. The fake
+    /// knows Applications already. The CRD is left installed (other tests use it).
+    pub fn install_application_crd(&self) {
+        if self.fake.is_some() {
+            return;
+        }
+        self.kubectl_in(
+            &self.kubeconfig,
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=driftwatch-tests",
+                "-f",
+                "-",
+            ],
+            APPLICATION_CRD,
+        );
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/applications.argoproj.io",
+        ]);
+        // Established is set before discovery serves the kind everywhere; a client that
+        // discovers it at once may still miss it, so wait until it is listed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["get", "applications.argoproj.io", "-A", "-o", "name"])
+                .output()
+                .expect("kubectl");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Application CRD is not served: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Creates an object as a person with `kubectl create` would (its kind must be one the
+    /// fake knows: Application, Secret, ConfigMap…). Fails when it exists.
+    pub fn create(&self, obj: Value) {
+        match &self.fake {
+            Some(f) => {
+                let kind = obj["kind"].as_str().expect("kind");
+                let plural = KINDS
+                    .iter()
+                    .find(|k| k.kind == kind)
+                    .map(|k| k.plural)
+                    .expect("a kind the fake knows");
+                let ns = obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                assert!(
+                    f.get(plural, &ns, obj["metadata"]["name"].as_str().unwrap_or(""))
+                        .is_none(),
+                    "{kind} exists"
+                );
+                let mut obj = obj;
+                if obj["metadata"]["generation"].is_null() {
+                    obj["metadata"]["generation"] = json!(1);
+                }
+                if obj["metadata"]["managedFields"].is_null() {
+                    obj["metadata"]["managedFields"] = json!([]);
+                }
+                f.insert(plural, &ns, obj);
+            }
+            None => {
+                self.kubectl_in(&self.kubeconfig, &["create", "-f", "-"], &obj.to_string());
+            }
+        }
+    }
+
+    /// Replaces an object as `kubectl replace` would (the whole object; a person editing it).
+    pub fn replace(&self, obj: Value) {
+        match &self.fake {
+            Some(f) => {
+                let kind = obj["kind"].as_str().expect("kind");
+                let plural = KINDS
+                    .iter()
+                    .find(|k| k.kind == kind)
+                    .map(|k| k.plural)
+                    .expect("a kind the fake knows");
+                let ns = obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                let mut obj = obj;
+                f.modify(plural, &ns, &name, |live| {
+                    obj["metadata"] = live["metadata"].clone();
+                    if *live == obj {
+                        return Ok(false);
+                    }
+                    *live = obj;
+                    Ok(true)
+                })
+                .expect("replace");
+            }
+            None => {
+                let mut obj = obj;
+                if let Some(m) = obj["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                }
+                self.kubectl_in(&self.kubeconfig, &["replace", "-f", "-"], &obj.to_string());
+            }
+        }
+    }
+
+    /// Creates an Opaque (or `type`) Secret holding `fields` (base64-encoded as the API
+    /// server stores them), labelled `labels`.
+    pub fn create_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        labels: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) {
+        use base64::Engine;
+        let data: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        self.create(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "type": type_,
+            "data": data,
+        }));
+    }
+
+    /// Deletes an object (`kubectl delete`); a missing one is fine.
+    pub fn delete(&self, plural: &str, ns: &str, name: &str) {
+        match &self.fake {
+            Some(f) => f.delete(plural, ns, name),
+            None => {
+                self.kubectl(&[
+                    "-n",
+                    ns,
+                    "delete",
+                    plural,
+                    name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ]);
+            }
         }
     }
 
