@@ -121,3 +121,233 @@ fn the_application_crd_is_structural_and_installs_idempotently() {
     assert!(pruned["spec"].get("notAField").is_none(), "{pruned}");
     assert_eq!(pruned["spec"]["project"], "default");
 }
+
+const PREFIX: &str = "argocd-image-updater.argoproj.io/";
+
+/// An Application tracking `image` (alias `api`) in `path` of `repo`, with these annotations
+/// (after the prefix) besides the image list.
+fn argo_app(
+    ns: &str,
+    name: &str,
+    repo: &str,
+    path: &str,
+    image: &str,
+    annotations: &[(&str, &str)],
+) -> Value {
+    let mut a = serde_json::Map::new();
+    a.insert(format!("{PREFIX}image-list"), json!(format!("api={image}")));
+    for (k, v) in annotations {
+        a.insert(format!("{PREFIX}{k}"), json!(v));
+    }
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": ns, "annotations": a},
+        "spec": {
+            "project": "default",
+            "source": {"repoURL": repo, "path": path, "targetRevision": "main"},
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": ns}
+        }
+    })
+}
+
+fn dw(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `pullsecret:NS/NAME` and `secret:NS/NAME#FIELD` read the Secret by name through the cluster
+/// the Applications come from; a missing Secret, a missing field or a get RBAC forbids fails that
+/// Application alone, naming it, the Secret and the field — and no value is ever printed.
+#[test]
+fn registry_credentials_from_secrets() {
+    use driftwatch_testkit::git::{BareRepo, git};
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-pull");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-pull");
+    let other = cluster.unique_namespace("dw-argo-pull-other");
+    cluster.create_namespace(&ns);
+    cluster.create_namespace(&other);
+    let password = "s3cr3t-pull-pw";
+    let reg = Registry::start(Auth::Basic("puller".into(), password.into()));
+    // One image repository per Application: credentials belong to an image's repository, so
+    // each Application's own are what is tested.
+    let apps = [
+        "pull",
+        "field",
+        "nofield",
+        "missing",
+        "forbidden",
+        "anonymous",
+    ];
+    for app in apps {
+        reg.push_image(&format!("team/{app}"), "1.0.0", "2026-11-01T00:00:00Z");
+        reg.push_image(&format!("team/{app}"), "1.0.1", "2026-11-02T00:00:00Z");
+    }
+    let image = |app: &str| format!("{}/team/{app}:~1.0", reg.host());
+    let files: Vec<(String, String)> = apps
+        .iter()
+        .map(|a| {
+            (
+                format!("apps/{a}/kustomization.yaml"),
+                "resources: []\n".to_owned(),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let repo = BareRepo::new(&files);
+
+    let dockerconfig = format!(
+        r#"{{"auths":{{"{}":{{"username":"puller","password":"{password}"}}}}}}"#,
+        reg.host()
+    );
+    cluster.create_secret(
+        &ns,
+        "regcred",
+        "kubernetes.io/dockerconfigjson",
+        &[],
+        &[(".dockerconfigjson", &dockerconfig)],
+    );
+    let pair = format!("puller:{password}");
+    cluster.create_secret(&ns, "pair", "Opaque", &[], &[("creds", &pair)]);
+    cluster.create_secret(&other, "pair", "Opaque", &[], &[("creds", &pair)]);
+    let specs = [
+        ("pull", format!("pullsecret:{ns}/regcred")),
+        ("field", format!("secret:{ns}/pair#creds")),
+        ("nofield", format!("secret:{ns}/pair#nope")),
+        ("missing", format!("pullsecret:{ns}/absent")),
+        ("forbidden", format!("secret:{other}/pair#creds")),
+    ];
+    for (name, spec) in &specs {
+        cluster.create(argo_app(
+            &ns,
+            name,
+            &repo.file_url(),
+            &format!("apps/{name}"),
+            &image(name),
+            &[("write-back-method", "git"), ("api.pull-secret", spec)],
+        ));
+    }
+    cluster.create(argo_app(
+        &ns,
+        "anonymous",
+        &repo.file_url(),
+        "apps/anonymous",
+        &image("anonymous"),
+        &[("write-back-method", "git")],
+    ));
+    // Credentials that may do anything in the Applications' namespace and nothing elsewhere.
+    let kubeconfig = cluster.namespace_bound_kubeconfig(&ns, dir.path());
+    if let Some(fake) = &cluster.fake {
+        fake.forbid("secrets", &other);
+    }
+    let state = dir.path().join("state");
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--log-level",
+        "debug",
+        "--applications-from-cluster",
+        &ns,
+        "--applications-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--allow-local-repositories",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "some applications failed: {out}{err}");
+    let row = |app: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{app} ")))
+            .unwrap_or_else(|| panic!("no row for {app}: {out}"))
+            .to_owned()
+    };
+    let written = |app: &str| {
+        git(&repo.path, &["ls-tree", "-r", "--name-only", "main"])
+            .contains(&format!("apps/{app}/.argocd-source-"))
+    };
+    for app in ["pull", "field"] {
+        assert!(row(app).contains("updated"), "{out}{err}");
+        assert!(written(app), "{app}");
+        assert!(
+            repo.show(
+                "main",
+                &format!("apps/{app}/.argocd-source-{ns}_{app}.yaml")
+            )
+            .contains(&format!("team/{app}:1.0.1"))
+        );
+    }
+    for (app, says) in [
+        (
+            "nofield",
+            format!("secret:{ns}/pair#nope: Secret {ns}/pair has no field \"nope\""),
+        ),
+        (
+            "missing",
+            format!("pullsecret:{ns}/absent: Secret {ns}/absent not found"),
+        ),
+        (
+            "forbidden",
+            format!("secret:{other}/pair#creds: getting Secret {other}/pair"),
+        ),
+    ] {
+        let row = row(app);
+        assert!(row.contains("error") && row.contains(&says), "{app}: {row}");
+        assert!(!written(app), "{app}");
+    }
+    assert!(
+        row("forbidden").contains("forbidden") && row("forbidden").contains("403"),
+        "{}",
+        row("forbidden")
+    );
+    // Without credentials the registry refuses: the Secrets really were what let the others in.
+    assert!(row("anonymous").contains("error"), "{}", row("anonymous"));
+    assert!(!written("anonymous"));
+    // No value of any Secret is printed, even at debug level.
+    assert!(
+        !out.contains(password) && !err.contains(password),
+        "leaked: {out}{err}"
+    );
+
+    // From the operator's files the same annotations are refused, saying why.
+    let file = dir.path().join("apps.yaml");
+    let app = argo_app(
+        &ns,
+        "pull",
+        &repo.file_url(),
+        "apps/pull",
+        &image("pull"),
+        &[
+            ("write-back-method", "git"),
+            ("api.pull-secret", &specs[0].1),
+        ],
+    );
+    std::fs::write(&file, app.to_string()).unwrap();
+    let (code, out, err) = dw(&[
+        "check",
+        "--applications",
+        file.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("Application pull: metadata.annotations[argocd-image-updater.argoproj.io/api.pull-secret]")
+            && err.contains("--applications-from-cluster"),
+        "{err}"
+    );
+}

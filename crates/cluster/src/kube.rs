@@ -562,6 +562,28 @@ impl KubeClient {
             .transpose()
     }
 
+    /// The data of the Secret `namespace/name`, decoded (`stringData` is folded into `data` by
+    /// the API server); `None` when it does not exist. One get by name: Secrets are never
+    /// listed here. Errors name the Secret (and for a refusal, the API server's reason), never
+    /// a value.
+    pub async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, Error> {
+        let what = format!("getting Secret {namespace}/{name}");
+        let client = self.clients(&what).await?.calls.clone();
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, namespace);
+        let found = self.call(&what, api.get_opt(name)).await?;
+        Ok(found.map(|s| {
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect()
+        }))
+    }
+
     /// Server-side apply as `manager`, taking over conflicting fields (`force`); with
     /// `dry_run` the server computes the result without storing it.
     pub async fn apply(

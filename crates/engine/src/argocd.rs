@@ -329,8 +329,13 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         }
         let credentials = match setting("pull-secret") {
             Some((spec, key)) => {
-                let parsed = driftwatch_registry::Source::parse(&spec)
-                    .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+                // Secrets are read through the cluster the Applications come from; the
+                // operator's files have none to read them from, and are told so.
+                let parsed = match trust {
+                    Trust::Cluster { .. } => driftwatch_registry::Source::parse_with_secrets(&spec),
+                    Trust::Operator => driftwatch_registry::Source::parse(&spec),
+                }
+                .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
                 if let Trust::Cluster { .. } = trust {
                     let refused = match parsed {
                         driftwatch_registry::Source::Ext(_) => Some(
@@ -341,7 +346,9 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
                             "env: credentials read driftwatch's own environment and are \
                              refused in Applications read from the cluster",
                         ),
-                        driftwatch_registry::Source::DockerConfig(_) => None,
+                        driftwatch_registry::Source::DockerConfig(_)
+                        | driftwatch_registry::Source::PullSecret { .. }
+                        | driftwatch_registry::Source::Secret { .. } => None,
                     };
                     if let Some(why) = refused {
                         return Err(cfg(
@@ -748,5 +755,18 @@ metadata: {name: ignored}
             )
             .replace("file:///srv/git/shop.git", "https://git.example.com/shop.git");
         assert!(parse_with(&mounted, "ns", CLUSTER).is_ok());
+        // Kubernetes Secrets are read through the cluster the Applications come from; the
+        // operator's files have no cluster to read them from and are told so.
+        for spec in ["pullsecret:argocd/regcred", "secret:argocd/creds#pair"] {
+            let text = mounted.replace("file:/var/run/pull/config.json", spec);
+            let apps = parse_with(&text, "ns", CLUSTER).unwrap();
+            assert_eq!(apps[0].images[0].credentials.as_deref(), Some(spec));
+            let err = parse(&text, "apps.yaml").unwrap_err().to_string();
+            assert!(
+                err.contains("annotations[argocd-image-updater.argoproj.io/pull-secret]")
+                    && err.contains("--applications-from-cluster"),
+                "{err}"
+            );
+        }
     }
 }

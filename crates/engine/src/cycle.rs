@@ -151,13 +151,30 @@ impl Updater {
         state_dir: PathBuf,
         apps: &[App],
     ) -> Result<Self, Error> {
+        Self::with_secrets(registries, state_dir, apps, None)
+    }
+
+    /// An updater as [`Updater::new`] makes, reading the Kubernetes Secrets of `pullsecret:`
+    /// and `secret:` credentials through `secrets` (Applications read from the cluster).
+    pub fn with_secrets(
+        registries: RegistriesConf,
+        state_dir: PathBuf,
+        apps: &[App],
+        secrets: Option<driftwatch_registry::Secrets>,
+    ) -> Result<Self, Error> {
         let mut registries = registries;
         for img in apps.iter().flat_map(|a| &a.images) {
             if let Some(c) = &img.credentials {
                 registries.with_repository_credentials(&img.image, img.implicit_registry, c);
             }
         }
-        let client = Client::new(registries, Options::default())?;
+        let client = Client::new(
+            registries,
+            Options {
+                secrets,
+                ..Options::default()
+            },
+        )?;
         let scanner = Scanner::new(client);
         // Registry metadata per digest survives restarts, so `run --once` from cron does not
         // fetch the same config blobs every time. A store that cannot open only costs requests.

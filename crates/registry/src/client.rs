@@ -44,6 +44,9 @@ pub struct Options {
     pub page_size: usize,
     /// Credentials for every registry that has none configured (overrides Docker's config).
     pub credentials: Option<Source>,
+    /// Reads the Kubernetes Secrets of `pullsecret:` and `secret:` credentials; without it
+    /// they are refused with the reason.
+    pub secrets: Option<crate::credentials::Secrets>,
 }
 
 impl Default for Options {
@@ -59,6 +62,7 @@ impl Default for Options {
             max_tags: 100_000,
             page_size: 1000,
             credentials: None,
+            secrets: None,
         }
     }
 }
@@ -175,8 +179,15 @@ impl Client {
                 return Ok(creds.clone());
             }
         }
+        let secrets = self.inner.options.secrets.as_ref().map(|s| &*s.0);
         let creds = match (&ep.credentials, &self.inner.options.credentials) {
-            (Some(spec), _) => Source::parse(spec)?.get(&ep.registry).await?,
+            (Some(spec), _) => {
+                let source = match secrets {
+                    Some(_) => Source::parse_with_secrets(spec)?,
+                    None => Source::parse(spec)?,
+                };
+                source.get_with(&ep.registry, secrets).await?
+            }
             (None, Some(source)) => source.get(&ep.registry).await?,
             (None, None) => match default_docker_config() {
                 Some(path) => from_docker_config(&path, &ep.registry)

@@ -3,6 +3,7 @@
 //! argocd-image-updater follows them).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use driftwatch_engine::{App, Config};
@@ -53,6 +54,27 @@ pub struct Loaded {
     pub interval: Duration,
     /// Where to tell what happened (only `driftwatch.yaml` has them).
     pub notifications: Vec<driftwatch_engine::notification::Notifier>,
+    /// Reads the Secrets of `pullsecret:` and `secret:` credentials: the cluster the
+    /// Applications come from (`None` for files, where those are refused).
+    pub secrets: Option<driftwatch_registry::Secrets>,
+}
+
+/// Reads Secrets by name through the cluster the Applications come from.
+struct KubeSecrets(Arc<driftwatch_cluster::KubeClient>);
+
+impl driftwatch_registry::SecretReader for KubeSecrets {
+    fn read<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> driftwatch_registry::SecretRead<'a> {
+        Box::pin(async move {
+            self.0
+                .secret(namespace, name)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 fn registries_file(p: &Path) -> Result<RegistriesConf, Error> {
@@ -83,6 +105,7 @@ impl AppSource {
                     registries: registries(config.registries)?,
                     interval: config.interval,
                     notifications: config.notifications,
+                    secrets: None,
                 })
             }
             Applications::Manifests(path) => Ok(Loaded {
@@ -90,13 +113,14 @@ impl AppSource {
                 registries: registries(RegistriesConf::default())?,
                 interval: ARGO_INTERVAL,
                 notifications: Vec::new(),
+                secrets: None,
             }),
             Applications::Cluster {
                 namespace,
                 cluster,
                 allow_local_repositories,
             } => {
-                let client = driftwatch_cluster::KubeClient::connect(cluster)?;
+                let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
                 let items = client
                     .list("argoproj.io/v1alpha1", "Application", namespace)
                     .await?;
@@ -115,6 +139,7 @@ impl AppSource {
                     registries: registries(RegistriesConf::default())?,
                     interval: ARGO_INTERVAL,
                     notifications: Vec::new(),
+                    secrets: Some(driftwatch_registry::Secrets(Arc::new(KubeSecrets(client)))),
                 })
             }
         }

@@ -214,8 +214,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let notifiers = loaded.notifications;
     let mut apps = loaded.apps;
     let registries = loaded.registries;
+    let mut secrets = loaded.secrets;
     let interval = opts.interval.unwrap_or(loaded.interval);
-    let mut updater = Updater::new(registries.clone(), opts.state_dir.clone(), &apps)?;
+    let mut updater = Updater::with_secrets(
+        registries.clone(),
+        opts.state_dir.clone(),
+        &apps,
+        secrets.clone(),
+    )?;
     let follow_cluster = opts.source.follows_cluster();
     let mode = if opts.dry_run {
         Mode::DryRun
@@ -374,8 +380,13 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                                 })
                                 .or_default() += c.count;
                         }
-                        updater =
-                            Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
+                        secrets = fresh.secrets;
+                        updater = Updater::with_secrets(
+                            registries.clone(),
+                            opts.state_dir.clone(),
+                            &fresh.apps,
+                            secrets.clone(),
+                        )?;
                         apps = fresh.apps;
                         shared.metrics.images_watched.set(images_watched(&apps));
                         if let Ok(mut a) = shared.apps.lock() {

@@ -92,6 +92,12 @@ impl Source {
         Ok((loaded.apps, loaded.registries, loaded.interval))
     }
 
+    /// Everything the source holds now, with the reader of its Secrets.
+    pub fn load_all(&self) -> anyhow::Result<driftwatch_service::Loaded> {
+        let source = self.app_source()?;
+        Ok(super::runtime()?.block_on(source.load())?)
+    }
+
     /// Where state lives.
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir
@@ -318,9 +324,10 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
 /// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error. With
 /// `--kubeconfig` it is three-way: registry, Git and what the cluster runs.
 pub fn check(args: &CheckArgs) -> CmdResult {
-    let (apps, registries, _) = args.source.load()?;
+    let loaded = args.source.load_all()?;
+    let apps = loaded.apps;
     let state = args.source.state_dir();
-    let updater = Updater::new(registries, state.clone(), &apps)?;
+    let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?;
     let rt = super::runtime()?;
     let report = rt.block_on(updater.cycle(&apps, Mode::Check));
     let live = match &args.kubeconfig {
