@@ -351,3 +351,173 @@ fn registry_credentials_from_secrets() {
         "{err}"
     );
 }
+
+/// Git credentials as argocd-image-updater takes them: `git:secret:NS/NAME` (username and
+/// password), Argo CD's `repository` Secret for the exact URL (`git`, the default) and the
+/// `repo-creds` Secret with the longest URL prefix (`git:repocreds`), against smart-HTTP servers
+/// that require basic auth. A missing Secret or field fails that Application alone.
+#[test]
+fn git_credentials_from_secrets() {
+    use driftwatch_testkit::git::{BareRepo, GitHttp};
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-git");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-git");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let image = format!("{}/team/api:~1.0", reg.host());
+    let password = "s3cr3t-git-pw";
+    let files = [("app/kustomization.yaml", "resources: []\n")];
+    // Each way on its own repository, so each is what lets its Application push.
+    let (by_secret, by_repository, by_template, failing) = (
+        BareRepo::new(&files),
+        BareRepo::new(&files),
+        BareRepo::new(&files),
+        BareRepo::new(&files),
+    );
+    let serve = |r: &BareRepo| {
+        let server = GitHttp::start(r.path.parent().unwrap(), "bot", password);
+        let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+        (server, url)
+    };
+    let (_s1, url_secret) = serve(&by_secret);
+    let (_s2, url_repository) = serve(&by_repository);
+    let (_s3, url_template) = serve(&by_template);
+    let (_s4, url_failing) = serve(&failing);
+    fn argo(kind: &str) -> [(&str, &str); 1] {
+        [("argocd.argoproj.io/secret-type", kind)]
+    }
+    cluster.create_secret(
+        &ns,
+        "gitcreds",
+        "Opaque",
+        &[],
+        &[("username", "bot"), ("password", password)],
+    );
+    cluster.create_secret(&ns, "nopassword", "Opaque", &[], &[("username", "bot")]);
+    cluster.create_secret(
+        &ns,
+        "repo-exact",
+        "Opaque",
+        &argo("repository"),
+        &[
+            ("url", &url_repository),
+            ("username", "bot"),
+            ("password", password),
+        ],
+    );
+    // Two templates match the third repository; the longer prefix is the one that works.
+    let host = url_template.trim_end_matches("/repo.git");
+    cluster.create_secret(
+        &ns,
+        "creds-host",
+        "Opaque",
+        &argo("repo-creds"),
+        &[("url", host), ("username", "bot"), ("password", "wrong")],
+    );
+    cluster.create_secret(
+        &ns,
+        "creds-repo",
+        "Opaque",
+        &argo("repo-creds"),
+        &[
+            ("url", &format!("{host}/repo")),
+            ("username", "bot"),
+            ("password", password),
+        ],
+    );
+    let apps = [
+        (
+            "bysecret",
+            url_secret.clone(),
+            format!("git:secret:{ns}/gitcreds"),
+        ),
+        ("byrepository", url_repository.clone(), "git".to_owned()),
+        (
+            "bytemplate",
+            url_template.clone(),
+            "git:repocreds".to_owned(),
+        ),
+        (
+            "nosecret",
+            url_failing.clone(),
+            format!("git:secret:{ns}/absent"),
+        ),
+        (
+            "nofield",
+            url_failing.clone(),
+            format!("git:secret:{ns}/nopassword"),
+        ),
+    ];
+    for (name, url, method) in &apps {
+        cluster.create(argo_app(
+            &ns,
+            name,
+            url,
+            "app",
+            &image,
+            &[("write-back-method", method)],
+        ));
+    }
+    let state = dir.path().join("state");
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--log-level",
+        "debug",
+        "--applications-from-cluster",
+        &ns,
+        "--applications-kubeconfig",
+        cluster.kubeconfig.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "two applications fail: {out}{err}");
+    let row = |app: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{app} ")))
+            .unwrap_or_else(|| panic!("no row for {app}: {out}{err}"))
+            .to_owned()
+    };
+    for (app, repo) in [
+        ("bysecret", &by_secret),
+        ("byrepository", &by_repository),
+        ("bytemplate", &by_template),
+    ] {
+        assert!(row(app).contains("updated"), "{app}: {out}{err}");
+        assert!(
+            repo.show("main", &format!("app/.argocd-source-{ns}_{app}.yaml"))
+                .contains("team/api:1.0.1"),
+            "{app}"
+        );
+    }
+    for (app, says) in [
+        (
+            "nosecret",
+            format!(
+                "Application nosecret: Git credentials git:secret:{ns}/absent: Secret {ns}/absent not found"
+            ),
+        ),
+        (
+            "nofield",
+            format!(
+                "Application nofield: Git credentials git:secret:{ns}/nopassword: Secret {ns}/nopassword has no field password"
+            ),
+        ),
+    ] {
+        assert!(row(app).contains(&says), "{app}: {}", row(app));
+    }
+    assert_eq!(
+        failing.subjects("main").len(),
+        1,
+        "nothing was pushed for the failing ones"
+    );
+    assert!(
+        !out.contains(password) && !err.contains(password),
+        "leaked: {out}{err}"
+    );
+}

@@ -584,6 +584,42 @@ impl KubeClient {
         }))
     }
 
+    /// The Secrets labelled `selector` in `namespace` (never all namespaces: an empty one is
+    /// refused), each as its name and decoded data — for Argo CD's credential Secrets, which are
+    /// found by label.
+    pub async fn secrets_labelled(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<(String, std::collections::BTreeMap<String, Vec<u8>>)>, Error> {
+        let what = format!("listing Secrets labelled {selector} in {namespace}");
+        if namespace.is_empty() {
+            return Err(Error::Refused {
+                what,
+                reason: "Secrets are never listed across all namespaces".to_owned(),
+            });
+        }
+        let client = self.clients(&what).await?.calls.clone();
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, namespace);
+        let list = self
+            .call(&what, api.list(&ListParams::default().labels(selector)))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|s| {
+                (
+                    s.metadata.name.unwrap_or_default(),
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                )
+            })
+            .collect())
+    }
+
     /// Server-side apply as `manager`, taking over conflicting fields (`force`); with
     /// `dry_run` the server computes the result without storing it.
     pub async fn apply(

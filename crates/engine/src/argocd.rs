@@ -241,13 +241,41 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         }
     }
     let method = get("write-back-method").unwrap_or_else(|| "argocd".to_owned());
-    if !(method == "git" || method.starts_with("git:") || method == "argocd") {
-        return Err(cfg(
-            file,
-            &at("write-back-method"),
-            "expected argocd, git, git:secret:ns/name or git:repocreds",
-        ));
-    }
+    let expected = "expected argocd, git, git:secret:NAMESPACE/NAME or git:repocreds";
+    // Git credentials, as argocd-image-updater takes them: Argo CD's repository credentials
+    // by default, or a Secret named here. Only Applications read from the cluster have a
+    // cluster to read them from; the operator's files give none (as before) and may not name
+    // a Secret.
+    let git_credentials = match method.as_str() {
+        "argocd" => None,
+        "git" | "git:repocreds" => match trust {
+            Trust::Cluster { .. } => Some(crate::model::GitCredentialsFrom::RepoCreds {
+                namespace: meta.namespace.clone().unwrap_or_default(),
+            }),
+            Trust::Operator => None,
+        },
+        m => match m.strip_prefix("git:secret:") {
+            Some(secret) => {
+                let (namespace, secret_name) = secret
+                    .split_once('/')
+                    .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
+                    .ok_or_else(|| cfg(file, &at("write-back-method"), expected))?;
+                if trust == Trust::Operator {
+                    return Err(cfg(
+                        file,
+                        &at("write-back-method"),
+                        "git:secret: reads a Kubernetes Secret through the cluster, only for \
+                         Applications read from it (--applications-from-cluster)",
+                    ));
+                }
+                Some(crate::model::GitCredentialsFrom::Secret {
+                    namespace: namespace.to_owned(),
+                    name: secret_name.to_owned(),
+                })
+            }
+            None => return Err(cfg(file, &at("write-back-method"), expected)),
+        },
+    };
     // Whoever may create an Application chooses `spec.source.path`: it must stay inside the
     // repository (no `..` above the root, no absolute path), or a render would read host files.
     let written_path = source.path.clone().unwrap_or_default();
@@ -437,6 +465,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         },
         images,
         sync,
+        git_credentials,
     })
 }
 
@@ -722,6 +751,50 @@ metadata: {name: ignored}
             .is_err()
         );
         assert!(parse(APP, "apps.yaml").is_ok());
+    }
+
+    #[test]
+    fn git_credentials_follow_the_write_back_method() {
+        use crate::model::GitCredentialsFrom;
+        let remote = APP.replace(
+            "file:///srv/git/shop.git",
+            "https://git.example.com/shop.git",
+        );
+        let with = |method: &str| {
+            remote.replace(
+                "write-back-method: git\n",
+                &format!("write-back-method: \"{method}\"\n"),
+            )
+        };
+        let from_cluster = |method: &str| {
+            parse_with(&with(method), "ns", CLUSTER).map(|a| a[0].git_credentials.clone())
+        };
+        let repocreds = Some(GitCredentialsFrom::RepoCreds {
+            namespace: "argocd".into(),
+        });
+        assert_eq!(from_cluster("git").unwrap(), repocreds);
+        assert_eq!(from_cluster("git:repocreds").unwrap(), repocreds);
+        assert_eq!(
+            from_cluster("git:secret:argocd-image-updater/git-creds").unwrap(),
+            Some(GitCredentialsFrom::Secret {
+                namespace: "argocd-image-updater".into(),
+                name: "git-creds".into()
+            })
+        );
+        assert_eq!(from_cluster("argocd").unwrap(), None);
+        for bad in ["git:secret:nons", "git:secret:/x", "git:vault", "svn"] {
+            let e = from_cluster(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("write-back-method") && e.contains("expected"),
+                "{bad}: {e}"
+            );
+        }
+        // The operator's files: no cluster to read from; naming a Secret is refused.
+        assert_eq!(parse(&with("git"), "f").unwrap()[0].git_credentials, None);
+        let e = parse(&with("git:secret:ns/creds"), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--applications-from-cluster"), "{e}");
     }
 
     #[test]

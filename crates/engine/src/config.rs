@@ -392,6 +392,7 @@ impl Config {
                 identity,
                 images,
                 sync,
+                git_credentials: None,
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

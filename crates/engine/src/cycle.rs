@@ -122,6 +122,8 @@ pub struct Updater {
     scanner: Scanner,
     state_dir: PathBuf,
     store: std::sync::Mutex<Option<crate::store::Store>>,
+    /// Reads the Git credentials of applications that take them from the cluster.
+    git_credentials: Option<crate::model::GitCredentials>,
 }
 
 struct Desired {
@@ -186,7 +188,63 @@ impl Updater {
             scanner,
             state_dir,
             store: std::sync::Mutex::new(store),
+            git_credentials: None,
         })
+    }
+
+    /// The same updater, reading the Git credentials of applications that take them from the
+    /// cluster (`git_credentials` set) through `reader` before each cycle's writes.
+    pub fn with_git_credentials(mut self, reader: Option<crate::model::GitCredentials>) -> Self {
+        self.git_credentials = reader;
+        self
+    }
+
+    /// `apps` with their Git credentials read where they come from; an application whose
+    /// credentials cannot be read is returned with the reason (it is reported, not written).
+    async fn read_git_credentials(&self, apps: &[App]) -> (Vec<App>, BTreeMap<usize, String>) {
+        let mut out = apps.to_vec();
+        let mut failed = BTreeMap::new();
+        let key_dir = self.state_dir.join("git-keys");
+        // One read per (source, repository) in a cycle, however many applications share it.
+        let mut seen: BTreeMap<(String, String), Result<driftwatch_git::Auth, String>> =
+            BTreeMap::new();
+        for (i, app) in out.iter_mut().enumerate() {
+            let Some(from) = &app.git_credentials else {
+                continue;
+            };
+            let key = (format!("{from:?}"), app.repo.clone());
+            let read = match seen.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = match &self.git_credentials {
+                        Some(reader) => reader.0.read(from, &app.repo, &key_dir).await,
+                        None => Err("Git credentials from Kubernetes Secrets need the cluster \
+                                     the Applications come from"
+                            .to_owned()),
+                    };
+                    seen.insert(key, r.clone());
+                    r
+                }
+            };
+            match read {
+                Ok(auth) => app.auth = auth,
+                Err(e) => {
+                    let what = match from {
+                        crate::model::GitCredentialsFrom::Secret { namespace, name } => {
+                            format!("git:secret:{namespace}/{name}")
+                        }
+                        crate::model::GitCredentialsFrom::RepoCreds { .. } => {
+                            "git:repocreds".to_owned()
+                        }
+                    };
+                    failed.insert(
+                        i,
+                        format!("Application {}: Git credentials {what}: {e}", app.name),
+                    );
+                }
+            }
+        }
+        (out, failed)
     }
 
     /// Request counters by registry, endpoint and status, since the updater started.
@@ -213,6 +271,9 @@ impl Updater {
     pub async fn cycle(&self, apps: &[App], mode: Mode) -> CycleReport {
         let before = self.registry_requests();
         let mut report = CycleReport::default();
+        // Every mode reads Git (what it holds now), so every mode needs the credentials.
+        let (resolved, no_credentials) = self.read_git_credentials(apps).await;
+        let apps = &resolved[..];
         // Stage 1: scan and choose, each repository listed once however many apps track it.
         // Images are scanned concurrently; the client bounds requests per registry.
         let scan = self.scanner.cycle();
@@ -227,17 +288,30 @@ impl Updater {
             .collect()
             .await;
         let mut chosen = chosen.into_iter();
-        let desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
+        let mut desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
             .iter()
             .map(|a| chosen.by_ref().take(a.images.len()).collect())
             .collect();
+        // Without its credentials an application is not written; the others go on.
+        for (&i, why) in &no_credentials {
+            for d in &mut desired[i] {
+                if d.is_ok() {
+                    *d = Err(why.clone());
+                }
+            }
+        }
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
-        let groups = group_by_branch(apps, |app| {
+        let mut groups = group_by_branch(apps, |app| {
             Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
                 .and_then(|m| m.resolve_branch("HEAD"))
                 .unwrap_or_else(|_| "HEAD".to_owned())
         });
+        // An application without its credentials is not written (its lines say why).
+        for (_, members) in &mut groups {
+            members.retain(|i| !no_credentials.contains_key(i));
+        }
+        groups.retain(|(_, members)| !members.is_empty());
         let mut lines: Vec<Vec<ImageReport>> = apps
             .iter()
             .map(|app| {
@@ -369,7 +443,15 @@ impl Updater {
         mode: Mode,
     ) -> Result<(Option<CommitReport>, Vec<ImageEdit>), Error> {
         let first = &apps[members[0]];
-        let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
+        // Applications of one repository share its credentials; one whose credentials could
+        // not be read has none and writes nothing, so another member's are taken.
+        let auth = members
+            .iter()
+            .map(|&i| &apps[i].auth)
+            .find(|a| **a != driftwatch_git::Auth::None)
+            .unwrap_or(&first.auth)
+            .clone();
+        let mirror = Mirror::open(&self.state_dir, repo, auth)?;
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
         let request = UpdateRequest {
             base: spec.base.clone(),

@@ -30,6 +30,51 @@ pub struct App {
     pub images: Vec<TrackedImage>,
     /// How Git reaches the cluster; `None` leaves the cluster alone (image updates only).
     pub sync: Option<SyncPolicy>,
+    /// Where the Git credentials come from when they are read through the cluster before
+    /// each write (Applications read from it); `None`: `auth` as it is.
+    pub git_credentials: Option<GitCredentialsFrom>,
+}
+
+/// Where an Application read from the cluster takes its Git credentials, as
+/// argocd-image-updater's `write-back-method: git[:CREDREF]` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GitCredentialsFrom {
+    /// `git:secret:NS/NAME`: `username` and `password`, or `sshPrivateKey`, in that Secret.
+    Secret {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// `git` or `git:repocreds`: Argo CD's own credentials for the repository — a
+    /// `repository` Secret for its exact URL, else the `repo-creds` Secret whose URL is its
+    /// longest prefix — in the namespace Argo CD keeps them (the Applications').
+    RepoCreds {
+        /// The namespace of Argo CD's credential Secrets.
+        namespace: String,
+    },
+}
+
+/// Reads the Git credentials of [`GitCredentialsFrom`] (through the cluster). The error is a
+/// sentence naming the Secret and what is wrong, never a value.
+pub trait GitCredentialReader: Send + Sync {
+    /// The credentials `from` gives for `repo`; an SSH key is written below `key_dir`.
+    fn read<'a>(
+        &'a self,
+        from: &'a GitCredentialsFrom,
+        repo: &'a str,
+        key_dir: &'a std::path::Path,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Auth, String>> + Send + 'a>>;
+}
+
+/// A shared [`GitCredentialReader`].
+#[derive(Clone)]
+pub struct GitCredentials(pub std::sync::Arc<dyn GitCredentialReader>);
+
+impl std::fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitCredentials(..)")
+    }
 }
 
 /// Git → cluster for one application, as Argo CD's `destination` and `syncPolicy` say it.

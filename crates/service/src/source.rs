@@ -57,6 +57,156 @@ pub struct Loaded {
     /// Reads the Secrets of `pullsecret:` and `secret:` credentials: the cluster the
     /// Applications come from (`None` for files, where those are refused).
     pub secrets: Option<driftwatch_registry::Secrets>,
+    /// Reads the Git credentials of Applications read from the cluster (`None` for files).
+    pub git_credentials: Option<driftwatch_engine::GitCredentials>,
+}
+
+/// The label Argo CD marks its Secrets with, and the kinds of credential Secrets.
+const SECRET_TYPE: &str = "argocd.argoproj.io/secret-type";
+
+/// Git credentials through the cluster: a Secret named by `git:secret:`, or Argo CD's
+/// repository and repo-creds Secrets.
+struct KubeGitCredentials(Arc<driftwatch_cluster::KubeClient>);
+
+/// A repository URL as Argo CD compares them: without a trailing `/` or `.git`, case aside.
+fn normalize_repo(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    url.strip_suffix(".git").unwrap_or(url).to_ascii_lowercase()
+}
+
+/// The credentials a Secret's data hold: an SSH key (written to `key_dir`, mode 0600, named
+/// after the Secret) or a username and password; `what` names the Secret in errors.
+fn auth_of(
+    data: &std::collections::BTreeMap<String, Vec<u8>>,
+    what: &str,
+    key_dir: &Path,
+) -> Result<driftwatch_git::Auth, String> {
+    let text = |field: &str| -> Result<Option<String>, String> {
+        data.get(field)
+            .map(|v| {
+                String::from_utf8(v.clone())
+                    .map_err(|_| format!("{what}: field {field} is not text"))
+            })
+            .transpose()
+    };
+    if let Some(key) = text("sshPrivateKey")?.filter(|k| !k.trim().is_empty()) {
+        std::fs::create_dir_all(key_dir)
+            .map_err(|e| format!("{what}: cannot write its key to {}: {e}", key_dir.display()))?;
+        let file = key_dir.join(
+            what.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect::<String>(),
+        );
+        write_private(&file, &key)
+            .map_err(|e| format!("{what}: cannot write its key to {}: {e}", file.display()))?;
+        return Ok(driftwatch_git::Auth::SshKey {
+            key: file,
+            known_hosts: None,
+        });
+    }
+    match (text("username")?, text("password")?) {
+        (Some(username), Some(password)) => Ok(driftwatch_git::Auth::Basic {
+            username,
+            password: driftwatch_git::Secret::new(password),
+        }),
+        (_, None) if data.contains_key("username") => Err(format!("{what} has no field password")),
+        _ => Err(format!(
+            "{what} has neither fields username and password nor sshPrivateKey"
+        )),
+    }
+}
+
+/// Writes a private key readable by this user alone (ssh refuses others), replacing it.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    // ssh reads a key only when it ends with a newline.
+    if !text.ends_with('\n') {
+        f.write_all(b"\n")?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
+    fn read<'a>(
+        &'a self,
+        from: &'a driftwatch_engine::GitCredentialsFrom,
+        repo: &'a str,
+        key_dir: &'a Path,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<driftwatch_git::Auth, String>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            match from {
+                driftwatch_engine::GitCredentialsFrom::Secret { namespace, name } => {
+                    let what = format!("Secret {namespace}/{name}");
+                    match self.0.secret(namespace, name).await {
+                        Ok(Some(data)) => auth_of(&data, &what, key_dir),
+                        Ok(None) => Err(format!("{what} not found")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                driftwatch_engine::GitCredentialsFrom::RepoCreds { namespace } => {
+                    let want = normalize_repo(repo);
+                    // A repository Secret for exactly this URL wins; then the credential
+                    // template whose URL is the longest prefix of it, as Argo CD chooses.
+                    let repositories = self
+                        .0
+                        .secrets_labelled(namespace, &format!("{SECRET_TYPE}=repository"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let url_of = |data: &std::collections::BTreeMap<String, Vec<u8>>| {
+                        data.get("url")
+                            .and_then(|u| String::from_utf8(u.clone()).ok())
+                            .unwrap_or_default()
+                    };
+                    if let Some((name, data)) = repositories
+                        .iter()
+                        .find(|(_, d)| normalize_repo(&url_of(d)) == want)
+                    {
+                        return auth_of(data, &format!("Secret {namespace}/{name}"), key_dir)
+                            .or_else(|e| {
+                                // A public repository may be registered without credentials.
+                                if data.contains_key("username")
+                                    || data.contains_key("sshPrivateKey")
+                                {
+                                    Err(e)
+                                } else {
+                                    Ok(driftwatch_git::Auth::None)
+                                }
+                            });
+                    }
+                    let templates = self
+                        .0
+                        .secrets_labelled(namespace, &format!("{SECRET_TYPE}=repo-creds"))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let lower = repo.trim().to_ascii_lowercase();
+                    let best = templates
+                        .iter()
+                        .map(|(n, d)| (n, d, url_of(d).trim().to_ascii_lowercase()))
+                        .filter(|(_, _, url)| !url.is_empty() && lower.starts_with(url.as_str()))
+                        .max_by_key(|(_, _, url)| url.len());
+                    match best {
+                        Some((name, data, _)) => {
+                            auth_of(data, &format!("Secret {namespace}/{name}"), key_dir)
+                        }
+                        // No credentials registered: a public repository.
+                        None => Ok(driftwatch_git::Auth::None),
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Reads Secrets by name through the cluster the Applications come from.
@@ -106,6 +256,7 @@ impl AppSource {
                     interval: config.interval,
                     notifications: config.notifications,
                     secrets: None,
+                    git_credentials: None,
                 })
             }
             Applications::Manifests(path) => Ok(Loaded {
@@ -114,6 +265,7 @@ impl AppSource {
                 interval: ARGO_INTERVAL,
                 notifications: Vec::new(),
                 secrets: None,
+                git_credentials: None,
             }),
             Applications::Cluster {
                 namespace,
@@ -139,9 +291,61 @@ impl AppSource {
                     registries: registries(RegistriesConf::default())?,
                     interval: ARGO_INTERVAL,
                     notifications: Vec::new(),
-                    secrets: Some(driftwatch_registry::Secrets(Arc::new(KubeSecrets(client)))),
+                    secrets: Some(driftwatch_registry::Secrets(Arc::new(KubeSecrets(
+                        client.clone(),
+                    )))),
+                    git_credentials: Some(driftwatch_engine::GitCredentials(Arc::new(
+                        KubeGitCredentials(client),
+                    ))),
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn credential_secrets() {
+        let dir = std::env::temp_dir().join(format!("dw-gitkeys-{}", std::process::id()));
+        let data = |fields: &[(&str, &str)]| -> std::collections::BTreeMap<String, Vec<u8>> {
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let basic = auth_of(
+            &data(&[("username", "bot"), ("password", "pw")]),
+            "Secret a/b",
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(
+            basic,
+            driftwatch_git::Auth::Basic {
+                username: "bot".into(),
+                password: driftwatch_git::Secret::new("pw")
+            }
+        );
+        let ssh = auth_of(&data(&[("sshPrivateKey", "KEY")]), "Secret a/b", &dir).unwrap();
+        let driftwatch_git::Auth::SshKey { key, .. } = ssh else {
+            panic!("{ssh:?}")
+        };
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::read_to_string(&key).unwrap(), "KEY\n");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let e = auth_of(&data(&[("user", "x")]), "Secret a/b", &dir).unwrap_err();
+        assert!(e.contains("Secret a/b has neither"), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
+        assert_eq!(
+            normalize_repo("https://Git.Example.com/org/shop.git/"),
+            normalize_repo("https://git.example.com/org/shop")
+        );
     }
 }

@@ -215,13 +215,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let mut apps = loaded.apps;
     let registries = loaded.registries;
     let mut secrets = loaded.secrets;
+    let mut git_credentials = loaded.git_credentials;
     let interval = opts.interval.unwrap_or(loaded.interval);
     let mut updater = Updater::with_secrets(
         registries.clone(),
         opts.state_dir.clone(),
         &apps,
         secrets.clone(),
-    )?;
+    )?
+    .with_git_credentials(git_credentials.clone());
     let follow_cluster = opts.source.follows_cluster();
     let mode = if opts.dry_run {
         Mode::DryRun
@@ -381,12 +383,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                                 .or_default() += c.count;
                         }
                         secrets = fresh.secrets;
+                        git_credentials = fresh.git_credentials;
                         updater = Updater::with_secrets(
                             registries.clone(),
                             opts.state_dir.clone(),
                             &fresh.apps,
                             secrets.clone(),
-                        )?;
+                        )?
+                        .with_git_credentials(git_credentials.clone());
                         apps = fresh.apps;
                         shared.metrics.images_watched.set(images_watched(&apps));
                         if let Ok(mut a) = shared.apps.lock() {

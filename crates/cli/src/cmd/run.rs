@@ -327,7 +327,8 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     let loaded = args.source.load_all()?;
     let apps = loaded.apps;
     let state = args.source.state_dir();
-    let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?;
+    let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
+        .with_git_credentials(loaded.git_credentials);
     let rt = super::runtime()?;
     let report = rt.block_on(updater.cycle(&apps, Mode::Check));
     let live = match &args.kubeconfig {
