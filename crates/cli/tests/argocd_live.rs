@@ -521,3 +521,172 @@ fn git_credentials_from_secrets() {
         "leaked: {out}{err}"
     );
 }
+
+/// `write-back-method: argocd` (the default): the new tag goes into the live Application —
+/// `spec.source.kustomize.images` for a kustomize one, `spec.source.helm.parameters` (the
+/// `helm.image-name`/`helm.image-tag` paths, as strings) for a Helm one — merged with what is
+/// there, nothing else touched, no commit; `check` and a second run change nothing.
+#[test]
+fn argocd_write_back_patches_the_live_application() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-live");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-live");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let api = format!("{}/team/api", reg.host());
+
+    let mut kust = argo_app(
+        &ns,
+        "kust",
+        &repo.file_url(),
+        "app",
+        &format!("{api}:~1.0"),
+        &[("api.kustomize.image-name", "backend")],
+    );
+    kust["spec"]["source"]["kustomize"] = json!({
+        "namePrefix": "shop-",
+        "images": ["sidecar=registry.local/sidecar:2.0", format!("backend={api}:1.0.0")]
+    });
+    kust["spec"]["syncPolicy"] = json!({"automated": {"prune": true}});
+    let mut helm = argo_app(
+        &ns,
+        "helm",
+        &repo.file_url(),
+        "app",
+        &format!("{api}:~1.0"),
+        &[
+            ("write-back-method", "argocd"),
+            ("api.helm.image-name", "image.repository"),
+            ("api.helm.image-tag", "image.tag"),
+        ],
+    );
+    helm["spec"]["source"]["helm"] = json!({
+        "valueFiles": ["values-prod.yaml"],
+        "parameters": [{"name": "replicaCount", "value": "2"}, {"name": "image.tag", "value": "1.0.0", "forceString": true}]
+    });
+    cluster.create(kust);
+    cluster.create(helm);
+    let before = |name: &str| cluster.get("applications", &ns, name).unwrap();
+    let (kust_before, helm_before) = (before("kust"), before("helm"));
+    let state = dir.path().join("state");
+    let args = |cmd: &'static str| {
+        let mut a = vec![
+            cmd.to_owned(),
+            "--applications-from-cluster".to_owned(),
+            ns.clone(),
+            "--applications-kubeconfig".to_owned(),
+            cluster.kubeconfig.display().to_string(),
+            "--allow-local-repositories".to_owned(),
+            "--state-dir".to_owned(),
+            state.display().to_string(),
+        ];
+        if cmd == "run" {
+            a.push("--once".to_owned());
+        }
+        a
+    };
+    let run = |cmd: &'static str| {
+        let a = args(cmd);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        dw(&a)
+    };
+
+    // check: the drift is reported from the live Application; nothing is written.
+    let (code, out, err) = run("check");
+    assert_eq!(code, 2, "{out}{err}");
+    let kust_row = out.lines().find(|l| l.starts_with("kust ")).unwrap();
+    assert!(
+        kust_row.contains("1.0.0")
+            && kust_row.contains("1.0.1")
+            && kust_row.contains("update available"),
+        "{out}"
+    );
+    assert_eq!(
+        before("kust")["metadata"]["resourceVersion"],
+        kust_before["metadata"]["resourceVersion"]
+    );
+
+    let (code, out, err) = run("run");
+    assert_eq!(code, 0, "{out}{err}");
+    for app in ["kust", "helm"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{app} ")))
+            .unwrap();
+        assert!(row.contains("updated"), "{out}{err}");
+    }
+    assert!(!out.contains("committed"), "{out}");
+    assert_eq!(repo.subjects("main").len(), 1, "no commit");
+
+    let kust_after = before("kust");
+    assert_eq!(
+        kust_after["spec"]["source"]["kustomize"]["images"],
+        json!([
+            "sidecar=registry.local/sidecar:2.0",
+            format!("backend={api}:1.0.1")
+        ])
+    );
+    // Nothing else of the Application changed.
+    let mut expected = kust_before["spec"].clone();
+    expected["source"]["kustomize"]["images"] =
+        kust_after["spec"]["source"]["kustomize"]["images"].clone();
+    assert_eq!(kust_after["spec"], expected);
+    assert_eq!(
+        kust_after["metadata"]["annotations"],
+        kust_before["metadata"]["annotations"]
+    );
+
+    let helm_after = before("helm");
+    let params = helm_after["spec"]["source"]["helm"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| params.iter().find(|p| p["name"] == name).cloned();
+    assert_eq!(
+        param("replicaCount"),
+        Some(json!({"name": "replicaCount", "value": "2"}))
+    );
+    assert_eq!(
+        param("image.tag"),
+        Some(json!({"name": "image.tag", "value": "1.0.1", "forceString": true}))
+    );
+    assert_eq!(
+        param("image.repository"),
+        Some(json!({"name": "image.repository", "value": api, "forceString": true}))
+    );
+    assert_eq!(params.len(), 3, "{params:?}");
+    assert_eq!(
+        helm_after["spec"]["source"]["helm"]["valueFiles"],
+        json!(["values-prod.yaml"])
+    );
+    assert_eq!(
+        helm_after["spec"]["destination"],
+        helm_before["spec"]["destination"]
+    );
+    if cluster.is_real() {
+        // Written by driftwatch's field manager, server-side.
+        assert!(
+            helm_after["metadata"]["managedFields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["manager"] == "driftwatch" && m["operation"] == "Apply"),
+            "{helm_after}"
+        );
+    }
+
+    // A second run finds both in sync and writes nothing.
+    let (code, out, err) = run("run");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("updated"), "{out}");
+    assert_eq!(
+        before("kust")["metadata"]["resourceVersion"],
+        kust_after["metadata"]["resourceVersion"]
+    );
+}

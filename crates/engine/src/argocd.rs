@@ -246,6 +246,12 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
     // by default, or a Secret named here. Only Applications read from the cluster have a
     // cluster to read them from; the operator's files give none (as before) and may not name
     // a Secret.
+    // `argocd` (the default) writes the live Application; the operator's files name no live
+    // object, so there it is the `.argocd-source-<app>.yaml` commit it has always been.
+    let write_back = match (method.as_str(), trust) {
+        ("argocd", Trust::Cluster { .. }) => crate::model::WriteBack::Application,
+        _ => crate::model::WriteBack::Git,
+    };
     let git_credentials = match method.as_str() {
         "argocd" => None,
         "git" | "git:repocreds" => match trust {
@@ -466,6 +472,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         images,
         sync,
         git_credentials,
+        write_back,
     })
 }
 

@@ -393,6 +393,7 @@ impl Config {
                 images,
                 sync,
                 git_credentials: None,
+                write_back: crate::model::WriteBack::Git,
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

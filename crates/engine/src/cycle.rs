@@ -124,6 +124,8 @@ pub struct Updater {
     store: std::sync::Mutex<Option<crate::store::Store>>,
     /// Reads the Git credentials of applications that take them from the cluster.
     git_credentials: Option<crate::model::GitCredentials>,
+    /// Writes the live Applications of `write-back-method: argocd`.
+    applications: Option<crate::model::Applications>,
 }
 
 struct Desired {
@@ -189,7 +191,101 @@ impl Updater {
             state_dir,
             store: std::sync::Mutex::new(store),
             git_credentials: None,
+            applications: None,
         })
+    }
+
+    /// The same updater, writing the tags of `write-back-method: argocd` applications into
+    /// their live Argo CD Application through `writer`.
+    pub fn with_applications(mut self, writer: Option<crate::model::Applications>) -> Self {
+        self.applications = writer;
+        self
+    }
+
+    /// `write-back-method: argocd`: the application's new tags set in its live Argo CD
+    /// Application, with argocd-image-updater's own merge of `kustomize.images` and
+    /// `helm.parameters` (the `.argocd-source` editor, run on the live values), and nothing
+    /// else touched. The lines of `app` are filled in as a commit's would be.
+    async fn write_live(
+        &self,
+        app: &App,
+        desired: &[Result<Option<Desired>, String>],
+        lines: &mut [ImageReport],
+        mode: Mode,
+    ) {
+        let fail = |lines: &mut [ImageReport], why: String| {
+            for line in lines.iter_mut() {
+                if line.status != Status::NoCandidate && line.status != Status::Error {
+                    line.status = Status::Error;
+                    line.error = Some(why.clone());
+                }
+            }
+        };
+        let who = format!("Application {}/{}", app.namespace, app.name);
+        let Some(writer) = &self.applications else {
+            fail(
+                lines,
+                format!("{who}: write-back-method argocd needs the cluster it was read from"),
+            );
+            return;
+        };
+        for line in lines.iter_mut() {
+            line.file.clone_from(&who);
+        }
+        if !desired.iter().any(|d| matches!(d, Ok(Some(_)))) {
+            return;
+        }
+        let (source, version) = match writer.0.source(&app.namespace, &app.name).await {
+            Ok(found) => found,
+            Err(e) => return fail(lines, e),
+        };
+        let mut text = live_overrides(&source);
+        // The editor knows the file by this name: argocd-image-updater's override file, whose
+        // `kustomize`/`helm` keys are the Application's `spec.source` ones.
+        let file = ".argocd-source.yaml";
+        let mut changed = Vec::new();
+        for (j, (img, d)) in app.images.iter().zip(desired).enumerate() {
+            let Ok(Some(d)) = d else { continue };
+            match set_image(&text, file, &img.target, &d.change) {
+                Ok(out) => {
+                    let old = previous_tag(&out, &d.change.image);
+                    if out.changed {
+                        lines[j].git = old;
+                        text = out.text;
+                        changed.push(j);
+                    } else {
+                        lines[j].git = lines[j].registry.clone();
+                    }
+                }
+                Err(e) => {
+                    lines[j].status = Status::Error;
+                    lines[j].error = Some(format!("{who}: {e}"));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        if mode == Mode::Apply {
+            let fields = match overrides_fields(&text, app) {
+                Ok(f) => f,
+                Err(e) => return fail(lines, format!("{who}: {e}")),
+            };
+            if let Err(e) = writer
+                .0
+                .set(&app.namespace, &app.name, &version, fields)
+                .await
+            {
+                return fail(lines, e);
+            }
+        }
+        for j in changed {
+            lines[j].status = if mode == Mode::Apply {
+                Status::Updated
+            } else {
+                Status::UpdateAvailable
+            };
+        }
     }
 
     /// The same updater, reading the Git credentials of applications that take them from the
@@ -307,9 +403,13 @@ impl Updater {
                 .and_then(|m| m.resolve_branch("HEAD"))
                 .unwrap_or_else(|_| "HEAD".to_owned())
         });
-        // An application without its credentials is not written (its lines say why).
+        // An application without its credentials is not written (its lines say why); one
+        // that writes its live Application makes no commit.
         for (_, members) in &mut groups {
-            members.retain(|i| !no_credentials.contains_key(i));
+            members.retain(|i| {
+                !no_credentials.contains_key(i)
+                    && apps[*i].write_back == crate::model::WriteBack::Git
+            });
         }
         groups.retain(|(_, members)| !members.is_empty());
         let mut lines: Vec<Vec<ImageReport>> = apps
@@ -419,6 +519,11 @@ impl Updater {
                         }
                     }
                 }
+            }
+        }
+        for (i, app) in apps.iter().enumerate() {
+            if app.write_back == crate::model::WriteBack::Application {
+                self.write_live(app, &desired[i], &mut lines[i], mode).await;
             }
         }
         report.images = lines.into_iter().flatten().collect();
@@ -656,6 +761,107 @@ pub fn group_by_branch(
             .push(i);
     }
     groups.into_iter().collect()
+}
+
+/// A live Application's `spec.source` overrides as the `.argocd-source` file holds them (block
+/// YAML, every string double-quoted as JSON quotes it, which YAML reads the same), so the same
+/// editor merges into them.
+fn live_overrides(source: &serde_json::Value) -> String {
+    let q = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => serde_json::Value::String(s.clone()).to_string(),
+        other => {
+            serde_json::Value::String(other.to_string().trim_matches('"').to_owned()).to_string()
+        }
+    };
+    let mut text = String::new();
+    if let Some(images) = source
+        .pointer("/kustomize/images")
+        .and_then(serde_json::Value::as_array)
+        .filter(|i| !i.is_empty())
+    {
+        text.push_str("kustomize:\n  images:\n");
+        for i in images {
+            text.push_str(&format!("  - {}\n", q(i)));
+        }
+    }
+    if let Some(params) = source
+        .pointer("/helm/parameters")
+        .and_then(serde_json::Value::as_array)
+        .filter(|p| !p.is_empty())
+    {
+        text.push_str("helm:\n  parameters:\n");
+        for p in params {
+            text.push_str(&format!(
+                "  - name: {}\n    value: {}\n",
+                q(&p["name"]),
+                q(&p["value"])
+            ));
+            if let Some(f) = p.get("forceString").and_then(serde_json::Value::as_bool) {
+                text.push_str(&format!("    forceString: {f}\n"));
+            }
+        }
+    }
+    text
+}
+
+/// The `spec.source` fields to set from edited overrides: `kustomize.images` and/or
+/// `helm.parameters`, the image's parameters forced to strings as argocd-image-updater
+/// writes them (a tag like `1.10` must not become a number).
+fn overrides_fields(text: &str, app: &App) -> Result<serde_json::Value, String> {
+    #[derive(serde::Deserialize, Default)]
+    struct Overrides {
+        kustomize: Option<Kustomize>,
+        helm: Option<Helm>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kustomize {
+        #[serde(default)]
+        images: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Helm {
+        #[serde(default)]
+        parameters: Vec<Parameter>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Parameter {
+        name: String,
+        value: String,
+        #[serde(rename = "forceString")]
+        force_string: Option<bool>,
+    }
+    let parsed: Overrides = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let ours: std::collections::BTreeSet<&str> = app
+        .images
+        .iter()
+        .flat_map(|i| {
+            [
+                i.target.helm_path.as_deref(),
+                i.target.helm_name_path.as_deref(),
+            ]
+        })
+        .flatten()
+        .collect();
+    let mut fields = serde_json::Map::new();
+    if let Some(k) = parsed.kustomize {
+        fields.insert("kustomize".into(), serde_json::json!({"images": k.images}));
+    }
+    if let Some(h) = parsed.helm {
+        let params: Vec<serde_json::Value> = h
+            .parameters
+            .into_iter()
+            .map(|p| {
+                let force = p.force_string.unwrap_or(false) || ours.contains(p.name.as_str());
+                let mut v = serde_json::json!({"name": p.name, "value": p.value});
+                if force {
+                    v["forceString"] = serde_json::Value::Bool(true);
+                }
+                v
+            })
+            .collect();
+        fields.insert("helm".into(), serde_json::json!({"parameters": params}));
+    }
+    Ok(serde_json::Value::Object(fields))
 }
 
 /// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.

@@ -16,7 +16,7 @@ pub use cycle::{
 };
 pub use error::Error;
 pub use model::{
-    App, GitCredentialReader, GitCredentials, GitCredentialsFrom, IgnoreDifference, SyncPolicy,
-    TrackedImage,
+    App, ApplicationWriter, Applications, GitCredentialReader, GitCredentials, GitCredentialsFrom,
+    IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
 };
 pub mod store;

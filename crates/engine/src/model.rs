@@ -33,6 +33,51 @@ pub struct App {
     /// Where the Git credentials come from when they are read through the cluster before
     /// each write (Applications read from it); `None`: `auth` as it is.
     pub git_credentials: Option<GitCredentialsFrom>,
+    /// Where new tags are written.
+    pub write_back: WriteBack,
+}
+
+/// Where an application's new tags are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteBack {
+    /// A commit to `file` in the repository.
+    #[default]
+    Git,
+    /// argocd-image-updater's `write-back-method: argocd`: the live Argo CD Application
+    /// (`namespace`/`name`) in the cluster it was read from — its
+    /// `spec.source.kustomize.images` or `spec.source.helm.parameters` — with no commit.
+    Application,
+}
+
+/// The live Argo CD Application, for `write-back-method: argocd`. Errors are sentences for
+/// people naming the Application.
+pub trait ApplicationWriter: Send + Sync {
+    /// The live Application `namespace/name`: its `spec.source` and its resourceVersion.
+    fn source<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> Pending<'a, (serde_json::Value, String)>;
+
+    /// Sets `fields` (`kustomize.images` and/or `helm.parameters`) in the Application's
+    /// `spec.source`, touching nothing else, if it is still at `resource_version`.
+    fn set<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        resource_version: &'a str,
+        fields: serde_json::Value,
+    ) -> Pending<'a, ()>;
+}
+
+/// A shared [`ApplicationWriter`].
+#[derive(Clone)]
+pub struct Applications(pub std::sync::Arc<dyn ApplicationWriter>);
+
+impl std::fmt::Debug for Applications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Applications(..)")
+    }
 }
 
 /// Where an Application read from the cluster takes its Git credentials, as
@@ -54,6 +99,10 @@ pub enum GitCredentialsFrom {
         namespace: String,
     },
 }
+
+/// An answer from the cluster still to come: the value, or a sentence for people.
+pub type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
 
 /// Reads the Git credentials of [`GitCredentialsFrom`] (through the cluster). The error is a
 /// sentence naming the Secret and what is wrong, never a value.

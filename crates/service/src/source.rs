@@ -59,6 +59,74 @@ pub struct Loaded {
     pub secrets: Option<driftwatch_registry::Secrets>,
     /// Reads the Git credentials of Applications read from the cluster (`None` for files).
     pub git_credentials: Option<driftwatch_engine::GitCredentials>,
+    /// Writes the live Applications of `write-back-method: argocd` (`None` for files).
+    pub applications: Option<driftwatch_engine::Applications>,
+}
+
+/// The live Argo CD Applications of the cluster they were read from.
+struct KubeApplications(Arc<driftwatch_cluster::KubeClient>);
+
+/// The Application `namespace/name` as an object to get or apply.
+fn application_ref(namespace: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {"name": name, "namespace": namespace},
+    })
+}
+
+impl driftwatch_engine::ApplicationWriter for KubeApplications {
+    fn source<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> driftwatch_engine::Pending<'a, (serde_json::Value, String)> {
+        Box::pin(async move {
+            let live = self
+                .0
+                .get(&application_ref(namespace, name), namespace)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("Application {namespace}/{name} no longer exists"))?;
+            let source = live.pointer("/spec/source").cloned().ok_or_else(|| {
+                format!(
+                    "Application {namespace}/{name} has no spec.source (a multi-source \
+                     Application: write-back-method argocd needs one source)"
+                )
+            })?;
+            let version = live
+                .pointer("/metadata/resourceVersion")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            Ok((source, version))
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        resource_version: &'a str,
+        fields: serde_json::Value,
+    ) -> driftwatch_engine::Pending<'a, ()> {
+        Box::pin(async move {
+            // Server-side apply of these fields alone, as driftwatch's field manager: nothing
+            // else of the Application is sent, so nothing else changes. The resourceVersion
+            // makes a change made since it was read a conflict, tried again next cycle,
+            // rather than overwritten.
+            let mut patch = application_ref(namespace, name);
+            if !resource_version.is_empty() {
+                patch["metadata"]["resourceVersion"] = resource_version.into();
+            }
+            patch["spec"] = serde_json::json!({ "source": fields });
+            self.0
+                .apply(&patch, namespace, driftwatch_cluster::FIELD_MANAGER, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// The label Argo CD marks its Secrets with, and the kinds of credential Secrets.
@@ -142,9 +210,7 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
         from: &'a driftwatch_engine::GitCredentialsFrom,
         repo: &'a str,
         key_dir: &'a Path,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<driftwatch_git::Auth, String>> + Send + 'a>,
-    > {
+    ) -> driftwatch_engine::Pending<'a, driftwatch_git::Auth> {
         Box::pin(async move {
             match from {
                 driftwatch_engine::GitCredentialsFrom::Secret { namespace, name } => {
@@ -257,6 +323,7 @@ impl AppSource {
                     notifications: config.notifications,
                     secrets: None,
                     git_credentials: None,
+                    applications: None,
                 })
             }
             Applications::Manifests(path) => Ok(Loaded {
@@ -266,6 +333,7 @@ impl AppSource {
                 notifications: Vec::new(),
                 secrets: None,
                 git_credentials: None,
+                applications: None,
             }),
             Applications::Cluster {
                 namespace,
@@ -295,7 +363,10 @@ impl AppSource {
                         client.clone(),
                     )))),
                     git_credentials: Some(driftwatch_engine::GitCredentials(Arc::new(
-                        KubeGitCredentials(client),
+                        KubeGitCredentials(client.clone()),
+                    ))),
+                    applications: Some(driftwatch_engine::Applications(Arc::new(
+                        KubeApplications(client),
                     ))),
                 })
             }

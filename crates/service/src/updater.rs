@@ -216,6 +216,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let registries = loaded.registries;
     let mut secrets = loaded.secrets;
     let mut git_credentials = loaded.git_credentials;
+    let mut live_apps = loaded.applications;
     let interval = opts.interval.unwrap_or(loaded.interval);
     let mut updater = Updater::with_secrets(
         registries.clone(),
@@ -223,7 +224,8 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         &apps,
         secrets.clone(),
     )?
-    .with_git_credentials(git_credentials.clone());
+    .with_git_credentials(git_credentials.clone())
+    .with_applications(live_apps.clone());
     let follow_cluster = opts.source.follows_cluster();
     let mode = if opts.dry_run {
         Mode::DryRun
@@ -384,13 +386,15 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                         }
                         secrets = fresh.secrets;
                         git_credentials = fresh.git_credentials;
+                        live_apps = fresh.applications;
                         updater = Updater::with_secrets(
                             registries.clone(),
                             opts.state_dir.clone(),
                             &fresh.apps,
                             secrets.clone(),
                         )?
-                        .with_git_credentials(git_credentials.clone());
+                        .with_git_credentials(git_credentials.clone())
+                        .with_applications(live_apps.clone());
                         apps = fresh.apps;
                         shared.metrics.images_watched.set(images_watched(&apps));
                         if let Ok(mut a) = shared.apps.lock() {

@@ -92,10 +92,15 @@ impl Source {
         Ok((loaded.apps, loaded.registries, loaded.interval))
     }
 
-    /// Everything the source holds now, with the reader of its Secrets.
-    pub fn load_all(&self) -> anyhow::Result<driftwatch_service::Loaded> {
+    /// Everything the source holds now, with its readers of the cluster, on `rt`: the
+    /// cluster client they share is bound to the runtime it first ran on, so the cycle that
+    /// uses them must run on the same one.
+    pub fn load_on(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<driftwatch_service::Loaded> {
         let source = self.app_source()?;
-        Ok(super::runtime()?.block_on(source.load())?)
+        Ok(rt.block_on(source.load())?)
     }
 
     /// Where state lives.
@@ -324,12 +329,13 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
 /// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error. With
 /// `--kubeconfig` it is three-way: registry, Git and what the cluster runs.
 pub fn check(args: &CheckArgs) -> CmdResult {
-    let loaded = args.source.load_all()?;
+    let rt = super::runtime()?;
+    let loaded = args.source.load_on(&rt)?;
     let apps = loaded.apps;
     let state = args.source.state_dir();
     let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
-        .with_git_credentials(loaded.git_credentials);
-    let rt = super::runtime()?;
+        .with_git_credentials(loaded.git_credentials)
+        .with_applications(loaded.applications);
     let report = rt.block_on(updater.cycle(&apps, Mode::Check));
     let live = match &args.kubeconfig {
         Some(k) => {
