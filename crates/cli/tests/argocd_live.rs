@@ -690,3 +690,105 @@ fn argocd_write_back_patches_the_live_application() {
         kust_after["metadata"]["resourceVersion"]
     );
 }
+
+/// Applications are watched, not listed again each cycle: with an hour between cycles, a new
+/// Application and a change to one are acted on within seconds.
+#[test]
+fn new_and_changed_applications_are_handled_at_once() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-watch");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-watch");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let api = format!("{}/team/api", reg.host());
+    let app = |name: &str, constraint: &str| {
+        argo_app(
+            &ns,
+            name,
+            &repo.file_url(),
+            "app",
+            &format!("{api}:{constraint}"),
+            &[],
+        )
+    };
+    cluster.create(app("first", "1.0.0"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "run",
+            "--interval",
+            "3600",
+            "--applications-from-cluster",
+            &ns,
+        ])
+        .arg("--applications-kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--allow-local-repositories")
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let images = |name: &str| {
+        cluster
+            .get("applications", &ns, name)
+            .map(|a| a["spec"]["source"]["kustomize"]["images"].clone())
+            .unwrap_or(Value::Null)
+    };
+    let wait = |what: &str, name: &str, want: Value| {
+        let started = std::time::Instant::now();
+        while images(name) != want {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "{what}: {} instead of {want}",
+                images(name)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        started.elapsed()
+    };
+    wait("the first cycle", "first", json!([format!("{api}:1.0.0")]));
+
+    // A new Application: handled without waiting the hour.
+    cluster.create(app("later", "~1.0"));
+    let took = wait(
+        "the new Application",
+        "later",
+        json!([format!("{api}:1.0.1")]),
+    );
+    eprintln!("new Application handled after {took:?}");
+
+    // A changed one: its new constraint is followed at once.
+    let mut changed = cluster.get("applications", &ns, "first").unwrap();
+    changed["metadata"]["annotations"][format!("{PREFIX}image-list")] =
+        json!(format!("api={api}:~1.0"));
+    cluster.replace(changed);
+    let took = wait(
+        "the changed Application",
+        "first",
+        json!([format!("{api}:1.0.1")]),
+    );
+    eprintln!("changed Application handled after {took:?}");
+
+    // A deleted one is dropped, and the others go on (no error from the service).
+    cluster.delete("applications", &ns, "later");
+    terminate(&mut child);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("ERROR") && !err.contains("error:"), "{err}");
+}
+
+/// Stops the service as SIGTERM would.
+fn terminate(child: &mut std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+}

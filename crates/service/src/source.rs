@@ -307,6 +307,89 @@ impl AppSource {
         matches!(self.applications, Applications::Cluster { .. })
     }
 
+    /// For Applications in the cluster, follows them with a watch instead of listing them
+    /// again: after every change (and after every relist) the receiver gets all of them,
+    /// parsed one by one — an Application that is not valid is logged, naming it, and left out
+    /// while the others go on. `None` for files. The watch ends with `stop` or when the
+    /// receiver is dropped.
+    pub fn watch(
+        &self,
+        stop: crate::Shutdown,
+    ) -> Result<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<App>>>, Error> {
+        let Applications::Cluster {
+            namespace,
+            cluster,
+            allow_local_repositories,
+        } = &self.applications
+        else {
+            return Ok(None);
+        };
+        let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let namespace = namespace.clone();
+        let trust = driftwatch_engine::argocd::Trust::Cluster {
+            allow_local_repositories: *allow_local_repositories,
+        };
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut stream =
+                client.watch_objects("argoproj.io/v1alpha1", "Application", &namespace);
+            // Name → the Application as last seen.
+            let mut live: std::collections::BTreeMap<String, serde_json::Value> =
+                std::collections::BTreeMap::new();
+            let origin = format!("Applications in namespace {namespace}");
+            let name_of = |v: &serde_json::Value| {
+                v.pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            loop {
+                let event = tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tx.closed() => return,
+                    e = stream.next() => match e {
+                        Some(e) => e,
+                        None => return,
+                    },
+                };
+                match event {
+                    driftwatch_cluster::Watched::Listed(items) => {
+                        live = items.into_iter().map(|v| (name_of(&v), v)).collect();
+                    }
+                    driftwatch_cluster::Watched::Applied(v) => {
+                        live.insert(name_of(&v), v);
+                    }
+                    driftwatch_cluster::Watched::Deleted(v) => {
+                        live.remove(&name_of(&v));
+                    }
+                    driftwatch_cluster::Watched::Failed(e) => {
+                        tracing::warn!(error = %e, "watching Applications failed; retrying");
+                        continue;
+                    }
+                }
+                let mut apps = Vec::new();
+                for (name, v) in &live {
+                    // JSON is YAML: the same parser reads the cluster's Applications.
+                    match driftwatch_engine::argocd::parse_with(
+                        &format!("---\n{v}\n"),
+                        &origin,
+                        trust,
+                    ) {
+                        Ok(found) => apps.extend(found),
+                        Err(e) => {
+                            tracing::error!(application = %name, error = %e, "Application left out");
+                        }
+                    }
+                }
+                if tx.send(apps).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Some(rx))
+    }
+
     /// Reads the applications, registries and interval.
     pub async fn load(&self) -> Result<Loaded, Error> {
         let registries = |default: RegistriesConf| match &self.registries_conf {

@@ -1262,7 +1262,12 @@ impl Cluster {
                 let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
                 let mut obj = obj;
                 f.modify(plural, &ns, &name, |live| {
-                    obj["metadata"] = live["metadata"].clone();
+                    // What the server keeps: its own bookkeeping, not the client's copy of it.
+                    for key in ["resourceVersion", "managedFields", "generation", "uid"] {
+                        if let Some(v) = live["metadata"].get(key) {
+                            obj["metadata"][key] = v.clone();
+                        }
+                    }
                     if *live == obj {
                         return Ok(false);
                     }
@@ -1275,6 +1280,7 @@ impl Cluster {
                 let mut obj = obj;
                 if let Some(m) = obj["metadata"].as_object_mut() {
                     m.remove("resourceVersion");
+                    m.remove("managedFields");
                 }
                 self.kubectl_in(&self.kubeconfig, &["replace", "-f", "-"], &obj.to_string());
             }
