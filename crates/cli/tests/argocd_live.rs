@@ -792,3 +792,93 @@ fn terminate(child: &mut std::process::Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
 }
+
+/// Git → cluster reads the Application's repository with the same Argo CD credentials as the
+/// write-back: a repository behind basic auth, known only through a `repository` Secret, is
+/// updated and then deployed.
+#[test]
+fn argo_cd_repository_credentials_reach_the_deploy() {
+    use driftwatch_testkit::git::{BareRepo, GitHttp};
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-deploy");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-deploy");
+    let target = cluster.unique_namespace("dw-argo-deploy-target");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let api = format!("{}/team/api", reg.host());
+    let repo = BareRepo::new(&[
+        (
+            "app/kustomization.yaml",
+            &format!(
+                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {api}\n  newTag: 1.0.0\n"
+            ),
+        ),
+        (
+            "app/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n"),
+        ),
+        (
+            "app/deployment.yaml",
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {target}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: backend\n"
+            ),
+        ),
+    ]);
+    let password = "s3cr3t-deploy-pw";
+    let server = GitHttp::start(repo.path.parent().unwrap(), "bot", password);
+    let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+    cluster.create_secret(
+        &ns,
+        "repo",
+        "Opaque",
+        &[("argocd.argoproj.io/secret-type", "repository")],
+        &[("url", &url), ("username", "bot"), ("password", password)],
+    );
+    let mut app = argo_app(
+        &ns,
+        "api",
+        &url,
+        "app",
+        &format!("{api}:~1.0"),
+        &[
+            ("write-back-method", "git"),
+            ("write-back-target", "kustomization"),
+            ("api.kustomize.image-name", "backend"),
+        ],
+    );
+    app["spec"]["destination"]["namespace"] = json!(target);
+    app["spec"]["syncPolicy"] = json!({"automated": {"selfHeal": true}});
+    cluster.create(app);
+    let state = dir.path().join("state");
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--applications-from-cluster",
+        &ns,
+        "--applications-kubeconfig",
+        &kubeconfig,
+        "--kubeconfig",
+        &kubeconfig,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        repo.show("main", "app/kustomization.yaml")
+            .contains("newTag: 1.0.1")
+    );
+    let live = cluster
+        .get("deployments", &target, "backend")
+        .unwrap_or_else(|| panic!("not deployed: {out}{err}"));
+    assert_eq!(
+        live["spec"]["template"]["spec"]["containers"][0]["image"],
+        format!("{api}:1.0.1")
+    );
+    assert!(!out.contains(password) && !err.contains(password));
+}

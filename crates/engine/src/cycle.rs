@@ -295,6 +295,17 @@ impl Updater {
         self
     }
 
+    /// `apps` with their Git credentials read where they come from, for what else reads their
+    /// repositories (Git → cluster); an application whose credentials cannot be read keeps
+    /// none, and the reason is logged naming it (its cycle reports it too).
+    pub async fn with_credentials(&self, apps: &[App]) -> Vec<App> {
+        let (resolved, failed) = self.read_git_credentials(apps).await;
+        for why in failed.values() {
+            tracing::warn!(error = %why, "Git credentials not read");
+        }
+        resolved
+    }
+
     /// `apps` with their Git credentials read where they come from; an application whose
     /// credentials cannot be read is returned with the reason (it is reported, not written).
     async fn read_git_credentials(&self, apps: &[App]) -> (Vec<App>, BTreeMap<usize, String>) {

@@ -352,8 +352,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         let work = Shutdown::new();
         let deploy = match &client {
             Some(c) if !opts.once => {
+                // Git → cluster reads the same repositories: with the same credentials.
                 let (tx, task) = crate::deploy::start(
-                    &apps,
+                    &updater.with_credentials(&apps).await,
                     opts.state_dir.clone(),
                     c.clone(),
                     opts.sync_interval.max(Duration::from_secs(1)),
@@ -408,7 +409,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                     a.clone_from(&apps);
                 }
                 if let Some((tx, _)) = &deploy {
-                    let _ = tx.send(DeployTrigger::Reload(apps.clone()));
+                    let _ = tx.send(DeployTrigger::Reload(updater.with_credentials(&apps).await));
                 }
             }
             cycles += 1;
@@ -468,9 +469,13 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             if opts.once {
                 let mut failed = report.failed();
                 if let Some(c) = &client {
-                    failed |=
-                        crate::deploy::once(&apps, opts.state_dir.clone(), c.clone(), &shared)
-                            .await;
+                    failed |= crate::deploy::once(
+                        &updater.with_credentials(&apps).await,
+                        opts.state_dir.clone(),
+                        c.clone(),
+                        &shared,
+                    )
+                    .await;
                 }
                 break Some(RunOutcome { cycles, failed });
             }
