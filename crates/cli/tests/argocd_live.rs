@@ -882,3 +882,79 @@ fn argo_cd_repository_credentials_reach_the_deploy() {
     );
     assert!(!out.contains(password) && !err.contains(password));
 }
+
+/// RBAC that lets driftwatch read Applications but not patch them: `write-back-method: argocd`
+/// fails that Application with the API server's refusal (naming it and the verb); an
+/// Application written to Git goes on.
+#[test]
+fn a_forbidden_patch_names_the_application_and_the_verb() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-rbac");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-rbac");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let image = format!("{}/team/api:~1.0", reg.host());
+    cluster.create(argo_app(&ns, "live", &repo.file_url(), "app", &image, &[]));
+    cluster.create(argo_app(
+        &ns,
+        "git",
+        &repo.file_url(),
+        "app",
+        &image,
+        &[("write-back-method", "git")],
+    ));
+    let kubeconfig = cluster.kubeconfig_allowed(
+        &ns,
+        "reader",
+        "- apiGroups: [argoproj.io]\n  resources: [applications]\n  verbs: [get, list, watch]\n- apiGroups: ['']\n  resources: [secrets]\n  verbs: [get, list]\n",
+        dir.path(),
+    );
+    if let Some(fake) = &cluster.fake {
+        fake.forbid_method("PATCH", "applications", &ns);
+    }
+    let state = dir.path().join("state");
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--applications-from-cluster",
+        &ns,
+        "--applications-kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--allow-local-repositories",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    let row = |app: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("{app} ")))
+            .unwrap_or_else(|| panic!("no row for {app}: {out}{err}"))
+            .to_owned()
+    };
+    let live = row("live");
+    assert!(
+        live.contains("error")
+            && live.contains(&format!("Application/{ns}/live"))
+            && live.contains("403"),
+        "{live}"
+    );
+    if cluster.is_real() {
+        assert!(
+            live.contains("cannot patch resource \"applications\""),
+            "{live}"
+        );
+    }
+    assert!(row("git").contains("updated"), "{out}");
+    assert!(
+        cluster.get("applications", &ns, "live").unwrap()["spec"]["source"]
+            .get("kustomize")
+            .is_none()
+    );
+}

@@ -119,9 +119,9 @@ struct State {
     /// Lists and watches across all namespaces are forbidden (403), as for credentials bound
     /// to namespaces by RoleBindings.
     namespaced_only: bool,
-    /// (plural, namespace) pairs every request to is forbidden (403), as RBAC that grants
-    /// nothing there.
-    forbidden: Vec<(String, String)>,
+    /// (plural, namespace, HTTP method or "") whose requests are forbidden (403), as RBAC
+    /// that grants nothing there ("") or not that verb.
+    forbidden: Vec<(String, String, String)>,
 }
 
 impl State {
@@ -421,8 +421,15 @@ impl FakeApiServer {
     /// From now on, refuses every request for `plural` in `namespace` with 403 Forbidden, as
     /// RBAC that grants nothing there does.
     pub fn forbid(&self, plural: &str, namespace: &str) {
+        self.forbid_method("", plural, namespace);
+    }
+
+    /// From now on, refuses requests with HTTP `method` (`PATCH`: no patch, hence no apply)
+    /// for `plural` in `namespace` with 403 Forbidden, as RBAC without that verb does.
+    pub fn forbid_method(&self, method: &str, plural: &str, namespace: &str) {
         if let Ok(mut s) = self.state.0.lock() {
-            s.forbidden.push((plural.to_owned(), namespace.to_owned()));
+            s.forbidden
+                .push((plural.to_owned(), namespace.to_owned(), method.to_owned()));
         }
     }
 
@@ -582,10 +589,9 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             ),
         );
     }
-    if s.forbidden
-        .iter()
-        .any(|(p, ns)| p == plural && ns == namespace)
-    {
+    if s.forbidden.iter().any(|(p, ns, m)| {
+        p == plural && ns == namespace && (m.is_empty() || m.as_str() == req.method)
+    }) {
         return status(
             403,
             "Forbidden",
@@ -1336,6 +1342,43 @@ impl Cluster {
                 ]);
             }
         }
+    }
+
+    /// A kubeconfig for a service account of `ns` that may only do what `rules` (RBAC
+    /// PolicyRules as YAML, indented as list items of a Role's `rules:`) allow in `ns`. On the
+    /// fake, which has no RBAC, the test forbids what it needs with [`FakeApiServer::forbid`]
+    /// and [`FakeApiServer::forbid_method`]; the fake's own kubeconfig is returned.
+    pub fn kubeconfig_allowed(
+        &self,
+        ns: &str,
+        account: &str,
+        rules: &str,
+        dir: &std::path::Path,
+    ) -> std::path::PathBuf {
+        if self.fake.is_some() {
+            return self.kubeconfig.clone();
+        }
+        let rbac = format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {account}\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {account}\n  namespace: {ns}\nrules:\n{rules}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {account}\n  namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {account}\nsubjects:\n- kind: ServiceAccount\n  name: {account}\n  namespace: {ns}\n"
+        );
+        self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &rbac);
+        let token = self.kubectl(&["-n", ns, "create", "token", account, "--duration=1h"]);
+        let admin: Value = serde_json::from_str(
+            &self.kubectl(&["config", "view", "--raw", "--minify", "-o", "json"]),
+        )
+        .expect("kubeconfig");
+        let cluster = &admin["clusters"][0]["cluster"];
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {account}\n  user:\n    token: {}\ncontexts:\n- name: {account}\n  context:\n    cluster: c\n    user: {account}\ncurrent-context: {account}\n",
+            cluster["server"].as_str().expect("server"),
+            cluster["certificate-authority-data"]
+                .as_str()
+                .expect("CA data"),
+            token.trim()
+        );
+        let path = dir.join(format!("{account}-kubeconfig"));
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
     }
 
     /// The live object, `None` when it does not exist.
