@@ -958,3 +958,66 @@ fn a_forbidden_patch_names_the_application_and_the_verb() {
             .is_none()
     );
 }
+
+/// `git:secret:` with an `sshPrivateKey`: the key is used over SSH, the server checked against
+/// Argo CD's own known hosts (`argocd-ssh-known-hosts-cm`, `ssh_known_hosts`).
+#[test]
+fn git_ssh_key_from_a_secret_with_argo_cd_known_hosts() {
+    use driftwatch_testkit::git::{BareRepo, Sshd};
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let Some(sshd) = Sshd::start() else {
+        eprintln!("skipped: needs sshd");
+        return;
+    };
+    let dir = TempDir::new("argo-ssh");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-ssh");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let key = std::fs::read_to_string(sshd.client_key()).unwrap();
+    cluster.create_secret(&ns, "gitssh", "Opaque", &[], &[("sshPrivateKey", &key)]);
+    let url = sshd.url(&repo.path);
+    cluster.create(argo_app(
+        &ns,
+        "api",
+        &url,
+        "app",
+        &format!("{}/team/api:~1.0", reg.host()),
+        &[("write-back-method", &format!("git:secret:{ns}/gitssh"))],
+    ));
+    let state = dir.path().join("state");
+    let run = || {
+        dw(&[
+            "run",
+            "--once",
+            "--applications-from-cluster",
+            &ns,
+            "--applications-kubeconfig",
+            cluster.kubeconfig.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+    };
+    // Without Argo CD's known hosts the server is not trusted: nothing is written.
+    let (code, out, err) = run();
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(repo.subjects("main").len(), 1);
+    cluster.create(json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "argocd-ssh-known-hosts-cm", "namespace": ns},
+        "data": {"ssh_known_hosts": std::fs::read_to_string(sshd.known_hosts()).unwrap()},
+    }));
+    let (code, out, err) = run();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        repo.show("main", &format!("app/.argocd-source-{ns}_api.yaml"))
+            .contains("team/api:1.0.1")
+    );
+    assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"));
+}

@@ -319,12 +319,17 @@ impl Updater {
             let Some(from) = &app.git_credentials else {
                 continue;
             };
-            let key = (format!("{from:?}"), app.repo.clone());
+            let key = (format!("{from:?} {}", app.namespace), app.repo.clone());
             let read = match seen.get(&key) {
                 Some(r) => r.clone(),
                 None => {
                     let r = match &self.git_credentials {
-                        Some(reader) => reader.0.read(from, &app.repo, &key_dir).await,
+                        Some(reader) => {
+                            reader
+                                .0
+                                .read(from, &app.repo, &app.namespace, &key_dir)
+                                .await
+                        }
                         None => Err("Git credentials from Kubernetes Secrets need the cluster \
                                      the Applications come from"
                             .to_owned()),

@@ -107,13 +107,16 @@ pub type Pending<'a, T> =
 /// Reads the Git credentials of [`GitCredentialsFrom`] (through the cluster). The error is a
 /// sentence naming the Secret and what is wrong, never a value.
 pub trait GitCredentialReader: Send + Sync {
-    /// The credentials `from` gives for `repo`; an SSH key is written below `key_dir`.
+    /// The credentials `from` gives for `repo`, for an Application of `namespace` (where
+    /// Argo CD keeps its settings, such as its SSH known hosts); an SSH key is written below
+    /// `key_dir`.
     fn read<'a>(
         &'a self,
         from: &'a GitCredentialsFrom,
         repo: &'a str,
+        namespace: &'a str,
         key_dir: &'a std::path::Path,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Auth, String>> + Send + 'a>>;
+    ) -> Pending<'a, Auth>;
 }
 
 /// A shared [`GitCredentialReader`].

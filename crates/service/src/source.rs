@@ -142,12 +142,17 @@ fn normalize_repo(url: &str) -> String {
     url.strip_suffix(".git").unwrap_or(url).to_ascii_lowercase()
 }
 
+/// Argo CD's SSH known hosts: the ConfigMap and its key.
+const KNOWN_HOSTS: (&str, &str) = ("argocd-ssh-known-hosts-cm", "ssh_known_hosts");
+
 /// The credentials a Secret's data hold: an SSH key (written to `key_dir`, mode 0600, named
-/// after the Secret) or a username and password; `what` names the Secret in errors.
+/// after the Secret, checking hosts against `known_hosts` when given) or a username and
+/// password; `what` names the Secret in errors.
 fn auth_of(
     data: &std::collections::BTreeMap<String, Vec<u8>>,
     what: &str,
     key_dir: &Path,
+    known_hosts: Option<PathBuf>,
 ) -> Result<driftwatch_git::Auth, String> {
     let text = |field: &str| -> Result<Option<String>, String> {
         data.get(field)
@@ -169,7 +174,7 @@ fn auth_of(
             .map_err(|e| format!("{what}: cannot write its key to {}: {e}", file.display()))?;
         return Ok(driftwatch_git::Auth::SshKey {
             key: file,
-            known_hosts: None,
+            known_hosts,
         });
     }
     match (text("username")?, text("password")?) {
@@ -204,11 +209,63 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+impl KubeGitCredentials {
+    /// Argo CD's SSH known hosts in `namespace` (its ConfigMap), written below `key_dir` for
+    /// ssh to check servers against; `None` when there is no such ConfigMap (ssh then checks
+    /// against the user's known hosts, strictly).
+    async fn known_hosts(
+        &self,
+        namespace: &str,
+        key_dir: &Path,
+    ) -> Result<Option<PathBuf>, String> {
+        let wanted = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": KNOWN_HOSTS.0, "namespace": namespace},
+        });
+        let Some(cm) = self
+            .0
+            .get(&wanted, namespace)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let Some(text) = cm
+            .pointer(&format!("/data/{}", KNOWN_HOSTS.1))
+            .and_then(serde_json::Value::as_str)
+        else {
+            return Ok(None);
+        };
+        std::fs::create_dir_all(key_dir)
+            .map_err(|e| format!("cannot write known hosts to {}: {e}", key_dir.display()))?;
+        let file = key_dir.join(format!("known_hosts-{namespace}"));
+        write_private(&file, text)
+            .map_err(|e| format!("cannot write known hosts to {}: {e}", file.display()))?;
+        Ok(Some(file))
+    }
+
+    /// The known hosts for `data`'s SSH key, when it holds one.
+    async fn hosts_for(
+        &self,
+        data: &std::collections::BTreeMap<String, Vec<u8>>,
+        namespace: &str,
+        key_dir: &Path,
+    ) -> Result<Option<PathBuf>, String> {
+        if data.get("sshPrivateKey").is_some_and(|k| !k.is_empty()) {
+            self.known_hosts(namespace, key_dir).await
+        } else {
+            Ok(None)
+        }
+    }
+}
+
 impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
     fn read<'a>(
         &'a self,
         from: &'a driftwatch_engine::GitCredentialsFrom,
         repo: &'a str,
+        app_namespace: &'a str,
         key_dir: &'a Path,
     ) -> driftwatch_engine::Pending<'a, driftwatch_git::Auth> {
         Box::pin(async move {
@@ -216,7 +273,10 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
                 driftwatch_engine::GitCredentialsFrom::Secret { namespace, name } => {
                     let what = format!("Secret {namespace}/{name}");
                     match self.0.secret(namespace, name).await {
-                        Ok(Some(data)) => auth_of(&data, &what, key_dir),
+                        Ok(Some(data)) => {
+                            let hosts = self.hosts_for(&data, app_namespace, key_dir).await?;
+                            auth_of(&data, &what, key_dir, hosts)
+                        }
                         Ok(None) => Err(format!("{what} not found")),
                         Err(e) => Err(e.to_string()),
                     }
@@ -239,17 +299,21 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
                         .iter()
                         .find(|(_, d)| normalize_repo(&url_of(d)) == want)
                     {
-                        return auth_of(data, &format!("Secret {namespace}/{name}"), key_dir)
-                            .or_else(|e| {
-                                // A public repository may be registered without credentials.
-                                if data.contains_key("username")
-                                    || data.contains_key("sshPrivateKey")
-                                {
-                                    Err(e)
-                                } else {
-                                    Ok(driftwatch_git::Auth::None)
-                                }
-                            });
+                        let hosts = self.hosts_for(data, app_namespace, key_dir).await?;
+                        return auth_of(
+                            data,
+                            &format!("Secret {namespace}/{name}"),
+                            key_dir,
+                            hosts,
+                        )
+                        .or_else(|e| {
+                            // A public repository may be registered without credentials.
+                            if data.contains_key("username") || data.contains_key("sshPrivateKey") {
+                                Err(e)
+                            } else {
+                                Ok(driftwatch_git::Auth::None)
+                            }
+                        });
                     }
                     let templates = self
                         .0
@@ -264,7 +328,8 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
                         .max_by_key(|(_, _, url)| url.len());
                     match best {
                         Some((name, data, _)) => {
-                            auth_of(data, &format!("Secret {namespace}/{name}"), key_dir)
+                            let hosts = self.hosts_for(data, app_namespace, key_dir).await?;
+                            auth_of(data, &format!("Secret {namespace}/{name}"), key_dir, hosts)
                         }
                         // No credentials registered: a public repository.
                         None => Ok(driftwatch_git::Auth::None),
@@ -475,6 +540,7 @@ mod tests {
             &data(&[("username", "bot"), ("password", "pw")]),
             "Secret a/b",
             &dir,
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -484,7 +550,7 @@ mod tests {
                 password: driftwatch_git::Secret::new("pw")
             }
         );
-        let ssh = auth_of(&data(&[("sshPrivateKey", "KEY")]), "Secret a/b", &dir).unwrap();
+        let ssh = auth_of(&data(&[("sshPrivateKey", "KEY")]), "Secret a/b", &dir, None).unwrap();
         let driftwatch_git::Auth::SshKey { key, .. } = ssh else {
             panic!("{ssh:?}")
         };
@@ -494,7 +560,7 @@ mod tests {
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let e = auth_of(&data(&[("user", "x")]), "Secret a/b", &dir).unwrap_err();
+        let e = auth_of(&data(&[("user", "x")]), "Secret a/b", &dir, None).unwrap_err();
         assert!(e.contains("Secret a/b has neither"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
         assert_eq!(
