@@ -1021,3 +1021,66 @@ fn git_ssh_key_from_a_secret_with_argo_cd_known_hosts() {
     );
     assert!(!out.contains("PRIVATE KEY") && !err.contains("PRIVATE KEY"));
 }
+
+/// An Application that is not valid is left out, named in the log, while the others are
+/// updated; a single pass then fails.
+#[test]
+fn an_invalid_application_does_not_stop_the_others() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-invalid");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-invalid");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let image = format!("{}/team/api:~1.0", reg.host());
+    cluster.create(argo_app(
+        &ns,
+        "bad",
+        &repo.file_url(),
+        "app",
+        &image,
+        &[
+            ("write-back-method", "git"),
+            ("api.allow-tags", "regexp:^(v"),
+        ],
+    ));
+    cluster.create(argo_app(
+        &ns,
+        "good",
+        &repo.file_url(),
+        "app",
+        &image,
+        &[("write-back-method", "git")],
+    ));
+    let state = dir.path().join("state");
+    let (code, out, err) = dw(&[
+        "run",
+        "--once",
+        "--applications-from-cluster",
+        &ns,
+        "--applications-kubeconfig",
+        cluster.kubeconfig.to_str().unwrap(),
+        "--allow-local-repositories",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(
+            "Application bad: metadata.annotations[argocd-image-updater.argoproj.io/api.allow-tags]"
+        ),
+        "{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("good ") && l.contains("updated")),
+        "{out}{err}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("bad ")), "{out}");
+}

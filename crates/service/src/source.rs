@@ -54,6 +54,9 @@ pub struct Loaded {
     pub interval: Duration,
     /// Where to tell what happened (only `driftwatch.yaml` has them).
     pub notifications: Vec<driftwatch_engine::notification::Notifier>,
+    /// Applications of the cluster that are not valid, each error naming it: left out while
+    /// the others go on.
+    pub rejected: Vec<String>,
     /// Reads the Secrets of `pullsecret:` and `secret:` credentials: the cluster the
     /// Applications come from (`None` for files, where those are refused).
     pub secrets: Option<driftwatch_registry::Secrets>,
@@ -340,6 +343,33 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
     }
 }
 
+/// The Applications read from the cluster in `namespace`, parsed one by one: those that are
+/// valid, and for the others the error naming them (logged here too).
+fn parse_each<'a>(
+    items: impl IntoIterator<Item = &'a serde_json::Value>,
+    namespace: &str,
+    trust: driftwatch_engine::argocd::Trust,
+) -> (Vec<App>, Vec<String>) {
+    let origin = format!("Applications in namespace {namespace}");
+    let mut apps = Vec::new();
+    let mut rejected = Vec::new();
+    for v in items {
+        // JSON is YAML: the same parser reads the cluster's Applications.
+        match driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust) {
+            Ok(found) => apps.extend(found),
+            Err(e) => {
+                let name = v
+                    .pointer("/metadata/name")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                tracing::error!(application = %name, error = %e, "Application left out");
+                rejected.push(e.to_string());
+            }
+        }
+    }
+    (apps, rejected)
+}
+
 /// Reads Secrets by name through the cluster the Applications come from.
 struct KubeSecrets(Arc<driftwatch_cluster::KubeClient>);
 
@@ -402,7 +432,6 @@ impl AppSource {
             // Name → the Application as last seen.
             let mut live: std::collections::BTreeMap<String, serde_json::Value> =
                 std::collections::BTreeMap::new();
-            let origin = format!("Applications in namespace {namespace}");
             let name_of = |v: &serde_json::Value| {
                 v.pointer("/metadata/name")
                     .and_then(serde_json::Value::as_str)
@@ -433,20 +462,7 @@ impl AppSource {
                         continue;
                     }
                 }
-                let mut apps = Vec::new();
-                for (name, v) in &live {
-                    // JSON is YAML: the same parser reads the cluster's Applications.
-                    match driftwatch_engine::argocd::parse_with(
-                        &format!("---\n{v}\n"),
-                        &origin,
-                        trust,
-                    ) {
-                        Ok(found) => apps.extend(found),
-                        Err(e) => {
-                            tracing::error!(application = %name, error = %e, "Application left out");
-                        }
-                    }
-                }
+                let (apps, _) = parse_each(live.values(), &namespace, trust);
                 if tx.send(apps).is_err() {
                     return;
                 }
@@ -469,6 +485,7 @@ impl AppSource {
                     registries: registries(config.registries)?,
                     interval: config.interval,
                     notifications: config.notifications,
+                    rejected: Vec::new(),
                     secrets: None,
                     git_credentials: None,
                     applications: None,
@@ -479,6 +496,7 @@ impl AppSource {
                 registries: registries(RegistriesConf::default())?,
                 interval: ARGO_INTERVAL,
                 notifications: Vec::new(),
+                rejected: Vec::new(),
                 secrets: None,
                 git_credentials: None,
                 applications: None,
@@ -492,18 +510,17 @@ impl AppSource {
                 let items = client
                     .list("argoproj.io/v1alpha1", "Application", namespace)
                     .await?;
-                // JSON is YAML: the same parser reads the cluster's Applications.
-                let stream: String = items.iter().map(|i| format!("---\n{i}\n")).collect();
                 // Whoever may create an Application wrote these: they are read as untrusted.
-                let apps = driftwatch_engine::argocd::parse_with(
-                    &stream,
-                    &format!("Applications in namespace {namespace}"),
+                let (apps, rejected) = parse_each(
+                    &items,
+                    namespace,
                     driftwatch_engine::argocd::Trust::Cluster {
                         allow_local_repositories: *allow_local_repositories,
                     },
-                )?;
+                );
                 Ok(Loaded {
                     apps,
+                    rejected,
                     registries: registries(RegistriesConf::default())?,
                     interval: ARGO_INTERVAL,
                     notifications: Vec::new(),

@@ -212,6 +212,8 @@ fn jittered(interval: Duration) -> Duration {
 pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error> {
     let loaded = opts.source.load().await?;
     let notifiers = loaded.notifications;
+    // Applications left out (logged when read) make a single pass fail, after the others.
+    let rejected = !loaded.rejected.is_empty();
     let mut apps = loaded.apps;
     let registries = loaded.registries;
     // The cluster's readers stay those of the first load: the watch changes only the
@@ -467,7 +469,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 ));
             }
             if opts.once {
-                let mut failed = report.failed();
+                let mut failed = report.failed() || rejected;
                 if let Some(c) = &client {
                     failed |= crate::deploy::once(
                         &updater.with_credentials(&apps).await,

@@ -85,10 +85,14 @@ impl Source {
         })
     }
 
-    /// The applications, registries and interval.
+    /// The applications, registries and interval; an Application of the cluster that is not
+    /// valid is an error here (commands that act on named applications want them all).
     pub fn load(&self) -> anyhow::Result<(Vec<App>, RegistriesConf, Duration)> {
         let source = self.app_source()?;
         let loaded = super::runtime()?.block_on(source.load())?;
+        if !loaded.rejected.is_empty() {
+            bail!("{}", loaded.rejected.join("\n"));
+        }
         Ok((loaded.apps, loaded.registries, loaded.interval))
     }
 
@@ -331,6 +335,8 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
 pub fn check(args: &CheckArgs) -> CmdResult {
     let rt = super::runtime()?;
     let loaded = args.source.load_on(&rt)?;
+    // Left out (and logged) while the others are checked; the check fails after them.
+    let rejected = !loaded.rejected.is_empty();
     let apps = loaded.apps;
     let state = args.source.state_dir();
     let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
@@ -364,7 +370,7 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     } else {
         print_table(&report, live.as_deref()).context("writing stdout")?;
     }
-    if report.failed() {
+    if report.failed() || rejected {
         return Err(Failure::Quiet(crate::exit::BAD_INPUT));
     }
     let live_drifts = live.as_ref().is_some_and(|cells| {
