@@ -1084,3 +1084,114 @@ fn an_invalid_application_does_not_stop_the_others() {
     );
     assert!(!out.lines().any(|l| l.starts_with("bad ")), "{out}");
 }
+
+/// With driftwatch also syncing (`--kubeconfig`), an update written to the live Application
+/// (`write-back-method: argocd`) reaches the workload, as Argo CD renders the Application's
+/// `spec.source.kustomize.images` — in one pass, and in the service as the watch sees it.
+#[test]
+fn live_image_overrides_are_deployed() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-live-deploy");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace("dw-argo-live-deploy");
+    let target = cluster.unique_namespace("dw-argo-live-target");
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let api = format!("{}/team/api", reg.host());
+    let repo = BareRepo::new(&[
+        (
+            "app/kustomization.yaml",
+            &format!(
+                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {api}\n  newTag: 1.0.0\n"
+            ),
+        ),
+        (
+            "app/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n"),
+        ),
+        (
+            "app/deployment.yaml",
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {target}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: backend\n"
+            ),
+        ),
+    ]);
+    let mut app = argo_app(
+        &ns,
+        "api",
+        &repo.file_url(),
+        "app",
+        &format!("{api}:1.0.0"),
+        &[("api.kustomize.image-name", "backend")],
+    );
+    app["spec"]["destination"]["namespace"] = json!(target);
+    app["spec"]["syncPolicy"] = json!({"automated": {"selfHeal": true}});
+    cluster.create(app);
+    let image = || {
+        cluster.get("deployments", &target, "backend").map(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+    };
+    let state = dir.path().join("state");
+    let kubeconfig = cluster.kubeconfig.display().to_string();
+    let common = [
+        "--applications-from-cluster",
+        ns.as_str(),
+        "--applications-kubeconfig",
+        kubeconfig.as_str(),
+        "--kubeconfig",
+        kubeconfig.as_str(),
+        "--allow-local-repositories",
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    // One pass: the exact constraint keeps 1.0.0, written into the Application and deployed.
+    let mut once = vec!["run", "--once"];
+    once.extend(common);
+    let (code, out, err) = dw(&once);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(image(), Some(format!("{api}:1.0.0")), "{out}{err}");
+
+    // The service: widening the constraint writes 1.0.1 into the Application, which the watch
+    // sees and the deploy renders — with no commit.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--interval", "3600"])
+        .args(common)
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut changed = cluster.get("applications", &ns, "api").unwrap();
+    changed["metadata"]["annotations"][format!("{PREFIX}image-list")] =
+        json!(format!("api={api}:~1.0"));
+    cluster.replace(changed);
+    let started = std::time::Instant::now();
+    while image() != Some(format!("{api}:1.0.1")) {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            terminate(&mut child);
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "not deployed: {:?}\n{}",
+                image(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    terminate(&mut child);
+    let _ = child.wait();
+    assert_eq!(repo.subjects("main").len(), 1, "no commit");
+    assert_eq!(
+        cluster.get("applications", &ns, "api").unwrap()["spec"]["source"]["kustomize"]["images"],
+        json!([format!("backend={api}:1.0.1")])
+    );
+}

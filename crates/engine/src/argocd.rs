@@ -70,6 +70,13 @@ struct Source {
     target_revision: Option<String>,
     helm: Option<serde_json::Value>,
     chart: Option<String>,
+    kustomize: Option<KustomizeSource>,
+}
+
+#[derive(Deserialize)]
+struct KustomizeSource {
+    #[serde(default)]
+    images: Vec<String>,
 }
 
 /// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
@@ -307,6 +314,11 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         Some(b) => b,
         None => branch_default,
     };
+    let source_images = source
+        .kustomize
+        .as_ref()
+        .map(|k| k.images.clone())
+        .unwrap_or_default();
     let is_helm = source.helm.is_some()
         || source.chart.is_some()
         || target
@@ -473,6 +485,7 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         sync,
         git_credentials,
         write_back,
+        source_images,
     })
 }
 

@@ -394,6 +394,7 @@ impl Config {
                 sync,
                 git_credentials: None,
                 write_back: crate::model::WriteBack::Git,
+                source_images: Vec::new(),
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

@@ -35,6 +35,9 @@ pub struct App {
     pub git_credentials: Option<GitCredentialsFrom>,
     /// Where new tags are written.
     pub write_back: WriteBack,
+    /// The Argo CD Application's own `spec.source.kustomize.images`, which Argo CD applies
+    /// when it renders (before the `.argocd-source` files); empty for driftwatch.yaml.
+    pub source_images: Vec<String>,
 }
 
 /// Where an application's new tags are written.

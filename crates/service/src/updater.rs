@@ -471,8 +471,21 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             if opts.once {
                 let mut failed = report.failed() || rejected;
                 if let Some(c) = &client {
+                    // The cycle may have written live Applications (write-back-method argocd):
+                    // they are deployed as they are now.
+                    let now = if follow_cluster {
+                        match opts.source.load().await {
+                            Ok(fresh) => fresh.apps,
+                            Err(e) => {
+                                tracing::error!(error = %e, "reading the applications again failed; deploying them as first read");
+                                apps.clone()
+                            }
+                        }
+                    } else {
+                        apps.clone()
+                    };
                     failed |= crate::deploy::once(
-                        &updater.with_credentials(&apps).await,
+                        &updater.with_credentials(&now).await,
                         opts.state_dir.clone(),
                         c.clone(),
                         &shared,
