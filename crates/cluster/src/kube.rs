@@ -100,6 +100,19 @@ impl std::fmt::Debug for KubeClient {
     }
 }
 
+/// What [`KubeClient::watch_objects`] says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Watched {
+    /// Every object there is now, after a list (the first, or one after the watch expired).
+    Listed(Vec<Value>),
+    /// An object was created or changed.
+    Applied(Value),
+    /// An object was deleted.
+    Deleted(Value),
+    /// The watch failed (it is retried with backoff): why, for the log.
+    Failed(String),
+}
+
 /// A Kubernetes Event about one object, as `kubectl describe` and `kubectl events` show it —
 /// what Argo CD and Flux users look for when something changed under them.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -524,6 +537,79 @@ impl KubeClient {
         self.api(api_version, kind, namespace, true).await
     }
 
+    /// Follows every object of a kind in `namespace` (all namespaces when empty), as kube-rs's
+    /// watcher does: a [`Watched::Listed`] with the whole set after each (re)list — the first,
+    /// and again when the watch's resourceVersion expired — then one [`Watched::Applied`] or
+    /// [`Watched::Deleted`] per change, at once. Failures are reported as
+    /// [`Watched::Failed`] and retried with a growing backoff; the stream never ends by itself.
+    pub fn watch_objects(
+        self: std::sync::Arc<Self>,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+    ) -> futures_util::stream::BoxStream<'static, Watched> {
+        use futures_util::StreamExt;
+        use kube::runtime::WatchStreamExt;
+        use kube::runtime::watcher::{self, Event};
+
+        let (api_version, kind, namespace) = (
+            api_version.to_owned(),
+            kind.to_owned(),
+            namespace.to_owned(),
+        );
+        let what = format!("watching {kind} in {}", scope(&namespace));
+        let resource = {
+            let client = self.clone();
+            let (api_version, kind, namespace, what) = (
+                api_version.clone(),
+                kind.clone(),
+                namespace.clone(),
+                what.clone(),
+            );
+            async move {
+                client
+                    .watch_api(&api_version, &kind, &namespace)
+                    .await
+                    .map(|(api, _)| api)
+                    .map_err(|e| format!("{what}: {e}"))
+            }
+        };
+        futures_util::stream::once(resource)
+            .flat_map(move |found| match found {
+                Err(e) => futures_util::stream::once(async move { Watched::Failed(e) }).boxed(),
+                Ok(api) => {
+                    let (api_version, kind, what) =
+                        (api_version.clone(), kind.clone(), what.clone());
+                    let mut listing: Vec<Value> = Vec::new();
+                    let config = watcher::Config::default().timeout(WATCH_SECONDS);
+                    watcher::watcher(api, config)
+                        .default_backoff()
+                        .filter_map(move |item| {
+                            let value = |o| object_value(o, &api_version, &kind, &what).ok();
+                            let out = match item {
+                                Ok(Event::Init) => {
+                                    listing.clear();
+                                    None
+                                }
+                                Ok(Event::InitApply(o)) => {
+                                    listing.extend(value(o));
+                                    None
+                                }
+                                Ok(Event::InitDone) => {
+                                    Some(Watched::Listed(std::mem::take(&mut listing)))
+                                }
+                                Ok(Event::Apply(o)) => value(o).map(Watched::Applied),
+                                Ok(Event::Delete(o)) => value(o).map(Watched::Deleted),
+                                Err(e) => Some(Watched::Failed(format!("{what}: {e}"))),
+                            };
+                            std::future::ready(out)
+                        })
+                        .boxed()
+                }
+            })
+            .boxed()
+    }
+
     /// Whether a kind lives in namespaces.
     pub async fn namespaced(&self, api_version: &str, kind: &str) -> Result<bool, Error> {
         Ok(self.resource(api_version, kind).await?.1)
@@ -577,6 +663,64 @@ impl KubeClient {
         found
             .map(|o| object_value(o, api_version_of(obj), kind_of(obj), &what))
             .transpose()
+    }
+
+    /// The data of the Secret `namespace/name`, decoded (`stringData` is folded into `data` by
+    /// the API server); `None` when it does not exist. One get by name: Secrets are never
+    /// listed here. Errors name the Secret (and for a refusal, the API server's reason), never
+    /// a value.
+    pub async fn secret(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, Error> {
+        let what = format!("getting Secret {namespace}/{name}");
+        let client = self.clients(&what).await?.calls.clone();
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, namespace);
+        let found = self.call(&what, api.get_opt(name)).await?;
+        Ok(found.map(|s| {
+            s.data
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect()
+        }))
+    }
+
+    /// The Secrets labelled `selector` in `namespace` (never all namespaces: an empty one is
+    /// refused), each as its name and decoded data — for Argo CD's credential Secrets, which are
+    /// found by label.
+    pub async fn secrets_labelled(
+        &self,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<(String, std::collections::BTreeMap<String, Vec<u8>>)>, Error> {
+        let what = format!("listing Secrets labelled {selector} in {namespace}");
+        if namespace.is_empty() {
+            return Err(Error::Refused {
+                what,
+                reason: "Secrets are never listed across all namespaces".to_owned(),
+            });
+        }
+        let client = self.clients(&what).await?.calls.clone();
+        let api: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client, namespace);
+        let list = self
+            .call(&what, api.list(&ListParams::default().labels(selector)))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|s| {
+                (
+                    s.metadata.name.unwrap_or_default(),
+                    s.data
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|(k, v)| (k, v.0))
+                        .collect(),
+                )
+            })
+            .collect())
     }
 
     /// Server-side apply as `manager`, taking over conflicting fields (`force`); with

@@ -21,7 +21,7 @@ pub use heal::{
     LiveStatus, kube_event, watch_and_heal,
 };
 pub use health::{Health, assess};
-pub use kube::{KubeClient, KubeTarget, LeaseRecord, ObjectEvent, ReadLease, lease_now};
+pub use kube::{KubeClient, KubeTarget, LeaseRecord, ObjectEvent, ReadLease, Watched, lease_now};
 pub use mark::{APP_LABEL, FIELD_MANAGER};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};

@@ -68,6 +68,23 @@ pub fn apply(dir: &Path, app: &App, path: &str) -> Result<(), Error> {
             .unwrap_or_else(|_| "(outside the application)".to_owned())
     };
     let k_shown = kustomization.as_deref().map(shown).unwrap_or_default();
+    // The Application's own `spec.source.kustomize.images` first; the files override them.
+    if let Some(k) = &kustomization
+        && !app.source_images.is_empty()
+    {
+        let what = format!("Application {}: spec.source.kustomize.images", app.name);
+        for entry in &app.source_images {
+            let change = image_change(entry, &what)?;
+            let src = std::fs::read_to_string(k).map_err(|e| io(Path::new(&k_shown), e))?;
+            let out = set_kustomize_image(&src, &k_shown, &change).map_err(|e| Error::Io {
+                path: what.clone(),
+                reason: e.to_string(),
+            })?;
+            if out.changed {
+                std::fs::write(k, out.text).map_err(|e| io(Path::new(&k_shown), e))?;
+            }
+        }
+    }
     for f in files(dir, app, path) {
         let shown = shown(&f);
         let text = std::fs::read_to_string(&f).map_err(|e| io(Path::new(&shown), e))?;

@@ -60,7 +60,9 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     let cache_dir = state.join("render");
     // Named by application, so each keeps only its few latest renderings (see `keep_latest`).
     let prefix = format!("{}-", cache_key("", &app.name));
-    let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &path)));
+    // The Application's own image overrides are part of what is rendered.
+    let rendered_from = format!("{path}\0{}", app.source_images.join("\0"));
+    let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &rendered_from)));
     if let Some(hit) = std::fs::read(&cached)
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())

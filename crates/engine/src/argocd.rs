@@ -76,6 +76,13 @@ struct Source {
     target_revision: Option<String>,
     helm: Option<serde_json::Value>,
     chart: Option<String>,
+    kustomize: Option<KustomizeSource>,
+}
+
+#[derive(Deserialize)]
+struct KustomizeSource {
+    #[serde(default)]
+    images: Vec<String>,
 }
 
 /// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
@@ -254,13 +261,47 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         }
     }
     let method = get("write-back-method").unwrap_or_else(|| "argocd".to_owned());
-    if !(method == "git" || method.starts_with("git:") || method == "argocd") {
-        return Err(cfg(
-            file,
-            &at("write-back-method"),
-            "expected argocd, git, git:secret:ns/name or git:repocreds",
-        ));
-    }
+    let expected = "expected argocd, git, git:secret:NAMESPACE/NAME or git:repocreds";
+    // Git credentials, as argocd-image-updater takes them: Argo CD's repository credentials
+    // by default, or a Secret named here. Only Applications read from the cluster have a
+    // cluster to read them from; the operator's files give none (as before) and may not name
+    // a Secret.
+    // `argocd` (the default) writes the live Application; the operator's files name no live
+    // object, so there it is the `.argocd-source-<app>.yaml` commit it has always been.
+    let write_back = match (method.as_str(), trust) {
+        ("argocd", Trust::Cluster { .. }) => crate::model::WriteBack::Application,
+        _ => crate::model::WriteBack::Git,
+    };
+    let git_credentials = match method.as_str() {
+        "argocd" => None,
+        "git" | "git:repocreds" => match trust {
+            Trust::Cluster { .. } => Some(crate::model::GitCredentialsFrom::RepoCreds {
+                namespace: meta.namespace.clone().unwrap_or_default(),
+            }),
+            Trust::Operator => None,
+        },
+        m => match m.strip_prefix("git:secret:") {
+            Some(secret) => {
+                let (namespace, secret_name) = secret
+                    .split_once('/')
+                    .filter(|(ns, n)| !ns.is_empty() && !n.is_empty() && !n.contains('/'))
+                    .ok_or_else(|| cfg(file, &at("write-back-method"), expected))?;
+                if trust == Trust::Operator {
+                    return Err(cfg(
+                        file,
+                        &at("write-back-method"),
+                        "git:secret: reads a Kubernetes Secret through the cluster, only for \
+                         Applications read from it (--applications-from-cluster)",
+                    ));
+                }
+                Some(crate::model::GitCredentialsFrom::Secret {
+                    namespace: namespace.to_owned(),
+                    name: secret_name.to_owned(),
+                })
+            }
+            None => return Err(cfg(file, &at("write-back-method"), expected)),
+        },
+    };
     // Whoever may create an Application chooses `spec.source.path`: it must stay inside the
     // repository (no `..` above the root, no absolute path), or a render would read host files.
     let written_path = source.path.clone().unwrap_or_default();
@@ -286,6 +327,11 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         Some(b) => b,
         None => branch_default,
     };
+    let source_images = source
+        .kustomize
+        .as_ref()
+        .map(|k| k.images.clone())
+        .unwrap_or_default();
     let is_helm = source.helm.is_some()
         || source.chart.is_some()
         || target
@@ -342,8 +388,13 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         }
         let credentials = match setting("pull-secret") {
             Some((spec, key)) => {
-                let parsed = driftwatch_registry::Source::parse(&spec)
-                    .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
+                // Secrets are read through the cluster the Applications come from; the
+                // operator's files have none to read them from, and are told so.
+                let parsed = match trust {
+                    Trust::Cluster { .. } => driftwatch_registry::Source::parse_with_secrets(&spec),
+                    Trust::Operator => driftwatch_registry::Source::parse(&spec),
+                }
+                .map_err(|e| cfg(file, &at(&key), &e.to_string()))?;
                 if let Trust::Cluster { .. } = trust {
                     let refused = match parsed {
                         driftwatch_registry::Source::Ext(_) => Some(
@@ -354,7 +405,9 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
                             "env: credentials read driftwatch's own environment and are \
                              refused in Applications read from the cluster",
                         ),
-                        driftwatch_registry::Source::DockerConfig(_) => None,
+                        driftwatch_registry::Source::DockerConfig(_)
+                        | driftwatch_registry::Source::PullSecret { .. }
+                        | driftwatch_registry::Source::Secret { .. } => None,
                     };
                     if let Some(why) = refused {
                         return Err(cfg(
@@ -443,6 +496,9 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
         },
         images,
         sync,
+        git_credentials,
+        write_back,
+        source_images,
     })
 }
 
@@ -759,6 +815,50 @@ metadata: {name: ignored}
     }
 
     #[test]
+    fn git_credentials_follow_the_write_back_method() {
+        use crate::model::GitCredentialsFrom;
+        let remote = APP.replace(
+            "file:///srv/git/shop.git",
+            "https://git.example.com/shop.git",
+        );
+        let with = |method: &str| {
+            remote.replace(
+                "write-back-method: git\n",
+                &format!("write-back-method: \"{method}\"\n"),
+            )
+        };
+        let from_cluster = |method: &str| {
+            parse_with(&with(method), "ns", CLUSTER).map(|a| a[0].git_credentials.clone())
+        };
+        let repocreds = Some(GitCredentialsFrom::RepoCreds {
+            namespace: "argocd".into(),
+        });
+        assert_eq!(from_cluster("git").unwrap(), repocreds);
+        assert_eq!(from_cluster("git:repocreds").unwrap(), repocreds);
+        assert_eq!(
+            from_cluster("git:secret:argocd-image-updater/git-creds").unwrap(),
+            Some(GitCredentialsFrom::Secret {
+                namespace: "argocd-image-updater".into(),
+                name: "git-creds".into()
+            })
+        );
+        assert_eq!(from_cluster("argocd").unwrap(), None);
+        for bad in ["git:secret:nons", "git:secret:/x", "git:vault", "svn"] {
+            let e = from_cluster(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("write-back-method") && e.contains("expected"),
+                "{bad}: {e}"
+            );
+        }
+        // The operator's files: no cluster to read from; naming a Secret is refused.
+        assert_eq!(parse(&with("git"), "f").unwrap()[0].git_credentials, None);
+        let e = parse(&with("git:secret:ns/creds"), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--applications-from-cluster"), "{e}");
+    }
+
+    #[test]
     fn cluster_applications_may_not_run_programs_or_read_the_environment() {
         for (spec, scheme) in [
             ("ext:/bin/sh", "ext:"),
@@ -789,5 +889,18 @@ metadata: {name: ignored}
             )
             .replace("file:///srv/git/shop.git", "https://git.example.com/shop.git");
         assert!(parse_with(&mounted, "ns", CLUSTER).is_ok());
+        // Kubernetes Secrets are read through the cluster the Applications come from; the
+        // operator's files have no cluster to read them from and are told so.
+        for spec in ["pullsecret:argocd/regcred", "secret:argocd/creds#pair"] {
+            let text = mounted.replace("file:/var/run/pull/config.json", spec);
+            let apps = parse_with(&text, "ns", CLUSTER).unwrap();
+            assert_eq!(apps[0].images[0].credentials.as_deref(), Some(spec));
+            let err = parse(&text, "apps.yaml").unwrap_err().to_string();
+            assert!(
+                err.contains("annotations[argocd-image-updater.argoproj.io/pull-secret]")
+                    && err.contains("--applications-from-cluster"),
+                "{err}"
+            );
+        }
     }
 }

@@ -394,6 +394,9 @@ impl Config {
                 identity,
                 images,
                 sync,
+                git_credentials: None,
+                write_back: crate::model::WriteBack::Git,
+                source_images: Vec::new(),
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

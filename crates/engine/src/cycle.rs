@@ -131,6 +131,10 @@ pub struct Updater {
     full_pass_every: u64,
     /// Cycles run, for `full_pass_every`.
     cycles: std::sync::atomic::AtomicU64,
+    /// Reads the Git credentials of applications that take them from the cluster.
+    git_credentials: Option<crate::model::GitCredentials>,
+    /// Writes the live Applications of `write-back-method: argocd`.
+    applications: Option<crate::model::Applications>,
 }
 
 /// Cycles between full passes by default: a safety net under the incremental cycles, whose
@@ -180,13 +184,30 @@ impl Updater {
         state_dir: PathBuf,
         apps: &[App],
     ) -> Result<Self, Error> {
+        Self::with_secrets(registries, state_dir, apps, None)
+    }
+
+    /// An updater as [`Updater::new`] makes, reading the Kubernetes Secrets of `pullsecret:`
+    /// and `secret:` credentials through `secrets` (Applications read from the cluster).
+    pub fn with_secrets(
+        registries: RegistriesConf,
+        state_dir: PathBuf,
+        apps: &[App],
+        secrets: Option<driftwatch_registry::Secrets>,
+    ) -> Result<Self, Error> {
         let mut registries = registries;
         for img in apps.iter().flat_map(|a| &a.images) {
             if let Some(c) = &img.credentials {
                 registries.with_repository_credentials(&img.image, img.implicit_registry, c);
             }
         }
-        let client = Client::new(registries, Options::default())?;
+        let client = Client::new(
+            registries,
+            Options {
+                secrets,
+                ..Options::default()
+            },
+        )?;
         let scanner = Scanner::new(client);
         // Registry metadata per digest survives restarts, so `run --once` from cron does not
         // fetch the same config blobs every time. A store that cannot open only costs requests.
@@ -201,6 +222,8 @@ impl Updater {
             memo: std::sync::Mutex::new(std::collections::HashMap::new()),
             full_pass_every: FULL_PASS_EVERY,
             cycles: std::sync::atomic::AtomicU64::new(0),
+            git_credentials: None,
+            applications: None,
         })
     }
 
@@ -211,6 +234,170 @@ impl Updater {
     pub fn full_pass_every(mut self, n: u64) -> Self {
         self.full_pass_every = n;
         self
+    }
+
+    /// The same updater, writing the tags of `write-back-method: argocd` applications into
+    /// their live Argo CD Application through `writer`.
+    pub fn with_applications(mut self, writer: Option<crate::model::Applications>) -> Self {
+        self.applications = writer;
+        self
+    }
+
+    /// `write-back-method: argocd`: the application's new tags set in its live Argo CD
+    /// Application, with argocd-image-updater's own merge of `kustomize.images` and
+    /// `helm.parameters` (the `.argocd-source` editor, run on the live values), and nothing
+    /// else touched. The lines of `app` are filled in as a commit's would be.
+    async fn write_live(
+        &self,
+        app: &App,
+        desired: &[Result<Option<Desired>, String>],
+        lines: &mut [ImageReport],
+        mode: Mode,
+    ) {
+        let fail = |lines: &mut [ImageReport], why: String| {
+            for line in lines.iter_mut() {
+                if line.status != Status::NoCandidate && line.status != Status::Error {
+                    line.status = Status::Error;
+                    line.error = Some(why.clone());
+                }
+            }
+        };
+        let who = format!("Application {}/{}", app.namespace, app.name);
+        let Some(writer) = &self.applications else {
+            fail(
+                lines,
+                format!("{who}: write-back-method argocd needs the cluster it was read from"),
+            );
+            return;
+        };
+        for line in lines.iter_mut() {
+            line.file.clone_from(&who);
+        }
+        if !desired.iter().any(|d| matches!(d, Ok(Some(_)))) {
+            return;
+        }
+        let (source, version) = match writer.0.source(&app.namespace, &app.name).await {
+            Ok(found) => found,
+            Err(e) => return fail(lines, e),
+        };
+        let mut text = live_overrides(&source);
+        // The editor knows the file by this name: argocd-image-updater's override file, whose
+        // `kustomize`/`helm` keys are the Application's `spec.source` ones.
+        let file = ".argocd-source.yaml";
+        let mut changed = Vec::new();
+        for (j, (img, d)) in app.images.iter().zip(desired).enumerate() {
+            let Ok(Some(d)) = d else { continue };
+            match set_image(&text, file, &img.target, &d.change) {
+                Ok(out) => {
+                    let old = previous_tag(&out, &d.change.image);
+                    if out.changed {
+                        lines[j].git = old;
+                        text = out.text;
+                        changed.push(j);
+                    } else {
+                        lines[j].git = lines[j].registry.clone();
+                    }
+                }
+                Err(e) => {
+                    lines[j].status = Status::Error;
+                    lines[j].error = Some(format!("{who}: {e}"));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        if mode == Mode::Apply {
+            let fields = match overrides_fields(&text, app) {
+                Ok(f) => f,
+                Err(e) => return fail(lines, format!("{who}: {e}")),
+            };
+            if let Err(e) = writer
+                .0
+                .set(&app.namespace, &app.name, &version, fields)
+                .await
+            {
+                return fail(lines, e);
+            }
+        }
+        for j in changed {
+            lines[j].status = if mode == Mode::Apply {
+                Status::Updated
+            } else {
+                Status::UpdateAvailable
+            };
+        }
+    }
+
+    /// The same updater, reading the Git credentials of applications that take them from the
+    /// cluster (`git_credentials` set) through `reader` before each cycle's writes.
+    pub fn with_git_credentials(mut self, reader: Option<crate::model::GitCredentials>) -> Self {
+        self.git_credentials = reader;
+        self
+    }
+
+    /// `apps` with their Git credentials read where they come from, for what else reads their
+    /// repositories (Git → cluster); an application whose credentials cannot be read keeps
+    /// none, and the reason is logged naming it (its cycle reports it too).
+    pub async fn with_credentials(&self, apps: &[App]) -> Vec<App> {
+        let (resolved, failed) = self.read_git_credentials(apps).await;
+        for why in failed.values() {
+            tracing::warn!(error = %why, "Git credentials not read");
+        }
+        resolved
+    }
+
+    /// `apps` with their Git credentials read where they come from; an application whose
+    /// credentials cannot be read is returned with the reason (it is reported, not written).
+    async fn read_git_credentials(&self, apps: &[App]) -> (Vec<App>, BTreeMap<usize, String>) {
+        let mut out = apps.to_vec();
+        let mut failed = BTreeMap::new();
+        let key_dir = self.state_dir.join("git-keys");
+        // One read per (source, repository) in a cycle, however many applications share it.
+        let mut seen: BTreeMap<(String, String), Result<driftwatch_git::Auth, String>> =
+            BTreeMap::new();
+        for (i, app) in out.iter_mut().enumerate() {
+            let Some(from) = &app.git_credentials else {
+                continue;
+            };
+            let key = (format!("{from:?} {}", app.namespace), app.repo.clone());
+            let read = match seen.get(&key) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = match &self.git_credentials {
+                        Some(reader) => {
+                            reader
+                                .0
+                                .read(from, &app.repo, &app.namespace, &key_dir)
+                                .await
+                        }
+                        None => Err("Git credentials from Kubernetes Secrets need the cluster \
+                                     the Applications come from"
+                            .to_owned()),
+                    };
+                    seen.insert(key, r.clone());
+                    r
+                }
+            };
+            match read {
+                Ok(auth) => app.auth = auth,
+                Err(e) => {
+                    let what = match from {
+                        crate::model::GitCredentialsFrom::Secret { namespace, name } => {
+                            format!("git:secret:{namespace}/{name}")
+                        }
+                        crate::model::GitCredentialsFrom::RepoCreds { .. } => {
+                            "git:repocreds".to_owned()
+                        }
+                    };
+                    failed.insert(
+                        i,
+                        format!("Application {}: Git credentials {what}: {e}", app.name),
+                    );
+                }
+            }
+        }
+        (out, failed)
     }
 
     /// Request counters by registry, endpoint and status, since the updater started.
@@ -241,6 +428,9 @@ impl Updater {
             .cycles
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let full = self.full_pass_every <= 1 || n.is_multiple_of(self.full_pass_every);
+        // Every mode reads Git (what it holds now), so every mode needs the credentials.
+        let (resolved, no_credentials) = self.read_git_credentials(apps).await;
+        let apps = &resolved[..];
         // Stage 1: scan and choose, each repository listed once however many apps track it.
         // Images are scanned concurrently; the client bounds requests per registry.
         let scan = self.scanner.cycle();
@@ -255,17 +445,34 @@ impl Updater {
             .collect()
             .await;
         let mut chosen = chosen.into_iter();
-        let desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
+        let mut desired: Vec<Vec<Result<Option<Desired>, String>>> = apps
             .iter()
             .map(|a| chosen.by_ref().take(a.images.len()).collect())
             .collect();
+        // Without its credentials an application is not written; the others go on.
+        for (&i, why) in &no_credentials {
+            for d in &mut desired[i] {
+                if d.is_ok() {
+                    *d = Err(why.clone());
+                }
+            }
+        }
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
-        let groups = group_by_branch(apps, |app| {
+        let mut groups = group_by_branch(apps, |app| {
             Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
                 .and_then(|m| m.resolve_branch("HEAD"))
                 .unwrap_or_else(|_| "HEAD".to_owned())
         });
+        // An application without its credentials is not written (its lines say why); one
+        // that writes its live Application makes no commit.
+        for (_, members) in &mut groups {
+            members.retain(|i| {
+                !no_credentials.contains_key(i)
+                    && apps[*i].write_back == crate::model::WriteBack::Git
+            });
+        }
+        groups.retain(|(_, members)| !members.is_empty());
         let mut lines: Vec<Vec<ImageReport>> = apps
             .iter()
             .map(|app| {
@@ -392,6 +599,11 @@ impl Updater {
                 }
             }
         }
+        for (i, app) in apps.iter().enumerate() {
+            if app.write_back == crate::model::WriteBack::Application {
+                self.write_live(app, &desired[i], &mut lines[i], mode).await;
+            }
+        }
         report.images = lines.into_iter().flatten().collect();
         report.registry_requests = self.registry_requests() - before;
         if let Ok(mut guard) = self.store.lock()
@@ -415,7 +627,15 @@ impl Updater {
         full: bool,
     ) -> Written {
         let first = &apps[members[0]];
-        let mirror = Mirror::open(&self.state_dir, repo, first.auth.clone())?;
+        // Applications of one repository share its credentials; one whose credentials could
+        // not be read has none and writes nothing, so another member's are taken.
+        let auth = members
+            .iter()
+            .map(|&i| &apps[i].auth)
+            .find(|a| **a != driftwatch_git::Auth::None)
+            .unwrap_or(&first.auth)
+            .clone();
+        let mirror = Mirror::open(&self.state_dir, repo, auth)?;
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
         let request = UpdateRequest {
             base: spec.base.clone(),
@@ -705,6 +925,107 @@ pub fn group_by_branch(
             .push(i);
     }
     groups.into_iter().collect()
+}
+
+/// A live Application's `spec.source` overrides as the `.argocd-source` file holds them (block
+/// YAML, every string double-quoted as JSON quotes it, which YAML reads the same), so the same
+/// editor merges into them.
+fn live_overrides(source: &serde_json::Value) -> String {
+    let q = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => serde_json::Value::String(s.clone()).to_string(),
+        other => {
+            serde_json::Value::String(other.to_string().trim_matches('"').to_owned()).to_string()
+        }
+    };
+    let mut text = String::new();
+    if let Some(images) = source
+        .pointer("/kustomize/images")
+        .and_then(serde_json::Value::as_array)
+        .filter(|i| !i.is_empty())
+    {
+        text.push_str("kustomize:\n  images:\n");
+        for i in images {
+            text.push_str(&format!("  - {}\n", q(i)));
+        }
+    }
+    if let Some(params) = source
+        .pointer("/helm/parameters")
+        .and_then(serde_json::Value::as_array)
+        .filter(|p| !p.is_empty())
+    {
+        text.push_str("helm:\n  parameters:\n");
+        for p in params {
+            text.push_str(&format!(
+                "  - name: {}\n    value: {}\n",
+                q(&p["name"]),
+                q(&p["value"])
+            ));
+            if let Some(f) = p.get("forceString").and_then(serde_json::Value::as_bool) {
+                text.push_str(&format!("    forceString: {f}\n"));
+            }
+        }
+    }
+    text
+}
+
+/// The `spec.source` fields to set from edited overrides: `kustomize.images` and/or
+/// `helm.parameters`, the image's parameters forced to strings as argocd-image-updater
+/// writes them (a tag like `1.10` must not become a number).
+fn overrides_fields(text: &str, app: &App) -> Result<serde_json::Value, String> {
+    #[derive(serde::Deserialize, Default)]
+    struct Overrides {
+        kustomize: Option<Kustomize>,
+        helm: Option<Helm>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Kustomize {
+        #[serde(default)]
+        images: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Helm {
+        #[serde(default)]
+        parameters: Vec<Parameter>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Parameter {
+        name: String,
+        value: String,
+        #[serde(rename = "forceString")]
+        force_string: Option<bool>,
+    }
+    let parsed: Overrides = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    let ours: std::collections::BTreeSet<&str> = app
+        .images
+        .iter()
+        .flat_map(|i| {
+            [
+                i.target.helm_path.as_deref(),
+                i.target.helm_name_path.as_deref(),
+            ]
+        })
+        .flatten()
+        .collect();
+    let mut fields = serde_json::Map::new();
+    if let Some(k) = parsed.kustomize {
+        fields.insert("kustomize".into(), serde_json::json!({"images": k.images}));
+    }
+    if let Some(h) = parsed.helm {
+        let params: Vec<serde_json::Value> = h
+            .parameters
+            .into_iter()
+            .map(|p| {
+                let force = p.force_string.unwrap_or(false) || ours.contains(p.name.as_str());
+                let mut v = serde_json::json!({"name": p.name, "value": p.value});
+                if force {
+                    v["forceString"] = serde_json::Value::Bool(true);
+                }
+                v
+            })
+            .collect();
+        fields.insert("helm".into(), serde_json::json!({"parameters": params}));
+    }
+    Ok(serde_json::Value::Object(fields))
 }
 
 /// A kustomization may be `kustomization.yaml`, `kustomization.yml` or `Kustomization`.

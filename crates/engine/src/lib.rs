@@ -15,5 +15,8 @@ pub use cycle::{
     CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, now_nanos,
 };
 pub use error::Error;
-pub use model::{App, IgnoreDifference, SyncPolicy, TrackedImage};
+pub use model::{
+    App, ApplicationWriter, Applications, GitCredentialReader, GitCredentials, GitCredentialsFrom,
+    IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
+};
 pub mod store;

@@ -30,6 +30,106 @@ pub struct App {
     pub images: Vec<TrackedImage>,
     /// How Git reaches the cluster; `None` leaves the cluster alone (image updates only).
     pub sync: Option<SyncPolicy>,
+    /// Where the Git credentials come from when they are read through the cluster before
+    /// each write (Applications read from it); `None`: `auth` as it is.
+    pub git_credentials: Option<GitCredentialsFrom>,
+    /// Where new tags are written.
+    pub write_back: WriteBack,
+    /// The Argo CD Application's own `spec.source.kustomize.images`, which Argo CD applies
+    /// when it renders (before the `.argocd-source` files); empty for driftwatch.yaml.
+    pub source_images: Vec<String>,
+}
+
+/// Where an application's new tags are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriteBack {
+    /// A commit to `file` in the repository.
+    #[default]
+    Git,
+    /// argocd-image-updater's `write-back-method: argocd`: the live Argo CD Application
+    /// (`namespace`/`name`) in the cluster it was read from — its
+    /// `spec.source.kustomize.images` or `spec.source.helm.parameters` — with no commit.
+    Application,
+}
+
+/// The live Argo CD Application, for `write-back-method: argocd`. Errors are sentences for
+/// people naming the Application.
+pub trait ApplicationWriter: Send + Sync {
+    /// The live Application `namespace/name`: its `spec.source` and its resourceVersion.
+    fn source<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> Pending<'a, (serde_json::Value, String)>;
+
+    /// Sets `fields` (`kustomize.images` and/or `helm.parameters`) in the Application's
+    /// `spec.source`, touching nothing else, if it is still at `resource_version`.
+    fn set<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+        resource_version: &'a str,
+        fields: serde_json::Value,
+    ) -> Pending<'a, ()>;
+}
+
+/// A shared [`ApplicationWriter`].
+#[derive(Clone)]
+pub struct Applications(pub std::sync::Arc<dyn ApplicationWriter>);
+
+impl std::fmt::Debug for Applications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Applications(..)")
+    }
+}
+
+/// Where an Application read from the cluster takes its Git credentials, as
+/// argocd-image-updater's `write-back-method: git[:CREDREF]` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GitCredentialsFrom {
+    /// `git:secret:NS/NAME`: `username` and `password`, or `sshPrivateKey`, in that Secret.
+    Secret {
+        /// The Secret's namespace.
+        namespace: String,
+        /// The Secret's name.
+        name: String,
+    },
+    /// `git` or `git:repocreds`: Argo CD's own credentials for the repository — a
+    /// `repository` Secret for its exact URL, else the `repo-creds` Secret whose URL is its
+    /// longest prefix — in the namespace Argo CD keeps them (the Applications').
+    RepoCreds {
+        /// The namespace of Argo CD's credential Secrets.
+        namespace: String,
+    },
+}
+
+/// An answer from the cluster still to come: the value, or a sentence for people.
+pub type Pending<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, String>> + Send + 'a>>;
+
+/// Reads the Git credentials of [`GitCredentialsFrom`] (through the cluster). The error is a
+/// sentence naming the Secret and what is wrong, never a value.
+pub trait GitCredentialReader: Send + Sync {
+    /// The credentials `from` gives for `repo`, for an Application of `namespace` (where
+    /// Argo CD keeps its settings, such as its SSH known hosts); an SSH key is written below
+    /// `key_dir`.
+    fn read<'a>(
+        &'a self,
+        from: &'a GitCredentialsFrom,
+        repo: &'a str,
+        namespace: &'a str,
+        key_dir: &'a std::path::Path,
+    ) -> Pending<'a, Auth>;
+}
+
+/// A shared [`GitCredentialReader`].
+#[derive(Clone)]
+pub struct GitCredentials(pub std::sync::Arc<dyn GitCredentialReader>);
+
+impl std::fmt::Debug for GitCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GitCredentials(..)")
+    }
 }
 
 /// Git → cluster for one application, as Argo CD's `destination` and `syncPolicy` say it.

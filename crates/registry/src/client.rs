@@ -44,6 +44,13 @@ pub struct Options {
     pub page_size: usize,
     /// Credentials for every registry that has none configured (overrides Docker's config).
     pub credentials: Option<Source>,
+    /// Reads the Kubernetes Secrets of `pullsecret:` and `secret:` credentials; without it
+    /// they are refused with the reason.
+    pub secrets: Option<crate::credentials::Secrets>,
+    /// How long credentials read from a Secret are kept when the registry names no
+    /// `credsexpire`: a rotated Secret is taken within this, as argocd-image-updater reads it
+    /// again every cycle.
+    pub secret_ttl: Duration,
 }
 
 impl Default for Options {
@@ -59,6 +66,8 @@ impl Default for Options {
             max_tags: 100_000,
             page_size: 1000,
             credentials: None,
+            secrets: None,
+            secret_ttl: Duration::from_secs(60),
         }
     }
 }
@@ -169,14 +178,29 @@ impl Client {
 
     async fn credentials(&self, ep: &Endpoint, host: &Host) -> Result<Option<Credentials>, Error> {
         let mut cached = host.creds.lock().await;
+        let from_secret = ep
+            .credentials
+            .as_deref()
+            .is_some_and(|s| s.starts_with("pullsecret:") || s.starts_with("secret:"));
+        let expire = match ep.creds_expire {
+            None if from_secret => Some(self.inner.options.secret_ttl),
+            other => other,
+        };
         if let Some((creds, at)) = cached.as_ref() {
-            let fresh = ep.creds_expire.is_none_or(|ttl| at.elapsed() < ttl);
+            let fresh = expire.is_none_or(|ttl| at.elapsed() < ttl);
             if fresh {
                 return Ok(creds.clone());
             }
         }
+        let secrets = self.inner.options.secrets.as_ref().map(|s| &*s.0);
         let creds = match (&ep.credentials, &self.inner.options.credentials) {
-            (Some(spec), _) => Source::parse(spec)?.get(&ep.registry).await?,
+            (Some(spec), _) => {
+                let source = match secrets {
+                    Some(_) => Source::parse_with_secrets(spec)?,
+                    None => Source::parse(spec)?,
+                };
+                source.get_with(&ep.registry, secrets).await?
+            }
             (None, Some(source)) => source.get(&ep.registry).await?,
             (None, None) => match default_docker_config() {
                 Some(path) => from_docker_config(&path, &ep.registry)
@@ -761,6 +785,52 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A Secret in memory that counts its reads.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl crate::credentials::SecretReader for Counting {
+        fn read<'a>(&'a self, _: &'a str, _: &'a str) -> crate::credentials::SecretRead<'a> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {
+                Ok(Some(crate::credentials::SecretData::from([(
+                    "creds".to_owned(),
+                    b"bot:pw".to_vec(),
+                )])))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn secret_credentials_are_read_again_after_their_ttl() {
+        for (ttl, reads) in [(Duration::from_secs(60), 1), (Duration::ZERO, 3)] {
+            let counter = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+            let client = Client::new(
+                RegistriesConf::default(),
+                Options {
+                    secrets: Some(crate::credentials::Secrets(counter.clone())),
+                    secret_ttl: ttl,
+                    ..Options::default()
+                },
+            )
+            .unwrap();
+            let mut ep = client.endpoint(
+                &driftwatch_policy::ImageRef::parse("reg.local/team/api").unwrap(),
+                false,
+            );
+            ep.credentials = Some("secret:ns/pair#creds".to_owned());
+            let host = client.host(&ep);
+            for _ in 0..3 {
+                let c = client.credentials(&ep, &host).await.unwrap().unwrap();
+                assert_eq!(c.username, "bot");
+            }
+            assert_eq!(
+                counter.0.load(std::sync::atomic::Ordering::SeqCst),
+                reads,
+                "{ttl:?}"
+            );
+        }
+    }
 
     #[test]
     fn link_headers() {

@@ -18,7 +18,10 @@ mod webhook;
 
 pub use challenge::Challenge;
 pub use client::{Client, Options, TagList};
-pub use credentials::{Credentials, Source, default_docker_config, from_docker_config};
+pub use credentials::{
+    Credentials, SecretData, SecretRead, SecretReader, Secrets, Source, default_docker_config,
+    from_docker_config,
+};
 pub use endpoint::{
     Endpoint, RegistriesConf, RegistryEntry, TagSort, is_loopback, parse_go_duration,
 };

@@ -218,10 +218,24 @@ fn jittered(interval: Duration) -> Duration {
 pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error> {
     let loaded = opts.source.load().await?;
     let notifiers = loaded.notifications;
+    // Applications left out (logged when read) make a single pass fail, after the others.
+    let rejected = !loaded.rejected.is_empty();
     let mut apps = loaded.apps;
     let registries = loaded.registries;
+    // The cluster's readers stay those of the first load: the watch changes only the
+    // applications.
+    let secrets = loaded.secrets;
+    let git_credentials = loaded.git_credentials;
+    let live_apps = loaded.applications;
     let interval = opts.interval.unwrap_or(loaded.interval);
-    let mut updater = Updater::new(registries.clone(), opts.state_dir.clone(), &apps)?;
+    let mut updater = Updater::with_secrets(
+        registries.clone(),
+        opts.state_dir.clone(),
+        &apps,
+        secrets.clone(),
+    )?
+    .with_git_credentials(git_credentials.clone())
+    .with_applications(live_apps.clone());
     let follow_cluster = opts.source.follows_cluster();
     let mode = if opts.dry_run {
         Mode::DryRun
@@ -334,15 +348,19 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
 
     let mut carried: HashMap<RequestLabels, u64> = HashMap::new();
     let mut cycles = 0u64;
-    // Whether the applications were loaded before a time of following: a replica that takes
-    // over reads them again before its first cycle.
-    let mut followed = false;
+    // Applications in the cluster are watched rather than listed every cycle: a new or
+    // changed one is acted on at once. A follower's updates wait in the channel for its lead.
+    let mut app_updates = if follow_cluster && !opts.once {
+        opts.source.watch(shutdown.clone())?
+    } else {
+        None
+    };
+    let mut pending_apps: Option<Vec<App>> = None;
     let mut scope: Option<(Vec<App>, i128)>;
     let outcome = 'service: loop {
         // A follower waits for the lead (or the stop). Triggers are dropped: a new leader
         // starts with a full cycle, which sees every push it missed.
         if !role.borrow().is_leader() {
-            followed = true;
             shared.set_role(role.borrow().clone());
             tokio::select! {
                 () = shutdown.cancelled() => break 'service RunOutcome { cycles, failed: false },
@@ -364,8 +382,9 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         let work = Shutdown::new();
         let deploy = match &clusters {
             Some(c) if !opts.once => {
+                // Git → cluster reads the same repositories: with the same credentials.
                 let (tx, task) = crate::deploy::start(
-                    &mine,
+                    &updater.with_credentials(&mine).await,
                     opts.state_dir.clone(),
                     c.clone(),
                     opts.sync_interval.max(Duration::from_secs(1)),
@@ -380,44 +399,48 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
             _ => None,
         };
         scope = None;
-        let ended = loop {
-            if follow_cluster && (cycles > 0 || std::mem::take(&mut followed)) {
-                match opts.source.load().await {
-                    Ok(fresh) if fresh.apps != apps => {
-                        let names =
-                            |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
-                        tracing::info!(
-                            before = ?names(&apps),
-                            after = ?names(&fresh.apps),
-                            "applications changed"
-                        );
-                        // Credentials of new images are registered when the updater is built; the
-                        // old one's request counts carry over into the metrics.
-                        for c in updater.registry_stats() {
-                            *carried
-                                .entry(RequestLabels {
-                                    registry: c.registry,
-                                    endpoint: c.endpoint.to_owned(),
-                                    status: c.status,
-                                })
-                                .or_default() += c.count;
-                        }
-                        updater =
-                            Updater::new(registries.clone(), opts.state_dir.clone(), &fresh.apps)?;
-                        apps = fresh.apps;
-                        shared.metrics.images_watched.set(images_watched(&apps));
-                        if let Ok(mut a) = shared.apps.lock() {
-                            a.clone_from(&apps);
-                        }
-                        mine = owned(&apps, &acting);
-                        if let Some((tx, _)) = &deploy {
-                            let _ = tx.send(DeployTrigger::Reload(mine.clone()));
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(error = %e, "reading the applications failed; keeping the last ones");
-                    }
+        let ended = 'cycle: loop {
+            // Applications in the cluster are watched: the latest set seen, if it changed.
+            let mut fresh = pending_apps.take();
+            if let Some(rx) = app_updates.as_mut() {
+                while let Ok(more) = rx.try_recv() {
+                    fresh = Some(more);
+                }
+            }
+            if let Some(fresh) = fresh.filter(|f| *f != apps) {
+                let names = |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+                tracing::info!(
+                    before = ?names(&apps),
+                    after = ?names(&fresh),
+                    "applications changed"
+                );
+                // Credentials of new images are registered when the updater is built; the
+                // old one's request counts carry over into the metrics.
+                for c in updater.registry_stats() {
+                    *carried
+                        .entry(RequestLabels {
+                            registry: c.registry,
+                            endpoint: c.endpoint.to_owned(),
+                            status: c.status,
+                        })
+                        .or_default() += c.count;
+                }
+                updater = Updater::with_secrets(
+                    registries.clone(),
+                    opts.state_dir.clone(),
+                    &fresh,
+                    secrets.clone(),
+                )?
+                .with_git_credentials(git_credentials.clone())
+                .with_applications(live_apps.clone());
+                apps = fresh;
+                shared.metrics.images_watched.set(images_watched(&apps));
+                if let Ok(mut a) = shared.apps.lock() {
+                    a.clone_from(&apps);
+                }
+                mine = owned(&apps, &acting);
+                if let Some((tx, _)) = &deploy {
+                    let _ = tx.send(DeployTrigger::Reload(updater.with_credentials(&mine).await));
                 }
             }
             cycles += 1;
@@ -475,58 +498,87 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 ));
             }
             if opts.once {
-                let mut failed = report.failed();
+                let mut failed = report.failed() || rejected;
                 if let Some(c) = &clusters {
-                    failed |=
-                        crate::deploy::once(&mine, opts.state_dir.clone(), c.clone(), &shared)
-                            .await;
+                    // The cycle may have written live Applications (write-back-method argocd):
+                    // they are deployed as they are now.
+                    let now = if follow_cluster {
+                        match opts.source.load().await {
+                            Ok(fresh) => fresh.apps,
+                            Err(e) => {
+                                tracing::error!(error = %e, "reading the applications again failed; deploying them as first read");
+                                apps.clone()
+                            }
+                        }
+                    } else {
+                        apps.clone()
+                    };
+                    failed |= crate::deploy::once(
+                        &updater.with_credentials(&owned(&now, &acting)).await,
+                        opts.state_dir.clone(),
+                        c.clone(),
+                        &shared,
+                    )
+                    .await;
                 }
                 break Some(RunOutcome { cycles, failed });
             }
-            tokio::select! {
-                () = shutdown.cancelled() => break Some(RunOutcome { cycles, failed: false }),
-                () = lost(&mut role, &acting) => break None,
-                () = tokio::time::sleep(jittered(interval)) => {}
-                Some(first) = triggers.recv() => {
-                    // Triggers that arrive together are checked together.
-                    let mut pending = vec![first];
-                    while let Ok(more) = triggers.try_recv() {
-                        pending.push(more);
-                    }
-                    let mut events = Vec::new();
-                    let mut asked = HashSet::new();
-                    let mut seen = i128::MAX;
-                    for t in pending {
-                        match t {
-                            Trigger::Push(more, at) => {
-                                events.extend(more);
-                                seen = seen.min(at);
-                            }
-                            Trigger::Refresh(names, at) => {
-                                asked.extend(names);
-                                seen = seen.min(at);
-                            }
+            let deadline = tokio::time::Instant::now() + jittered(interval);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break 'cycle Some(RunOutcome { cycles, failed: false }),
+                    () = lost(&mut role, &acting) => break 'cycle None,
+                    () = tokio::time::sleep_until(deadline) => break,
+                    Some(fresh) = next_apps(&mut app_updates) => {
+                        // A new or changed Application is checked now; a relist that changed
+                        // nothing waits on.
+                        if fresh != apps {
+                            pending_apps = Some(fresh);
+                            break;
                         }
                     }
-                    let mut subset = Vec::new();
-                    if !events.is_empty() {
-                        subset = driftwatch_engine::affected(&mine, &events);
-                        tracing::info!(events = events.len(), applications = subset.len(), "registry push");
-                        shared.events.push(ServiceEvent::RegistryPush {
-                            events: events.len(),
-                            applications: subset.len(),
-                        });
-                    }
-                    for a in mine.iter().filter(|a| asked.contains(&a.name)) {
-                        if !subset.iter().any(|s| s.name == a.name) {
-                            subset.push(a.clone());
+                    Some(first) = triggers.recv() => {
+                        // Triggers that arrive together are checked together.
+                        let mut pending = vec![first];
+                        while let Ok(more) = triggers.try_recv() {
+                            pending.push(more);
                         }
-                    }
-                    if !asked.is_empty() {
-                        tracing::info!(applications = ?asked, "refresh asked");
-                    }
-                    if !subset.is_empty() {
-                        scope = Some((subset, seen));
+                        let mut events = Vec::new();
+                        let mut asked = HashSet::new();
+                        let mut seen = i128::MAX;
+                        for t in pending {
+                            match t {
+                                Trigger::Push(more, at) => {
+                                    events.extend(more);
+                                    seen = seen.min(at);
+                                }
+                                Trigger::Refresh(names, at) => {
+                                    asked.extend(names);
+                                    seen = seen.min(at);
+                                }
+                            }
+                        }
+                        let mut subset = Vec::new();
+                        if !events.is_empty() {
+                            subset = driftwatch_engine::affected(&mine, &events);
+                            tracing::info!(events = events.len(), applications = subset.len(), "registry push");
+                            shared.events.push(ServiceEvent::RegistryPush {
+                                events: events.len(),
+                                applications: subset.len(),
+                            });
+                        }
+                        for a in mine.iter().filter(|a| asked.contains(&a.name)) {
+                            if !subset.iter().any(|s| s.name == a.name) {
+                                subset.push(a.clone());
+                            }
+                        }
+                        if !asked.is_empty() {
+                            tracing::info!(applications = ?asked, "refresh asked");
+                        }
+                        if !subset.is_empty() {
+                            scope = Some((subset, seen));
+                        }
+                        break;
                     }
                 }
             }
@@ -575,6 +627,14 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         n.finish(NOTIFY_GRACE).await;
     }
     Ok(outcome)
+}
+
+/// The next applications the watch sends; never, without a watch.
+async fn next_apps(updates: &mut Option<mpsc::UnboundedReceiver<Vec<App>>>) -> Option<Vec<App>> {
+    match updates {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Resolves when `role` is no longer `acting`: a leader turned follower, or a replica's shards

@@ -33,12 +33,14 @@ async fn an_argocd_destination_is_reached_through_its_cluster_secret() {
     a.create_secret(
         &argocd,
         "cluster-prod",
+        "Opaque",
         &label,
         &[("name", "prod"), ("server", &server), ("config", &config)],
     );
     a.create_secret(
         &argocd,
         "cluster-bare",
+        "Opaque",
         &label,
         &[
             ("name", "bare"),

@@ -14,6 +14,11 @@ use serde_json::{Value, json};
 
 use crate::http::{Reply, Request, Server};
 
+/// Argo CD's `Application` CRD (argoproj.io/v1alpha1), written from its documented fields with
+/// a structural schema; installed into a real API server by
+/// [`Cluster::install_application_crd`].
+pub const APPLICATION_CRD: &str = include_str!("application-crd.yaml");
+
 struct Kind {
     group: &'static str,
     version: &'static str,
@@ -47,15 +52,15 @@ const KINDS: &[Kind] = &[
     Kind {
         group: "",
         version: "v1",
-        kind: "Service",
-        plural: "services",
+        kind: "Secret",
+        plural: "secrets",
         namespaced: true,
     },
     Kind {
         group: "",
         version: "v1",
-        kind: "Secret",
-        plural: "secrets",
+        kind: "Service",
+        plural: "services",
         namespaced: true,
     },
     Kind {
@@ -114,6 +119,9 @@ struct State {
     /// Lists and watches across all namespaces are forbidden (403), as for credentials bound
     /// to namespaces by RoleBindings.
     namespaced_only: bool,
+    /// (plural, namespace, HTTP method or "") whose requests are forbidden (403), as RBAC
+    /// that grants nothing there ("") or not that verb.
+    forbidden: Vec<(String, String, String)>,
 }
 
 impl State {
@@ -311,6 +319,21 @@ impl FakeApiServer {
         cvar.notify_all();
     }
 
+    /// Deletes a stored object as another client would; a missing one is fine.
+    pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
+        let (lock, cvar) = &*self.state;
+        let mut s = lock.lock().expect("state");
+        if let Some(o) =
+            s.objects
+                .remove(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+        {
+            s.revision += 1;
+            s.record(plural, "DELETED", &o);
+        }
+        drop(s);
+        cvar.notify_all();
+    }
+
     /// Creates a namespace, as `kubectl create namespace` would.
     pub fn create_namespace(&self, name: &str) {
         self.insert(
@@ -392,6 +415,21 @@ impl FakeApiServer {
     pub fn forbid_all_namespaces(&self) {
         if let Ok(mut s) = self.state.0.lock() {
             s.namespaced_only = true;
+        }
+    }
+
+    /// From now on, refuses every request for `plural` in `namespace` with 403 Forbidden, as
+    /// RBAC that grants nothing there does.
+    pub fn forbid(&self, plural: &str, namespace: &str) {
+        self.forbid_method("", plural, namespace);
+    }
+
+    /// From now on, refuses requests with HTTP `method` (`PATCH`: no patch, hence no apply)
+    /// for `plural` in `namespace` with 403 Forbidden, as RBAC without that verb does.
+    pub fn forbid_method(&self, method: &str, plural: &str, namespace: &str) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.forbidden
+                .push((plural.to_owned(), namespace.to_owned(), method.to_owned()));
         }
     }
 
@@ -548,6 +586,18 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             "Forbidden",
             &format!(
                 "{plural} is forbidden: cannot list resource \"{plural}\" at the cluster scope"
+            ),
+        );
+    }
+    if s.forbidden.iter().any(|(p, ns, m)| {
+        p == plural && ns == namespace && (m.is_empty() || m.as_str() == req.method)
+    }) {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "{plural} is forbidden: cannot {} resource \"{plural}\" in the namespace \"{namespace}\"",
+                req.method.to_lowercase()
             ),
         );
     }
@@ -888,48 +938,6 @@ impl Cluster {
         ])
         .trim()
         .to_owned()
-    }
-
-    /// Creates a Secret `ns/name` with `labels` and `string_data`, as `kubectl apply` of one
-    /// with `stringData` would (the server folds it into base64 `data`; the fake stores it so).
-    pub fn create_secret(
-        &self,
-        ns: &str,
-        name: &str,
-        labels: &[(&str, &str)],
-        string_data: &[(&str, &str)],
-    ) {
-        use base64::Engine as _;
-        let labels: serde_json::Map<String, Value> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), json!(v)))
-            .collect();
-        match &self.fake {
-            Some(f) => {
-                let data: serde_json::Map<String, Value> = string_data
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            (*k).to_owned(),
-                            json!(base64::engine::general_purpose::STANDARD.encode(v)),
-                        )
-                    })
-                    .collect();
-                f.insert(
-                    "secrets",
-                    ns,
-                    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "labels": labels}, "type": "Opaque", "data": data}),
-                );
-            }
-            None => {
-                let data: serde_json::Map<String, Value> = string_data
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), json!(v)))
-                    .collect();
-                let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns, "labels": labels}, "type": "Opaque", "stringData": data});
-                self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &secret.to_string());
-            }
-        }
     }
 
     /// The fake, whatever the environment says: for what a real server cannot be made to do on
@@ -1273,6 +1281,219 @@ impl Cluster {
             assert!(!out.status.success(), "the tenant may list all namespaces");
             path
         }
+    }
+
+    /// Installs the `argoproj.io/v1alpha1` Application CRD ([`APPLICATION_CRD`]) and waits
+    /// until it is served. Idempotent, also across test processes running at once: a
+    /// server-side apply of the same object by the same manager changes nothing. The fake
+    /// knows Applications already. The CRD is left installed (other tests use it).
+    pub fn install_application_crd(&self) {
+        if self.fake.is_some() {
+            return;
+        }
+        self.kubectl_in(
+            &self.kubeconfig,
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=driftwatch-tests",
+                "-f",
+                "-",
+            ],
+            APPLICATION_CRD,
+        );
+        self.kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/applications.argoproj.io",
+        ]);
+        // Established is set before discovery serves the kind everywhere; a client that
+        // discovers it at once may still miss it, so wait until it is listed.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let out = std::process::Command::new("kubectl")
+                .arg("--kubeconfig")
+                .arg(&self.kubeconfig)
+                .args(["get", "applications.argoproj.io", "-A", "-o", "name"])
+                .output()
+                .expect("kubectl");
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the Application CRD is not served: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Creates an object as a person with `kubectl create` would (its kind must be one the
+    /// fake knows: Application, Secret, ConfigMap…). Fails when it exists.
+    pub fn create(&self, obj: Value) {
+        match &self.fake {
+            Some(f) => {
+                let kind = obj["kind"].as_str().expect("kind");
+                let plural = KINDS
+                    .iter()
+                    .find(|k| k.kind == kind)
+                    .map(|k| k.plural)
+                    .expect("a kind the fake knows");
+                let ns = obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                assert!(
+                    f.get(plural, &ns, obj["metadata"]["name"].as_str().unwrap_or(""))
+                        .is_none(),
+                    "{kind} exists"
+                );
+                let mut obj = obj;
+                if obj["metadata"]["generation"].is_null() {
+                    obj["metadata"]["generation"] = json!(1);
+                }
+                if obj["metadata"]["managedFields"].is_null() {
+                    obj["metadata"]["managedFields"] = json!([]);
+                }
+                f.insert(plural, &ns, obj);
+            }
+            None => {
+                self.kubectl_in(&self.kubeconfig, &["create", "-f", "-"], &obj.to_string());
+            }
+        }
+    }
+
+    /// Replaces an object as `kubectl replace` would (the whole object; a person editing it).
+    pub fn replace(&self, obj: Value) {
+        match &self.fake {
+            Some(f) => {
+                let kind = obj["kind"].as_str().expect("kind");
+                let plural = KINDS
+                    .iter()
+                    .find(|k| k.kind == kind)
+                    .map(|k| k.plural)
+                    .expect("a kind the fake knows");
+                let ns = obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned();
+                let name = obj["metadata"]["name"].as_str().unwrap_or("").to_owned();
+                let mut obj = obj;
+                f.modify(plural, &ns, &name, |live| {
+                    // What the server keeps: its own bookkeeping, not the client's copy of it.
+                    for key in ["resourceVersion", "managedFields", "generation", "uid"] {
+                        if let Some(v) = live["metadata"].get(key) {
+                            obj["metadata"][key] = v.clone();
+                        }
+                    }
+                    if *live == obj {
+                        return Ok(false);
+                    }
+                    *live = obj;
+                    Ok(true)
+                })
+                .expect("replace");
+            }
+            None => {
+                let mut obj = obj;
+                if let Some(m) = obj["metadata"].as_object_mut() {
+                    m.remove("resourceVersion");
+                    m.remove("managedFields");
+                }
+                self.kubectl_in(&self.kubeconfig, &["replace", "-f", "-"], &obj.to_string());
+            }
+        }
+    }
+
+    /// Creates an Opaque (or `type`) Secret holding `fields` (base64-encoded as the API
+    /// server stores them), labelled `labels`.
+    pub fn create_secret(
+        &self,
+        ns: &str,
+        name: &str,
+        type_: &str,
+        labels: &[(&str, &str)],
+        fields: &[(&str, &str)],
+    ) {
+        use base64::Engine;
+        let data: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    json!(base64::engine::general_purpose::STANDARD.encode(v)),
+                )
+            })
+            .collect();
+        let labels: serde_json::Map<String, Value> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        self.create(json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "type": type_,
+            "data": data,
+        }));
+    }
+
+    /// Deletes an object (`kubectl delete`); a missing one is fine.
+    pub fn delete(&self, plural: &str, ns: &str, name: &str) {
+        match &self.fake {
+            Some(f) => f.delete(plural, ns, name),
+            None => {
+                self.kubectl(&[
+                    "-n",
+                    ns,
+                    "delete",
+                    plural,
+                    name,
+                    "--ignore-not-found",
+                    "--wait=false",
+                ]);
+            }
+        }
+    }
+
+    /// A kubeconfig for a service account of `ns` that may only do what `rules` (RBAC
+    /// PolicyRules as YAML, indented as list items of a Role's `rules:`) allow in `ns`. On the
+    /// fake, which has no RBAC, the test forbids what it needs with [`FakeApiServer::forbid`]
+    /// and [`FakeApiServer::forbid_method`]; the fake's own kubeconfig is returned.
+    pub fn kubeconfig_allowed(
+        &self,
+        ns: &str,
+        account: &str,
+        rules: &str,
+        dir: &std::path::Path,
+    ) -> std::path::PathBuf {
+        if self.fake.is_some() {
+            return self.kubeconfig.clone();
+        }
+        let rbac = format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {account}\n  namespace: {ns}\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: {account}\n  namespace: {ns}\nrules:\n{rules}---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata:\n  name: {account}\n  namespace: {ns}\nroleRef:\n  apiGroup: rbac.authorization.k8s.io\n  kind: Role\n  name: {account}\nsubjects:\n- kind: ServiceAccount\n  name: {account}\n  namespace: {ns}\n"
+        );
+        self.kubectl_in(&self.kubeconfig, &["apply", "-f", "-"], &rbac);
+        let token = self.kubectl(&["-n", ns, "create", "token", account, "--duration=1h"]);
+        let admin: Value = serde_json::from_str(
+            &self.kubectl(&["config", "view", "--raw", "--minify", "-o", "json"]),
+        )
+        .expect("kubeconfig");
+        let cluster = &admin["clusters"][0]["cluster"];
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {account}\n  user:\n    token: {}\ncontexts:\n- name: {account}\n  context:\n    cluster: c\n    user: {account}\ncurrent-context: {account}\n",
+            cluster["server"].as_str().expect("server"),
+            cluster["certificate-authority-data"]
+                .as_str()
+                .expect("CA data"),
+            token.trim()
+        );
+        let path = dir.join(format!("{account}-kubeconfig"));
+        std::fs::write(&path, text).expect("write kubeconfig");
+        path
     }
 
     /// The live object, `None` when it does not exist.

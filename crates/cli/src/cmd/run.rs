@@ -85,11 +85,26 @@ impl Source {
         })
     }
 
-    /// The applications, registries and interval.
+    /// The applications, registries and interval; an Application of the cluster that is not
+    /// valid is an error here (commands that act on named applications want them all).
     pub fn load(&self) -> anyhow::Result<(Vec<App>, RegistriesConf, Duration)> {
         let source = self.app_source()?;
         let loaded = super::runtime()?.block_on(source.load())?;
+        if !loaded.rejected.is_empty() {
+            bail!("{}", loaded.rejected.join("\n"));
+        }
         Ok((loaded.apps, loaded.registries, loaded.interval))
+    }
+
+    /// Everything the source holds now, with its readers of the cluster, on `rt`: the
+    /// cluster client they share is bound to the runtime it first ran on, so the cycle that
+    /// uses them must run on the same one.
+    pub fn load_on(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> anyhow::Result<driftwatch_service::Loaded> {
+        let source = self.app_source()?;
+        Ok(rt.block_on(source.load())?)
     }
 
     /// Where state lives.
@@ -332,10 +347,15 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
 /// The drift report: exit 0 when nothing drifts, 2 when something does, 1 on error. With
 /// `--kubeconfig` it is three-way: registry, Git and what the cluster runs.
 pub fn check(args: &CheckArgs) -> CmdResult {
-    let (apps, registries, _) = args.source.load()?;
-    let state = args.source.state_dir();
-    let updater = Updater::new(registries, state.clone(), &apps)?;
     let rt = super::runtime()?;
+    let loaded = args.source.load_on(&rt)?;
+    // Left out (and logged) while the others are checked; the check fails after them.
+    let rejected = !loaded.rejected.is_empty();
+    let apps = loaded.apps;
+    let state = args.source.state_dir();
+    let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
+        .with_git_credentials(loaded.git_credentials)
+        .with_applications(loaded.applications);
     let report = rt.block_on(updater.cycle(&apps, Mode::Check));
     let live = match &args.kubeconfig {
         Some(k) => {
@@ -364,7 +384,7 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     } else {
         print_table(&report, live.as_deref()).context("writing stdout")?;
     }
-    if report.failed() {
+    if report.failed() || rejected {
         return Err(Failure::Quiet(crate::exit::BAD_INPUT));
     }
     let live_drifts = live.as_ref().is_some_and(|cells| {
