@@ -191,3 +191,72 @@ fn render_reads_the_tree_through_one_batch() {
     assert!(out.contains("\"name\":\"app-01\""), "{out}");
     assert_batched(&calls, 1, "render");
 }
+
+/// In service mode, a cycle in which no repository head, application or chosen tag changed
+/// reads no file: after the update cycle and the one reading the new heads, each repository
+/// costs its fetch and nothing else.
+#[test]
+fn no_op_service_cycles_read_no_files() {
+    let s = setup("git-batched-service");
+    let _ = std::fs::remove_file(&s.log);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--interval", "1", "--log-format", "json", "--config"])
+        .arg(&s.conf)
+        .arg("--state-dir")
+        .arg(s.dir.path().join("state"))
+        .env("PATH", &s.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Lines as they come: the service is stopped once four cycles have been summed up.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut log = String::new();
+    let mut cycles: Vec<serde_json::Value> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while cycles.len() < 4 {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("four cycles did not come: {log}"));
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["msg"] == "cycle"
+        {
+            cycles.push(v);
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    reader.join().unwrap();
+    // A cycle may have ended between the fourth summary and the stop: its lines count too.
+    for line in rx.try_iter() {
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["msg"] == "cycle"
+        {
+            cycles.push(v);
+        }
+    }
+    // Fewer than ten, so no full pass falls among them.
+    assert!((4..10).contains(&cycles.len()), "{log}");
+    assert_eq!(cycles[0]["changes"], APPS, "{log}");
+    let calls: Vec<String> = std::fs::read_to_string(&s.log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("--git-dir"))
+        .map(|l| l.splitn(3, ' ').nth(2).unwrap_or("").to_owned())
+        .collect();
+    // Two repositories read in the update cycle and again at their new heads; never after.
+    assert_eq!(count(&calls, "cat-file --batch"), 4, "{calls:#?}");
+    // Only the fetch of each head remains of a no-op cycle (a push's own fetches aside).
+    assert!(count(&calls, "fetch ") >= 2 * cycles.len(), "{calls:#?}");
+    for c in &cycles[2..] {
+        assert_eq!(c["unchanged_apps"], APPS, "{log}");
+    }
+}
