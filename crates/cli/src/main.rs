@@ -46,6 +46,8 @@ enum Command {
     Rollback(cmd::diff::RollbackArgs),
     /// Show the updates driftwatch made, newest first.
     History(cmd::run::HistoryArgs),
+    /// Lift the hold a rollback put on an image: the next cycle writes the policy's choice again.
+    Release(cmd::run::ReleaseArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
     Select(cmd::select::Args),
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(&args, cli.log_format),
         Command::Check(args) => cmd::run::check(&args),
         Command::History(args) => cmd::run::history(&args),
+        Command::Release(args) => cmd::run::release(&args),
         Command::Render(args) => cmd::diff::render_cmd(&args),
         Command::Diff(args) => cmd::diff::diff_cmd(&args),
         Command::Sync(args) => cmd::diff::sync_cmd(&args),

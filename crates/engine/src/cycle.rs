@@ -38,6 +38,9 @@ pub enum Status {
     Updated,
     /// No tag qualifies in the registry.
     NoCandidate,
+    /// Someone set the image back from the value driftwatch wrote; nothing at or below that
+    /// value is written until a newer one appears or the hold is released (see `held`).
+    Held,
     /// Something failed; see `error`.
     Error,
 }
@@ -63,6 +66,9 @@ pub struct ImageReport {
     pub commit: Option<String>,
     /// The line of the value in `file`, when an update is planned or made.
     pub line: Option<usize>,
+    /// Why the update is held ([`Status::Held`]): someone set the image back from what
+    /// driftwatch wrote, and in which commit, by whom.
+    pub held: Option<String>,
 }
 
 /// A commit this cycle pushed.
@@ -152,6 +158,8 @@ struct Memo {
 struct Desired {
     change: ImageChange,
     shown: String,
+    /// What decides whether writing it would undo someone's rollback.
+    hold: crate::hold::HoldInput,
 }
 
 /// Reads a file of the repository at the commit being edited.
@@ -166,7 +174,14 @@ struct Edited {
 }
 
 /// What editing one image did: (app index, image index, replaced value, changed, its line).
-type ImageEdit = (usize, usize, Option<String>, bool, Option<usize>);
+type ImageEdit = (
+    usize,
+    usize,
+    Option<String>,
+    bool,
+    Option<usize>,
+    Option<String>,
+);
 
 /// What writing one repository and branch gave: the commit pushed, each image's edit, and
 /// whether the verdicts were reused from an earlier cycle.
@@ -457,6 +472,28 @@ impl Updater {
                 }
             }
         }
+        // What each image's history says: a value Git no longer holds was set back by someone.
+        if let Ok(guard) = self.store.lock()
+            && let Some(store) = guard.as_ref()
+        {
+            for (i, app) in apps.iter().enumerate() {
+                for (j, img) in app.images.iter().enumerate() {
+                    let Ok(Some(d)) = &mut desired[i][j] else {
+                        continue;
+                    };
+                    let last = store.last_written(&app.name, &img.written).ok().flatten();
+                    let released = last.as_deref().is_some_and(|from| {
+                        store
+                            .released(&app.name, &img.written, from)
+                            .unwrap_or(false)
+                    });
+                    d.hold = crate::hold::HoldInput {
+                        last_written: last,
+                        released,
+                    };
+                }
+            }
+        }
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
         let mut groups = group_by_branch(apps, |app| {
@@ -488,6 +525,7 @@ impl Updater {
                         error: None,
                         commit: None,
                         line: None,
+                        held: None,
                     })
                     .collect()
             })
@@ -559,9 +597,14 @@ impl Updater {
                 if reused {
                     report.unchanged_apps += members.len();
                 }
-                for (i, j, old, changed, at) in edits {
+                for (i, j, old, changed, at, hold) in edits {
                     let line = &mut lines[i][j];
-                    if changed {
+                    if let Some(why) = hold {
+                        line.git = old;
+                        line.line = at;
+                        line.status = Status::Held;
+                        line.held = Some(why);
+                    } else if changed {
                         line.git = old;
                         line.line = at;
                         line.status = if mode == Mode::Apply {
@@ -669,7 +712,17 @@ impl Updater {
                     let text = files.get(&path).cloned().unwrap_or_default();
                     let out = set_image(&text, &path, &img.target, &d.change)?;
                     let old = previous_tag(&out, &d.change.image);
-                    results.push((i, j, old.clone(), out.changed, out.lines.first().copied()));
+                    let at = out.lines.first().copied();
+                    if out.changed
+                        && let Some(hold) = crate::hold::held(&d.hold, old.as_deref(), &d.shown)
+                    {
+                        // Someone's rollback stands: the file keeps their value. The hold and
+                        // its file ride along (NUL-separated) to name the rollback's commit.
+                        let note = format!("{}\0{}\0{path}", hold.from, hold.to);
+                        results.push((i, j, old, false, at, Some(note)));
+                        continue;
+                    }
+                    results.push((i, j, old.clone(), out.changed, at, None));
                     if out.changed {
                         changes.push(Change {
                             image: img.written.clone(),
@@ -712,7 +765,9 @@ impl Updater {
             (m.fingerprint == now).then(|| {
                 m.results
                     .iter()
-                    .map(|(k, j, old, changed, at)| (members[*k], *j, old.clone(), *changed, *at))
+                    .map(|(k, j, old, changed, at, hold)| {
+                        (members[*k], *j, old.clone(), *changed, *at, hold.clone())
+                    })
                     .collect()
             })
         };
@@ -792,6 +847,19 @@ impl Updater {
         if reused {
             return Ok((None, results, true));
         }
+        // A held image names the commit that set it back, and its author.
+        for r in &mut results {
+            let Some(note) = &r.5 else { continue };
+            let mut parts = note.splitn(3, '\0');
+            if let (Some(from), Some(to), Some(path)) = (parts.next(), parts.next(), parts.next()) {
+                let hold = crate::hold::Hold {
+                    from: from.to_owned(),
+                    to: to.to_owned(),
+                };
+                let by = mirror.last_change(&read_at, path).ok().flatten();
+                r.5 = Some(hold.describe(by.as_ref().map(|(i, a)| (i.as_str(), a.as_str()))));
+            }
+        }
         // Remembered only when the evaluation wrote nothing: after a commit the head moves, and
         // a plan is only a plan (a later `Apply` at the same head must still write it).
         let wrote = matches!(outcome, Some(Outcome::Pushed { .. }));
@@ -802,8 +870,15 @@ impl Updater {
                 fingerprint: fingerprint_at(&read_at),
                 results: results
                     .iter()
-                    .filter_map(|(i, j, old, changed, at)| {
-                        Some((*position.get(i)?, *j, old.clone(), *changed, *at))
+                    .filter_map(|(i, j, old, changed, at, hold)| {
+                        Some((
+                            *position.get(i)?,
+                            *j,
+                            old.clone(),
+                            *changed,
+                            *at,
+                            hold.clone(),
+                        ))
                     })
                     .collect(),
             };
@@ -849,7 +924,7 @@ fn fingerprint(
         h.update(format!("{:?}\0", apps[i]));
         for d in &desired[i] {
             match d {
-                Ok(Some(d)) => h.update(format!("={:?}\0{}\0", d.change, d.shown)),
+                Ok(Some(d)) => h.update(format!("={:?}\0{}\0{:?}\0", d.change, d.shown, d.hold)),
                 Ok(None) => h.update("none\0"),
                 Err(e) => h.update(format!("!{e}\0")),
             }
@@ -1089,6 +1164,7 @@ async fn choose(
             digest,
         },
         shown,
+        hold: crate::hold::HoldInput::default(),
     }))
 }
 

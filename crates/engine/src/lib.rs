@@ -5,6 +5,7 @@ pub mod argocd;
 mod config;
 mod cycle;
 mod error;
+pub mod hold;
 mod ignore;
 mod model;
 pub mod notification;

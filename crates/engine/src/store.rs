@@ -89,6 +89,11 @@ impl Store {
                applied INTEGER NOT NULL, pruned INTEGER NOT NULL,
                health TEXT NOT NULL, detail TEXT NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS releases (
+               id INTEGER PRIMARY KEY,
+               app TEXT NOT NULL, image TEXT NOT NULL, held_from TEXT NOT NULL,
+               by TEXT NOT NULL, at TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS digest_meta (
                digest TEXT PRIMARY KEY,
                created_nanos TEXT,
@@ -220,6 +225,53 @@ impl Store {
             )
             .map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    /// The value driftwatch last wrote for `image` of `app` (`tag` or `tag@digest`), if any:
+    /// what a rollback by someone else is measured against.
+    pub fn last_written(&self, app: &str, image: &str) -> Result<Option<String>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT new FROM updates WHERE app = ?1 AND image = ?2 ORDER BY id DESC LIMIT 1",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query(params![app, image]).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(r) => Ok(Some(r.get(0).map_err(db_err)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Lifts the hold on `image` of `app` that a rollback from `held_from` put there, recording
+    /// who did it and when (`driftwatch release`).
+    pub fn release(
+        &mut self,
+        app: &str,
+        image: &str,
+        held_from: &str,
+        by: &str,
+        at: &str,
+    ) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT INTO releases (app, image, held_from, by, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![app, image, held_from, by, at],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Whether the hold on `image` of `app` from `held_from` was lifted.
+    pub fn released(&self, app: &str, image: &str, held_from: &str) -> Result<bool, Error> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*) FROM releases WHERE app = ?1 AND image = ?2 AND held_from = ?3",
+                params![app, image, held_from],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
     }
 
     /// Updates, newest first, of one application or all.

@@ -439,6 +439,21 @@ impl Mirror {
         }
     }
 
+    /// The last commit at or before `commit` that changed `path`: its short id and author,
+    /// `None` when nothing did (or the path is unknown).
+    pub fn last_change(&self, commit: &str, path: &str) -> Result<Option<(String, String)>, Error> {
+        check_path(path)?;
+        let out = self.git(
+            &["log", "-1", "--format=%h%x00%an", commit, "--", path],
+            None,
+        )?;
+        let text = String::from_utf8_lossy(&out);
+        Ok(text
+            .trim()
+            .split_once('\0')
+            .map(|(id, who)| (id.to_owned(), who.to_owned())))
+    }
+
     /// The fetched head of `branch`, if the remote has it.
     pub fn head(&self, branch: &str) -> Result<Option<String>, Error> {
         let rev = format!("refs/remotes/origin/{branch}^{{commit}}");

@@ -172,6 +172,7 @@ fn count(
 fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
     let mut changes = 0usize;
     let mut errors = 0usize;
+    let mut held = 0usize;
     for l in &report.images {
         let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
         match l.status {
@@ -187,6 +188,12 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
                 errors += 1;
                 tracing::warn!(app = %l.app, image = %l.image, error = %shown(&l.error), "image failed");
             }
+            Status::Held => {
+                // Counted in the summary every cycle; the why is told once it changes, by
+                // `check`, `/status` and the page.
+                held += 1;
+                tracing::debug!(app = %l.app, image = %l.image, why = %shown(&l.held), "held");
+            }
             Status::InSync | Status::NoCandidate => {}
         }
     }
@@ -195,6 +202,7 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
         images = report.images.len(),
         changes,
         errors,
+        held,
         commits = report.commits.len(),
         registry_requests = report.registry_requests,
         unchanged_apps = report.unchanged_apps,

@@ -260,6 +260,7 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
                 Status::UpdateAvailable => "update available".to_owned(),
                 Status::Updated => "updated".to_owned(),
                 Status::NoCandidate => "no candidate".to_owned(),
+                Status::Held => l.held.clone().unwrap_or_else(|| "held".to_owned()),
                 Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
             };
             let mut row = vec![
@@ -487,6 +488,52 @@ pub struct HistoryArgs {
     /// of image updates.
     #[arg(long)]
     pub syncs: bool,
+}
+
+/// `driftwatch release APP IMAGE`.
+#[derive(Debug, clap::Args)]
+pub struct ReleaseArgs {
+    /// The application.
+    pub app: String,
+    /// The image as configured (as `check` and `history` show it).
+    pub image: String,
+    /// Where the state lives.
+    #[arg(long, env = "DRIFTWATCH_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Lifts the hold on an image that someone set back from what driftwatch wrote: recorded with
+/// who (`$USER`) and when, so the next cycle writes the policy's choice again.
+pub fn release(args: &ReleaseArgs) -> CmdResult {
+    let source = Source {
+        config: None,
+        applications: None,
+        applications_from_cluster: None,
+        applications_kubeconfig: None,
+        allow_local_repositories: false,
+        applications_context: None,
+        registries_conf: None,
+        state_dir: args.state_dir.clone(),
+    };
+    let mut store = driftwatch_engine::store::Store::open(&source.state_dir())?;
+    let Some(from) = store.last_written(&args.app, &args.image)? else {
+        return Err(Failure::Error(
+            crate::exit::BAD_INPUT,
+            anyhow::anyhow!(
+                "{} {}: driftwatch never wrote this image, so nothing holds it (see `driftwatch history`)",
+                args.app,
+                args.image
+            ),
+        ));
+    };
+    let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos());
+    store.release(&args.app, &args.image, &from, &by, &at.to_string())?;
+    println!(
+        "{} {}: the hold from {from} is lifted (by {by}); the next cycle writes the policy's choice",
+        args.app, args.image
+    );
+    Ok(())
 }
 
 /// Every update driftwatch made, newest first.
