@@ -256,21 +256,26 @@ fn registry_credentials_from_secrets() {
         fake.forbid("secrets", &other);
     }
     let state = dir.path().join("state");
-    let (code, out, err) = dw(&[
-        "run",
-        "--once",
-        "--log-level",
-        "debug",
-        "--applications-from-cluster",
-        &ns,
-        "--applications-kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--allow-local-repositories",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--once",
+            "--log-level",
+            "debug",
+            "--applications-from-cluster",
+            &ns,
+            "--applications-kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--allow-local-repositories",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        dw(&args)
+    };
+    let (code, out, err) = run(&[]);
     assert_eq!(code, 1, "some applications failed: {out}{err}");
-    let row = |app: &str| {
+    let row = |out: &str, app: &str| {
         out.lines()
             .find(|l| l.starts_with(&format!("{app} ")))
             .unwrap_or_else(|| panic!("no row for {app}: {out}"))
@@ -281,7 +286,7 @@ fn registry_credentials_from_secrets() {
             .contains(&format!("apps/{app}/.argocd-source-"))
     };
     for app in ["pull", "field"] {
-        assert!(row(app).contains("updated"), "{out}{err}");
+        assert!(row(&out, app).contains("updated"), "{out}{err}");
         assert!(written(app), "{app}");
         assert!(
             repo.show(
@@ -300,28 +305,40 @@ fn registry_credentials_from_secrets() {
             "missing",
             format!("pullsecret:{ns}/absent: Secret {ns}/absent not found"),
         ),
-        (
-            "forbidden",
-            format!("secret:{other}/pair#creds: getting Secret {other}/pair"),
-        ),
     ] {
-        let row = row(app);
+        let row = row(&out, app);
         assert!(row.contains("error") && row.contains(&says), "{app}: {row}");
         assert!(!written(app), "{app}");
     }
+    // A Secret in another namespace is not taken unless the operator allows that namespace:
+    // the Application is left out, saying so, while the others go on.
+    assert!(!out.lines().any(|l| l.starts_with("forbidden ")), "{out}");
     assert!(
-        row("forbidden").contains("forbidden") && row("forbidden").contains("403"),
-        "{}",
-        row("forbidden")
+        err.contains("Application forbidden: the pull-secret of")
+            && err.contains(&format!("--allow-secret-namespace {other}")),
+        "{err}"
     );
     // Without credentials the registry refuses: the Secrets really were what let the others in.
-    assert!(row("anonymous").contains("error"), "{}", row("anonymous"));
+    assert!(row(&out, "anonymous").contains("error"), "{out}");
     assert!(!written("anonymous"));
     // No value of any Secret is printed, even at debug level.
     assert!(
         !out.contains(password) && !err.contains(password),
         "leaked: {out}{err}"
     );
+    // Allowed, the namespace is asked — and RBAC refuses the get, which is named.
+    let (code, out, err) = run(&["--allow-secret-namespace", &other]);
+    assert_eq!(code, 1, "{out}{err}");
+    let forbidden = row(&out, "forbidden");
+    assert!(
+        forbidden.contains(&format!(
+            "secret:{other}/pair#creds: getting Secret {other}/pair"
+        )) && forbidden.contains("forbidden")
+            && forbidden.contains("403"),
+        "{forbidden}"
+    );
+    assert!(!written("forbidden"));
+    assert!(!out.contains(password) && !err.contains(password));
 
     // From the operator's files the same annotations are refused, saying why.
     let file = dir.path().join("apps.yaml");
@@ -452,6 +469,11 @@ fn git_credentials_from_secrets() {
             url_failing.clone(),
             format!("git:secret:{ns}/nopassword"),
         ),
+        (
+            "elsewhere",
+            url_failing.clone(),
+            "git:secret:kube-system/creds".to_owned(),
+        ),
     ];
     for (name, url, method) in &apps {
         cluster.create(argo_app(
@@ -515,6 +537,13 @@ fn git_credentials_from_secrets() {
         failing.subjects("main").len(),
         1,
         "nothing was pushed for the failing ones"
+    );
+    // Another namespace's Secret is not taken unless allowed.
+    assert!(!out.lines().any(|l| l.starts_with("elsewhere ")), "{out}");
+    assert!(
+        err.contains("Application elsewhere: write-back-method names a Secret in namespace")
+            && err.contains("--allow-secret-namespace kube-system"),
+        "{err}"
     );
     assert!(
         !out.contains(password) && !err.contains(password),

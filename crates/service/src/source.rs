@@ -31,6 +31,9 @@ pub enum Applications {
         /// create one would otherwise reach any repository on this host). `ext:` and `env:`
         /// pull-secrets are refused either way.
         allow_local_repositories: bool,
+        /// Namespaces besides an Application's own whose Secrets it may name (`pullsecret:`,
+        /// `secret:`, `git:secret:`).
+        secret_namespaces: Vec<String>,
     },
 }
 
@@ -349,13 +352,23 @@ fn parse_each<'a>(
     items: impl IntoIterator<Item = &'a serde_json::Value>,
     namespace: &str,
     trust: driftwatch_engine::argocd::Trust,
+    secret_namespaces: &[String],
 ) -> (Vec<App>, Vec<String>) {
     let origin = format!("Applications in namespace {namespace}");
     let mut apps = Vec::new();
     let mut rejected = Vec::new();
     for v in items {
         // JSON is YAML: the same parser reads the cluster's Applications.
-        match driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust) {
+        let parsed = driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust)
+            .map_err(|e| e.to_string())
+            .and_then(|found| {
+                for app in &found {
+                    secrets_allowed(app, secret_namespaces)
+                        .map_err(|why| format!("{origin}: {why}"))?;
+                }
+                Ok(found)
+            });
+        match parsed {
             Ok(found) => apps.extend(found),
             Err(e) => {
                 let name = v
@@ -363,11 +376,47 @@ fn parse_each<'a>(
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
                 tracing::error!(application = %name, error = %e, "Application left out");
-                rejected.push(e.to_string());
+                rejected.push(e);
             }
         }
     }
     (apps, rejected)
+}
+
+/// Whether every Secret `app` names lives in its own namespace or one the operator allowed:
+/// whoever may create an Application chooses where the credentials go (the image's registry,
+/// the repository's server), so it may not choose any Secret driftwatch can read.
+fn secrets_allowed(app: &App, allowed: &[String]) -> Result<(), String> {
+    let ok = |ns: &str| ns == app.namespace || allowed.iter().any(|a| a == ns);
+    let refuse = |what: &str, ns: &str| {
+        Err(format!(
+            "Application {}: {what} names a Secret in namespace {ns:?}; Applications may name \
+             only their own namespace's unless driftwatch runs with \
+             --allow-secret-namespace {ns}",
+            app.name
+        ))
+    };
+    for img in &app.images {
+        if let Some(spec) = &img.credentials
+            && let Ok(source) = driftwatch_registry::Source::parse_with_secrets(spec)
+        {
+            let ns = match &source {
+                driftwatch_registry::Source::PullSecret { namespace, .. }
+                | driftwatch_registry::Source::Secret { namespace, .. } => namespace,
+                _ => continue,
+            };
+            if !ok(ns) {
+                return refuse(&format!("the pull-secret of {}", img.written), ns);
+            }
+        }
+    }
+    if let Some(driftwatch_engine::GitCredentialsFrom::Secret { namespace, .. }) =
+        &app.git_credentials
+        && !ok(namespace)
+    {
+        return refuse("write-back-method", namespace);
+    }
+    Ok(())
 }
 
 /// Reads Secrets by name through the cluster the Applications come from.
@@ -424,6 +473,7 @@ impl AppSource {
             namespace,
             cluster,
             allow_local_repositories,
+            secret_namespaces,
         } = &self.applications
         else {
             return Ok(None);
@@ -431,6 +481,7 @@ impl AppSource {
         let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let namespace = namespace.clone();
+        let secret_namespaces = secret_namespaces.clone();
         let trust = driftwatch_engine::argocd::Trust::Cluster {
             allow_local_repositories: *allow_local_repositories,
         };
@@ -471,7 +522,7 @@ impl AppSource {
                         continue;
                     }
                 }
-                let (apps, _) = parse_each(live.values(), &namespace, trust);
+                let (apps, _) = parse_each(live.values(), &namespace, trust, &secret_namespaces);
                 if tx.send(apps).is_err() {
                     return;
                 }
@@ -514,6 +565,7 @@ impl AppSource {
                 namespace,
                 cluster,
                 allow_local_repositories,
+                secret_namespaces,
             } => {
                 let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
                 let items = client
@@ -526,6 +578,7 @@ impl AppSource {
                     driftwatch_engine::argocd::Trust::Cluster {
                         allow_local_repositories: *allow_local_repositories,
                     },
+                    secret_namespaces,
                 );
                 Ok(Loaded {
                     apps,
