@@ -1224,3 +1224,79 @@ fn live_image_overrides_are_deployed() {
         json!([format!("backend={api}:1.0.1")])
     );
 }
+
+/// The watch survives an API server restart whose history was compacted: it lists again and
+/// an Application created meanwhile is handled. (The fake only: a real server cannot be made to
+/// drop its history on purpose.)
+#[test]
+fn the_application_watch_recovers_after_a_restart() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-restart");
+    let cluster = Cluster::fake_only(
+        dir.path(),
+        "an API server restart with compacted history (410 Gone on resume)",
+    );
+    let fake = cluster.fake.as_ref().unwrap();
+    let ns = "argocd";
+    cluster.create_namespace(ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let api = format!("{}/team/api", reg.host());
+    let app = |name: &str| {
+        argo_app(
+            ns,
+            name,
+            &repo.file_url(),
+            "app",
+            &format!("{api}:~1.0"),
+            &[],
+        )
+    };
+    cluster.create(app("first"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "run",
+            "--interval",
+            "3600",
+            "--applications-from-cluster",
+            ns,
+        ])
+        .arg("--applications-kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--allow-local-repositories")
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut handled = |name: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let images = cluster
+                .get("applications", ns, name)
+                .map(|a| a["spec"]["source"]["kustomize"]["images"].clone());
+            if images == Some(json!([format!("{api}:1.0.0")])) {
+                return;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                terminate(&mut child);
+                panic!("{name} not handled: {images:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    handled("first");
+    fake.go_down();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.create(app("second"));
+    fake.up();
+    handled("second");
+    assert!(fake.refused() > 0, "the watch was not cut off");
+    terminate(&mut child);
+    let _ = child.wait();
+}
