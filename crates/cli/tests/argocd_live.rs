@@ -699,6 +699,17 @@ fn argocd_write_back_patches_the_live_application() {
         helm_before["spec"]["destination"]
     );
     if cluster.is_real() {
+        // An Event on the Application says what changed, as argocd-image-updater records one.
+        let events = cluster.events_on(&ns, "kust");
+        assert!(
+            events
+                .iter()
+                .any(|(reason, controller, note)| reason == "ImagesUpdated"
+                    && controller == "driftwatch"
+                    && note.contains("Successfully updated application kust")
+                    && note.contains("1.0.0 -> 1.0.1")),
+            "{events:?}"
+        );
         // Written by driftwatch's field manager, server-side.
         assert!(
             helm_after["metadata"]["managedFields"]

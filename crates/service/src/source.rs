@@ -115,6 +115,7 @@ impl driftwatch_engine::ApplicationWriter for KubeApplications {
         name: &'a str,
         resource_version: &'a str,
         fields: serde_json::Value,
+        note: &'a str,
     ) -> driftwatch_engine::Pending<'a, ()> {
         Box::pin(async move {
             // Server-side apply of these fields alone, as driftwatch's field manager: nothing
@@ -126,11 +127,24 @@ impl driftwatch_engine::ApplicationWriter for KubeApplications {
                 patch["metadata"]["resourceVersion"] = resource_version.into();
             }
             patch["spec"] = serde_json::json!({ "source": fields });
-            self.0
+            let applied = self
+                .0
                 .apply(&patch, namespace, driftwatch_cluster::FIELD_MANAGER, false)
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // An Event on the Application, where Argo CD users look; one that is refused is
+            // only logged (events are for people), and is waited for so a single pass that
+            // exits at once still records it.
+            let event = driftwatch_cluster::ObjectEvent {
+                warning: false,
+                reason: "ImagesUpdated",
+                action: "Update",
+                note: note.to_owned(),
+            };
+            if let Some(recording) = self.0.record(&applied, event) {
+                let _ = recording.await;
+            }
+            Ok(())
         })
     }
 }
