@@ -185,9 +185,17 @@ fn auth_of(
     if let Some(key) = text("sshPrivateKey")?.filter(|k| !k.trim().is_empty()) {
         std::fs::create_dir_all(key_dir)
             .map_err(|e| format!("{what}: cannot write its key to {}: {e}", key_dir.display()))?;
+        // One file per Secret: every byte but letters and digits escaped, so two Secrets
+        // never share a name (`a-b/c` and `a/b-c` would with a plain replacement).
         let file = key_dir.join(
-            what.chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            what.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("_{b:02x}")
+                    }
+                })
                 .collect::<String>(),
         );
         write_private(&file, &key)
@@ -653,6 +661,22 @@ mod tests {
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // Two Secrets whose names differ only in punctuation keep their own key files.
+        let other = auth_of(
+            &data(&[("sshPrivateKey", "OTHER")]),
+            "Secret a/b-c",
+            &dir,
+            None,
+        )
+        .unwrap();
+        let same = auth_of(
+            &data(&[("sshPrivateKey", "SAME")]),
+            "Secret a-b/c",
+            &dir,
+            None,
+        )
+        .unwrap();
+        assert_ne!(other, same);
         let e = auth_of(&data(&[("user", "x")]), "Secret a/b", &dir, None).unwrap_err();
         assert!(e.contains("Secret a/b has neither"), "{e}");
         let _ = std::fs::remove_dir_all(dir);
