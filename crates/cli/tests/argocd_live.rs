@@ -256,21 +256,26 @@ fn registry_credentials_from_secrets() {
         fake.forbid("secrets", &other);
     }
     let state = dir.path().join("state");
-    let (code, out, err) = dw(&[
-        "run",
-        "--once",
-        "--log-level",
-        "debug",
-        "--applications-from-cluster",
-        &ns,
-        "--applications-kubeconfig",
-        kubeconfig.to_str().unwrap(),
-        "--allow-local-repositories",
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--once",
+            "--log-level",
+            "debug",
+            "--applications-from-cluster",
+            &ns,
+            "--applications-kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--allow-local-repositories",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        dw(&args)
+    };
+    let (code, out, err) = run(&[]);
     assert_eq!(code, 1, "some applications failed: {out}{err}");
-    let row = |app: &str| {
+    let row = |out: &str, app: &str| {
         out.lines()
             .find(|l| l.starts_with(&format!("{app} ")))
             .unwrap_or_else(|| panic!("no row for {app}: {out}"))
@@ -281,7 +286,7 @@ fn registry_credentials_from_secrets() {
             .contains(&format!("apps/{app}/.argocd-source-"))
     };
     for app in ["pull", "field"] {
-        assert!(row(app).contains("updated"), "{out}{err}");
+        assert!(row(&out, app).contains("updated"), "{out}{err}");
         assert!(written(app), "{app}");
         assert!(
             repo.show(
@@ -300,28 +305,40 @@ fn registry_credentials_from_secrets() {
             "missing",
             format!("pullsecret:{ns}/absent: Secret {ns}/absent not found"),
         ),
-        (
-            "forbidden",
-            format!("secret:{other}/pair#creds: getting Secret {other}/pair"),
-        ),
     ] {
-        let row = row(app);
+        let row = row(&out, app);
         assert!(row.contains("error") && row.contains(&says), "{app}: {row}");
         assert!(!written(app), "{app}");
     }
+    // A Secret in another namespace is not taken unless the operator allows that namespace:
+    // the Application is left out, saying so, while the others go on.
+    assert!(!out.lines().any(|l| l.starts_with("forbidden ")), "{out}");
     assert!(
-        row("forbidden").contains("forbidden") && row("forbidden").contains("403"),
-        "{}",
-        row("forbidden")
+        err.contains("Application forbidden: the pull-secret of")
+            && err.contains(&format!("--allow-secret-namespace {other}")),
+        "{err}"
     );
     // Without credentials the registry refuses: the Secrets really were what let the others in.
-    assert!(row("anonymous").contains("error"), "{}", row("anonymous"));
+    assert!(row(&out, "anonymous").contains("error"), "{out}");
     assert!(!written("anonymous"));
     // No value of any Secret is printed, even at debug level.
     assert!(
         !out.contains(password) && !err.contains(password),
         "leaked: {out}{err}"
     );
+    // Allowed, the namespace is asked — and RBAC refuses the get, which is named.
+    let (code, out, err) = run(&["--allow-secret-namespace", &other]);
+    assert_eq!(code, 1, "{out}{err}");
+    let forbidden = row(&out, "forbidden");
+    assert!(
+        forbidden.contains(&format!(
+            "secret:{other}/pair#creds: getting Secret {other}/pair"
+        )) && forbidden.contains("forbidden")
+            && forbidden.contains("403"),
+        "{forbidden}"
+    );
+    assert!(!written("forbidden"));
+    assert!(!out.contains(password) && !err.contains(password));
 
     // From the operator's files the same annotations are refused, saying why.
     let file = dir.path().join("apps.yaml");
@@ -452,6 +469,11 @@ fn git_credentials_from_secrets() {
             url_failing.clone(),
             format!("git:secret:{ns}/nopassword"),
         ),
+        (
+            "elsewhere",
+            url_failing.clone(),
+            "git:secret:kube-system/creds".to_owned(),
+        ),
     ];
     for (name, url, method) in &apps {
         cluster.create(argo_app(
@@ -515,6 +537,13 @@ fn git_credentials_from_secrets() {
         failing.subjects("main").len(),
         1,
         "nothing was pushed for the failing ones"
+    );
+    // Another namespace's Secret is not taken unless allowed.
+    assert!(!out.lines().any(|l| l.starts_with("elsewhere ")), "{out}");
+    assert!(
+        err.contains("Application elsewhere: write-back-method names a Secret in namespace")
+            && err.contains("--allow-secret-namespace kube-system"),
+        "{err}"
     );
     assert!(
         !out.contains(password) && !err.contains(password),
@@ -670,6 +699,17 @@ fn argocd_write_back_patches_the_live_application() {
         helm_before["spec"]["destination"]
     );
     if cluster.is_real() {
+        // An Event on the Application says what changed, as argocd-image-updater records one.
+        let events = cluster.events_on(&ns, "kust");
+        assert!(
+            events
+                .iter()
+                .any(|(reason, controller, note)| reason == "ImagesUpdated"
+                    && controller == "driftwatch"
+                    && note.contains("Successfully updated application kust")
+                    && note.contains("1.0.0 -> 1.0.1")),
+            "{events:?}"
+        );
         // Written by driftwatch's field manager, server-side.
         assert!(
             helm_after["metadata"]["managedFields"]
@@ -1194,4 +1234,80 @@ fn live_image_overrides_are_deployed() {
         cluster.get("applications", &ns, "api").unwrap()["spec"]["source"]["kustomize"]["images"],
         json!([format!("backend={api}:1.0.1")])
     );
+}
+
+/// The watch survives an API server restart whose history was compacted: it lists again and
+/// an Application created meanwhile is handled. (The fake only: a real server cannot be made to
+/// drop its history on purpose.)
+#[test]
+fn the_application_watch_recovers_after_a_restart() {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+
+    let dir = TempDir::new("argo-restart");
+    let cluster = Cluster::fake_only(
+        dir.path(),
+        "an API server restart with compacted history (410 Gone on resume)",
+    );
+    let fake = cluster.fake.as_ref().unwrap();
+    let ns = "argocd";
+    cluster.create_namespace(ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    let repo = BareRepo::new(&[("app/kustomization.yaml", "resources: []\n")]);
+    let api = format!("{}/team/api", reg.host());
+    let app = |name: &str| {
+        argo_app(
+            ns,
+            name,
+            &repo.file_url(),
+            "app",
+            &format!("{api}:~1.0"),
+            &[],
+        )
+    };
+    cluster.create(app("first"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args([
+            "run",
+            "--interval",
+            "3600",
+            "--applications-from-cluster",
+            ns,
+        ])
+        .arg("--applications-kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--allow-local-repositories")
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut handled = |name: &str| {
+        let started = std::time::Instant::now();
+        loop {
+            let images = cluster
+                .get("applications", ns, name)
+                .map(|a| a["spec"]["source"]["kustomize"]["images"].clone());
+            if images == Some(json!([format!("{api}:1.0.0")])) {
+                return;
+            }
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                terminate(&mut child);
+                panic!("{name} not handled: {images:?}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    handled("first");
+    fake.go_down();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    cluster.create(app("second"));
+    fake.up();
+    handled("second");
+    assert!(fake.refused() > 0, "the watch was not cut off");
+    terminate(&mut child);
+    let _ = child.wait();
 }

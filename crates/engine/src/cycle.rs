@@ -327,9 +327,23 @@ impl Updater {
                 Ok(f) => f,
                 Err(e) => return fail(lines, format!("{who}: {e}")),
             };
+            let note = format!(
+                "Successfully updated application {}: {}",
+                app.name,
+                changed
+                    .iter()
+                    .map(|&j| format!(
+                        "{} {} -> {}",
+                        lines[j].image,
+                        lines[j].git.as_deref().unwrap_or("(none)"),
+                        lines[j].registry.as_deref().unwrap_or("-")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             if let Err(e) = writer
                 .0
-                .set(&app.namespace, &app.name, &version, fields)
+                .set(&app.namespace, &app.name, &version, fields, &note)
                 .await
             {
                 return fail(lines, e);

@@ -63,13 +63,15 @@ pub trait ApplicationWriter: Send + Sync {
     ) -> Pending<'a, (serde_json::Value, String)>;
 
     /// Sets `fields` (`kustomize.images` and/or `helm.parameters`) in the Application's
-    /// `spec.source`, touching nothing else, if it is still at `resource_version`.
+    /// `spec.source`, touching nothing else, if it is still at `resource_version`; `note` says
+    /// what changed, for an Event on the Application (as argocd-image-updater records one).
     fn set<'a>(
         &'a self,
         namespace: &'a str,
         name: &'a str,
         resource_version: &'a str,
         fields: serde_json::Value,
+        note: &'a str,
     ) -> Pending<'a, ()>;
 }
 

@@ -31,6 +31,9 @@ pub enum Applications {
         /// create one would otherwise reach any repository on this host). `ext:` and `env:`
         /// pull-secrets are refused either way.
         allow_local_repositories: bool,
+        /// Namespaces besides an Application's own whose Secrets it may name (`pullsecret:`,
+        /// `secret:`, `git:secret:`).
+        secret_namespaces: Vec<String>,
     },
 }
 
@@ -112,6 +115,7 @@ impl driftwatch_engine::ApplicationWriter for KubeApplications {
         name: &'a str,
         resource_version: &'a str,
         fields: serde_json::Value,
+        note: &'a str,
     ) -> driftwatch_engine::Pending<'a, ()> {
         Box::pin(async move {
             // Server-side apply of these fields alone, as driftwatch's field manager: nothing
@@ -123,11 +127,24 @@ impl driftwatch_engine::ApplicationWriter for KubeApplications {
                 patch["metadata"]["resourceVersion"] = resource_version.into();
             }
             patch["spec"] = serde_json::json!({ "source": fields });
-            self.0
+            let applied = self
+                .0
                 .apply(&patch, namespace, driftwatch_cluster::FIELD_MANAGER, false)
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            // An Event on the Application, where Argo CD users look; one that is refused is
+            // only logged (events are for people), and is waited for so a single pass that
+            // exits at once still records it.
+            let event = driftwatch_cluster::ObjectEvent {
+                warning: false,
+                reason: "ImagesUpdated",
+                action: "Update",
+                note: note.to_owned(),
+            };
+            if let Some(recording) = self.0.record(&applied, event) {
+                let _ = recording.await;
+            }
+            Ok(())
         })
     }
 }
@@ -168,9 +185,17 @@ fn auth_of(
     if let Some(key) = text("sshPrivateKey")?.filter(|k| !k.trim().is_empty()) {
         std::fs::create_dir_all(key_dir)
             .map_err(|e| format!("{what}: cannot write its key to {}: {e}", key_dir.display()))?;
+        // One file per Secret: every byte but letters and digits escaped, so two Secrets
+        // never share a name (`a-b/c` and `a/b-c` would with a plain replacement).
         let file = key_dir.join(
-            what.chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            what.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() {
+                        char::from(b).to_string()
+                    } else {
+                        format!("_{b:02x}")
+                    }
+                })
                 .collect::<String>(),
         );
         write_private(&file, &key)
@@ -349,13 +374,23 @@ fn parse_each<'a>(
     items: impl IntoIterator<Item = &'a serde_json::Value>,
     namespace: &str,
     trust: driftwatch_engine::argocd::Trust,
+    secret_namespaces: &[String],
 ) -> (Vec<App>, Vec<String>) {
     let origin = format!("Applications in namespace {namespace}");
     let mut apps = Vec::new();
     let mut rejected = Vec::new();
     for v in items {
         // JSON is YAML: the same parser reads the cluster's Applications.
-        match driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust) {
+        let parsed = driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust)
+            .map_err(|e| e.to_string())
+            .and_then(|found| {
+                for app in &found {
+                    secrets_allowed(app, secret_namespaces)
+                        .map_err(|why| format!("{origin}: {why}"))?;
+                }
+                Ok(found)
+            });
+        match parsed {
             Ok(found) => apps.extend(found),
             Err(e) => {
                 let name = v
@@ -363,11 +398,47 @@ fn parse_each<'a>(
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
                 tracing::error!(application = %name, error = %e, "Application left out");
-                rejected.push(e.to_string());
+                rejected.push(e);
             }
         }
     }
     (apps, rejected)
+}
+
+/// Whether every Secret `app` names lives in its own namespace or one the operator allowed:
+/// whoever may create an Application chooses where the credentials go (the image's registry,
+/// the repository's server), so it may not choose any Secret driftwatch can read.
+fn secrets_allowed(app: &App, allowed: &[String]) -> Result<(), String> {
+    let ok = |ns: &str| ns == app.namespace || allowed.iter().any(|a| a == ns);
+    let refuse = |what: &str, ns: &str| {
+        Err(format!(
+            "Application {}: {what} names a Secret in namespace {ns:?}; Applications may name \
+             only their own namespace's unless driftwatch runs with \
+             --allow-secret-namespace {ns}",
+            app.name
+        ))
+    };
+    for img in &app.images {
+        if let Some(spec) = &img.credentials
+            && let Ok(source) = driftwatch_registry::Source::parse_with_secrets(spec)
+        {
+            let ns = match &source {
+                driftwatch_registry::Source::PullSecret { namespace, .. }
+                | driftwatch_registry::Source::Secret { namespace, .. } => namespace,
+                _ => continue,
+            };
+            if !ok(ns) {
+                return refuse(&format!("the pull-secret of {}", img.written), ns);
+            }
+        }
+    }
+    if let Some(driftwatch_engine::GitCredentialsFrom::Secret { namespace, .. }) =
+        &app.git_credentials
+        && !ok(namespace)
+    {
+        return refuse("write-back-method", namespace);
+    }
+    Ok(())
 }
 
 /// Reads Secrets by name through the cluster the Applications come from.
@@ -424,6 +495,7 @@ impl AppSource {
             namespace,
             cluster,
             allow_local_repositories,
+            secret_namespaces,
         } = &self.applications
         else {
             return Ok(None);
@@ -431,6 +503,7 @@ impl AppSource {
         let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let namespace = namespace.clone();
+        let secret_namespaces = secret_namespaces.clone();
         let trust = driftwatch_engine::argocd::Trust::Cluster {
             allow_local_repositories: *allow_local_repositories,
         };
@@ -471,7 +544,7 @@ impl AppSource {
                         continue;
                     }
                 }
-                let (apps, _) = parse_each(live.values(), &namespace, trust);
+                let (apps, _) = parse_each(live.values(), &namespace, trust, &secret_namespaces);
                 if tx.send(apps).is_err() {
                     return;
                 }
@@ -514,6 +587,7 @@ impl AppSource {
                 namespace,
                 cluster,
                 allow_local_repositories,
+                secret_namespaces,
             } => {
                 let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
                 let items = client
@@ -526,6 +600,7 @@ impl AppSource {
                     driftwatch_engine::argocd::Trust::Cluster {
                         allow_local_repositories: *allow_local_repositories,
                     },
+                    secret_namespaces,
                 );
                 Ok(Loaded {
                     apps,
@@ -586,6 +661,22 @@ mod tests {
             std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        // Two Secrets whose names differ only in punctuation keep their own key files.
+        let other = auth_of(
+            &data(&[("sshPrivateKey", "OTHER")]),
+            "Secret a/b-c",
+            &dir,
+            None,
+        )
+        .unwrap();
+        let same = auth_of(
+            &data(&[("sshPrivateKey", "SAME")]),
+            "Secret a-b/c",
+            &dir,
+            None,
+        )
+        .unwrap();
+        assert_ne!(other, same);
         let e = auth_of(&data(&[("user", "x")]), "Secret a/b", &dir, None).unwrap_err();
         assert!(e.contains("Secret a/b has neither"), "{e}");
         let _ = std::fs::remove_dir_all(dir);

@@ -43,6 +43,12 @@ pub struct Source {
     /// make driftwatch read or write any repository on this host.
     #[arg(long)]
     pub allow_local_repositories: bool,
+    /// With --applications-from-cluster: Applications may also name Secrets in this namespace
+    /// (repeatable) in `pullsecret:`, `secret:` and `git:secret:`. By default only their own
+    /// namespace's, since whoever may create an Application could otherwise send any Secret
+    /// driftwatch may read to a registry or Git server of their choosing.
+    #[arg(long = "allow-secret-namespace", value_name = "NAMESPACE")]
+    pub secret_namespaces: Vec<String>,
     /// The kubeconfig context for --applications-from-cluster (default: its current-context).
     #[arg(long = "applications-context", value_name = "NAME")]
     pub applications_context: Option<String>,
@@ -70,6 +76,7 @@ impl Source {
                     cluster: KubeTarget::file(kubeconfig)
                         .with_context(self.applications_context.as_deref()),
                     allow_local_repositories: self.allow_local_repositories,
+                    secret_namespaces: self.secret_namespaces.clone(),
                 },
                 None => bail!(
                     "--applications-from-cluster needs a kubeconfig (--applications-kubeconfig or $KUBECONFIG)"
@@ -544,6 +551,7 @@ pub fn history(args: &HistoryArgs) -> CmdResult {
         applications_from_cluster: None,
         applications_kubeconfig: None,
         allow_local_repositories: false,
+        secret_namespaces: Vec::new(),
         applications_context: None,
         registries_conf: None,
         state_dir: args.state_dir.clone(),
