@@ -497,6 +497,21 @@ pub struct HistoryArgs {
     pub syncs: bool,
 }
 
+/// A source that names only the state directory, for the commands that read the state alone.
+fn state_only(state_dir: &Option<PathBuf>) -> Source {
+    Source {
+        config: None,
+        applications: None,
+        applications_from_cluster: None,
+        applications_kubeconfig: None,
+        allow_local_repositories: false,
+        applications_context: None,
+        registries_conf: None,
+        secret_namespaces: Vec::new(),
+        state_dir: state_dir.clone(),
+    }
+}
+
 /// `driftwatch release APP IMAGE`.
 #[derive(Debug, clap::Args)]
 pub struct ReleaseArgs {
@@ -512,17 +527,8 @@ pub struct ReleaseArgs {
 /// Lifts the hold on an image that someone set back from what driftwatch wrote: recorded with
 /// who (`$USER`) and when, so the next cycle writes the policy's choice again.
 pub fn release(args: &ReleaseArgs) -> CmdResult {
-    let source = Source {
-        config: None,
-        applications: None,
-        applications_from_cluster: None,
-        applications_kubeconfig: None,
-        allow_local_repositories: false,
-        applications_context: None,
-        registries_conf: None,
-        state_dir: args.state_dir.clone(),
-    };
-    let mut store = driftwatch_engine::store::Store::open(&source.state_dir())?;
+    let mut store =
+        driftwatch_engine::store::Store::open(&state_only(&args.state_dir).state_dir())?;
     let Some(from) = store.last_written(&args.app, &args.image)? else {
         return Err(Failure::Error(
             crate::exit::BAD_INPUT,
@@ -545,17 +551,7 @@ pub fn release(args: &ReleaseArgs) -> CmdResult {
 
 /// Every update driftwatch made, newest first.
 pub fn history(args: &HistoryArgs) -> CmdResult {
-    let source = Source {
-        config: None,
-        applications: None,
-        applications_from_cluster: None,
-        applications_kubeconfig: None,
-        allow_local_repositories: false,
-        secret_namespaces: Vec::new(),
-        applications_context: None,
-        registries_conf: None,
-        state_dir: args.state_dir.clone(),
-    };
+    let source = state_only(&args.state_dir);
     let store = driftwatch_engine::store::Store::open(&source.state_dir())?;
     let mut out = std::io::stdout().lock();
     if args.syncs {
