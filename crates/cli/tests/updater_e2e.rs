@@ -269,6 +269,25 @@ spec:
         2,
         "one commit for the repository: {out}"
     );
+    // With Argo CD in another namespace, `argocd` is just another one: the file is named by
+    // namespace and name, as Argo CD's repo server would look for it.
+    let (code, out, err) = dw(&[
+        "check",
+        "--applications",
+        &file.display().to_string(),
+        "--argocd-namespace",
+        "gitops",
+        "--state-dir",
+        &state.display().to_string(),
+        "-o",
+        "json",
+    ]);
+    // That file does not exist yet: the update is drift there.
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("apps/api/.argocd-source-argocd_api.yaml"),
+        "{out}"
+    );
 }
 
 #[test]

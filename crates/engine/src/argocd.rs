@@ -85,8 +85,17 @@ struct KustomizeSource {
     images: Vec<String>,
 }
 
+/// Argo CD's own namespace unless told otherwise (`--argocd-namespace`).
+pub const DEFAULT_NAMESPACE: &str = "argocd";
+
 /// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
 pub fn load(path: &Path) -> Result<Vec<App>, Error> {
+    load_in(path, DEFAULT_NAMESPACE)
+}
+
+/// [`load`] for an Argo CD that runs in `argocd_namespace`: Applications there write
+/// `.argocd-source-<name>.yaml`, others `.argocd-source-<namespace>_<name>.yaml`.
+pub fn load_in(path: &Path, argocd_namespace: &str) -> Result<Vec<App>, Error> {
     let files = if path.is_dir() {
         let mut v: Vec<_> = std::fs::read_dir(path)
             .map_err(|e| Error::Read {
@@ -107,7 +116,12 @@ pub fn load(path: &Path) -> Result<Vec<App>, Error> {
             file: f.display().to_string(),
             reason: e.to_string(),
         })?;
-        apps.extend(parse(&text, &f.display().to_string())?);
+        apps.extend(parse_in(
+            &text,
+            &f.display().to_string(),
+            Trust::Operator,
+            argocd_namespace,
+        )?);
     }
     Ok(apps)
 }
@@ -138,6 +152,16 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<App>, Error> {
 /// Parses the Applications in one YAML stream as [`parse`] does, refusing what `trust` does
 /// not allow with an error naming the Application and the field or annotation.
 pub fn parse_with(text: &str, file: &str, trust: Trust) -> Result<Vec<App>, Error> {
+    parse_in(text, file, trust, DEFAULT_NAMESPACE)
+}
+
+/// [`parse_with`] for an Argo CD that runs in `argocd_namespace` (see [`load_in`]).
+pub fn parse_in(
+    text: &str,
+    file: &str,
+    trust: Trust,
+    argocd_namespace: &str,
+) -> Result<Vec<App>, Error> {
     let docs: Vec<Manifest> = serde_saphyr::from_multiple(text).map_err(|e| Error::Config {
         file: file.to_owned(),
         path: "(document)".to_owned(),
@@ -157,7 +181,7 @@ pub fn parse_with(text: &str, file: &str, trust: Trust) -> Result<Vec<App>, Erro
         {
             continue;
         }
-        apps.push(application(meta, doc.spec, file, trust)?);
+        apps.push(application(meta, doc.spec, file, trust, argocd_namespace)?);
     }
     Ok(apps)
 }
@@ -170,7 +194,13 @@ fn cfg(file: &str, path: &str, reason: &str) -> Error {
     }
 }
 
-fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> Result<App, Error> {
+fn application(
+    meta: Metadata,
+    spec: Option<Spec>,
+    file: &str,
+    trust: Trust,
+    argocd_namespace: &str,
+) -> Result<App, Error> {
     let name = meta
         .name
         .clone()
@@ -314,8 +344,14 @@ fn application(meta: Metadata, spec: Option<Spec>, file: &str, trust: Trust) -> 
     })?;
     let namespace = meta.namespace.clone().unwrap_or_default();
     let target = get("write-back-target");
-    let file_path = file_for(target.as_deref(), &app_path, &name, &namespace)
-        .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
+    let file_path = file_for(
+        target.as_deref(),
+        &app_path,
+        &name,
+        &namespace,
+        argocd_namespace,
+    )
+    .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
     // HEAD (or nothing) is the repository's default branch, resolved when writing.
     let branch_default = source
         .target_revision

@@ -213,7 +213,7 @@ impl Config {
                     format!("application {}: path {:?} {r}", a.name, a.path),
                 )
             })?;
-            let target_file = file_for(a.write_back.as_deref(), &app_path, &a.name, "")
+            let target_file = file_for(a.write_back.as_deref(), &app_path, &a.name, "", "")
                 .map_err(|r| err(file, &at("writeBack"), r))?;
             let auth = match a.git_credentials {
                 None => Auth::None,

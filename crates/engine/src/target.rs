@@ -21,25 +21,23 @@ pub fn join(base: &str, rel: &str) -> String {
     parts.join("/")
 }
 
-/// Argo CD's own namespace: its Applications' names are unique without a namespace.
-const ARGOCD_NAMESPACE: &str = "argocd";
-
 /// The file for a write-back target: `kustomization[:dir]`, `helmvalues[:file]`,
 /// `manifests:file`, or the `.argocd-source-<app>.yaml` file (no target, or `argocd`). That
 /// file is named as Argo CD's repo server looks for it: by the Application's instance name,
-/// which is its name in Argo CD's own namespace (`argocd`) and `<namespace>_<name>` in any
-/// other ("apps in any namespace").
+/// which is its name in Argo CD's own namespace (`argocd_namespace`, usually `argocd`) and
+/// `<namespace>_<name>` in any other ("apps in any namespace").
 /// Relative paths are below the application's path; a leading `/` is from the repository root.
 pub fn file_for(
     target: Option<&str>,
     app_path: &str,
     app: &str,
     namespace: &str,
+    argocd_namespace: &str,
 ) -> Result<String, String> {
     let target = target.map(str::trim).filter(|t| !t.is_empty());
     Ok(match target {
         None | Some("argocd") => {
-            let name = if namespace.is_empty() || namespace == ARGOCD_NAMESPACE {
+            let name = if namespace.is_empty() || namespace == argocd_namespace {
                 format!(".argocd-source-{app}.yaml")
             } else {
                 format!(".argocd-source-{namespace}_{app}.yaml")
@@ -69,38 +67,64 @@ mod tests {
     #[test]
     fn targets() {
         assert_eq!(
-            file_for(None, "apps/shop", "shop", "").unwrap(),
+            file_for(None, "apps/shop", "shop", "", "argocd").unwrap(),
             "apps/shop/.argocd-source-shop.yaml"
         );
         assert_eq!(
-            file_for(None, "apps/shop", "shop", "argocd").unwrap(),
+            file_for(None, "apps/shop", "shop", "argocd", "argocd").unwrap(),
             "apps/shop/.argocd-source-shop.yaml",
             "Argo CD's own namespace: the plain name"
         );
         assert_eq!(
-            file_for(None, "apps/shop", "shop", "team-a").unwrap(),
+            file_for(None, "apps/shop", "shop", "argocd", "gitops").unwrap(),
+            "apps/shop/.argocd-source-argocd_shop.yaml",
+            "Argo CD runs elsewhere: argocd is just another namespace"
+        );
+        assert_eq!(
+            file_for(None, "apps/shop", "shop", "team-a", "argocd").unwrap(),
             "apps/shop/.argocd-source-team-a_shop.yaml"
         );
         assert_eq!(
-            file_for(Some("kustomization"), "overlays/prod", "a", "").unwrap(),
+            file_for(Some("kustomization"), "overlays/prod", "a", "", "argocd").unwrap(),
             "overlays/prod/kustomization.yaml"
         );
         assert_eq!(
-            file_for(Some("kustomization:../../base"), "overlays/prod", "a", "").unwrap(),
+            file_for(
+                Some("kustomization:../../base"),
+                "overlays/prod",
+                "a",
+                "",
+                "argocd"
+            )
+            .unwrap(),
             "base/kustomization.yaml"
         );
         assert_eq!(
-            file_for(Some("kustomization:/base"), "overlays/prod", "a", "").unwrap(),
+            file_for(
+                Some("kustomization:/base"),
+                "overlays/prod",
+                "a",
+                "",
+                "argocd"
+            )
+            .unwrap(),
             "base/kustomization.yaml"
         );
         assert_eq!(
-            file_for(Some("helmvalues"), "charts/app", "a", "").unwrap(),
+            file_for(Some("helmvalues"), "charts/app", "a", "", "argocd").unwrap(),
             "charts/app/values.yaml"
         );
         assert_eq!(
-            file_for(Some("helmvalues:/env/prod.yaml"), "charts/app", "a", "").unwrap(),
+            file_for(
+                Some("helmvalues:/env/prod.yaml"),
+                "charts/app",
+                "a",
+                "",
+                "argocd"
+            )
+            .unwrap(),
             "env/prod.yaml"
         );
-        assert!(file_for(Some("somewhere"), "x", "a", "").is_err());
+        assert!(file_for(Some("somewhere"), "x", "a", "", "argocd").is_err());
     }
 }

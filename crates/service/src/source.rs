@@ -44,6 +44,9 @@ pub struct AppSource {
     pub applications: Applications,
     /// argocd-image-updater's registries.conf.
     pub registries_conf: Option<PathBuf>,
+    /// The namespace Argo CD runs in: its Applications write `.argocd-source-<name>.yaml`,
+    /// those of other namespaces `.argocd-source-<namespace>_<name>.yaml`.
+    pub argocd_namespace: String,
 }
 
 /// What a source holds now.
@@ -375,21 +378,27 @@ fn parse_each<'a>(
     namespace: &str,
     trust: driftwatch_engine::argocd::Trust,
     secret_namespaces: &[String],
+    argocd_namespace: &str,
 ) -> (Vec<App>, Vec<String>) {
     let origin = format!("Applications in namespace {namespace}");
     let mut apps = Vec::new();
     let mut rejected = Vec::new();
     for v in items {
         // JSON is YAML: the same parser reads the cluster's Applications.
-        let parsed = driftwatch_engine::argocd::parse_with(&format!("---\n{v}\n"), &origin, trust)
-            .map_err(|e| e.to_string())
-            .and_then(|found| {
-                for app in &found {
-                    secrets_allowed(app, secret_namespaces)
-                        .map_err(|why| format!("{origin}: {why}"))?;
-                }
-                Ok(found)
-            });
+        let parsed = driftwatch_engine::argocd::parse_in(
+            &format!("---\n{v}\n"),
+            &origin,
+            trust,
+            argocd_namespace,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|found| {
+            for app in &found {
+                secrets_allowed(app, secret_namespaces)
+                    .map_err(|why| format!("{origin}: {why}"))?;
+            }
+            Ok(found)
+        });
         match parsed {
             Ok(found) => apps.extend(found),
             Err(e) => {
@@ -503,6 +512,7 @@ impl AppSource {
         let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let namespace = namespace.clone();
+        let argocd_namespace = self.argocd_namespace.clone();
         let secret_namespaces = secret_namespaces.clone();
         let trust = driftwatch_engine::argocd::Trust::Cluster {
             allow_local_repositories: *allow_local_repositories,
@@ -544,7 +554,13 @@ impl AppSource {
                         continue;
                     }
                 }
-                let (apps, _) = parse_each(live.values(), &namespace, trust, &secret_namespaces);
+                let (apps, _) = parse_each(
+                    live.values(),
+                    &namespace,
+                    trust,
+                    &secret_namespaces,
+                    &argocd_namespace,
+                );
                 if tx.send(apps).is_err() {
                     return;
                 }
@@ -574,7 +590,7 @@ impl AppSource {
                 })
             }
             Applications::Manifests(path) => Ok(Loaded {
-                apps: driftwatch_engine::argocd::load(path)?,
+                apps: driftwatch_engine::argocd::load_in(path, &self.argocd_namespace)?,
                 registries: registries(RegistriesConf::default())?,
                 interval: ARGO_INTERVAL,
                 notifications: Vec::new(),
@@ -601,6 +617,7 @@ impl AppSource {
                         allow_local_repositories: *allow_local_repositories,
                     },
                     secret_namespaces,
+                    &self.argocd_namespace,
                 );
                 Ok(Loaded {
                     apps,

@@ -55,6 +55,11 @@ pub struct Source {
     /// argocd-image-updater's registries.conf, with --applications.
     #[arg(long, value_name = "FILE")]
     pub registries_conf: Option<PathBuf>,
+    /// The namespace Argo CD runs in: its Applications write `.argocd-source-<name>.yaml`, an
+    /// Application of any other namespace `.argocd-source-<namespace>_<name>.yaml`, as Argo
+    /// CD's repo server reads them.
+    #[arg(long, value_name = "NAMESPACE", default_value = "argocd")]
+    pub argocd_namespace: String,
     /// Where Git mirrors are kept.
     #[arg(long, env = "DRIFTWATCH_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -89,6 +94,7 @@ impl Source {
         Ok(AppSource {
             applications,
             registries_conf: self.registries_conf.clone(),
+            argocd_namespace: self.argocd_namespace.clone(),
         })
     }
 
@@ -508,6 +514,7 @@ fn state_only(state_dir: &Option<PathBuf>) -> Source {
         applications_context: None,
         registries_conf: None,
         secret_namespaces: Vec::new(),
+        argocd_namespace: driftwatch_engine::argocd::DEFAULT_NAMESPACE.to_owned(),
         state_dir: state_dir.clone(),
     }
 }
