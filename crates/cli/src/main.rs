@@ -48,6 +48,10 @@ enum Command {
     History(cmd::run::HistoryArgs),
     /// Lift the hold a rollback put on an image: the next cycle writes the policy's choice again.
     Release(cmd::run::ReleaseArgs),
+    /// Approve the update an application's image waits for (`approval: required`).
+    Approve(cmd::run::DecideArgs),
+    /// Reject the update an application's image waits for: that version is not written.
+    Reject(cmd::run::DecideArgs),
     /// Choose a tag from a list read on stdin, as the updater would.
     Select(cmd::select::Args),
     /// Write a new tag for an image into a kustomization, Helm values, .argocd-source file,
@@ -86,6 +90,8 @@ fn main() -> ExitCode {
         Command::Check(args) => cmd::run::check(&args),
         Command::History(args) => cmd::run::history(&args),
         Command::Release(args) => cmd::run::release(&args),
+        Command::Approve(args) => cmd::run::decide(&args, true),
+        Command::Reject(args) => cmd::run::decide(&args, false),
         Command::Render(args) => cmd::diff::render_cmd(&args),
         Command::Diff(args) => cmd::diff::diff_cmd(&args),
         Command::Sync(args) => cmd::diff::sync_cmd(&args),

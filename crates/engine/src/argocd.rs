@@ -503,6 +503,8 @@ fn application(
         }
         let written = entry.written.clone();
         images.push(TrackedImage {
+            // argocd-image-updater has no approvals.
+            approval_required: false,
             alias: entry.alias.clone(),
             implicit_registry: !written.split('/').next().is_some_and(|first| {
                 written.contains('/') && (first.contains(['.', ':']) || first == "localhost")

@@ -55,6 +55,8 @@ struct RawApp {
     #[serde(default)]
     images: Vec<RawImage>,
     sync: Option<RawSync>,
+    /// `required`: every image's update waits for an approval.
+    approval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -124,6 +126,9 @@ struct RawImage {
     helm: Option<RawHelm>,
     flux_policy: Option<String>,
     credentials: Option<String>,
+    /// `required`: this image's updates wait for an approval (`none`: not, whatever the
+    /// application says).
+    approval: Option<String>,
 }
 
 fn semver() -> String {
@@ -369,8 +374,25 @@ impl Config {
                     driftwatch_registry::Source::parse(c)
                         .map_err(|e| err(file, &at("credentials"), e.to_string()))?;
                 }
+                let approval_required = match im.approval.as_deref().or(a.approval.as_deref()) {
+                    None | Some("none") => false,
+                    Some("required") => true,
+                    Some(other) => {
+                        let field = if im.approval.is_some() {
+                            at("approval")
+                        } else {
+                            format!("applications[{i}].approval")
+                        };
+                        return Err(err(
+                            file,
+                            &field,
+                            format!("{other:?}: expected required or none"),
+                        ));
+                    }
+                };
                 let first = im.image.split('/').next().unwrap_or("");
                 images.push(TrackedImage {
+                    approval_required,
                     alias: im.alias,
                     implicit_registry: !(im.image.contains('/')
                         && (first.contains(['.', ':']) || first == "localhost")),
@@ -512,6 +534,7 @@ applications:
             (CONF.replace("name: shop-dev", "name: shop-prod"), "applications[1].name"),
             (CONF.replace("path: manifests/overlays/development", "path: ../outside"), "applications[1].path: application shop-dev: path \"../outside\" leaves the repository"),
             (CONF.replace("path: manifests/overlays/development", "path: /etc"), "applications[1].path: application shop-dev: path \"/etc\" is absolute"),
+            (CONF.replace("    constraint: \"~1.0\"\n", "    constraint: \"~1.0\"\n    approval: maybe\n"), "applications[0].images[0].approval"),
         ] {
             let e = Config::parse(&bad, "driftwatch.yaml", Path::new(".")).unwrap_err().to_string();
             assert!(e.contains("driftwatch.yaml") && e.contains(path), "{path}: {e}");
@@ -523,5 +546,17 @@ applications:
         )
         .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn approval_on_the_application_and_opted_out_per_image() {
+        let text = "applications:\n- name: x\n  repo: r\n  approval: required\n  images:\n  - image: a/b\n  - image: a/c\n    approval: none\n";
+        let c = Config::parse(text, "d.yaml", Path::new(".")).unwrap();
+        let required: Vec<bool> = c.apps[0]
+            .images
+            .iter()
+            .map(|i| i.approval_required)
+            .collect();
+        assert_eq!(required, [true, false]);
     }
 }

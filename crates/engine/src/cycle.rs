@@ -38,9 +38,12 @@ pub enum Status {
     Updated,
     /// No tag qualifies in the registry.
     NoCandidate,
-    /// Someone set the image back from the value driftwatch wrote; nothing at or below that
-    /// value is written until a newer one appears or the hold is released (see `held`).
+    /// Someone set the image back from the value driftwatch wrote (nothing at or below that
+    /// value is written until a newer one appears or the hold is released), or the update was
+    /// rejected: see `held`.
     Held,
+    /// The update waits for `driftwatch approve` (`approval: required`): see `held`.
+    Pending,
     /// Something failed; see `error`.
     Error,
 }
@@ -66,8 +69,8 @@ pub struct ImageReport {
     pub commit: Option<String>,
     /// The line of the value in `file`, when an update is planned or made.
     pub line: Option<usize>,
-    /// Why the update is held ([`Status::Held`]): someone set the image back from what
-    /// driftwatch wrote, and in which commit, by whom.
+    /// Why the update waits ([`Status::Held`], [`Status::Pending`]): someone set the image
+    /// back (in which commit, by whom), or an approval is missing or was refused.
     pub held: Option<String>,
 }
 
@@ -180,8 +183,31 @@ type ImageEdit = (
     Option<String>,
     bool,
     Option<usize>,
-    Option<String>,
+    Option<Waiting>,
 );
+
+/// An update that waits ([`crate::hold::wait`]), the file it would edit, and — for a rollback —
+/// the commit that set the image back and its author.
+#[derive(Clone, Debug)]
+struct Waiting {
+    wait: crate::hold::Wait,
+    path: String,
+    by: Option<(String, String)>,
+}
+
+impl Waiting {
+    fn status(&self) -> Status {
+        match self.wait {
+            crate::hold::Wait::Pending { .. } => Status::Pending,
+            _ => Status::Held,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.wait
+            .describe(self.by.as_ref().map(|(i, a)| (i.as_str(), a.as_str())))
+    }
+}
 
 /// What writing one repository and branch gave: the commit pushed, each image's edit, and
 /// whether the verdicts were reused from an earlier cycle.
@@ -501,9 +527,19 @@ impl Updater {
                             .released(&app.name, &img.written, from)
                             .unwrap_or(false)
                     });
+                    let decision = if img.approval_required {
+                        store
+                            .decision(&app.name, &img.written, &d.shown)
+                            .ok()
+                            .flatten()
+                    } else {
+                        None
+                    };
                     d.hold = crate::hold::HoldInput {
                         last_written: last,
                         released,
+                        approval_required: img.approval_required,
+                        decision,
                     };
                 }
             }
@@ -613,11 +649,11 @@ impl Updater {
                 }
                 for (i, j, old, changed, at, hold) in edits {
                     let line = &mut lines[i][j];
-                    if let Some(why) = hold {
+                    if let Some(w) = hold {
                         line.git = old;
                         line.line = at;
-                        line.status = Status::Held;
-                        line.held = Some(why);
+                        line.status = w.status();
+                        line.held = Some(w.describe());
                     } else if changed {
                         line.git = old;
                         line.line = at;
@@ -667,6 +703,28 @@ impl Updater {
             && let Some(store) = guard.as_mut()
         {
             let _ = store.save_digest_meta(&self.scanner.export());
+            // What waits for an approval is listed for `driftwatch approve`; what no longer
+            // waits is forgotten.
+            let at = driftwatch_policy::Timestamp::from_unix_nanos(now_nanos()).to_string();
+            let waiting: std::collections::HashSet<(String, String)> = store
+                .pending(None)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(app, image, _, _)| (app, image))
+                .collect();
+            for l in &report.images {
+                match (l.status, &l.registry) {
+                    (Status::Pending, Some(value)) => {
+                        let _ = store.set_pending(&l.app, &l.image, value, &at);
+                    }
+                    (Status::InSync | Status::Updated, _)
+                        if waiting.contains(&(l.app.clone(), l.image.clone())) =>
+                    {
+                        let _ = store.clear_pending(&l.app, &l.image);
+                    }
+                    _ => {}
+                }
+            }
         }
         report.finished_at = now_nanos();
         report
@@ -728,12 +786,16 @@ impl Updater {
                     let old = previous_tag(&out, &d.change.image);
                     let at = out.lines.first().copied();
                     if out.changed
-                        && let Some(hold) = crate::hold::held(&d.hold, old.as_deref(), &d.shown)
+                        && let Some(wait) = crate::hold::wait(&d.hold, old.as_deref(), &d.shown)
                     {
-                        // Someone's rollback stands: the file keeps their value. The hold and
-                        // its file ride along (NUL-separated) to name the rollback's commit.
-                        let note = format!("{}\0{}\0{path}", hold.from, hold.to);
-                        results.push((i, j, old, false, at, Some(note)));
+                        // Someone's rollback stands, or an approval is missing: the file keeps
+                        // its value.
+                        let waiting = Waiting {
+                            wait,
+                            path: path.clone(),
+                            by: None,
+                        };
+                        results.push((i, j, old, false, at, Some(waiting)));
                         continue;
                     }
                     results.push((i, j, old.clone(), out.changed, at, None));
@@ -863,15 +925,10 @@ impl Updater {
         }
         // A held image names the commit that set it back, and its author.
         for r in &mut results {
-            let Some(note) = &r.5 else { continue };
-            let mut parts = note.splitn(3, '\0');
-            if let (Some(from), Some(to), Some(path)) = (parts.next(), parts.next(), parts.next()) {
-                let hold = crate::hold::Hold {
-                    from: from.to_owned(),
-                    to: to.to_owned(),
-                };
-                let by = mirror.last_change(&read_at, path).ok().flatten();
-                r.5 = Some(hold.describe(by.as_ref().map(|(i, a)| (i.as_str(), a.as_str()))));
+            if let Some(w) = &mut r.5
+                && matches!(w.wait, crate::hold::Wait::Rollback(_))
+            {
+                w.by = mirror.last_change(&read_at, &w.path).ok().flatten();
             }
         }
         // Remembered only when the evaluation wrote nothing: after a commit the head moves, and

@@ -1,9 +1,11 @@
-//! Rollbacks that stick: when someone else sets an image back from the value driftwatch last
+//! What makes an update wait. **Rollbacks that stick**: when someone else sets an image back from the value driftwatch last
 //! wrote (a revert commit, `driftwatch rollback`, an edit by hand), driftwatch holds that image —
 //! it writes neither the value rolled back from nor anything older — until a newer version
 //! appears or `driftwatch release APP IMAGE` lifts the hold. Without this, the next cycle writes
-//! the bad version straight back (argocd-image-updater #1249). Pure: the caller reads Git, the
-//! history and the releases.
+//! the bad version straight back (argocd-image-updater #1249). **Approvals**: an image with
+//! `approval: required` writes a new version only once `driftwatch approve` said yes to that
+//! very version; a rejected one is not proposed again. Pure: the caller reads Git, the history,
+//! the releases and the decisions.
 
 use driftwatch_policy::Version;
 
@@ -14,6 +16,65 @@ pub struct HoldInput {
     pub last_written: Option<String>,
     /// Whether a hold from that value was released.
     pub released: bool,
+    /// Updates wait for an approval.
+    pub approval_required: bool,
+    /// The decision on the value to write, if any: approved or not, and by whom.
+    pub decision: Option<(bool, String)>,
+}
+
+/// Why an update waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Someone set the image back: see [`Hold`].
+    Rollback(Hold),
+    /// `approval: required` and nobody approved this value yet.
+    Pending {
+        /// The value waiting.
+        value: String,
+    },
+    /// This value was rejected.
+    Rejected {
+        /// The value rejected.
+        value: String,
+        /// Who rejected it.
+        by: String,
+    },
+}
+
+impl Wait {
+    /// The sentence shown for it; `by` as for [`Hold::describe`].
+    pub fn describe(&self, by: Option<(&str, &str)>) -> String {
+        match self {
+            Wait::Rollback(h) => h.describe(by),
+            Wait::Pending { value } => format!(
+                "pending approval of {value}: `driftwatch approve` writes it, `driftwatch reject` refuses it"
+            ),
+            Wait::Rejected { value, by } => {
+                format!("held: {value} was rejected by {by}; a newer version will be proposed")
+            }
+        }
+    }
+}
+
+/// Why writing `desired` over Git's `git_now` must wait, if it must: a rollback that holds the
+/// image ([`held`]) first, then an approval not given (or refused) for `desired`.
+pub fn wait(input: &HoldInput, git_now: Option<&str>, desired: &str) -> Option<Wait> {
+    if let Some(h) = held(input, git_now, desired) {
+        return Some(Wait::Rollback(h));
+    }
+    if !input.approval_required {
+        return None;
+    }
+    match &input.decision {
+        Some((true, _)) => None,
+        Some((false, by)) => Some(Wait::Rejected {
+            value: desired.to_owned(),
+            by: by.clone(),
+        }),
+        None => Some(Wait::Pending {
+            value: desired.to_owned(),
+        }),
+    }
 }
 
 /// A `tag@digest` value's tag.
@@ -86,8 +147,39 @@ mod tests {
     fn input(last: &str) -> HoldInput {
         HoldInput {
             last_written: Some(last.to_owned()),
-            released: false,
+            ..HoldInput::default()
         }
+    }
+
+    #[test]
+    fn an_update_that_needs_approval_waits_for_it_and_a_rejection_sticks() {
+        let mut i = HoldInput {
+            approval_required: true,
+            ..HoldInput::default()
+        };
+        assert_eq!(
+            wait(&i, Some("v1.0.0"), "v1.1.0"),
+            Some(Wait::Pending {
+                value: "v1.1.0".into()
+            })
+        );
+        i.decision = Some((true, "ann".into()));
+        assert_eq!(wait(&i, Some("v1.0.0"), "v1.1.0"), None);
+        i.decision = Some((false, "bob".into()));
+        let w = wait(&i, Some("v1.0.0"), "v1.1.0").unwrap();
+        assert!(w.describe(None).contains("rejected by bob"), "{w:?}");
+        // A rollback hold comes first, approved or not.
+        let rolled = HoldInput {
+            last_written: Some("v1.1.0".into()),
+            decision: Some((true, "ann".into())),
+            ..i
+        };
+        assert!(matches!(
+            wait(&rolled, Some("v1.0.0"), "v1.1.0"),
+            Some(Wait::Rollback(_))
+        ));
+        // Without approvals, nothing waits.
+        assert_eq!(wait(&HoldInput::default(), Some("v1"), "v2"), None);
     }
 
     #[test]

@@ -190,6 +190,8 @@ pub struct TrackedImage {
     /// Registry credentials for this image only (`env:`, `ext:`, `file:`), from the
     /// `pull-secret` annotation or the `credentials` key.
     pub credentials: Option<String>,
+    /// Each update waits for `driftwatch approve` (`approval: required`).
+    pub approval_required: bool,
 }
 
 impl TrackedImage {

@@ -94,6 +94,15 @@ impl Store {
                app TEXT NOT NULL, image TEXT NOT NULL, held_from TEXT NOT NULL,
                by TEXT NOT NULL, at TEXT NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS pending (
+               app TEXT NOT NULL, image TEXT NOT NULL, value TEXT NOT NULL, since TEXT NOT NULL,
+               PRIMARY KEY (app, image)
+             );
+             CREATE TABLE IF NOT EXISTS decisions (
+               id INTEGER PRIMARY KEY,
+               app TEXT NOT NULL, image TEXT NOT NULL, value TEXT NOT NULL,
+               approved INTEGER NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS digest_meta (
                digest TEXT PRIMARY KEY,
                created_nanos TEXT,
@@ -272,6 +281,102 @@ impl Store {
             )
             .map(|n| n > 0)
             .map_err(db_err)
+    }
+
+    /// Notes that `value` of `image` of `app` waits for an approval (since `at`, kept while
+    /// the same value waits).
+    pub fn set_pending(
+        &mut self,
+        app: &str,
+        image: &str,
+        value: &str,
+        at: &str,
+    ) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT INTO pending (app, image, value, since) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (app, image) DO UPDATE SET value = ?3,
+                   since = CASE WHEN pending.value = ?3 THEN pending.since ELSE ?4 END",
+                params![app, image, value, at],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The updates waiting for an approval, of one application or all: (app, image, value,
+    /// since).
+    pub fn pending(
+        &self,
+        app: Option<&str>,
+    ) -> Result<Vec<(String, String, String, String)>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT app, image, value, since FROM pending WHERE (?1 IS NULL OR app = ?1)
+                 ORDER BY app, image",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![app], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
+    /// Forgets what waited for `image` of `app` (it was written, or nothing waits any more).
+    pub fn clear_pending(&mut self, app: &str, image: &str) -> Result<(), Error> {
+        self.db
+            .execute(
+                "DELETE FROM pending WHERE app = ?1 AND image = ?2",
+                params![app, image],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Records that `value` of `image` of `app` was approved (or rejected) by `by` at `at`.
+    pub fn decide(
+        &mut self,
+        app: &str,
+        image: &str,
+        value: &str,
+        approved: bool,
+        by: &str,
+        at: &str,
+    ) -> Result<(), Error> {
+        self.db
+            .execute(
+                "INSERT INTO decisions (app, image, value, approved, by, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![app, image, value, i64::from(approved), by, at],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// The latest decision on `value` of `image` of `app`: approved or not, and by whom.
+    pub fn decision(
+        &self,
+        app: &str,
+        image: &str,
+        value: &str,
+    ) -> Result<Option<(bool, String)>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT approved, by FROM decisions WHERE app = ?1 AND image = ?2 AND value = ?3
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query(params![app, image, value]).map_err(db_err)?;
+        match rows.next().map_err(db_err)? {
+            Some(r) => Ok(Some((
+                r.get::<_, i64>(0).map_err(db_err)? != 0,
+                r.get(1).map_err(db_err)?,
+            ))),
+            None => Ok(None),
+        }
     }
 
     /// Updates, newest first, of one application or all.

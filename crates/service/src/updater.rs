@@ -188,7 +188,7 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
                 errors += 1;
                 tracing::warn!(app = %l.app, image = %l.image, error = %shown(&l.error), "image failed");
             }
-            Status::Held => {
+            Status::Held | Status::Pending => {
                 // Counted in the summary every cycle; the why is told once it changes, by
                 // `check`, `/status` and the page.
                 held += 1;

@@ -273,7 +273,9 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
                 Status::UpdateAvailable => "update available".to_owned(),
                 Status::Updated => "updated".to_owned(),
                 Status::NoCandidate => "no candidate".to_owned(),
-                Status::Held => l.held.clone().unwrap_or_else(|| "held".to_owned()),
+                Status::Held | Status::Pending => {
+                    l.held.clone().unwrap_or_else(|| "held".to_owned())
+                }
                 Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
             };
             let mut row = vec![
@@ -517,6 +519,55 @@ fn state_only(state_dir: &Option<PathBuf>) -> Source {
         argocd_namespace: driftwatch_engine::argocd::DEFAULT_NAMESPACE.to_owned(),
         state_dir: state_dir.clone(),
     }
+}
+
+/// `driftwatch approve|reject APP [IMAGE]`.
+#[derive(Debug, clap::Args)]
+pub struct DecideArgs {
+    /// The application.
+    pub app: String,
+    /// Only this image (as `check` shows it); default: every image of the application that
+    /// waits.
+    pub image: Option<String>,
+    /// Where the state lives.
+    #[arg(long, env = "DRIFTWATCH_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Approves (or rejects) the very versions that wait for `app`, as the last cycle listed
+/// them; recorded with who (`$USER`) and when. An approved version is written by the next
+/// cycle; a rejected one is never proposed again.
+pub fn decide(args: &DecideArgs, approve: bool) -> CmdResult {
+    let mut store =
+        driftwatch_engine::store::Store::open(&state_only(&args.state_dir).state_dir())?;
+    let waiting: Vec<_> = store
+        .pending(Some(&args.app))?
+        .into_iter()
+        .filter(|(_, image, _, _)| args.image.as_ref().is_none_or(|i| i == image))
+        .collect();
+    if waiting.is_empty() {
+        return Err(Failure::Error(
+            crate::exit::BAD_INPUT,
+            anyhow::anyhow!(
+                "{}{}: no update waits for approval (`driftwatch check` shows what waits)",
+                args.app,
+                args.image
+                    .as_ref()
+                    .map(|i| format!(" {i}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let by = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos());
+    for (app, image, value, since) in waiting {
+        store.decide(&app, &image, &value, approve, &by, &at.to_string())?;
+        println!(
+            "{app} {image} {value} (waiting since {since}): {} by {by}",
+            if approve { "approved" } else { "rejected" }
+        );
+    }
+    Ok(())
 }
 
 /// `driftwatch release APP IMAGE`.

@@ -1,0 +1,198 @@
+//! Updates that wait, through the binary against a real registry and real Git. Rollbacks that
+//! stick: someone sets an image back from the tag driftwatch wrote; the next cycles hold it —
+//! no commit, `check` says why, naming the commit and its author — until a newer tag appears
+//! (written at once) or `driftwatch release APP IMAGE` lifts the hold. Approvals: with
+//! `approval: required` an update waits for `driftwatch approve`; a rejected version is never
+//! written.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use driftwatch_testkit::fixture::Shop;
+
+fn kustomization(host: &str, tag: &str) -> String {
+    format!(
+        "kind: Kustomization\nimages:\n- name: backend\n  newName: {host}/shop/backend\n  newTag: {tag}\n"
+    )
+}
+
+#[test]
+fn a_rollback_is_held_until_a_newer_tag_or_a_release() {
+    let shop = Shop::new("hold");
+    let host = shop.reg.host();
+    let image = format!("{host}/shop/backend");
+    let file = "apps/shop/kustomization.yaml";
+    let dw = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(shop.state())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let conf = shop.conf.to_str().unwrap().to_owned();
+    let cycle = || {
+        let (code, out, err) = dw(&["run", "--once", "--config", &conf]);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    let tag_in_git = || {
+        let text = shop.repo.show("main", file);
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
+            .unwrap()
+    };
+    let check = || -> serde_json::Value {
+        let (_, out, err) = dw(&["check", "--config", &conf, "-o", "json"]);
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        v["images"][0].clone()
+    };
+
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.0");
+
+    // A person rolls back: the next cycles leave it, and say why.
+    shop.repo
+        .commit_elsewhere(file, &kustomization(&host, "v1.0.0"), "revert to v1.0.0");
+    let commits = shop.repo.subjects("main").len();
+    cycle();
+    cycle();
+    assert_eq!(tag_in_git(), "v1.0.0", "the rollback stands");
+    assert_eq!(shop.repo.subjects("main").len(), commits, "no commit");
+    let line = check();
+    assert_eq!(line["status"], "held", "{line}");
+    let why = line["held"].as_str().unwrap();
+    assert!(
+        why.starts_with("held: set back from v1.1.0 to v1.0.0 in ") && why.contains(" by Test;"),
+        "{why}"
+    );
+
+    // A newer tag goes through at once.
+    shop.reg
+        .push_image("shop/backend", "v1.1.1", "2026-11-03T00:00:00Z");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.1");
+
+    // Held again after a second rollback; released by hand, the choice is written again.
+    shop.repo
+        .commit_elsewhere(file, &kustomization(&host, "v1.0.0"), "revert again");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.0.0");
+    let (code, out, err) = dw(&["release", "shop", &image]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("the hold from v1.1.1 is lifted"), "{out}");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.1");
+    // Releasing what was never written is an error naming it.
+    let (code, _, err) = dw(&["release", "shop", "elsewhere/other"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("never wrote this image"), "{err}");
+}
+
+#[test]
+fn an_update_that_needs_approval_waits_then_is_written_or_refused() {
+    let shop = Shop::new("approve");
+    let host = shop.reg.host();
+    let image = format!("{host}/shop/backend");
+    let file = "apps/shop/kustomization.yaml";
+    // The image's updates wait for an approval.
+    let conf = std::fs::read_to_string(&shop.conf).unwrap();
+    std::fs::write(
+        &shop.conf,
+        conf.replace(
+            "    kustomizeName: backend\n",
+            "    kustomizeName: backend\n    approval: required\n",
+        ),
+    )
+    .unwrap();
+    let dw = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(shop.state())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let conf = shop.conf.to_str().unwrap().to_owned();
+    let cycle = || {
+        let (code, out, err) = dw(&["run", "--once", "--config", &conf]);
+        assert_eq!(code, 0, "{out}{err}");
+    };
+    let tag_in_git = || {
+        shop.repo
+            .show("main", file)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
+            .unwrap()
+    };
+    let line = || -> serde_json::Value {
+        let (_, out, _) = dw(&["check", "--config", &conf, "-o", "json"]);
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["images"][0].clone()
+    };
+    // Nothing waits yet: approving is an error naming the application.
+    let (code, _, err) = dw(&["approve", "shop"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("shop: no update waits for approval"), "{err}");
+
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.0.0", "waits for an approval");
+    let l = line();
+    assert_eq!(l["status"], "pending", "{l}");
+    assert!(
+        l["held"]
+            .as_str()
+            .unwrap()
+            .contains("pending approval of v1.1.0")
+    );
+
+    let (code, out, err) = dw(&["approve", "shop", &image]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("v1.1.0") && out.contains("approved by"),
+        "{out}"
+    );
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.0", "written once approved");
+
+    // A rejected version is not written, and says so; the next one waits again.
+    shop.reg
+        .push_image("shop/backend", "v1.2.0", "2026-11-03T00:00:00Z");
+    cycle();
+    let (code, out, _) = dw(&["reject", "shop"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("v1.2.0") && out.contains("rejected by"),
+        "{out}"
+    );
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.0");
+    let l = line();
+    assert_eq!(l["status"], "held", "{l}");
+    assert!(
+        l["held"]
+            .as_str()
+            .unwrap()
+            .contains("v1.2.0 was rejected by"),
+        "{l}"
+    );
+    shop.reg
+        .push_image("shop/backend", "v1.3.0", "2026-11-04T00:00:00Z");
+    cycle();
+    assert_eq!(tag_in_git(), "v1.1.0");
+    assert_eq!(line()["status"], "pending");
+}
