@@ -196,3 +196,99 @@ fn an_update_that_needs_approval_waits_then_is_written_or_refused() {
     assert_eq!(tag_in_git(), "v1.1.0");
     assert_eq!(line()["status"], "pending");
 }
+
+#[test]
+fn the_status_page_api_approves_with_its_token() {
+    use driftwatch_testkit::http::request;
+    let shop = Shop::new("approve-http");
+    let conf = std::fs::read_to_string(&shop.conf).unwrap();
+    std::fs::write(
+        &shop.conf,
+        conf.replace(
+            "    kustomizeName: backend\n",
+            "    kustomizeName: backend\n    approval: required\n",
+        ),
+    )
+    .unwrap();
+    let port = driftwatch_testkit::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--config"])
+        .arg(&shop.conf)
+        .arg("--state-dir")
+        .arg(shop.state())
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--ui-token-env",
+            "UI_TOKEN",
+        ])
+        .env("UI_TOKEN", "t0ken")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(driftwatch_testkit::wait_for_port(
+        port,
+        std::time::Duration::from_secs(20)
+    ));
+    let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
+    let auth = [
+        ("Authorization", "Bearer t0ken"),
+        ("X-Driftwatch-User", "ann"),
+    ];
+    let tag_in_git = || {
+        shop.repo
+            .show("main", "apps/shop/kustomization.yaml")
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
+            .unwrap()
+    };
+    let until = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    // Ask until the cycle has listed the update as waiting.
+    until("v1.1.0 waits", &|| {
+        let (code, _, _) = request("POST", &url("/apps/shop/refresh"), &auth, b"").unwrap();
+        assert_eq!(code, 202);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Waiting shows in the state: approving over HTTP needs it there.
+        driftwatch_engine_pending(&shop)
+    });
+    assert_eq!(tag_in_git(), "v1.0.0");
+    let (code, _, _) = request("POST", &url("/apps/shop/approve"), &[], b"").unwrap();
+    assert_eq!(code, 401, "no token, no decision");
+    let (code, _, body) = request("POST", &url("/apps/shop/approve"), &auth, b"").unwrap();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(code, 202, "{body}");
+    assert!(body.contains("v1.1.0 approved by ann"), "{body}");
+    until("v1.1.0 written", &|| tag_in_git() == "v1.1.0");
+    // Once written, nothing waits any more.
+    until("nothing waits", &|| {
+        request("POST", &url("/apps/shop/approve"), &auth, b"")
+            .unwrap()
+            .0
+            == 409
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Whether the state lists an update of `shop` waiting for approval.
+fn driftwatch_engine_pending(shop: &Shop) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["check", "--config"])
+        .arg(&shop.conf)
+        .arg("--state-dir")
+        .arg(shop.state())
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["images"][0]["status"] == "pending"
+}

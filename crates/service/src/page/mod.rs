@@ -415,6 +415,98 @@ async fn sync_now(
     }
 }
 
+/// `POST /apps/NAME/approve[?image=IMAGE]`: approves the versions that wait for the
+/// application (or that image), as `driftwatch approve` does, and checks it again at once.
+async fn approve(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    decide(
+        &s,
+        &name,
+        q.get("image").map(String::as_str),
+        &headers,
+        true,
+    )
+}
+
+/// `POST /apps/NAME/reject[?image=IMAGE]`: rejects them, as `driftwatch reject` does.
+async fn reject(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    decide(
+        &s,
+        &name,
+        q.get("image").map(String::as_str),
+        &headers,
+        false,
+    )
+}
+
+/// Records the decision on what waits for `name` (who: the `X-Driftwatch-User` header, else
+/// "status page"), then asks for a check of the application so an approval is written now.
+fn decide(
+    s: &Shared,
+    name: &str,
+    image: Option<&str>,
+    headers: &HeaderMap,
+    approved: bool,
+) -> Response {
+    if let Some(r) = refusal(s, headers) {
+        return r;
+    }
+    let Some(state_dir) = s.page.get().map(|p| p.state_dir.clone()) else {
+        return text(StatusCode::NOT_FOUND, "no state".to_owned());
+    };
+    let by = headers
+        .get("x-driftwatch-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || "status page".to_owned(),
+            |v| v.chars().take(64).collect(),
+        );
+    let result = (|| -> Result<Vec<String>, driftwatch_engine::Error> {
+        let mut store = driftwatch_engine::store::Store::open(&state_dir)?;
+        let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+            .to_string();
+        let mut decided = Vec::new();
+        for (app, img, value, _) in store.pending(Some(name))? {
+            if image.is_some_and(|i| i != img) {
+                continue;
+            }
+            store.decide(&app, &img, &value, approved, &by, &at)?;
+            decided.push(format!("{img} {value}"));
+        }
+        Ok(decided)
+    })();
+    match result {
+        Ok(decided) if decided.is_empty() => text(
+            StatusCode::CONFLICT,
+            format!("{name}: no update waits for approval"),
+        ),
+        Ok(decided) => {
+            let verb = if approved { "approved" } else { "rejected" };
+            tracing::info!(app = %name, by = %by, versions = ?decided, "{verb} from the status page");
+            s.send(Trigger::Refresh(
+                HashSet::from([name.to_owned()]),
+                driftwatch_engine::now_nanos(),
+            ));
+            text(
+                StatusCode::ACCEPTED,
+                format!("{name}: {} {verb} by {by}", decided.join(", ")),
+            )
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// `POST /apps/NAME/refresh`: the updater checks the application's images now.
 async fn refresh(
     State(s): State<Arc<Shared>>,
@@ -447,6 +539,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/apps/{name}/live", get(app_fragment))
         .route("/apps/{name}/sync", post(sync_now))
         .route("/apps/{name}/refresh", post(refresh))
+        .route("/apps/{name}/approve", post(approve))
+        .route("/apps/{name}/reject", post(reject))
         .route("/events/stream", get(stream))
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))
