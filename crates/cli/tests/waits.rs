@@ -292,3 +292,67 @@ fn driftwatch_engine_pending(shop: &Shop) -> bool {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
     v["images"][0]["status"] == "pending"
 }
+
+/// RFC 3339 for `ago` before now, as `date` writes it.
+fn ago(ago: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", "-d", &format!("-{ago}"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn a_tag_younger_than_the_minimum_release_age_is_passed_over() {
+    let shop = Shop::new("release-age");
+    let conf = std::fs::read_to_string(&shop.conf).unwrap();
+    let with_age = |age: &str| {
+        conf.replace(
+            "    kustomizeName: backend\n",
+            &format!("    kustomizeName: backend\n    minimumReleaseAge: {age}\n"),
+        )
+    };
+    std::fs::write(&shop.conf, with_age("1d")).unwrap();
+    let conf_path = shop.conf.to_str().unwrap().to_owned();
+    let check = || -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["check", "--config", &conf_path, "-o", "json", "--state-dir"])
+            .arg(shop.state())
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["images"][0].clone()
+    };
+    // An hour-old v1.1.0 waits; the older v1.0.0 in Git stays the choice, and says why.
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", &ago("1 hour"));
+    let l = check();
+    assert_eq!(l["status"], "in-sync", "{l}");
+    assert_eq!(l["registry"], "v1.0.0", "{l}");
+    let note = l["held"].as_str().unwrap();
+    assert!(
+        note.starts_with("waiting: v1.1.0 is 1h0m old") && note.contains("minimumReleaseAge 1d0h"),
+        "{note}"
+    );
+    // An older release that is old enough is chosen over the young one.
+    shop.reg
+        .push_image("shop/backend", "v1.0.5", &ago("2 days"));
+    let l = check();
+    assert_eq!(l["status"], "update-available", "{l}");
+    assert_eq!(l["registry"], "v1.0.5", "{l}");
+    // With a shorter minimum, the newest is old enough.
+    std::fs::write(&shop.conf, with_age("30m")).unwrap();
+    let l = check();
+    assert_eq!(l["registry"], "v1.1.0", "{l}");
+    assert!(l["held"].is_null(), "{l}");
+    // A bad age names the field.
+    std::fs::write(&shop.conf, with_age("soon")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["check", "--config", &conf_path])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("applications[0].images[0].minimumReleaseAge"),
+        "{err}"
+    );
+}

@@ -503,8 +503,9 @@ fn application(
         }
         let written = entry.written.clone();
         images.push(TrackedImage {
-            // argocd-image-updater has no approvals.
+            // argocd-image-updater has neither approvals nor release ages.
             approval_required: false,
+            min_release_age: None,
             alias: entry.alias.clone(),
             implicit_registry: !written.split('/').next().is_some_and(|first| {
                 written.contains('/') && (first.contains(['.', ':']) || first == "localhost")

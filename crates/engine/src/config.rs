@@ -57,6 +57,8 @@ struct RawApp {
     sync: Option<RawSync>,
     /// `required`: every image's update waits for an approval.
     approval: Option<String>,
+    /// Every image's tags must be at least this old (`3d`, `12h`).
+    minimum_release_age: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +131,8 @@ struct RawImage {
     /// `required`: this image's updates wait for an approval (`none`: not, whatever the
     /// application says).
     approval: Option<String>,
+    /// Its tags must be at least this old before one is chosen (`3d`, `12h`, `0s`: no wait).
+    minimum_release_age: Option<String>,
 }
 
 fn semver() -> String {
@@ -141,6 +145,21 @@ struct RawHelm {
     name: Option<String>,
     tag: Option<String>,
     spec: Option<String>,
+}
+
+/// An age as Go writes durations (`12h`, `90m`), with days in front (`3d`, `1d12h`).
+fn parse_age(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (days, rest) = match s.find('d') {
+        Some(i) => (s[..i].parse::<u64>().ok()?, &s[i + 1..]),
+        None => (0, s),
+    };
+    let rest = if rest.is_empty() {
+        Duration::ZERO
+    } else {
+        parse_go_duration(rest)?
+    };
+    Some(Duration::from_secs(days.checked_mul(86_400)?) + rest)
 }
 
 fn err(file: &str, path: &str, reason: impl Into<String>) -> Error {
@@ -390,8 +409,25 @@ impl Config {
                         ));
                     }
                 };
+                let min_release_age = match (&im.minimum_release_age, &a.minimum_release_age) {
+                    (Some(s), _) => Some((s, at("minimumReleaseAge"))),
+                    (None, Some(s)) => Some((s, format!("applications[{i}].minimumReleaseAge"))),
+                    (None, None) => None,
+                }
+                .map(|(s, field)| {
+                    parse_age(s).ok_or_else(|| {
+                        err(
+                            file,
+                            &field,
+                            format!("{s:?} is not an age like 3d, 12h or 30m"),
+                        )
+                    })
+                })
+                .transpose()?
+                .filter(|d| !d.is_zero());
                 let first = im.image.split('/').next().unwrap_or("");
                 images.push(TrackedImage {
+                    min_release_age,
                     approval_required,
                     alias: im.alias,
                     implicit_registry: !(im.image.contains('/')

@@ -163,6 +163,8 @@ struct Desired {
     shown: String,
     /// What decides whether writing it would undo someone's rollback.
     hold: crate::hold::HoldInput,
+    /// Why a newer tag was passed over (too young for `minimumReleaseAge`).
+    note: Option<String>,
 }
 
 /// Reads a file of the repository at the commit being edited.
@@ -583,7 +585,10 @@ impl Updater {
         for (i, per_image) in desired.iter().enumerate() {
             for (j, d) in per_image.iter().enumerate() {
                 match d {
-                    Ok(Some(d)) => lines[i][j].registry = Some(d.shown.clone()),
+                    Ok(Some(d)) => {
+                        lines[i][j].registry = Some(d.shown.clone());
+                        lines[i][j].held.clone_from(&d.note);
+                    }
                     Ok(None) => lines[i][j].status = Status::NoCandidate,
                     Err(e) => {
                         lines[i][j].status = Status::Error;
@@ -1207,10 +1212,46 @@ async fn choose(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let Some(i) = policy.select(&candidates) else {
-        return Ok(None);
+    let mut pool = candidates;
+    let mut note = None;
+    let mut young = 0;
+    let c = loop {
+        let Some(i) = policy.select(&pool) else {
+            return Ok(None);
+        };
+        let Some(min) = img.min_release_age else {
+            break pool.swap_remove(i);
+        };
+        // Only the winner's age is read (one manifest and config, cached by digest); a young
+        // winner gives way to the next best, a few times at most.
+        let created = scan
+            .created(&img.image, img.implicit_registry, &pool[i].tag)
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = now_nanos();
+        match created {
+            Some(t) if now - t.unix_nanos() < min.as_nanos() as i128 => {
+                let age = std::time::Duration::from_nanos(
+                    u64::try_from((now - t.unix_nanos()).max(0)).unwrap_or(0),
+                );
+                if note.is_none() {
+                    note = Some(format!(
+                        "waiting: {} is {} old, minimumReleaseAge {}",
+                        pool[i].tag,
+                        short_age(age),
+                        short_age(min)
+                    ));
+                }
+                young += 1;
+                if young >= MAX_YOUNG {
+                    return Ok(None);
+                }
+                pool.swap_remove(i);
+            }
+            _ => break pool.swap_remove(i),
+        }
     };
-    let c = &candidates[i];
+    let c = &c;
     let digest = if policy.strategy() == Strategy::Digest {
         c.digest.clone()
     } else {
@@ -1236,7 +1277,23 @@ async fn choose(
         },
         shown,
         hold: crate::hold::HoldInput::default(),
+        note,
     }))
+}
+
+/// Candidates younger than `minimumReleaseAge` passed over before choosing none: the newest
+/// few are read, never the whole tag list.
+const MAX_YOUNG: usize = 5;
+
+/// `3d4h`, `5h12m`, `40m`, `12s`: an age to read at a glance.
+fn short_age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
 }
 
 /// The applications, cut down to the images a registry push concerns, for an immediate re-check.

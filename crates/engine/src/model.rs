@@ -192,6 +192,9 @@ pub struct TrackedImage {
     pub credentials: Option<String>,
     /// Each update waits for `driftwatch approve` (`approval: required`).
     pub approval_required: bool,
+    /// A tag is chosen only once its image is at least this old (`minimumReleaseAge`, as
+    /// Renovate has it): a release gets time to be found bad before it rolls out.
+    pub min_release_age: Option<std::time::Duration>,
 }
 
 impl TrackedImage {

@@ -169,6 +169,20 @@ impl Cycle<'_> {
         Ok((out, list.truncated))
     }
 
+    /// When `tag` was built (its image config's `created`; for an index, its newest
+    /// platform's), read from the registry — never the synthetic order of a sorted tag list —
+    /// and cached by digest. `None` when the image does not say.
+    pub async fn created(
+        &self,
+        image: &ImageRef,
+        implicit_registry: bool,
+        tag: &str,
+    ) -> Result<Option<Timestamp>, Error> {
+        let ep = self.scanner.client.endpoint(image, implicit_registry);
+        let digest = self.scanner.client.manifest_digest(&ep, tag).await?;
+        Ok(self.digest_meta(&ep, &digest).await?.created)
+    }
+
     async fn digest_meta(
         &self,
         ep: &crate::endpoint::Endpoint,

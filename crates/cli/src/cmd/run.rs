@@ -278,6 +278,14 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
                 }
                 Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
             };
+            // A newer tag passed over for its age says so beside the verdict.
+            if matches!(
+                l.status,
+                Status::InSync | Status::UpdateAvailable | Status::Updated
+            ) && let Some(note) = &l.held
+            {
+                status = format!("{status}; {note}");
+            }
             let mut row = vec![
                 l.app.clone(),
                 l.image.clone(),
