@@ -356,3 +356,76 @@ fn a_tag_younger_than_the_minimum_release_age_is_passed_over() {
         "{err}"
     );
 }
+
+#[test]
+fn updates_wait_for_their_window() {
+    let shop = Shop::new("windows");
+    let conf = std::fs::read_to_string(&shop.conf).unwrap();
+    // A window twelve hours away is closed now; one opened by every minute is open.
+    let hour: u32 = String::from_utf8(
+        Command::new("date")
+            .args(["-u", "+%H"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap();
+    let with_window = |schedule: &str| {
+        conf.replace(
+            "  writeBack: kustomization\n",
+            &format!(
+                "  writeBack: kustomization\n  updateWindows:\n  - schedule: \"{schedule}\"\n    duration: 1h\n    timeZone: UTC\n"
+            ),
+        )
+    };
+    std::fs::write(
+        &shop.conf,
+        with_window(&format!("0 {} * * *", (hour + 12) % 24)),
+    )
+    .unwrap();
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    let dw = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(args)
+            .arg("--config")
+            .arg(&shop.conf)
+            .arg("--state-dir")
+            .arg(shop.state())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    };
+    let (_, out) = dw(&["check", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let l = &v["images"][0];
+    assert_eq!(l["status"], "pending", "{l}");
+    let why = l["held"].as_str().unwrap();
+    assert!(
+        why.starts_with("outside the update windows; the next opens ")
+            && why.ends_with(&format!("{:02}:00 UTC", (hour + 12) % 24)),
+        "{why}"
+    );
+    let (code, _) = dw(&["run", "--once"]);
+    assert_eq!(code, 0);
+    assert!(
+        shop.repo
+            .show("main", "apps/shop/kustomization.yaml")
+            .contains("v1.0.0")
+    );
+
+    std::fs::write(&shop.conf, with_window("* * * * *")).unwrap();
+    let (code, _) = dw(&["run", "--once"]);
+    assert_eq!(code, 0);
+    assert!(
+        shop.repo
+            .show("main", "apps/shop/kustomization.yaml")
+            .contains("v1.1.0")
+    );
+}

@@ -538,6 +538,7 @@ fn application(
         git_credentials,
         write_back,
         source_images,
+        update_windows: Vec::new(),
     })
 }
 

@@ -59,6 +59,18 @@ struct RawApp {
     approval: Option<String>,
     /// Every image's tags must be at least this old (`3d`, `12h`).
     minimum_release_age: Option<String>,
+    /// When updates may be written.
+    #[serde(default)]
+    update_windows: Vec<RawWindow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawWindow {
+    schedule: String,
+    duration: String,
+    #[serde(default)]
+    time_zone: String,
 }
 
 #[derive(Deserialize)]
@@ -440,7 +452,32 @@ impl Config {
                     credentials: im.credentials,
                 });
             }
+            let mut update_windows = Vec::new();
+            for (k, w) in a.update_windows.iter().enumerate() {
+                let at = |key: &str| format!("applications[{i}].updateWindows[{k}].{key}");
+                let duration = parse_age(&w.duration).ok_or_else(|| {
+                    err(
+                        file,
+                        &at("duration"),
+                        format!("{:?} is not a duration like 8h or 1d", w.duration),
+                    )
+                })?;
+                let window = crate::window::Window::new(&w.schedule, duration, &w.time_zone)
+                    .map_err(|why| {
+                        // The window names its field first (`duration: …`, `timeZone: …`).
+                        let (key, reason) = match why.split_once(": ") {
+                            Some((k, r)) if k == "duration" || k == "timeZone" => (k, r.to_owned()),
+                            _ => ("schedule", why.clone()),
+                        };
+                        err(file, &at(key), reason)
+                    })?;
+                update_windows.push(crate::model::UpdateWindow {
+                    written: (w.schedule.clone(), duration, w.time_zone.clone()),
+                    window,
+                });
+            }
             apps.push(App {
+                update_windows,
                 path: app_path,
                 name: a.name,
                 namespace: String::new(),
@@ -582,6 +619,48 @@ applications:
         )
         .unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn update_windows_name_their_bad_field() {
+        let with = |w: &str| {
+            format!(
+                "applications:\n- name: x\n  repo: r\n  updateWindows:\n  - {w}\n  images:\n  - image: a/b\n"
+            )
+        };
+        let ok = Config::parse(
+            &with("schedule: \"0 22 * * 1-5\"\n    duration: 8h\n    timeZone: Europe/Berlin"),
+            "d.yaml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(ok.apps[0].update_windows.len(), 1);
+        for (bad, field) in [
+            (
+                "schedule: \"0 25 * * *\"\n    duration: 1h",
+                "updateWindows[0].schedule",
+            ),
+            (
+                "schedule: \"0 2 * * *\"\n    duration: forever",
+                "updateWindows[0].duration",
+            ),
+            (
+                "schedule: \"0 2 * * *\"\n    duration: 9d",
+                "updateWindows[0].duration",
+            ),
+            (
+                "schedule: \"0 2 * * *\"\n    duration: 1h\n    timeZone: Mars/Base",
+                "updateWindows[0].timeZone",
+            ),
+        ] {
+            let e = Config::parse(&with(bad), "d.yaml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains(&format!("applications[0].{field}")),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -200,7 +200,7 @@ struct Waiting {
 impl Waiting {
     fn status(&self) -> Status {
         match self.wait {
-            crate::hold::Wait::Pending { .. } => Status::Pending,
+            crate::hold::Wait::Pending { .. } | crate::hold::Wait::Window { .. } => Status::Pending,
             _ => Status::Held,
         }
     }
@@ -542,7 +542,22 @@ impl Updater {
                         released,
                         approval_required: img.approval_required,
                         decision,
+                        window_closed: None,
                     };
+                }
+            }
+        }
+        // Outside its update windows an application's updates wait (and say until when).
+        let now = now_nanos();
+        for (i, app) in apps.iter().enumerate() {
+            let windows: Vec<crate::window::Window> = app
+                .update_windows
+                .iter()
+                .map(|w| w.window.clone())
+                .collect();
+            if let Err(why) = crate::window::allowed(&windows, now) {
+                for d in desired[i].iter_mut().flatten().flatten() {
+                    d.hold.window_closed = Some(why.clone());
                 }
             }
         }

@@ -20,6 +20,8 @@ pub struct HoldInput {
     pub approval_required: bool,
     /// The decision on the value to write, if any: approved or not, and by whom.
     pub decision: Option<(bool, String)>,
+    /// Outside every update window: when the next one opens.
+    pub window_closed: Option<String>,
 }
 
 /// Why an update waits.
@@ -31,6 +33,11 @@ pub enum Wait {
     Pending {
         /// The value waiting.
         value: String,
+    },
+    /// Outside the update windows.
+    Window {
+        /// When the next one opens.
+        why: String,
     },
     /// This value was rejected.
     Rejected {
@@ -49,6 +56,7 @@ impl Wait {
             Wait::Pending { value } => format!(
                 "pending approval of {value}: `driftwatch approve` writes it, `driftwatch reject` refuses it"
             ),
+            Wait::Window { why } => why.clone(),
             Wait::Rejected { value, by } => {
                 format!("held: {value} was rejected by {by}; a newer version will be proposed")
             }
@@ -61,6 +69,9 @@ impl Wait {
 pub fn wait(input: &HoldInput, git_now: Option<&str>, desired: &str) -> Option<Wait> {
     if let Some(h) = held(input, git_now, desired) {
         return Some(Wait::Rollback(h));
+    }
+    if let Some(why) = &input.window_closed {
+        return Some(Wait::Window { why: why.clone() });
     }
     if !input.approval_required {
         return None;

@@ -10,6 +10,7 @@ mod ignore;
 mod model;
 pub mod notification;
 pub mod target;
+pub mod window;
 
 pub use config::Config;
 pub use cycle::{

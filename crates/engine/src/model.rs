@@ -38,6 +38,8 @@ pub struct App {
     /// The Argo CD Application's own `spec.source.kustomize.images`, which Argo CD applies
     /// when it renders (before the `.argocd-source` files); empty for driftwatch.yaml.
     pub source_images: Vec<String>,
+    /// When updates may be written (`updateWindows`); none: any time.
+    pub update_windows: Vec<UpdateWindow>,
 }
 
 /// Where an application's new tags are written.
@@ -131,6 +133,22 @@ pub struct GitCredentials(pub std::sync::Arc<dyn GitCredentialReader>);
 impl std::fmt::Debug for GitCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GitCredentials(..)")
+    }
+}
+
+/// One update window as configured, and as checked ([`crate::window::Window`]).
+#[derive(Clone, Debug)]
+pub struct UpdateWindow {
+    /// The configuration: schedule, duration, time zone (compared, since the parsed zone is
+    /// not).
+    pub written: (String, std::time::Duration, String),
+    /// The parsed window.
+    pub window: crate::window::Window,
+}
+
+impl PartialEq for UpdateWindow {
+    fn eq(&self, other: &Self) -> bool {
+        self.written == other.written
     }
 }
 
