@@ -36,10 +36,19 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
             reason: format!("the action opened at byte {at} is never closed with }}}}"),
         });
     }
-    gtmpl::template(template, data).map_err(|e| Error::Template {
+    // gtmpl's lexer slices its input by byte and panics on some multi-byte characters inside
+    // an action (found by fuzz/fuzz_targets/commit_template.rs); a template written in an
+    // Application must not take the service down, so a panic is an invalid template.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        gtmpl::template(template, data).map_err(|e| e.to_string())
+    }))
+    .map_err(|_| Error::Template {
         which,
-        reason: e.to_string(),
-    })
+        reason: "the template engine cannot read it (a character it does not handle inside \
+                 {{ }})"
+            .to_owned(),
+    })?
+    .map_err(|reason| Error::Template { which, reason })
 }
 
 /// Where the first action that is never closed opens, skipping quoted strings, raw strings,
@@ -239,6 +248,15 @@ pub fn valid_branch(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_that_panics_the_engine_is_an_error() {
+        // The fuzzer's input: a multi-byte character inside an action made gtmpl's lexer
+        // slice inside it and panic.
+        let template = "{{. pApNa1e }}: {{ range .AppChanges }}{{ -}}age }} {{ .OldTag\u{6c2}} \u{4c0}}{{ .Ne}{{ .}}\n{{ end }}";
+        let err = commit_message(template, "app", &[]).unwrap_err();
+        assert!(matches!(err, Error::Template { .. }), "{err}");
+    }
 
     #[test]
     fn an_action_left_open_is_an_error_not_a_hang() {
