@@ -6,6 +6,11 @@ use driftwatch_git::{Change, commit_message};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    // The product catches gtmpl's panics (see template.rs), but libfuzzer-sys's panic hook
+    // aborts before any unwinding; a silent hook lets a caught panic be caught. A panic that
+    // escapes still aborts: libfuzzer-sys's own catch_unwind around this closure sees it.
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| std::panic::set_hook(Box::new(|_| {})));
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
