@@ -36,9 +36,11 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
             reason: format!("the action opened at byte {at} is never closed with }}}}"),
         });
     }
-    // gtmpl's lexer slices its input by byte and panics on some multi-byte characters inside
-    // an action (found by fuzz/fuzz_targets/commit_template.rs); a template written in an
-    // Application must not take the service down, so a panic is an invalid template.
+    // gtmpl panics on some input: its lexer slices by byte and panics on a multi-byte
+    // character inside an action (found by fuzz/fuzz_targets/commit_template.rs). That panic
+    // is on gtmpl's own lexer thread, which dies, and the parse then fails with an error; its
+    // parser also unwraps on this thread. A template written in an Application must never take
+    // the caller down, so a panic here is an invalid template too.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         gtmpl::template(template, data).map_err(|e| e.to_string())
     }))
@@ -251,8 +253,8 @@ mod tests {
 
     #[test]
     fn a_template_that_panics_the_engine_is_an_error() {
-        // The fuzzer's input: a multi-byte character inside an action made gtmpl's lexer
-        // slice inside it and panic.
+        // The fuzzer's input: a multi-byte character inside an action makes gtmpl's lexer
+        // thread slice inside it and panic; the render must still end in an error.
         let template = "{{. pApNa1e }}: {{ range .AppChanges }}{{ -}}age }} {{ .OldTag\u{6c2}} \u{4c0}}{{ .Ne}{{ .}}\n{{ end }}";
         let err = commit_message(template, "app", &[]).unwrap_err();
         assert!(matches!(err, Error::Template { .. }), "{err}");
