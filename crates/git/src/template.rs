@@ -39,19 +39,46 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
     // gtmpl panics on some input: its lexer slices by byte and panics on a multi-byte
     // character inside an action (found by fuzz/fuzz_targets/commit_template.rs). That panic
     // is on gtmpl's own lexer thread, which dies, and the parse then fails with an error; its
-    // parser also unwraps on this thread. A template written in an Application must never take
-    // the caller down, so a panic here is an invalid template too.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        gtmpl::template(template, data).map_err(|e| e.to_string())
-    }))
-    .map_err(|_| Error::Template {
-        which,
-        reason: "the template engine cannot read it (a character it does not handle inside \
-                 {{ }})"
-            .to_owned(),
-    })?
-    .map_err(|reason| Error::Template { which, reason })
+    // parser also unwraps on the calling thread. And some closed actions still never finish
+    // (also found by the fuzzer). A template written in an Application must never take the
+    // caller down or stall it, so gtmpl runs on a thread of its own, a panic is an invalid
+    // template, and a render that has not finished in RENDER_DEADLINE is abandoned (the thread
+    // is left behind: a thread cannot be stopped from outside).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let template_owned = template.to_owned();
+    std::thread::Builder::new()
+        .name("template".to_owned())
+        .spawn(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gtmpl::template(&template_owned, data).map_err(|e| e.to_string())
+            }));
+            // The receiver may have given up waiting: nothing to do then.
+            let _ = tx.send(out);
+        })
+        .map_err(|e| Error::Template {
+            which,
+            reason: format!("cannot start rendering: {e}"),
+        })?;
+    match rx.recv_timeout(RENDER_DEADLINE) {
+        Ok(Ok(out)) => out.map_err(|reason| Error::Template { which, reason }),
+        Ok(Err(_)) => Err(Error::Template {
+            which,
+            reason: "the template engine cannot read it (a character it does not handle inside \
+                     {{ }})"
+                .to_owned(),
+        }),
+        Err(_) => Err(Error::Template {
+            which,
+            reason: format!(
+                "rendering did not finish within {} s",
+                RENDER_DEADLINE.as_secs()
+            ),
+        }),
+    }
 }
+
+/// How long a template may take to render; real ones take microseconds.
+const RENDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where the first action that is never closed opens, skipping quoted strings, raw strings,
 /// characters and comments inside actions (a `}}` there does not close it).
@@ -250,6 +277,16 @@ pub fn valid_branch(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_that_never_finishes_is_an_error() {
+        // The fuzzer's input (a closed action with a raw string and a stray `+`) on which
+        // gtmpl never returned.
+        let started = std::time::Instant::now();
+        let err = commit_message("{{(`i\\u/q(`+zAqg}{ }}", "app", &[]).unwrap_err();
+        assert!(matches!(err, Error::Template { .. }), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     #[test]
     fn a_template_that_panics_the_engine_is_an_error() {
