@@ -44,6 +44,17 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
     // caller down or stall it, so gtmpl runs on a thread of its own, a panic is an invalid
     // template, and a render that has not finished in RENDER_DEADLINE is abandoned (the thread
     // is left behind: a thread cannot be stopped from outside).
+    // An abandoned render keeps spinning on its thread, so a template that once ran past the
+    // deadline is refused at once afterwards: it costs one thread per process, not one per
+    // cycle.
+    let hung = HUNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known_hung = hung.iter().any(|t| t == template);
+    drop(hung);
+    if known_hung {
+        return Err(deadline_error(which));
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     let template_owned = template.to_owned();
     std::thread::Builder::new()
@@ -67,13 +78,25 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
                      {{ }})"
                 .to_owned(),
         }),
-        Err(_) => Err(Error::Template {
-            which,
-            reason: format!(
-                "rendering did not finish within {} s",
-                RENDER_DEADLINE.as_secs()
-            ),
-        }),
+        Err(_) => {
+            HUNG.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(template.to_owned());
+            Err(deadline_error(which))
+        }
+    }
+}
+
+/// Templates whose render was abandoned at the deadline.
+static HUNG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn deadline_error(which: &'static str) -> Error {
+    Error::Template {
+        which,
+        reason: format!(
+            "rendering did not finish within {} s",
+            RENDER_DEADLINE.as_secs()
+        ),
     }
 }
 
@@ -286,6 +309,10 @@ mod tests {
         let err = commit_message("{{(`i\\u/q(`+zAqg}{ }}", "app", &[]).unwrap_err();
         assert!(matches!(err, Error::Template { .. }), "{err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Refused at once the second time: no second thread left spinning.
+        let again = std::time::Instant::now();
+        assert!(commit_message("{{(`i\\u/q(`+zAqg}{ }}", "app", &[]).is_err());
+        assert!(again.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]
