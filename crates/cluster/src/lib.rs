@@ -26,5 +26,6 @@ pub use mark::{APP_LABEL, FIELD_MANAGER};
 pub use quantity::parse_quantity;
 pub use render::{Rendered, Tool, installed, parse_objects, render};
 pub use sync::{
-    SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired, plan_sync, sync,
+    SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired, inventory_before_sync,
+    plan_sync, sync,
 };

@@ -4,7 +4,7 @@
 //! deletes only objects this application applied before (its inventory) that still carry its
 //! label, and refuses to delete everything unless allowed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Value, json};
 
@@ -311,6 +311,26 @@ fn identity(obj: &Value, namespace: &str) -> ObjectKey {
     ObjectKey::of(&stub(obj, namespace))
 }
 
+/// The inventory to keep *before* a sync of `rendered` starts: the previous inventory plus every
+/// object about to be applied. A sync that dies part-way (a crash, `kill -9`, an API error after
+/// some applies) would otherwise leave objects it created out of the inventory, and once Git
+/// drops them prune would never delete them. Listing an object that then is never applied is
+/// harmless: prune only deletes what is live and carries this application's label.
+pub fn inventory_before_sync(
+    rendered: &[Value],
+    inventory: &[Value],
+    namespace: &str,
+) -> Vec<Value> {
+    let mut out = inventory.to_vec();
+    let mut known: HashSet<ObjectKey> = inventory.iter().map(|o| identity(o, namespace)).collect();
+    for obj in rendered {
+        if known.insert(identity(obj, namespace)) {
+            out.push(stub(obj, namespace));
+        }
+    }
+    out
+}
+
 /// What a sync of `rendered` would do when the cluster has `live` (any objects; a rendered
 /// object none of them matches is missing, as is an inventory object) and the previous sync
 /// applied `inventory`. Pure: the decisions of [`sync`], for callers and tests that have the
@@ -517,6 +537,28 @@ mod tests {
 
     fn inventory_of(objects: &[Value]) -> Vec<Value> {
         objects.iter().map(|o| stub(o, "prod")).collect()
+    }
+
+    #[test]
+    fn a_sync_cut_short_still_lets_prune_remove_what_it_created() {
+        // Found by scripts/crash-campaign's reasoning: the inventory used to be written only
+        // after the whole sync, so a kill -9 between creating `new` and saving left `new` out of
+        // it, and once Git dropped `new` prune never deleted it.
+        let old = config_map("old", "1");
+        let new = config_map("new", "1");
+        let before = inventory_of(std::slice::from_ref(&old));
+        let rendered = [old.clone(), new.clone(), old.clone()];
+        let pending = inventory_before_sync(&rendered, &before, "prod");
+        assert_eq!(
+            pending,
+            inventory_of(&[old.clone(), new.clone()]),
+            "each object once"
+        );
+        // The process dies after applying `new`; the next revision no longer has it.
+        let live = [live_of(&old, Some(APP)), live_of(&new, Some(APP))];
+        let plan = plan_sync(std::slice::from_ref(&old), &live, &pending, &opts());
+        assert_eq!(plan.prune, [identity(&new, "prod")]);
+        assert_eq!(plan.inventory, inventory_of(&[old]));
     }
 
     #[test]

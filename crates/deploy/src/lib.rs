@@ -45,6 +45,13 @@ pub async fn apply(
     opts: &driftwatch_cluster::SyncOptions,
 ) -> Result<driftwatch_cluster::SyncReport, Error> {
     let inventory = inventory::load(state, &opts.app);
+    if !opts.dry_run {
+        // Saved before anything is applied: a sync cut short (kill -9, an API error) must not
+        // forget objects it already created, or prune could never remove them.
+        let pending =
+            driftwatch_cluster::inventory_before_sync(rendered, &inventory, &opts.namespace);
+        inventory::save(state, &opts.app, &pending)?;
+    }
     let report = driftwatch_cluster::sync(client, rendered, &inventory, opts).await?;
     if !opts.dry_run {
         inventory::save(state, &opts.app, &report.inventory)?;

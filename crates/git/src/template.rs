@@ -36,11 +36,72 @@ fn render(template: &str, which: &'static str, data: Value) -> Result<String, Er
             reason: format!("the action opened at byte {at} is never closed with }}}}"),
         });
     }
-    gtmpl::template(template, data).map_err(|e| Error::Template {
-        which,
-        reason: e.to_string(),
-    })
+    // gtmpl panics on some input: its lexer slices by byte and panics on a multi-byte
+    // character inside an action (found by fuzz/fuzz_targets/commit_template.rs). That panic
+    // is on gtmpl's own lexer thread, which dies, and the parse then fails with an error; its
+    // parser also unwraps on the calling thread. And some closed actions still never finish
+    // (also found by the fuzzer). A template written in an Application must never take the
+    // caller down or stall it, so gtmpl runs on a thread of its own, a panic is an invalid
+    // template, and a render that has not finished in RENDER_DEADLINE is abandoned (the thread
+    // is left behind: a thread cannot be stopped from outside).
+    // An abandoned render keeps spinning on its thread, so a template that once ran past the
+    // deadline is refused at once afterwards: it costs one thread per process, not one per
+    // cycle.
+    let hung = HUNG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let known_hung = hung.iter().any(|t| t == template);
+    drop(hung);
+    if known_hung {
+        return Err(deadline_error(which));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let template_owned = template.to_owned();
+    std::thread::Builder::new()
+        .name("template".to_owned())
+        .spawn(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                gtmpl::template(&template_owned, data).map_err(|e| e.to_string())
+            }));
+            // The receiver may have given up waiting: nothing to do then.
+            let _ = tx.send(out);
+        })
+        .map_err(|e| Error::Template {
+            which,
+            reason: format!("cannot start rendering: {e}"),
+        })?;
+    match rx.recv_timeout(RENDER_DEADLINE) {
+        Ok(Ok(out)) => out.map_err(|reason| Error::Template { which, reason }),
+        Ok(Err(_)) => Err(Error::Template {
+            which,
+            reason: "the template engine cannot read it (a character it does not handle inside \
+                     {{ }})"
+                .to_owned(),
+        }),
+        Err(_) => {
+            HUNG.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(template.to_owned());
+            Err(deadline_error(which))
+        }
+    }
 }
+
+/// Templates whose render was abandoned at the deadline.
+static HUNG: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn deadline_error(which: &'static str) -> Error {
+    Error::Template {
+        which,
+        reason: format!(
+            "rendering did not finish within {} s",
+            RENDER_DEADLINE.as_secs()
+        ),
+    }
+}
+
+/// How long a template may take to render; real ones take microseconds.
+const RENDER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where the first action that is never closed opens, skipping quoted strings, raw strings,
 /// characters and comments inside actions (a `}}` there does not close it).
@@ -239,6 +300,29 @@ pub fn valid_branch(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_that_never_finishes_is_an_error() {
+        // The fuzzer's input (a closed action with a raw string and a stray `+`) on which
+        // gtmpl never returned.
+        let started = std::time::Instant::now();
+        let err = commit_message("{{(`i\\u/q(`+zAqg}{ }}", "app", &[]).unwrap_err();
+        assert!(matches!(err, Error::Template { .. }), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Refused at once the second time: no second thread left spinning.
+        let again = std::time::Instant::now();
+        assert!(commit_message("{{(`i\\u/q(`+zAqg}{ }}", "app", &[]).is_err());
+        assert!(again.elapsed() < std::time::Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_template_that_panics_the_engine_is_an_error() {
+        // The fuzzer's input: a multi-byte character inside an action makes gtmpl's lexer
+        // thread slice inside it and panic; the render must still end in an error.
+        let template = "{{. pApNa1e }}: {{ range .AppChanges }}{{ -}}age }} {{ .OldTag\u{6c2}} \u{4c0}}{{ .Ne}{{ .}}\n{{ end }}";
+        let err = commit_message(template, "app", &[]).unwrap_err();
+        assert!(matches!(err, Error::Template { .. }), "{err}");
+    }
 
     #[test]
     fn an_action_left_open_is_an_error_not_a_hang() {

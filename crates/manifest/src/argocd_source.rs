@@ -28,8 +28,14 @@ pub fn set_argocd_source_image(
         format!("{name}{}", change.tag_suffix())
     };
     if src.trim().is_empty() {
+        // Rendered like every other new value: written bare, a name with `: `, ` #` or a
+        // control character would make the file mean something else or not parse at all
+        // (found by fuzz/fuzz_targets/yaml_edit.rs).
         return Ok(Outcome {
-            text: format!("kustomize:\n  images:\n  - {wanted}\n"),
+            text: format!(
+                "kustomize:\n  images:\n  - {}\n",
+                crate::yaml::scalar::render_new(&wanted)
+            ),
             changed: true,
             previous: Vec::new(),
             lines: Vec::new(),
@@ -204,6 +210,34 @@ fn root_map<'d>(docs: &'d [Document], file: &str) -> Result<&'d Node, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_file_reads_back_the_image_whatever_its_characters() {
+        for image in ["app", "a: b", "x #y", "nul\0here", "'q", "{x}", "- d"] {
+            let change = ImageChange {
+                image: image.into(),
+                new_name: None,
+                tag: Some("1.0".into()),
+                digest: None,
+            };
+            let out = set_argocd_source_image("", ".argocd-source-a.yaml", &change).unwrap();
+            let docs = parse(&out.text, "f").unwrap();
+            let root = docs[0].root.as_ref().unwrap();
+            let item = &root
+                .get("kustomize")
+                .unwrap()
+                .get("images")
+                .unwrap()
+                .items()
+                .unwrap()[0];
+            assert_eq!(
+                item.as_str(),
+                Some(format!("{image}:1.0").as_str()),
+                "{:?}",
+                out.text
+            );
+        }
+    }
 
     fn change(image: &str, tag: &str) -> ImageChange {
         ImageChange {

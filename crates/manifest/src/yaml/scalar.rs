@@ -19,7 +19,11 @@ pub fn plain_is_safe(s: &str) -> bool {
     if s.starts_with("- ") || s.starts_with("? ") || s.starts_with(": ") {
         return false;
     }
+    // Control characters and the noncharacters YAML forbids are only written escaped.
     !(s.contains(": ")
+        || s.contains(|c: char| {
+            c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}')
+        })
         || s.contains(" #")
         || s.ends_with(':')
         || s.contains(['\n', '\r', '\t'])
@@ -144,7 +148,9 @@ fn double_quote(value: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c => out.push(c),
         }
     }
