@@ -838,37 +838,17 @@ fn terminate(child: &mut std::process::Child) {
 /// updated and then deployed.
 #[test]
 fn argo_cd_repository_credentials_reach_the_deploy() {
-    use driftwatch_testkit::git::{BareRepo, GitHttp};
-    use driftwatch_testkit::registry::{Auth, Registry};
+    use driftwatch_testkit::git::GitHttp;
 
-    let dir = TempDir::new("argo-deploy");
-    let cluster = Cluster::new(dir.path());
-    cluster.install_application_crd();
-    let ns = cluster.unique_namespace("dw-argo-deploy");
-    let target = cluster.unique_namespace("dw-argo-deploy-target");
-    cluster.create_namespace(&ns);
-    let reg = Registry::start(Auth::None);
-    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
-    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
-    let api = format!("{}/team/api", reg.host());
-    let repo = BareRepo::new(&[
-        (
-            "app/kustomization.yaml",
-            &format!(
-                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {api}\n  newTag: 1.0.0\n"
-            ),
-        ),
-        (
-            "app/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n"),
-        ),
-        (
-            "app/deployment.yaml",
-            &format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {target}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: backend\n"
-            ),
-        ),
-    ]);
+    let DeployFixture {
+        dir,
+        cluster,
+        ns,
+        target,
+        reg: _reg,
+        api,
+        repo,
+    } = deploy_fixture("argo-deploy");
     let password = "s3cr3t-deploy-pw";
     let server = GitHttp::start(repo.path.parent().unwrap(), "bot", password);
     let url = format!("http://127.0.0.1:{}/repo.git", server.port);
@@ -1130,37 +1110,15 @@ fn an_invalid_application_does_not_stop_the_others() {
 /// `spec.source.kustomize.images` — in one pass, and in the service as the watch sees it.
 #[test]
 fn live_image_overrides_are_deployed() {
-    use driftwatch_testkit::git::BareRepo;
-    use driftwatch_testkit::registry::{Auth, Registry};
-
-    let dir = TempDir::new("argo-live-deploy");
-    let cluster = Cluster::new(dir.path());
-    cluster.install_application_crd();
-    let ns = cluster.unique_namespace("dw-argo-live-deploy");
-    let target = cluster.unique_namespace("dw-argo-live-target");
-    cluster.create_namespace(&ns);
-    let reg = Registry::start(Auth::None);
-    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
-    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
-    let api = format!("{}/team/api", reg.host());
-    let repo = BareRepo::new(&[
-        (
-            "app/kustomization.yaml",
-            &format!(
-                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {api}\n  newTag: 1.0.0\n"
-            ),
-        ),
-        (
-            "app/namespace.yaml",
-            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n"),
-        ),
-        (
-            "app/deployment.yaml",
-            &format!(
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {target}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: backend\n"
-            ),
-        ),
-    ]);
+    let DeployFixture {
+        dir,
+        cluster,
+        ns,
+        target,
+        reg: _reg,
+        api,
+        repo,
+    } = deploy_fixture("argo-live-deploy");
     let mut app = argo_app(
         &ns,
         "api",
@@ -1310,4 +1268,59 @@ fn the_application_watch_recovers_after_a_restart() {
     assert!(fake.refused() > 0, "the watch was not cut off");
     terminate(&mut child);
     let _ = child.wait();
+}
+
+/// What the deploy tests share: a cluster with the Application CRD, a namespace for the
+/// Applications and one they deploy to, a registry with `team/api` 1.0.0 and 1.0.1, and a
+/// repository whose `app` kustomization deploys `backend` from it at 1.0.0.
+struct DeployFixture {
+    dir: TempDir,
+    cluster: Cluster,
+    ns: String,
+    target: String,
+    reg: driftwatch_testkit::registry::Registry,
+    api: String,
+    repo: driftwatch_testkit::git::BareRepo,
+}
+
+fn deploy_fixture(name: &str) -> DeployFixture {
+    use driftwatch_testkit::git::BareRepo;
+    use driftwatch_testkit::registry::{Auth, Registry};
+    let dir = TempDir::new(name);
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    let ns = cluster.unique_namespace(&format!("dw-{name}"));
+    let target = cluster.unique_namespace(&format!("dw-{name}-target"));
+    cluster.create_namespace(&ns);
+    let reg = Registry::start(Auth::None);
+    reg.push_image("team/api", "1.0.0", "2026-11-01T00:00:00Z");
+    reg.push_image("team/api", "1.0.1", "2026-11-02T00:00:00Z");
+    let api = format!("{}/team/api", reg.host());
+    let repo = BareRepo::new(&[
+        (
+            "app/kustomization.yaml",
+            &format!(
+                "resources:\n- namespace.yaml\n- deployment.yaml\nimages:\n- name: backend\n  newName: {api}\n  newTag: 1.0.0\n"
+            ),
+        ),
+        (
+            "app/namespace.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {target}\n"),
+        ),
+        (
+            "app/deployment.yaml",
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: backend\n  namespace: {target}\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: backend\n  template:\n    metadata:\n      labels:\n        app: backend\n    spec:\n      containers:\n      - name: backend\n        image: backend\n"
+            ),
+        ),
+    ]);
+    DeployFixture {
+        dir,
+        cluster,
+        ns,
+        target,
+        reg,
+        api,
+        repo,
+    }
 }

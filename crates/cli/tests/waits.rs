@@ -17,42 +17,56 @@ fn kustomization(host: &str, tag: &str) -> String {
     )
 }
 
+/// `driftwatch ARGS --state-dir STATE` for the shop: exit code, stdout, stderr.
+fn dw(shop: &Shop, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(shop.state())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// One `run --once` cycle, which must succeed.
+fn cycle(shop: &Shop) {
+    let conf = shop.conf.to_str().unwrap();
+    let (code, out, err) = dw(shop, &["run", "--once", "--config", conf]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+/// The tag the kustomization in Git says.
+fn tag_in_git(shop: &Shop) -> String {
+    shop.repo
+        .show("main", "apps/shop/kustomization.yaml")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
+        .unwrap()
+}
+
+/// The image's line of `check -o json`.
+fn check_line(shop: &Shop) -> serde_json::Value {
+    let conf = shop.conf.to_str().unwrap();
+    let (_, out, err) = dw(shop, &["check", "--config", conf, "-o", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    v["images"][0].clone()
+}
+
 #[test]
 fn a_rollback_is_held_until_a_newer_tag_or_a_release() {
     let shop = Shop::new("hold");
     let host = shop.reg.host();
     let image = format!("{host}/shop/backend");
     let file = "apps/shop/kustomization.yaml";
-    let dw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(args)
-            .arg("--state-dir")
-            .arg(shop.state())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
-    let conf = shop.conf.to_str().unwrap().to_owned();
-    let cycle = || {
-        let (code, out, err) = dw(&["run", "--once", "--config", &conf]);
-        assert_eq!(code, 0, "{out}{err}");
-    };
-    let tag_in_git = || {
-        let text = shop.repo.show("main", file);
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
-            .unwrap()
-    };
-    let check = || -> serde_json::Value {
-        let (_, out, err) = dw(&["check", "--config", &conf, "-o", "json"]);
-        let v: serde_json::Value =
-            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
-        v["images"][0].clone()
-    };
+    let dw = |args: &[&str]| dw(&shop, args);
+    let cycle = || cycle(&shop);
+    let tag_in_git = || tag_in_git(&shop);
+    let check = || check_line(&shop);
 
     shop.reg
         .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
@@ -102,7 +116,6 @@ fn an_update_that_needs_approval_waits_then_is_written_or_refused() {
     let shop = Shop::new("approve");
     let host = shop.reg.host();
     let image = format!("{host}/shop/backend");
-    let file = "apps/shop/kustomization.yaml";
     // The image's updates wait for an approval.
     let conf = std::fs::read_to_string(&shop.conf).unwrap();
     std::fs::write(
@@ -113,35 +126,10 @@ fn an_update_that_needs_approval_waits_then_is_written_or_refused() {
         ),
     )
     .unwrap();
-    let dw = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
-            .args(args)
-            .arg("--state-dir")
-            .arg(shop.state())
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap(),
-            String::from_utf8(out.stdout).unwrap(),
-            String::from_utf8(out.stderr).unwrap(),
-        )
-    };
-    let conf = shop.conf.to_str().unwrap().to_owned();
-    let cycle = || {
-        let (code, out, err) = dw(&["run", "--once", "--config", &conf]);
-        assert_eq!(code, 0, "{out}{err}");
-    };
-    let tag_in_git = || {
-        shop.repo
-            .show("main", file)
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
-            .unwrap()
-    };
-    let line = || -> serde_json::Value {
-        let (_, out, _) = dw(&["check", "--config", &conf, "-o", "json"]);
-        serde_json::from_str::<serde_json::Value>(&out).unwrap()["images"][0].clone()
-    };
+    let dw = |args: &[&str]| dw(&shop, args);
+    let cycle = || cycle(&shop);
+    let tag_in_git = || tag_in_git(&shop);
+    let line = || check_line(&shop);
     // Nothing waits yet: approving is an error naming the application.
     let (code, _, err) = dw(&["approve", "shop"]);
     assert_eq!(code, 1);
