@@ -518,12 +518,17 @@ impl Updater {
         if let Ok(guard) = self.store.lock()
             && let Some(store) = guard.as_ref()
         {
+            // One read of the history for the whole cycle; releases and decisions are read
+            // only for the images that have history or need approval.
+            let written = store.last_written_all().unwrap_or_default();
             for (i, app) in apps.iter().enumerate() {
                 for (j, img) in app.images.iter().enumerate() {
                     let Ok(Some(d)) = &mut desired[i][j] else {
                         continue;
                     };
-                    let last = store.last_written(&app.name, &img.written).ok().flatten();
+                    let last = written
+                        .get(&(app.name.clone(), img.written.clone()))
+                        .cloned();
                     let released = last.as_deref().is_some_and(|from| {
                         store
                             .released(&app.name, &img.written, from)

@@ -252,6 +252,24 @@ impl Store {
         }
     }
 
+    /// What driftwatch last wrote for every image, by (app, image): one query for a whole
+    /// cycle, where [`Store::last_written`] per image would be one per tracked image.
+    pub fn last_written_all(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, String), String>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT app, image, new FROM updates
+                 WHERE id IN (SELECT MAX(id) FROM updates GROUP BY app, image)",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
     /// Lifts the hold on `image` of `app` that a rollback from `held_from` put there, recording
     /// who did it and when (`driftwatch release`).
     pub fn release(
