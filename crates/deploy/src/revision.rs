@@ -25,8 +25,7 @@ pub fn head(state: &Path, app: &App) -> Result<String, Error> {
     let mirror = mirror(state, app)?;
     let spec = BranchSpec::parse(&app.branch, "main");
     let base = mirror.resolve_branch(&spec.base)?;
-    mirror.fetch(&[&base])?;
-    mirror.head(&base)?.ok_or_else(|| Error::NoBranch {
+    mirror.fetch_head(&base)?.ok_or_else(|| Error::NoBranch {
         repo: redact_url(&app.repo),
         branch: base,
     })

@@ -929,13 +929,13 @@ impl Updater {
             }
         } else {
             let base = mirror.resolve_branch(&spec.base)?;
-            mirror.fetch(&[&base])?;
-            let head = mirror
-                .head(&base)?
-                .ok_or_else(|| driftwatch_git::Error::NoBranch {
-                    url: driftwatch_git::redact_url(repo),
-                    branch: base.clone(),
-                })?;
+            let head =
+                mirror
+                    .fetch_head(&base)?
+                    .ok_or_else(|| driftwatch_git::Error::NoBranch {
+                        url: driftwatch_git::redact_url(repo),
+                        branch: base.clone(),
+                    })?;
             if let Some(r) = remembered(&head) {
                 return Ok((None, r, true));
             }

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Auth, redact_url};
 use crate::error::Error;
+use crate::refs::{self, RefRead};
 
 /// Who a commit is by, and how it is signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -406,6 +407,9 @@ impl Mirror {
         if name != "HEAD" {
             return Ok(name.to_owned());
         }
+        if let Some(branch) = refs::local_git_dir(&self.url).and_then(|d| refs::head_branch(&d)) {
+            return Ok(branch);
+        }
         let out = self.git(&["ls-remote", "--symref", "origin", "HEAD"], None)?;
         String::from_utf8_lossy(&out)
             .lines()
@@ -437,6 +441,32 @@ impl Mirror {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Fetches `branch` unless the remote's head is known, without a git process, to be the
+    /// one already fetched; then returns the fetched head. This is what lets a cycle over
+    /// hundreds of unchanged repositories on this machine start no process at all.
+    pub fn fetch_head(&self, branch: &str) -> Result<Option<String>, Error> {
+        if let Some(head) = self.unmoved(branch) {
+            return Ok(Some(head));
+        }
+        self.fetch(&[branch])?;
+        self.head(branch)
+    }
+
+    /// The fetched head of `branch` when the remote's ref files say it has not moved since:
+    /// only for a remote on this machine, and only when both reads are certain.
+    fn unmoved(&self, branch: &str) -> Option<String> {
+        let remote = refs::local_git_dir(&self.url)?;
+        let RefRead::Found(there) = refs::read_ref(&remote, &format!("refs/heads/{branch}")) else {
+            return None;
+        };
+        let RefRead::Found(here) =
+            refs::read_ref(&self.dir, &format!("refs/remotes/origin/{branch}"))
+        else {
+            return None;
+        };
+        (there == here).then_some(here)
     }
 
     /// The last commit at or before `commit` that changed `path`: its short id and author,
@@ -515,8 +545,14 @@ impl Mirror {
         let mut last_target: Option<String> = None;
         let base = self.resolve_branch(&req.base)?;
         for attempt in 1..=max {
-            self.fetch(&[&base])?;
-            let head = self.head(&base)?.ok_or_else(|| Error::NoBranch {
+            // After a lost race the remote has moved: fetch whatever the ref files say.
+            let head = if attempt == 1 {
+                self.fetch_head(&base)?
+            } else {
+                self.fetch(&[&base])?;
+                self.head(&base)?
+            };
+            let head = head.ok_or_else(|| Error::NoBranch {
                 url: redact_url(&self.url),
                 branch: base.clone(),
             })?;
