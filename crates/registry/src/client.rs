@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use driftwatch_policy::{Digest, ImageRef};
 use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LINK, RETRY_AFTER, WWW_AUTHENTICATE,
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, IF_NONE_MATCH, LINK, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use reqwest::{Method, Response, StatusCode};
 use sha2::{Digest as _, Sha256};
@@ -108,6 +109,9 @@ struct Inner {
     options: Options,
     hosts: std::sync::Mutex<HashMap<String, Arc<Host>>>,
     stats: Stats,
+    /// Tag lists the registry gave an `ETag` for, by URL: asked for again with
+    /// `If-None-Match`, a `304` answers from here, with no body to read or parse.
+    etags: std::sync::Mutex<HashMap<String, (String, Arc<TagList>)>>,
 }
 
 fn build_http(options: &Options, insecure: bool) -> Result<reqwest::Client, Error> {
@@ -134,6 +138,7 @@ impl Client {
                 options,
                 hosts: std::sync::Mutex::new(HashMap::new()),
                 stats: Stats::default(),
+                etags: std::sync::Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -391,6 +396,22 @@ impl Client {
         accept: &[&str],
         what: &str,
     ) -> Result<Response, Error> {
+        self.send_if(ep, endpoint, method, url, accept, None, what)
+            .await
+    }
+
+    /// [`Client::send`] with `If-None-Match: etag` when given.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_if(
+        &self,
+        ep: &Endpoint,
+        endpoint: &'static str,
+        method: Method,
+        url: &str,
+        accept: &[&str],
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<Response, Error> {
         let host = self.host(ep);
         let scope = format!("repository:{}:pull", ep.repository);
         let options = &self.inner.options;
@@ -406,6 +427,9 @@ impl Client {
             let mut req = self.http_for(ep).request(method.clone(), url);
             if !accept.is_empty() {
                 req = req.header(ACCEPT, accept.join(", "));
+            }
+            if let Some(etag) = etag {
+                req = req.header(IF_NONE_MATCH, etag);
             }
             if let Some(auth) = self.authorization(ep, &host, &scope).await? {
                 req = req.header(AUTHORIZATION, auth);
@@ -573,12 +597,21 @@ impl Client {
     }
 
     /// Every tag of the repository, following `Link` pages to the end (capped at `max_tags`).
-    pub async fn list_tags(&self, ep: &Endpoint) -> Result<TagList, Error> {
+    /// A one-page list that came with an `ETag` is asked for conditionally the next time: the
+    /// same one request, but a `304` is answered from memory.
+    pub async fn list_tags(&self, ep: &Endpoint) -> Result<Arc<TagList>, Error> {
         let what = format!("listing tags of {}", ep.repository);
-        let mut url = format!(
+        let first = format!(
             "{}/v2/{}/tags/list?n={}",
             ep.base_url, ep.repository, self.inner.options.page_size
         );
+        let known = self
+            .inner
+            .etags
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&first).cloned());
+        let mut url = first.clone();
         let mut tags: Vec<String> = Vec::new();
         let mut seen_pages = std::collections::HashSet::new();
         loop {
@@ -589,10 +622,31 @@ impl Client {
                     reason: "the Link header loops back to a page already read".to_owned(),
                 });
             }
+            let etag = known
+                .as_ref()
+                .filter(|_| url == first)
+                .map(|(e, _)| e.as_str());
             let resp = self
-                .send(ep, "tags", Method::GET, &url, &["application/json"], &what)
+                .send_if(
+                    ep,
+                    "tags",
+                    Method::GET,
+                    &url,
+                    &["application/json"],
+                    etag,
+                    &what,
+                )
                 .await?;
+            if resp.status() == StatusCode::NOT_MODIFIED
+                && let Some((_, list)) = known.as_ref().filter(|_| url == first)
+            {
+                return Ok(list.clone());
+            }
             Self::expect_ok(&resp, ep, &what)?;
+            // Kept only for a list that is whole in this one response.
+            let new_etag = (url == first)
+                .then(|| resp.headers().get(ETAG)?.to_str().ok().map(str::to_owned))
+                .flatten();
             let next = resp
                 .headers()
                 .get(LINK)
@@ -612,18 +666,39 @@ impl Client {
             tags.extend(page.tags.unwrap_or_default());
             if tags.len() >= self.inner.options.max_tags {
                 tags.truncate(self.inner.options.max_tags);
-                return Ok(TagList {
+                self.remember_etag(&first, None);
+                return Ok(Arc::new(TagList {
                     tags,
                     truncated: true,
-                });
+                }));
             }
             match next {
                 Some(n) => url = n,
                 None => {
-                    return Ok(TagList {
+                    let list = Arc::new(TagList {
                         tags,
                         truncated: false,
                     });
+                    let single = seen_pages.len() == 1;
+                    self.remember_etag(
+                        &first,
+                        new_etag.filter(|_| single).map(|e| (e, list.clone())),
+                    );
+                    return Ok(list);
+                }
+            }
+        }
+    }
+
+    /// Keeps (or, with `None`, forgets) the `ETag` of the tag list at `url`.
+    fn remember_etag(&self, url: &str, entry: Option<(String, Arc<TagList>)>) {
+        if let Ok(mut m) = self.inner.etags.lock() {
+            match entry {
+                Some(e) => {
+                    m.insert(url.to_owned(), e);
+                }
+                None => {
+                    m.remove(url);
                 }
             }
         }

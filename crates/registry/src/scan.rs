@@ -122,7 +122,6 @@ impl Cycle<'_> {
                     .client
                     .list_tags(&ep)
                     .await
-                    .map(Arc::new)
                     .map_err(|e| (e.to_string(), e.is_transient()))
             })
             .await;

@@ -249,3 +249,68 @@ fn rate_limit_spaces_requests() {
         start.elapsed()
     );
 }
+
+/// Registries that tag their lists (GHCR, Quay, registries behind a CDN) are asked
+/// conditionally: one request per list as before, but a `304` is answered from memory, and a
+/// changed list replaces it. A list split over pages is never answered from memory.
+#[test]
+fn tag_lists_with_an_etag_are_asked_for_conditionally() {
+    let version = Arc::new(AtomicU32::new(1));
+    let v = version.clone();
+    let conditional = Arc::new(AtomicU32::new(0));
+    let c304 = conditional.clone();
+    let server = Server::start(move |req: &Request| {
+        let now = v.load(Ordering::SeqCst);
+        let etag = format!("\"list-{now}\"");
+        if req.path().starts_with("/v2/paged/") {
+            if req.header("if-none-match").is_some() {
+                c304.fetch_add(1, Ordering::SeqCst);
+            }
+            return match req.query("last") {
+                None => Reply::new(
+                    200,
+                    &[
+                        ("ETag", etag.as_str()),
+                        ("Link", "</v2/paged/tags/list?n=1000&last=a>; rel=\"next\""),
+                    ],
+                    tags_json(&["a"]),
+                ),
+                Some(_) => Reply::new(200, &[], tags_json(&["b"])),
+            };
+        }
+        if req.header("if-none-match") == Some(etag.as_str()) {
+            c304.fetch_add(1, Ordering::SeqCst);
+            return Reply::new(304, &[("ETag", etag.as_str())], "");
+        }
+        let tags: Vec<String> = (1..=now).map(|i| format!("1.0.{i}")).collect();
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        Reply::new(200, &[("ETag", etag.as_str())], tags_json(&tags))
+    });
+    let c = client();
+    let ep = endpoint(&c, &server, "app");
+    let list = |c: &Client| rt().block_on(c.list_tags(&ep)).unwrap().tags.clone();
+    assert_eq!(list(&c), ["1.0.1"]);
+    assert_eq!(conditional.load(Ordering::SeqCst), 0);
+    assert_eq!(list(&c), ["1.0.1"], "answered by the 304 from memory");
+    assert_eq!(conditional.load(Ordering::SeqCst), 1);
+    version.store(2, Ordering::SeqCst);
+    assert_eq!(list(&c), ["1.0.1", "1.0.2"], "a changed list replaces it");
+    assert_eq!(list(&c), ["1.0.1", "1.0.2"]);
+    assert_eq!(conditional.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        c.stats().total(),
+        4,
+        "one request per listing, as without ETags"
+    );
+
+    let paged = endpoint(&c, &server, "paged");
+    for _ in 0..2 {
+        let tags = rt().block_on(c.list_tags(&paged)).unwrap().tags.clone();
+        assert_eq!(tags, ["a", "b"]);
+    }
+    assert_eq!(
+        conditional.load(Ordering::SeqCst),
+        2,
+        "a paged list is read whole every time"
+    );
+}
