@@ -14,7 +14,9 @@
 //!    installed.
 //! 3. Updater, self-heal and push-to-deploy latencies, each webhook figure beside driftwatch
 //!    itself polling at a short interval, measured in the same run.
-//! 4. From the criterion benches run just before: tag selection, the diff, and the status
+//! 4. Scale (`scale.rs`): 1,000, 10,000 and 100,000 images (`DRIFTWATCH_BENCH_SCALE`), cold
+//!    and warm `check`, the cycle writing every update and no-op cycles.
+//! 5. From the criterion benches run just before: tag selection, the diff, and the status
 //!    page's overview for 1,000 applications (server time, and its weight as downloaded).
 //!
 //! Missed targets and failed runs (including those `scripts/bench` passes with `--failed`, and
@@ -32,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::BareRepo;
 use driftwatch_testkit::registry::{Auth, PagingProxy, Registry};
+
+mod scale;
 
 const REPOS: usize = 200;
 const TAGS: usize = 20;
@@ -1369,6 +1373,9 @@ fn main() {
         section(&mut v, "push -> deploy", |_| bench_push_to_deploy(&reg));
     }
     section(&mut v, "self-heal", bench_heal);
+    for images in scale::sizes() {
+        section(&mut v, "scale", |v| scale::bench_scale(images, v));
+    }
     match std::env::var_os("DRIFTWATCH_E2E_KUBECONFIG") {
         Some(k) => section(&mut v, "real API server", |v| {
             bench_real_cluster(Path::new(&k), v)

@@ -34,9 +34,10 @@ fn scale_cycles() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
     let tags: Vec<String> = (0..TAGS).map(|t| format!("v1.0.{t}")).collect();
-    for r in 0..REGISTRY_REPOS {
-        reg.push_tags(&format!("scale/img-{r:04}"), &tags, "2026-11-01T00:00:00Z");
-    }
+    let names: Vec<String> = (0..REGISTRY_REPOS)
+        .map(|r| format!("scale/img-{r:04}"))
+        .collect();
+    reg.seed_on_disk(&names, &tags, "2026-11-01T00:00:00Z");
     let mut repos = Vec::new();
     let mut yaml = String::from("interval: 1h\napplications:\n");
     for first in (0..apps).step_by(APPS_PER_REPO) {

@@ -2,7 +2,7 @@
 //! auth, or bearer tokens from a token server here; images pushed over its API; a paging proxy
 //! (2.8 ignores `?n=`); and a misbehaving registry for fault tests.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -329,6 +329,43 @@ impl Registry {
         }
     }
 
+    /// Seeds many repositories with many tags fast, for scale runs: one real push of an image
+    /// to `repos[0]`, then the registry's own storage layout (filesystem driver) written for
+    /// every repository and tag, as its pushes would have left it. The registry serves them as
+    /// any other; pushing 40,000 tags one `PUT` at a time would take most of an hour.
+    pub fn seed_on_disk(&self, repos: &[String], tags: &[String], created: &str) {
+        let Some(first) = repos.first() else { return };
+        let (manifest, _) = self.image_manifest(first, "linux", "amd64", "", created);
+        let digest = self.put_manifest(
+            first,
+            &tags[0],
+            "application/vnd.docker.distribution.manifest.v2+json",
+            &manifest,
+        );
+        let hex = digest.trim_start_matches("sha256:");
+        let root = self
+            ._dir
+            .path()
+            .join("storage/docker/registry/v2/repositories");
+        let template = root.join(first);
+        for repo in repos {
+            let dir = root.join(repo);
+            if dir != template {
+                for part in ["_layers", "_manifests/revisions"] {
+                    copy_tree(&template.join(part), &dir.join(part));
+                }
+            }
+            for tag in tags {
+                let t = dir.join("_manifests/tags").join(tag);
+                let index = t.join("index/sha256").join(hex);
+                std::fs::create_dir_all(&index).expect("tag index dir");
+                std::fs::create_dir_all(t.join("current")).expect("tag dir");
+                std::fs::write(index.join("link"), &digest).expect("index link");
+                std::fs::write(t.join("current/link"), &digest).expect("tag link");
+            }
+        }
+    }
+
     /// Gives `tag` the manifest of `source` (a retag, as `docker tag && docker push` does).
     pub fn retag(&self, repo: &str, source: &str, tag: &str) {
         let auth = self.auth_header(repo);
@@ -539,5 +576,19 @@ impl PagingProxy {
     /// `127.0.0.1:port`
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.server.port)
+    }
+}
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let dest = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).expect("copy file");
+        }
     }
 }

@@ -1,0 +1,255 @@
+//! The scale scenario (issue 16): N images in N/10 applications of ten images each, five
+//! applications to a `file://` Git repository, over 200 registry repositories of 20 tags (2,000
+//! from 100,000 images up), every image one update behind. For each size: a cold and a warm
+//! `check`, then the service's cycles back to back — the first writes every update, the next
+//! reads the new heads, the rest have nothing to do — with wall time, peak RSS and registry
+//! requests, each checked against the issue's target where it names one.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::registry::{Auth, Registry};
+
+use crate::{Running, Verdicts, driftwatch, mb, measure, ms};
+
+const TAGS: usize = 20;
+const IMAGES_PER_APP: usize = 10;
+const APPS_PER_REPO: usize = 5;
+/// Service cycles watched: the update cycle, the one reading the new heads, and no-op ones.
+const CYCLES: usize = 8;
+
+/// The sizes to run: `DRIFTWATCH_BENCH_SCALE` (comma-separated image counts), by default
+/// 1,000, 10,000 and 100,000.
+pub(crate) fn sizes() -> Vec<usize> {
+    std::env::var("DRIFTWATCH_BENCH_SCALE")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000])
+}
+
+pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
+    let apps = images / IMAGES_PER_APP;
+    let registry_repos = if images >= 100_000 { 2_000 } else { 200 };
+    println!(
+        "\n== Scale: {images} images, {apps} applications, {} Git repositories, {registry_repos} registry repositories × {TAGS} tags",
+        apps.div_ceil(APPS_PER_REPO)
+    );
+    let seeding = Instant::now();
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    let names: Vec<String> = (0..registry_repos)
+        .map(|r| format!("scale/img-{r:04}"))
+        .collect();
+    let tags: Vec<String> = (0..TAGS).map(|t| format!("v1.0.{t}")).collect();
+    reg.seed_on_disk(&names, &tags, "2026-11-01T00:00:00Z");
+    let mut repos = Vec::new();
+    let mut yaml = String::from("interval: 1h\napplications:\n");
+    for first in (0..apps).step_by(APPS_PER_REPO) {
+        let mut files = Vec::new();
+        let mut entries = Vec::new();
+        for a in first..(first + APPS_PER_REPO).min(apps) {
+            let mut k = String::from("kind: Kustomization\nimages:\n");
+            let mut tracked = String::new();
+            for j in 0..IMAGES_PER_APP {
+                let r = (a * IMAGES_PER_APP + j) % registry_repos;
+                k.push_str(&format!(
+                    "- name: img-{j}\n  newName: {host}/scale/img-{r:04}\n  newTag: v1.0.0\n"
+                ));
+                tracked.push_str(&format!(
+                    "  - image: {host}/scale/img-{r:04}\n    kustomizeName: img-{j}\n"
+                ));
+            }
+            files.push((format!("apps/app-{a:05}/kustomization.yaml"), k));
+            entries.push((a, tracked));
+        }
+        let refs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(p, c)| (p.as_str(), c.as_str()))
+            .collect();
+        let repo = BareRepo::new(&refs);
+        for (a, tracked) in entries {
+            yaml.push_str(&format!(
+                "- name: app-{a:05}\n  repo: {}\n  path: apps/app-{a:05}\n  writeBack: kustomization\n  images:\n{tracked}",
+                repo.file_url()
+            ));
+        }
+        repos.push(repo);
+    }
+    let work = TempDir::new("bench-scale");
+    let conf = work.path().join("driftwatch.yaml");
+    std::fs::write(&conf, yaml).unwrap();
+    println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
+    let unique = images.min(registry_repos) as u64;
+
+    let check_args = |state: &str| -> Vec<String> {
+        vec![
+            "check".into(),
+            "--output".into(),
+            "json".into(),
+            "--config".into(),
+            conf.display().to_string(),
+            "--state-dir".into(),
+            work.path().join(state).display().to_string(),
+        ]
+    };
+    let mut warm_check = Duration::MAX;
+    for which in ["cold", "warm"] {
+        let m = measure(&driftwatch(), &check_args("check"), None, &[]);
+        let report: serde_json::Value = serde_json::from_str(&m.stdout)
+            .unwrap_or_else(|e| panic!("check -o json: {e}: {}", m.stderr));
+        let updates = report["images"].as_array().map_or(0, |i| {
+            i.iter()
+                .filter(|l| l["status"] == "update-available")
+                .count()
+        });
+        assert_eq!(updates, images, "check found every update: {}", m.stderr);
+        let requests = report["registry_requests"].as_u64();
+        println!(
+            "check {which}: wall {:.0} ms, peak RSS {}, registry requests {}",
+            ms(m.wall),
+            mb(m.max_rss_kb),
+            requests.map_or("?".to_owned(), |r| r.to_string())
+        );
+        warm_check = m.wall;
+    }
+    if images == 10_000 {
+        println!(
+            "warm check: {}",
+            v.target(
+                &format!("scale {images}: warm check {:.0} ms", ms(warm_check)),
+                warm_check < Duration::from_secs(1),
+                "< 1000 ms"
+            )
+        );
+    }
+
+    let (cycles, hwm_kb) = service_cycles(&conf, &work.path().join("run"));
+    for c in &cycles {
+        assert_eq!(c["errors"], 0, "cycle {c}");
+    }
+    let figure = |c: &serde_json::Value, k: &str| c[k].as_u64().unwrap_or(0);
+    let update = &cycles[0];
+    assert_eq!(figure(update, "changes"), images as u64, "{update}");
+    assert_eq!(figure(update, "commits"), repos.len() as u64, "{update}");
+    let update_ms = figure(update, "duration_ms");
+    let mut noop: Vec<u64> = cycles[2..]
+        .iter()
+        .map(|c| figure(c, "duration_ms"))
+        .collect();
+    noop.sort_unstable();
+    let noop_ms = noop[noop.len() / 2];
+    let requests: Vec<u64> = cycles
+        .iter()
+        .map(|c| figure(c, "registry_requests"))
+        .collect();
+    println!(
+        "cycle with {images} updates ({} commits): {update_ms} ms",
+        repos.len()
+    );
+    println!(
+        "no-op cycle: median {noop_ms} ms of {} (min {}, max {}); {:.1}x faster than the update cycle",
+        noop.len(),
+        noop[0],
+        noop[noop.len() - 1],
+        update_ms as f64 / noop_ms.max(1) as f64
+    );
+    println!("peak RSS over {} cycles: {}", cycles.len(), mb(hwm_kb));
+    println!(
+        "registry requests per cycle {requests:?}; {}",
+        v.target(
+            &format!("scale {images}: registry requests per cycle {requests:?}"),
+            requests.iter().all(|&r| r == unique),
+            &format!("= {unique} unique repositories")
+        )
+    );
+    match images {
+        10_000 => println!(
+            "no-op cycle: {}",
+            v.target(
+                &format!("scale {images}: no-op cycle {noop_ms} ms"),
+                noop_ms < 300,
+                "< 300 ms"
+            )
+        ),
+        100_000 => {
+            println!(
+                "cycle with updates: {}",
+                v.target(
+                    &format!("scale {images}: cycle with updates {update_ms} ms"),
+                    update_ms < 30_000,
+                    "< 30 s"
+                )
+            );
+            println!(
+                "no-op cycle: {}",
+                v.target(
+                    &format!("scale {images}: no-op cycle {noop_ms} ms"),
+                    noop_ms < 3_000,
+                    "< 3 s"
+                )
+            );
+            let rss = hwm_kb.unwrap_or(u64::MAX);
+            println!(
+                "peak RSS: {}",
+                v.target(
+                    &format!("scale {images}: peak RSS {}", mb(hwm_kb)),
+                    rss < 250 * 1024,
+                    "< 250 MB"
+                )
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Runs the service with back-to-back cycles until [`CYCLES`] summaries are logged; returns
+/// them and the process's peak RSS (`VmHWM`) in KiB.
+fn service_cycles(conf: &Path, state: &Path) -> (Vec<serde_json::Value>, Option<u64>) {
+    let mut child = Command::new(driftwatch())
+        .args(["run", "--interval", "1", "--log-format", "json", "--config"])
+        .arg(conf)
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let pid = child.id();
+    let running = Running(child);
+    let lines = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+                && v["msg"] == "cycle"
+            {
+                sink.lock().unwrap().push(v);
+            }
+        }
+    });
+    let started = Instant::now();
+    while lines.lock().unwrap().len() < CYCLES {
+        assert!(
+            started.elapsed() < Duration::from_secs(1800),
+            "the service did not finish {CYCLES} cycles in 30 minutes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        });
+    drop(running);
+    let cycles = lines.lock().unwrap().clone();
+    (cycles, hwm)
+}
