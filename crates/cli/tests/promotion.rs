@@ -418,3 +418,42 @@ fn a_restart_keeps_the_soak_clock() {
         format!("{host}/shop/web:v1.0.0")
     );
 }
+
+#[test]
+fn an_approval_still_applies_on_top_of_a_promotion() {
+    let chain = Chain::new("promo-approve", "0s", "");
+    let conf = std::fs::read_to_string(&chain.conf).unwrap();
+    std::fs::write(
+        &chain.conf,
+        conf.replace(
+            "- name: shop-staging\n",
+            "- name: shop-staging\n  approval: required\n",
+        ),
+    )
+    .unwrap();
+    let host = chain.reg.host();
+    let digest = chain
+        .reg
+        .push_image("shop/web", "v1.1.0", "2026-11-02T00:00:00Z");
+    chain.cycle();
+    chain.runs_healthy(0, &format!("{host}/shop/web:v1.1.0"), &digest);
+    // dev runs it Healthy and there is no soak: the promotion is ready, and waits for a person.
+    chain.cycle();
+    let original = format!("{host}/shop/web:v1.0.0");
+    assert_eq!(chain.image_in_git("staging"), original);
+    let staging = chain.line("shop-staging");
+    assert_eq!(staging["status"], "pending", "{staging}");
+    assert_eq!(staging["registry"], format!("v1.1.0@{digest}"), "{staging}");
+    let state = chain.state();
+    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["approve", "shop-staging", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    chain.cycle();
+    assert_eq!(
+        chain.image_in_git("staging"),
+        format!("{host}/shop/web:v1.1.0@{digest}")
+    );
+}

@@ -434,10 +434,9 @@ impl Updater {
             .and_then(|g| g.as_ref().and_then(|s| s.soaking(&p.from, &name).ok()))
             .flatten();
         let (decision, keep) = decide(
-            &p.from,
+            p,
             &name,
             observed.as_ref().map_err(String::as_str),
-            p.soak,
             soaking.as_ref(),
             now_nanos(),
         );
@@ -448,13 +447,7 @@ impl Updater {
         {
             tracing::warn!(upstream = %p.from, image = %name, error = %e, "soak record not kept");
         }
-        match decision {
-            Decision::Promote { tag, digest: None } if p.pin_digest => Decision::Wait(format!(
-                "waiting: {} runs {name}:{tag} but no digest is known to pin (pinDigest)",
-                p.from
-            )),
-            d => d,
-        }
+        decision
     }
 
     /// The same updater, reading the Git credentials of applications that take them from the

@@ -134,18 +134,20 @@ pub enum Decision {
     Blocked(String),
 }
 
-/// Decides one promoted image: `observed` is the upstream `from`'s live state (or why it could
-/// not be read), `soaking` the soak record kept so far, `now` Unix nanoseconds. Returns the
-/// decision and the soak record to keep (`None`: forget it — the upstream is not Synced and
-/// Healthy, so the soak starts over next time).
+/// Decides one promoted image `image` (its name, without tag) configured with `promote`:
+/// `observed` is the upstream's live state (or why it could not be read), `soaking` the soak
+/// record kept so far, `now` Unix nanoseconds. Returns the decision and the soak record to keep
+/// (`None`: forget it — the upstream is not Synced and Healthy, so the soak starts over next
+/// time). With `pin_digest` a promotion carries the digest, or waits until one is known.
 pub fn decide(
-    from: &str,
+    promote: &Promote,
     image: &str,
     observed: Result<&Observation, &str>,
-    soak: Duration,
     soaking: Option<&Soaking>,
     now: i128,
 ) -> (Decision, Option<Soaking>) {
+    let from = promote.from.as_str();
+    let soak = promote.soak;
     let wait = |why: String| (Decision::Wait(format!("waiting: {why}")), None);
     let blocked = |why: String| (Decision::Blocked(format!("blocked: {why}")), None);
     let o = match observed {
@@ -216,6 +218,14 @@ pub fn decide(
         let keep = Some(Soaking { value, since });
         let elapsed = Duration::from_nanos(u64::try_from(now - since).unwrap_or(u64::MAX));
         if elapsed >= soak {
+            if promote.pin_digest && digest.is_none() {
+                return (
+                    Decision::Wait(format!(
+                        "waiting: {from} runs {image}:{tag} but no digest is known to pin (pinDigest)"
+                    )),
+                    keep,
+                );
+            }
             return (Decision::Promote { tag, digest }, keep);
         }
         return (
@@ -283,16 +293,23 @@ mod tests {
         }
     }
 
+    fn promote(from: &str, soak: u64, pin_digest: bool) -> Promote {
+        Promote {
+            from: from.to_owned(),
+            soak: Duration::from_secs(soak),
+            pin_digest,
+        }
+    }
+
     fn run(
         o: Result<&Observation, &str>,
         soaking: Option<&Soaking>,
         now: i128,
     ) -> (Decision, Option<Soaking>) {
         decide(
-            "shop-staging",
+            &promote("shop-staging", 600, false),
             "reg/shop/web",
             o,
-            Duration::from_secs(600),
             soaking,
             now,
         )
@@ -363,7 +380,7 @@ mod tests {
     fn no_soak_promotes_at_once_and_the_spec_digest_serves_without_pod_reports() {
         let mut o = healthy("v1.2.0", &[]);
         o.running[0].spec_digest = Some("sha256:bb".into());
-        let (d, _) = decide("dev", "img", Ok(&o), Duration::ZERO, None, 5);
+        let (d, _) = decide(&promote("dev", 0, true), "img", Ok(&o), None, 5);
         assert_eq!(
             d,
             Decision::Promote {
@@ -372,10 +389,9 @@ mod tests {
             }
         );
         let (d, _) = decide(
-            "dev",
+            &promote("dev", 0, false),
             "img",
             Ok(&healthy("v1", &[])),
-            Duration::ZERO,
             None,
             5,
         );
@@ -473,6 +489,51 @@ mod tests {
             Decision::Wait("waiting: shop-staging live state unknown: connection refused".into())
         );
         assert!(needs_cluster("shop-staging").contains("needs --kubeconfig"));
+    }
+
+    #[test]
+    fn pinning_a_digest_waits_until_one_is_known() {
+        let (d, keep) = decide(
+            &promote("dev", 0, true),
+            "img",
+            Ok(&healthy("v1", &[])),
+            None,
+            5,
+        );
+        assert_eq!(
+            d,
+            Decision::Wait(
+                "waiting: dev runs img:v1 but no digest is known to pin (pinDigest)".into()
+            )
+        );
+        assert!(keep.is_some(), "the soak goes on meanwhile");
+    }
+
+    #[test]
+    fn a_suspended_upstream_or_conflicting_pinned_digests_wait() {
+        let mut o = healthy("v1.2.0", &[]);
+        o.health = HealthState::Suspended;
+        o.detail = "Deployment shop/web: the rollout is paused".into();
+        assert_eq!(
+            run(Ok(&o), None, MIN).0,
+            Decision::Wait(
+                "waiting: shop-staging Suspended (Deployment shop/web: the rollout is paused)"
+                    .into()
+            )
+        );
+        let mut o = healthy("v1.2.0", &[]);
+        o.running[0].spec_digest = Some("sha256:aa".into());
+        o.running.push(Running {
+            tag: "v1.2.0".into(),
+            spec_digest: Some("sha256:bb".into()),
+            pod_digests: Vec::new(),
+        });
+        assert_eq!(
+            run(Ok(&o), None, MIN).0,
+            Decision::Wait(
+                "waiting: shop-staging pins several digests of reg/shop/web:v1.2.0".into()
+            )
+        );
     }
 
     #[test]

@@ -554,10 +554,9 @@ fn promotion_waits(
             .and_then(|s| s.soaking(&p.from, &name).ok())
             .flatten();
         let (decision, _) = decide(
-            &p.from,
+            p,
             &name,
             observed.as_ref().map_err(String::as_str),
-            p.soak,
             soaking.as_ref(),
             driftwatch_engine::now_nanos(),
         );
