@@ -439,16 +439,21 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         .iter()
         .flat_map(|a| &a.images)
         .any(|i| i.promote.is_some());
-    let live = match apps.first() {
-        Some(first) if promoting => {
-            let client = std::sync::Arc::new(args.cluster.connect(first)?);
-            Some(driftwatch_deploy::promote::ClusterLive::new(
-                driftwatch_deploy::Clusters::one(client),
-                args.source.state_dir(),
-                &apps,
-            ))
-        }
-        _ => None,
+    // Upstreams are read on the default cluster (--kubeconfig/--context).
+    let live = if promoting {
+        let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::connect(
+            &driftwatch_cluster::KubeTarget {
+                kubeconfig: args.cluster.kubeconfig.clone(),
+                context: args.cluster.context.clone(),
+            },
+        )?);
+        Some(driftwatch_deploy::promote::ClusterLive::new(
+            driftwatch_deploy::Clusters::one(client),
+            args.source.state_dir(),
+            &apps,
+        ))
+    } else {
+        None
     };
     let clients = (clients, live);
     if !args.watch {
