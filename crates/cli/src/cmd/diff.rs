@@ -434,12 +434,12 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         }
     }
     let rt = super::runtime()?;
-    // Promoted images say what they wait for, read from the cluster their upstream runs in.
+    // Promoted images say what they wait for; their upstreams are read on the default cluster
+    // (--kubeconfig/--context).
     let promoting = apps
         .iter()
         .flat_map(|a| &a.images)
         .any(|i| i.promote.is_some());
-    // Upstreams are read on the default cluster (--kubeconfig/--context).
     let live = if promoting {
         let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::connect(
             &driftwatch_cluster::KubeTarget {
@@ -530,8 +530,6 @@ fn print_table(table: &str, gap: bool, header: Option<&str>) -> CmdResult {
     Ok(())
 }
 
-/// Compares every application with the cluster once: the table (or JSON) to print, and whether
-/// any application is OutOfSync.
 /// A connection per cluster name (`None`: the default), or why it could not be made.
 type Connections =
     std::collections::HashMap<Option<String>, Result<driftwatch_cluster::KubeClient, String>>;
@@ -575,6 +573,8 @@ fn promotion_waits(
     out
 }
 
+/// Compares every application with the cluster once: the table (or JSON) to print, and whether
+/// any application is OutOfSync.
 fn status_table(
     args: &StatusArgs,
     apps: &[App],
