@@ -245,6 +245,11 @@ fn dev_then_staging_then_prod_each_after_its_upstream_ran_it_healthy_for_the_soa
         why.starts_with("waiting: shop-dev healthy ") && why.ends_with(" of 2s"),
         "{why}"
     );
+    assert_eq!(
+        staging["registry"],
+        format!("v1.1.0@{digest}"),
+        "the candidate: {staging}"
+    );
     let (_, table, _) = chain.dw(&["check"]);
     assert!(table.contains("waiting: shop-dev healthy "), "{table}");
 

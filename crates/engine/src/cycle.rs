@@ -60,7 +60,8 @@ pub struct ImageReport {
     pub app: String,
     /// The image as configured.
     pub image: String,
-    /// The registry's best by the policy (`tag`, or `tag@digest` for digest).
+    /// The registry's best by the policy (`tag`, or `tag@digest` for digest); for a promoted
+    /// image, what its upstream runs (while it soaks: the candidate).
     pub registry: Option<String>,
     /// What Git said before this cycle (the replaced value), when it differed.
     pub git: Option<String>,
@@ -217,6 +218,10 @@ impl Waiting {
             .describe(self.by.as_ref().map(|(i, a)| (i.as_str(), a.as_str())))
     }
 }
+
+/// A promoted image that waits or is blocked: its status, why, and the candidate it waits to
+/// promote (what the upstream runs while it soaks).
+type PromotionLine = (Status, String, Option<String>);
 
 /// What writing one repository and branch gave: the commit pushed, each image's edit, and
 /// whether the verdicts were reused from an earlier cycle.
@@ -401,7 +406,8 @@ impl Updater {
         self
     }
 
-    /// One promoted image's decision: the upstream's live state through the provider, the soak
+    /// One promoted image's decision, and the value the upstream runs Synced and Healthy (the
+    /// candidate, while it soaks): the upstream's live state through the provider, the soak
     /// record from the store (kept again as the decision says). `seen` holds what this cycle
     /// already observed, so several images following one upstream read it once.
     async fn promotion(
@@ -412,10 +418,10 @@ impl Updater {
             (String, String),
             Result<crate::promote::Observation, String>,
         >,
-    ) -> crate::promote::Decision {
+    ) -> (crate::promote::Decision, Option<String>) {
         use crate::promote::{Decision, decide, needs_cluster};
         let Some(live) = &self.live else {
-            return Decision::Wait(needs_cluster(&p.from));
+            return (Decision::Wait(needs_cluster(&p.from)), None);
         };
         let name = img.image.name();
         let key = (p.from.clone(), name.clone());
@@ -447,7 +453,7 @@ impl Updater {
         {
             tracing::warn!(upstream = %p.from, image = %name, error = %e, "soak record not kept");
         }
-        decision
+        (decision, keep.map(|k| k.value))
     }
 
     /// The same updater, reading the Git credentials of applications that take them from the
@@ -579,7 +585,8 @@ impl Updater {
             }
         }
         // Promoted images follow their upstream's live image, not the registry.
-        let mut promotions: Vec<Vec<Option<(Status, String)>>> =
+        // Per image: its status, why, and the candidate it waits to promote.
+        let mut promotions: Vec<Vec<Option<PromotionLine>>> =
             apps.iter().map(|a| vec![None; a.images.len()]).collect();
         let mut seen = std::collections::HashMap::new();
         for (i, app) in apps.iter().enumerate() {
@@ -588,7 +595,8 @@ impl Updater {
                 if desired[i][j].is_err() {
                     continue;
                 }
-                match self.promotion(img, p, &mut seen).await {
+                let (decision, candidate) = self.promotion(img, p, &mut seen).await;
+                match decision {
                     crate::promote::Decision::Promote { tag, digest } => {
                         let digest = match digest.filter(|_| p.pin_digest) {
                             None => None,
@@ -598,6 +606,7 @@ impl Updater {
                                     promotions[i][j] = Some((
                                         Status::Blocked,
                                         format!("blocked: {} runs digest {d:?}: {e}", p.from),
+                                        None,
                                     ));
                                     continue;
                                 }
@@ -614,10 +623,10 @@ impl Updater {
                         }));
                     }
                     crate::promote::Decision::Wait(why) => {
-                        promotions[i][j] = Some((Status::Waiting, why));
+                        promotions[i][j] = Some((Status::Waiting, why, candidate));
                     }
                     crate::promote::Decision::Blocked(why) => {
-                        promotions[i][j] = Some((Status::Blocked, why));
+                        promotions[i][j] = Some((Status::Blocked, why, None));
                     }
                 }
             }
@@ -723,9 +732,10 @@ impl Updater {
                         lines[i][j].error = Some(e.clone());
                     }
                 }
-                if let Some((status, why)) = &promotions[i][j] {
+                if let Some((status, why, candidate)) = &promotions[i][j] {
                     lines[i][j].status = *status;
                     lines[i][j].held = Some(why.clone());
+                    lines[i][j].registry.clone_from(candidate);
                 }
             }
         }
