@@ -10,6 +10,7 @@ mod error;
 pub mod inventory;
 pub mod live;
 mod overrides;
+pub mod promote;
 mod revision;
 pub mod rollback;
 pub mod rollout;

@@ -506,6 +506,7 @@ fn application(
             // argocd-image-updater has neither approvals nor release ages.
             approval_required: false,
             min_release_age: None,
+            promote: None,
             alias: entry.alias.clone(),
             implicit_registry: !written.split('/').next().is_some_and(|first| {
                 written.contains('/') && (first.contains(['.', ':']) || first == "localhost")

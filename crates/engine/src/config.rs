@@ -62,6 +62,24 @@ struct RawApp {
     /// When updates may be written.
     #[serde(default)]
     update_windows: Vec<RawWindow>,
+    /// Every image follows this application's live image (an image's own `promote` wins).
+    promote: Option<RawPromote>,
+}
+
+/// `promote: {from: APP, when: healthy, soak: 10m, pinDigest: true}`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPromote {
+    from: String,
+    #[serde(default = "healthy")]
+    when: String,
+    soak: Option<String>,
+    #[serde(default)]
+    pin_digest: bool,
+}
+
+fn healthy() -> String {
+    "healthy".to_owned()
 }
 
 #[derive(Deserialize)]
@@ -145,6 +163,8 @@ struct RawImage {
     approval: Option<String>,
     /// Its tags must be at least this old before one is chosen (`3d`, `12h`, `0s`: no wait).
     minimum_release_age: Option<String>,
+    /// Follow another application's live image instead of the registry.
+    promote: Option<RawPromote>,
 }
 
 fn semver() -> String {
@@ -172,6 +192,109 @@ fn parse_age(s: &str) -> Option<Duration> {
         parse_go_duration(rest)?
     };
     Some(Duration::from_secs(days.checked_mul(86_400)?) + rest)
+}
+
+/// One `promote:` entry, checked: `when` is `healthy` (the only condition for now), `soak` a
+/// duration. A digest is pinned when asked (`pinDigest`) or when the image's strategy is
+/// `digest`.
+fn promote_of(
+    p: &RawPromote,
+    strategy: Strategy,
+    file: &str,
+    field: &str,
+) -> Result<crate::promote::Promote, Error> {
+    if p.when != "healthy" {
+        return Err(err(
+            file,
+            &format!("{field}.when"),
+            format!("{:?}: the only condition is healthy", p.when),
+        ));
+    }
+    if p.from.is_empty() {
+        return Err(err(file, &format!("{field}.from"), "names no application"));
+    }
+    let soak = match &p.soak {
+        None => Duration::ZERO,
+        Some(s) => parse_age(s).ok_or_else(|| {
+            err(
+                file,
+                &format!("{field}.soak"),
+                format!("{s:?} is not a duration like 10m, 30s or 1h"),
+            )
+        })?,
+    };
+    Ok(crate::promote::Promote {
+        from: p.from.clone(),
+        soak,
+        pin_digest: p.pin_digest || strategy == Strategy::Digest,
+    })
+}
+
+/// Every promotion names an application that tracks the same image, and none goes round in a
+/// circle (`a` from `b` from `a`): the error names the applications.
+fn check_promotions(apps: &[App], file: &str) -> Result<(), Error> {
+    for (i, app) in apps.iter().enumerate() {
+        for (j, img) in app.images.iter().enumerate() {
+            let Some(p) = &img.promote else { continue };
+            let field = format!("applications[{i}].images[{j}].promote.from");
+            let Some(up) = apps.iter().find(|a| a.name == p.from) else {
+                return Err(err(
+                    file,
+                    &field,
+                    format!(
+                        "application {}: no application {:?} to promote from",
+                        app.name, p.from
+                    ),
+                ));
+            };
+            if up.name == app.name {
+                return Err(err(
+                    file,
+                    &field,
+                    format!("application {} promotes from itself", app.name),
+                ));
+            }
+            if !up.images.iter().any(|u| u.image.name() == img.image.name()) {
+                return Err(err(
+                    file,
+                    &field,
+                    format!(
+                        "application {}: {} does not track {}",
+                        app.name,
+                        up.name,
+                        img.image.name()
+                    ),
+                ));
+            }
+        }
+    }
+    // Follow each image's chain upstream; meeting an application twice is a cycle.
+    for app in apps {
+        for img in &app.images {
+            let mut chain = vec![app.name.as_str()];
+            let mut at = img;
+            while let Some(p) = &at.promote {
+                if chain.contains(&p.from.as_str()) {
+                    chain.push(&p.from);
+                    return Err(err(
+                        file,
+                        "applications",
+                        format!("promotion cycle: {}", chain.join(" -> ")),
+                    ));
+                }
+                chain.push(&p.from);
+                let next = apps
+                    .iter()
+                    .find(|a| a.name == p.from)
+                    .and_then(|a| a.images.iter().find(|u| u.image.name() == img.image.name()));
+                match next {
+                    Some(n) => at = n,
+                    None => break,
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn err(file: &str, path: &str, reason: impl Into<String>) -> Error {
@@ -437,8 +560,16 @@ impl Config {
                 })
                 .transpose()?
                 .filter(|d| !d.is_zero());
+                let promote = match (&im.promote, &a.promote) {
+                    (Some(p), _) => Some((p, at("promote"))),
+                    (None, Some(p)) => Some((p, format!("applications[{i}].promote"))),
+                    (None, None) => None,
+                }
+                .map(|(p, field)| promote_of(p, policy.strategy(), file, &field))
+                .transpose()?;
                 let first = im.image.split('/').next().unwrap_or("");
                 images.push(TrackedImage {
+                    promote,
                     min_release_age,
                     approval_required,
                     alias: im.alias,
@@ -494,6 +625,7 @@ impl Config {
                 source_images: Vec::new(),
             });
         }
+        check_promotions(&apps, file)?;
         let mut notifications: Vec<Notifier> = Vec::new();
         for (i, n) in raw.notifications.into_iter().enumerate() {
             let n = n
@@ -661,6 +793,67 @@ applications:
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn promotions_are_checked_at_load() {
+        let conf = |prod: &str, staging: &str| {
+            format!(
+                "applications:\n- name: dev\n  repo: r\n  images:\n  - image: reg.local/shop/web\n- name: staging\n  repo: r\n  images:\n  - image: reg.local/shop/web\n{staging}- name: prod\n  repo: r\n{prod}  images:\n  - image: reg.local/shop/web\n    strategy: digest\n    constraint: main\n"
+            )
+        };
+        let ok = conf(
+            "  promote: {from: staging, when: healthy, soak: 10m}\n",
+            "    promote: {from: dev, soak: 30s, pinDigest: true}\n",
+        );
+        let c = Config::parse(&ok, "d.yaml", Path::new(".")).unwrap();
+        let prod = c.apps[2].images[0].promote.clone().unwrap();
+        assert_eq!(prod.from, "staging");
+        assert_eq!(prod.soak, Duration::from_secs(600));
+        assert!(prod.pin_digest, "a digest strategy pins the digest");
+        let staging = c.apps[1].images[0].promote.clone().unwrap();
+        assert_eq!(
+            (staging.soak, staging.pin_digest),
+            (Duration::from_secs(30), true)
+        );
+        assert_eq!(c.apps[0].images[0].promote, None);
+        for (prod, staging, want) in [
+            (
+                "  promote: {from: qa}\n",
+                "",
+                "applications[2].images[0].promote.from: application prod: no application \"qa\"",
+            ),
+            (
+                "  promote: {from: staging, when: green}\n",
+                "",
+                "applications[2].promote.when: \"green\": the only condition is healthy",
+            ),
+            (
+                "  promote: {from: staging, soak: soon}\n",
+                "",
+                "applications[2].promote.soak: \"soon\" is not a duration",
+            ),
+            (
+                "  promote: {from: prod}\n",
+                "",
+                "application prod promotes from itself",
+            ),
+            (
+                "  promote: {from: staging}\n",
+                "    promote: {from: prod}\n",
+                "promotion cycle: staging -> prod -> staging",
+            ),
+        ] {
+            let e = Config::parse(&conf(prod, staging), "d.yaml", Path::new("."))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("d.yaml: ") && e.contains(want), "{want}: {e}");
+        }
+        let other = ok.replacen("reg.local/shop/web", "reg.local/shop/api", 1);
+        let e = Config::parse(&other, "d.yaml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dev does not track reg.local/shop/web"), "{e}");
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub enum Status {
     Held,
     /// The update waits for `driftwatch approve` (`approval: required`): see `held`.
     Pending,
+    /// A promoted image waits for its upstream application (the soak, a rollout): see `held`.
+    Waiting,
+    /// A promoted image's upstream is Degraded, Missing, OutOfSync or does not run the image:
+    /// see `held`.
+    Blocked,
     /// Something failed; see `error`.
     Error,
 }
@@ -55,7 +60,8 @@ pub struct ImageReport {
     pub app: String,
     /// The image as configured.
     pub image: String,
-    /// The registry's best by the policy (`tag`, or `tag@digest` for digest).
+    /// The registry's best by the policy (`tag`, or `tag@digest` for digest); for a promoted
+    /// image, what its upstream runs (while it soaks: the candidate).
     pub registry: Option<String>,
     /// What Git said before this cycle (the replaced value), when it differed.
     pub git: Option<String>,
@@ -144,6 +150,8 @@ pub struct Updater {
     git_credentials: Option<crate::model::GitCredentials>,
     /// Writes the live Applications of `write-back-method: argocd`.
     applications: Option<crate::model::Applications>,
+    /// Reads upstream applications' live state for promoted images.
+    live: Option<crate::promote::Live>,
 }
 
 /// Cycles between full passes by default: a safety net under the incremental cycles, whose
@@ -211,6 +219,10 @@ impl Waiting {
     }
 }
 
+/// A promoted image that waits or is blocked: its status, why, and the candidate it waits to
+/// promote (what the upstream runs while it soaks).
+type PromotionLine = (Status, String, Option<String>);
+
 /// What writing one repository and branch gave: the commit pushed, each image's edit, and
 /// whether the verdicts were reused from an earlier cycle.
 type Written = Result<(Option<CommitReport>, Vec<ImageEdit>, bool), Error>;
@@ -267,6 +279,7 @@ impl Updater {
             cycles: std::sync::atomic::AtomicU64::new(0),
             git_credentials: None,
             applications: None,
+            live: None,
         })
     }
 
@@ -384,6 +397,63 @@ impl Updater {
                 Status::UpdateAvailable
             };
         }
+    }
+
+    /// The same updater, reading the live state of promoted images' upstream applications
+    /// through `live` (without it, a promoted image waits and says it needs the cluster).
+    pub fn with_live(mut self, live: Option<crate::promote::Live>) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// One promoted image's decision, and the value the upstream runs Synced and Healthy (the
+    /// candidate, while it soaks): the upstream's live state through the provider, the soak
+    /// record from the store (kept again as the decision says). `seen` holds what this cycle
+    /// already observed, so several images following one upstream read it once.
+    async fn promotion(
+        &self,
+        img: &TrackedImage,
+        p: &crate::promote::Promote,
+        seen: &mut std::collections::HashMap<
+            (String, String),
+            Result<crate::promote::Observation, String>,
+        >,
+    ) -> (crate::promote::Decision, Option<String>) {
+        use crate::promote::{Decision, decide, needs_cluster};
+        let Some(live) = &self.live else {
+            return (Decision::Wait(needs_cluster(&p.from)), None);
+        };
+        let name = img.image.name();
+        let key = (p.from.clone(), name.clone());
+        let observed = match seen.get(&key) {
+            Some(o) => o.clone(),
+            None => {
+                let o = live.0.observe(&p.from, &img.image).await;
+                seen.insert(key, o.clone());
+                o
+            }
+        };
+        let soaking = self
+            .store
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(|s| s.soaking(&p.from, &name).ok()))
+            .flatten();
+        let (decision, keep) = decide(
+            p,
+            &name,
+            observed.as_ref().map_err(String::as_str),
+            soaking.as_ref(),
+            now_nanos(),
+        );
+        if keep != soaking
+            && let Ok(mut guard) = self.store.lock()
+            && let Some(store) = guard.as_mut()
+            && let Err(e) = store.set_soaking(&p.from, &name, keep.as_ref())
+        {
+            tracing::warn!(upstream = %p.from, image = %name, error = %e, "soak record not kept");
+        }
+        (decision, keep.map(|k| k.value))
     }
 
     /// The same updater, reading the Git credentials of applications that take them from the
@@ -514,6 +584,53 @@ impl Updater {
                 }
             }
         }
+        // Promoted images follow their upstream's live image, not the registry.
+        // Per image: its status, why, and the candidate it waits to promote.
+        let mut promotions: Vec<Vec<Option<PromotionLine>>> =
+            apps.iter().map(|a| vec![None; a.images.len()]).collect();
+        let mut seen = std::collections::HashMap::new();
+        for (i, app) in apps.iter().enumerate() {
+            for (j, img) in app.images.iter().enumerate() {
+                let Some(p) = &img.promote else { continue };
+                if desired[i][j].is_err() {
+                    continue;
+                }
+                let (decision, candidate) = self.promotion(img, p, &mut seen).await;
+                match decision {
+                    crate::promote::Decision::Promote { tag, digest } => {
+                        let digest = match digest.filter(|_| p.pin_digest) {
+                            None => None,
+                            Some(d) => match driftwatch_policy::Digest::parse(&d) {
+                                Ok(d) => Some(d),
+                                Err(e) => {
+                                    promotions[i][j] = Some((
+                                        Status::Blocked,
+                                        format!("blocked: {} runs digest {d:?}: {e}", p.from),
+                                        None,
+                                    ));
+                                    continue;
+                                }
+                            },
+                        };
+                        desired[i][j] = Ok(Some(Desired {
+                            shown: match &digest {
+                                Some(d) => format!("{tag}@{d}"),
+                                None => tag.clone(),
+                            },
+                            change: change_for(img, tag, digest),
+                            hold: crate::hold::HoldInput::default(),
+                            note: None,
+                        }));
+                    }
+                    crate::promote::Decision::Wait(why) => {
+                        promotions[i][j] = Some((Status::Waiting, why, candidate));
+                    }
+                    crate::promote::Decision::Blocked(why) => {
+                        promotions[i][j] = Some((Status::Blocked, why, None));
+                    }
+                }
+            }
+        }
         // What each image's history says: a value Git no longer holds was set back by someone.
         if let Ok(guard) = self.store.lock()
             && let Some(store) = guard.as_ref()
@@ -615,6 +732,11 @@ impl Updater {
                         lines[i][j].error = Some(e.clone());
                     }
                 }
+                if let Some((status, why, candidate)) = &promotions[i][j] {
+                    lines[i][j].status = *status;
+                    lines[i][j].held = Some(why.clone());
+                    lines[i][j].registry.clone_from(candidate);
+                }
             }
         }
         // Repositories are written in parallel by a few workers, each taking the next
@@ -708,7 +830,10 @@ impl Updater {
                 Err(e) => {
                     for &i in members {
                         for line in &mut lines[i] {
-                            if line.status != Status::NoCandidate {
+                            if !matches!(
+                                line.status,
+                                Status::NoCandidate | Status::Waiting | Status::Blocked
+                            ) {
                                 line.status = Status::Error;
                                 line.error = Some(e.to_string());
                             }
@@ -1217,6 +1342,10 @@ async fn choose(
     scan: &driftwatch_registry::Cycle<'_>,
     img: &TrackedImage,
 ) -> Result<Option<Desired>, String> {
+    if img.promote.is_some() {
+        // Not from the registry: from the upstream's live state, decided by the cycle.
+        return Ok(None);
+    }
     let policy = &img.policy;
     let needs = Needs {
         created: policy.strategy() == Strategy::NewestBuild,
@@ -1281,6 +1410,20 @@ async fn choose(
         Some(d) => format!("{}@{d}", c.tag),
         None => c.tag.clone(),
     };
+    Ok(Some(Desired {
+        change: change_for(img, c.tag.clone(), digest),
+        shown,
+        hold: crate::hold::HoldInput::default(),
+        note,
+    }))
+}
+
+/// The edit that sets `img` to `tag` (and `digest`) in its file.
+fn change_for(
+    img: &TrackedImage,
+    tag: String,
+    digest: Option<driftwatch_policy::Digest>,
+) -> ImageChange {
     let (image, new_name) = match &img.file_name {
         Some(name) => (
             name.clone(),
@@ -1288,17 +1431,12 @@ async fn choose(
         ),
         None => (img.written.clone(), None),
     };
-    Ok(Some(Desired {
-        change: ImageChange {
-            image,
-            new_name,
-            tag: Some(c.tag.clone()),
-            digest,
-        },
-        shown,
-        hold: crate::hold::HoldInput::default(),
-        note,
-    }))
+    ImageChange {
+        image,
+        new_name,
+        tag: Some(tag),
+        digest,
+    }
 }
 
 /// Candidates younger than `minimumReleaseAge` passed over before choosing none: the newest
@@ -1333,8 +1471,13 @@ pub fn affected(apps: &[App], events: &[driftwatch_registry::PushEvent]) -> Vec<
     };
     apps.iter()
         .filter_map(|app| {
-            let images: Vec<TrackedImage> =
-                app.images.iter().filter(|i| matches(i)).cloned().collect();
+            // A promoted image follows its upstream's live state, not registry pushes.
+            let images: Vec<TrackedImage> = app
+                .images
+                .iter()
+                .filter(|i| i.promote.is_none() && matches(i))
+                .cloned()
+                .collect();
             (!images.is_empty()).then(|| App {
                 images,
                 ..app.clone()

@@ -9,6 +9,7 @@ pub mod hold;
 mod ignore;
 mod model;
 pub mod notification;
+pub mod promote;
 pub mod target;
 pub mod window;
 

@@ -213,6 +213,8 @@ pub struct TrackedImage {
     /// A tag is chosen only once its image is at least this old (`minimumReleaseAge`, as
     /// Renovate has it): a release gets time to be found bad before it rolls out.
     pub min_release_age: Option<std::time::Duration>,
+    /// Follow another application's live image instead of the registry (`promote:`).
+    pub promote: Option<crate::promote::Promote>,
 }
 
 impl TrackedImage {

@@ -103,6 +103,11 @@ impl Store {
                app TEXT NOT NULL, image TEXT NOT NULL, value TEXT NOT NULL,
                approved INTEGER NOT NULL, by TEXT NOT NULL, at TEXT NOT NULL
              );
+             CREATE TABLE IF NOT EXISTS soaks (
+               upstream TEXT NOT NULL, image TEXT NOT NULL, value TEXT NOT NULL,
+               since_nanos TEXT NOT NULL,
+               PRIMARY KEY (upstream, image)
+             );
              CREATE TABLE IF NOT EXISTS digest_meta (
                digest TEXT PRIMARY KEY,
                created_nanos TEXT,
@@ -342,6 +347,56 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
+    /// Since when application `upstream` has run `image` (its name, without tag) Synced and
+    /// Healthy, as last observed: the start of a promotion's soak, kept across restarts.
+    pub fn soaking(
+        &self,
+        upstream: &str,
+        image: &str,
+    ) -> Result<Option<crate::promote::Soaking>, Error> {
+        let row: Option<(String, String)> = self
+            .db
+            .query_row(
+                "SELECT value, since_nanos FROM soaks WHERE upstream = ?1 AND image = ?2",
+                params![upstream, image],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(db_err)?;
+        Ok(row.and_then(|(value, since)| {
+            Some(crate::promote::Soaking {
+                value,
+                since: since.parse().ok()?,
+            })
+        }))
+    }
+
+    /// Keeps (or, with `None`, forgets) the soak record of `image` run by `upstream`.
+    pub fn set_soaking(
+        &mut self,
+        upstream: &str,
+        image: &str,
+        soaking: Option<&crate::promote::Soaking>,
+    ) -> Result<(), Error> {
+        match soaking {
+            Some(s) => self.db.execute(
+                "INSERT INTO soaks (upstream, image, value, since_nanos) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (upstream, image) DO UPDATE SET value = ?3, since_nanos = ?4",
+                params![upstream, image, s.value, s.since.to_string()],
+            ),
+            None => self.db.execute(
+                "DELETE FROM soaks WHERE upstream = ?1 AND image = ?2",
+                params![upstream, image],
+            ),
+        }
+        .map_err(db_err)?;
+        Ok(())
+    }
+
     /// Forgets what waited for `image` of `app` (it was written, or nothing waits any more).
     pub fn clear_pending(&mut self, app: &str, image: &str) -> Result<(), Error> {
         self.db
@@ -432,6 +487,26 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_soak_record_survives_reopening_and_is_forgotten_on_request() {
+        let dir = std::env::temp_dir().join(format!("dw-store-soak-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir).unwrap();
+        assert_eq!(store.soaking("staging", "reg/web").unwrap(), None);
+        let s = crate::promote::Soaking {
+            value: "v1@sha256:aa".into(),
+            since: 1_764_000_000_123_456_789,
+        };
+        store.set_soaking("staging", "reg/web", Some(&s)).unwrap();
+        drop(store);
+        let mut store = Store::open(&dir).unwrap();
+        assert_eq!(store.soaking("staging", "reg/web").unwrap(), Some(s));
+        assert_eq!(store.soaking("dev", "reg/web").unwrap(), None);
+        store.set_soaking("staging", "reg/web", None).unwrap();
+        assert_eq!(store.soaking("staging", "reg/web").unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn records_and_reads_back() {

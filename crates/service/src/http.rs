@@ -218,6 +218,7 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
                 "detail": a.detail,
                 "automated": a.automated, "selfHeal": a.self_heal,
                 "outOfSync": a.out_of_sync.iter().map(|(o, f)| serde_json::json!({"object": o, "fields": f})).collect::<Vec<_>>(),
+                "promotion": s.promotions_of(&a.app),
             })
         })
         .collect();

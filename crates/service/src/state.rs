@@ -62,6 +62,54 @@ pub struct Shared {
     /// Whether this process leads (acts) or follows (serves read-only). Always the leader
     /// without `--leader-elect`.
     pub role: Mutex<crate::leader::Role>,
+    /// Per application, its promoted images that wait for or are blocked by their upstream,
+    /// as the last cycle that checked them decided (`/status` and the page show them).
+    pub promotions: Mutex<std::collections::BTreeMap<String, Vec<PromotionWait>>>,
+}
+
+/// A promoted image that waits for its upstream application, or is blocked by it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct PromotionWait {
+    /// The image, as configured.
+    pub image: String,
+    /// `waiting` or `blocked`.
+    pub status: String,
+    /// Why: `waiting: shop-staging healthy 4m of 10m`, `blocked: shop-staging Degraded (…)`.
+    pub reason: String,
+}
+
+impl Shared {
+    /// Keeps the promotion waits a cycle's report shows, for the applications it covered.
+    pub fn note_promotions(&self, report: &driftwatch_engine::CycleReport) {
+        use driftwatch_engine::Status;
+        let Ok(mut all) = self.promotions.lock() else {
+            return;
+        };
+        for l in &report.images {
+            all.remove(&l.app);
+        }
+        for l in &report.images {
+            let status = match l.status {
+                Status::Waiting => "waiting",
+                Status::Blocked => "blocked",
+                _ => continue,
+            };
+            all.entry(l.app.clone()).or_default().push(PromotionWait {
+                image: l.image.clone(),
+                status: status.to_owned(),
+                reason: l.held.clone().unwrap_or_default(),
+            });
+        }
+    }
+
+    /// The promotion waits of application `app` (none when nothing waits).
+    pub fn promotions_of(&self, app: &str) -> Vec<PromotionWait> {
+        self.promotions
+            .lock()
+            .ok()
+            .and_then(|p| p.get(app).cloned())
+            .unwrap_or_default()
+    }
 }
 
 /// What the status page needs besides the loops' state.
@@ -88,6 +136,7 @@ impl Shared {
             apps: Mutex::new(Vec::new()),
             page: OnceLock::new(),
             role: Mutex::new(crate::leader::Role::Leader),
+            promotions: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 

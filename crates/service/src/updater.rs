@@ -188,7 +188,7 @@ fn log_cycle(report: &CycleReport, cycle: u64, started: i128) {
                 errors += 1;
                 tracing::warn!(app = %l.app, image = %l.image, error = %shown(&l.error), "image failed");
             }
-            Status::Held | Status::Pending => {
+            Status::Held | Status::Pending | Status::Waiting | Status::Blocked => {
                 // Counted in the summary every cycle; the why is told once it changes, by
                 // `check`, `/status` and the page.
                 held += 1;
@@ -315,6 +315,34 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         )),
         _ => None,
     };
+    // Promoted images read their upstream's live state from the cluster (without one they
+    // wait, saying they need it).
+    let promoting = apps
+        .iter()
+        .flat_map(|a| &a.images)
+        .any(|i| i.promote.is_some());
+    let live = match (&clusters, &opts.cluster) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(k)) if promoting => Some(driftwatch_deploy::Clusters::one(Arc::new(
+            driftwatch_cluster::KubeClient::connect(k)?,
+        ))),
+        _ => None,
+    }
+    .map(|c| {
+        Arc::new(driftwatch_deploy::promote::ClusterLive::new(
+            c,
+            opts.state_dir.clone(),
+            &[],
+        ))
+    });
+    let as_live = |l: &Arc<driftwatch_deploy::promote::ClusterLive>| {
+        let l: Arc<dyn driftwatch_engine::promote::LiveState> = l.clone();
+        driftwatch_engine::promote::Live(l)
+    };
+    if let Some(l) = &live {
+        l.set_apps(&updater.with_credentials(&apps).await);
+    }
+    updater = updater.with_live(live.as_ref().map(as_live));
     // Who acts: without leader election this process always leads; with it, the elector's
     // task publishes the role and the loop below follows it.
     let (role_tx, mut role) = watch::channel(Role::Leader);
@@ -440,7 +468,11 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                     secrets.clone(),
                 )?
                 .with_git_credentials(git_credentials.clone())
-                .with_applications(live_apps.clone());
+                .with_applications(live_apps.clone())
+                .with_live(live.as_ref().map(as_live));
+                if let Some(l) = &live {
+                    l.set_apps(&updater.with_credentials(&fresh).await);
+                }
                 apps = fresh;
                 shared.metrics.images_watched.set(images_watched(&apps));
                 if let Ok(mut a) = shared.apps.lock() {
@@ -475,6 +507,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 tracing::error!(error = %e, "recording history failed");
             }
             shared.ready.store(true, Ordering::Relaxed);
+            shared.note_promotions(&report);
             log_cycle(&report, cycles, started);
             for event in committed_events(&report) {
                 shared.events.push(event);

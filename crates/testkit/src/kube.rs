@@ -1183,15 +1183,30 @@ impl Cluster {
     /// ReplicaSet controller, so there one such pod is created; on a real server the pods the
     /// controllers made (Pending: there is no kubelet) get that status.
     pub fn run_pods(&self, ns: &str, label: &str, container: &str, image: &str, digest: &str) {
-        let statuses = json!({"containerStatuses": [{
-            "name": container,
-            "image": image,
-            "imageID": format!("docker-pullable://{}@{digest}", image.rsplit_once(':').map_or(image, |(r, _)| r)),
-            "ready": true,
-            "restartCount": 0,
-            "started": true,
-            "state": {"running": {"startedAt": "2026-11-01T00:00:00Z"}},
-        }]});
+        // The repository, without the tag or digest the spec names.
+        let repository = image.split_once('@').map_or(image, |(r, _)| r);
+        let repository = match repository.rsplit_once(':') {
+            Some((r, tag)) if !tag.contains('/') => r,
+            _ => repository,
+        };
+        // Ready, as a kubelet reports a started container that passes its probes: on a real
+        // server the ReplicaSet controller then counts the pod available.
+        let statuses = json!({
+            "phase": "Running",
+            "conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-01T00:00:00Z"},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": "2026-11-01T00:00:00Z"},
+            ],
+            "containerStatuses": [{
+                "name": container,
+                "image": image,
+                "imageID": format!("docker-pullable://{repository}@{digest}"),
+                "ready": true,
+                "restartCount": 0,
+                "started": true,
+                "state": {"running": {"startedAt": "2026-11-01T00:00:00Z"}},
+            }],
+        });
         let (key, value) = label.split_once('=').expect("label key=value");
         match &self.fake {
             Some(f) => f.insert(

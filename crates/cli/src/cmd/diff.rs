@@ -420,7 +420,7 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
     let (apps, _, _) = args.source.load()?;
     // One connection per cluster the applications name; one that cannot be made is that
     // application's error, and the others go on.
-    let mut clients: Clients = std::collections::HashMap::new();
+    let mut clients: Connections = std::collections::HashMap::new();
     for app in &apps {
         let name = cluster_of(app).map(str::to_owned);
         if let std::collections::hash_map::Entry::Vacant(slot) = clients.entry(name) {
@@ -434,6 +434,28 @@ pub fn status_cmd(args: &StatusArgs) -> CmdResult {
         }
     }
     let rt = super::runtime()?;
+    // Promoted images say what they wait for; their upstreams are read on the default cluster
+    // (--kubeconfig/--context).
+    let promoting = apps
+        .iter()
+        .flat_map(|a| &a.images)
+        .any(|i| i.promote.is_some());
+    let live = if promoting {
+        let client = std::sync::Arc::new(driftwatch_cluster::KubeClient::connect(
+            &driftwatch_cluster::KubeTarget {
+                kubeconfig: args.cluster.kubeconfig.clone(),
+                context: args.cluster.context.clone(),
+            },
+        )?);
+        Some(driftwatch_deploy::promote::ClusterLive::new(
+            driftwatch_deploy::Clusters::one(client),
+            args.source.state_dir(),
+            &apps,
+        ))
+    } else {
+        None
+    };
+    let clients = (clients, live);
     if !args.watch {
         let (table, any_out) = status_table(args, &apps, &clients, &rt)?;
         print_table(&table, false, None)?;
@@ -508,12 +530,51 @@ fn print_table(table: &str, gap: bool, header: Option<&str>) -> CmdResult {
     Ok(())
 }
 
-/// Compares every application with the cluster once: the table (or JSON) to print, and whether
-/// any application is OutOfSync.
 /// A connection per cluster name (`None`: the default), or why it could not be made.
-type Clients =
+type Connections =
     std::collections::HashMap<Option<String>, Result<driftwatch_cluster::KubeClient, String>>;
 
+/// The connections, and the reader of promoted images' upstreams (when some image is promoted).
+type Clients = (Connections, Option<driftwatch_deploy::promote::ClusterLive>);
+
+/// What `app`'s promoted images wait for (`IMAGE: waiting: …`, `IMAGE: blocked: …`), as a
+/// cycle would decide it now; the soak clock is read from the state store, not changed.
+fn promotion_waits(
+    live: &driftwatch_deploy::promote::ClusterLive,
+    state: &std::path::Path,
+    app: &App,
+    rt: &tokio::runtime::Runtime,
+) -> Vec<String> {
+    use driftwatch_engine::promote::{Decision, LiveState as _, decide};
+    let store = driftwatch_engine::store::Store::open(state).ok();
+    let mut out = Vec::new();
+    for img in &app.images {
+        let Some(p) = &img.promote else { continue };
+        let name = img.image.name();
+        let observed = rt.block_on(live.observe(&p.from, &img.image));
+        let soaking = store
+            .as_ref()
+            .and_then(|s| s.soaking(&p.from, &name).ok())
+            .flatten();
+        let (decision, _) = decide(
+            p,
+            &name,
+            observed.as_ref().map_err(String::as_str),
+            soaking.as_ref(),
+            driftwatch_engine::now_nanos(),
+        );
+        match decision {
+            Decision::Wait(why) | Decision::Blocked(why) => {
+                out.push(format!("{}: {why}", img.written));
+            }
+            Decision::Promote { .. } => {}
+        }
+    }
+    out
+}
+
+/// Compares every application with the cluster once: the table (or JSON) to print, and whether
+/// any application is OutOfSync.
 fn status_table(
     args: &StatusArgs,
     apps: &[App],
@@ -525,7 +586,7 @@ fn status_table(
     let mut any_out = false;
     let mut any_error = false;
     for app in apps {
-        let client = match clients.get(&cluster_of(app).map(str::to_owned)) {
+        let client = match clients.0.get(&cluster_of(app).map(str::to_owned)) {
             Some(Ok(c)) => Ok(c),
             Some(Err(e)) => Err(anyhow::anyhow!("{e}")),
             None => Err(anyhow::anyhow!("no connection")),
@@ -556,6 +617,13 @@ fn status_table(
                 })
             }
         };
+        let mut row = row;
+        if let Some(live) = &clients.1 {
+            let waits = promotion_waits(live, &args.source.state_dir(), app, rt);
+            if !waits.is_empty() {
+                row["promotion"] = waits.into();
+            }
+        }
         rows.push(row);
     }
     let mut out = String::new();
@@ -579,6 +647,9 @@ fn status_table(
                 r["health"].as_str().unwrap_or(""),
                 r["detail"].as_str().unwrap_or("")
             );
+            for w in r["promotion"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "{:<20} promotion: {}", "", w.as_str().unwrap_or(""));
+            }
         }
     }
     let verdict = if any_error {

@@ -273,7 +273,7 @@ fn print_table(report: &CycleReport, live: Option<&[Option<LiveCell>]>) -> std::
                 Status::UpdateAvailable => "update available".to_owned(),
                 Status::Updated => "updated".to_owned(),
                 Status::NoCandidate => "no candidate".to_owned(),
-                Status::Held | Status::Pending => {
+                Status::Held | Status::Pending | Status::Waiting | Status::Blocked => {
                     l.held.clone().unwrap_or_else(|| "held".to_owned())
                 }
                 Status::Error => format!("error: {}", l.error.clone().unwrap_or_default()),
@@ -377,19 +377,33 @@ pub fn check(args: &CheckArgs) -> CmdResult {
     let rejected = !loaded.rejected.is_empty();
     let apps = loaded.apps;
     let state = args.source.state_dir();
-    let updater = Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
-        .with_git_credentials(loaded.git_credentials)
-        .with_applications(loaded.applications);
-    let report = rt.block_on(updater.cycle(&apps, Mode::Check));
-    let live = match &args.kubeconfig {
-        Some(k) => {
-            let client = driftwatch_cluster::KubeClient::connect(
+    let mut updater =
+        Updater::with_secrets(loaded.registries, state.clone(), &apps, loaded.secrets)?
+            .with_git_credentials(loaded.git_credentials)
+            .with_applications(loaded.applications);
+    let client = match &args.kubeconfig {
+        Some(k) => Some(std::sync::Arc::new(
+            driftwatch_cluster::KubeClient::connect(
                 &KubeTarget::file(k).with_context(args.context.as_deref()),
-            )?;
-            Some(rt.block_on(live_cells(&client, &state, &apps, &updater, &report)))
-        }
+            )?,
+        )),
         None => None,
     };
+    // Promoted images read their upstream's live state once, from the same cluster.
+    if let Some(c) = &client {
+        let reader = driftwatch_deploy::promote::ClusterLive::new(
+            driftwatch_deploy::Clusters::one(c.clone()),
+            state.clone(),
+            &rt.block_on(updater.with_credentials(&apps)),
+        );
+        let reader: std::sync::Arc<dyn driftwatch_engine::promote::LiveState> =
+            std::sync::Arc::new(reader);
+        updater = updater.with_live(Some(driftwatch_engine::promote::Live(reader)));
+    }
+    let report = rt.block_on(updater.cycle(&apps, Mode::Check));
+    let live = client
+        .as_ref()
+        .map(|client| rt.block_on(live_cells(client, &state, &apps, &updater, &report)));
     if args.output == Output::Json {
         let mut value = serde_json::to_value(&report).context("encoding the report")?;
         if let (Some(cells), Some(images)) = (

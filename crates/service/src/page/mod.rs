@@ -180,10 +180,20 @@ pub fn build_rows(apps: &[App], status: Option<&[AppStatus]>, history: &[Update]
 async fn overview_rows(s: &Shared) -> (Vec<Row>, bool) {
     let (history, _) = history(s, None, OVERVIEW_HISTORY).await;
     let status = statuses(s);
-    (
-        build_rows(&apps_of(s), status.as_deref(), &history),
-        status.is_some(),
-    )
+    let mut rows = build_rows(&apps_of(s), status.as_deref(), &history);
+    with_promotions(s, &mut rows);
+    (rows, status.is_some())
+}
+
+/// Each row's promotion waits, as the last cycle decided them.
+fn with_promotions(s: &Shared, rows: &mut [Row]) {
+    for r in rows {
+        r.promotion = s
+            .promotions_of(&r.app)
+            .into_iter()
+            .map(|w| format!("{}: {}", w.image, w.reason))
+            .collect();
+    }
 }
 
 type Params = Query<std::collections::HashMap<String, String>>;
@@ -225,6 +235,7 @@ async fn app_view(s: &Shared, name: &str) -> Option<AppView> {
     let (history, syncs) = history(s, Some(name.to_owned()), APP_HISTORY).await;
     let mut rows = build_rows(&apps, status.as_deref(), &history);
     rows.retain(|r| r.app == name);
+    with_promotions(s, &mut rows);
     let app = apps.iter().find(|a| a.name == name);
     Some(AppView {
         row: rows.pop().unwrap_or_default(),
@@ -281,6 +292,9 @@ fn fingerprint(s: &Shared) -> u64 {
         st.health.map(|h| h.to_string()).hash(&mut h);
         st.detail.hash(&mut h);
         st.out_of_sync.hash(&mut h);
+        for w in s.promotions_of(&st.app) {
+            w.reason.hash(&mut h);
+        }
     }
     h.finish()
 }

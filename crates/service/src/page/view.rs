@@ -31,6 +31,8 @@ pub struct Row {
     pub images: usize,
     /// The newest update written to Git: `image:tag` and when it was committed.
     pub last_update: Option<(String, String)>,
+    /// Promoted images that wait for (or are blocked by) their upstream: `image: why`.
+    pub promotion: Vec<String>,
 }
 
 /// The sync policy as the application page shows it.
@@ -187,7 +189,10 @@ pub fn rows(rows: &[Row]) -> Markup {
             tr {
                 td { a href=(format!("/apps/{}", segment(&r.app))) { (r.app) } }
                 td { (word(&r.sync)) }
-                td { (word(&r.health)) @if !r.detail.is_empty() { i { (r.detail) } } }
+                td {
+                    (word(&r.health)) @if !r.detail.is_empty() { i { (r.detail) } }
+                    @for w in &r.promotion { br; span.promotion { (w) } }
+                }
                 td { (short(&r.revision)) }
                 td { (r.at) }
                 td { @match r.drifted { Some(n) => (n), None => "—" } }
@@ -288,6 +293,9 @@ pub fn app_live(v: &AppView) -> Markup {
                 dt { "Revision" } dd.mono { @if r.revision.is_empty() { "—" } @else { (r.revision) } }
                 dt { "When" } dd { @if r.at.is_empty() { "—" } @else { time datetime=(r.at) { (r.at) } } }
                 dt { "Images" } dd { @for i in &v.images { span.mono { (i) } br; } }
+                @if !r.promotion.is_empty() {
+                    dt { "Promotion" } dd { @for w in &r.promotion { span.promotion { (w) } br; } }
+                }
                 dt { "Sync policy" } dd {
                     @match &v.policy {
                         Some(p) => {
