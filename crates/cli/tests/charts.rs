@@ -406,3 +406,80 @@ fn the_live_application_gets_the_chart_version() {
     let (code, out, err) = dw(&[&["check"], &args[..]].concat());
     assert_eq!(code, 0, "nothing drifts now: {out}{err}");
 }
+
+/// Approvals and holds apply to charts as to images: a version waits for `approve`, and a
+/// rollback of the chart's version in Git is held.
+#[test]
+fn chart_updates_wait_for_approval_and_rollbacks_are_held() {
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    for v in ["1.4.0", "1.4.2"] {
+        reg.push_chart("charts/web", "web", v);
+    }
+    let kustomization = KUSTOMIZATION.replace("{host}", &host);
+    let file = "apps/web/kustomization.yaml";
+    let repo = BareRepo::new(&[(file, &kustomization)]);
+    let dir = TempDir::new("charts-waits");
+    let conf = dir.path().join("driftwatch.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "applications:\n- name: web\n  repo: {}\n  path: apps/web\n  charts:\n  - chart: oci://{host}/charts/web\n    constraint: \"~1.4\"\n    approval: required\n",
+            repo.file_url()
+        ),
+    )
+    .unwrap();
+    let conf = conf.display().to_string();
+    let state = dir.path().join("state").display().to_string();
+    let base = ["--config", conf.as_str(), "--state-dir", state.as_str()];
+    let chart = format!("chart:oci://{host}/charts/web");
+    let version_in_git = || {
+        repo.show("main", file)
+            .lines()
+            .find(|l| l.contains("# pinned"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let line = || {
+        let (_, out, err) = dw(&[&["check", "-o", "json"], &base[..]].concat());
+        let v: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        v["images"][0].clone()
+    };
+
+    let (code, out, err) = dw(&[&["run", "--once"], &base[..]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(version_in_git(), "version: 1.4.0 # pinned by driftwatch");
+    let l = line();
+    assert_eq!(l["status"], "pending", "{l}");
+    assert!(
+        l["held"]
+            .as_str()
+            .unwrap()
+            .contains("pending approval of 1.4.2"),
+        "{l}"
+    );
+    let (code, out, err) = dw(&["approve", "web", &chart, "--state-dir", &state]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = dw(&[&["run", "--once"], &base[..]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(version_in_git(), "version: 1.4.2 # pinned by driftwatch");
+
+    // Someone sets the chart back: the next cycle leaves it and says why.
+    repo.commit_elsewhere(file, &kustomization, "back to 1.4.0");
+    let commits = repo.subjects("main").len();
+    let (code, out, err) = dw(&[&["run", "--once"], &base[..]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(version_in_git(), "version: 1.4.0 # pinned by driftwatch");
+    assert_eq!(repo.subjects("main").len(), commits, "no commit");
+    let l = line();
+    assert_eq!(l["status"], "held", "{l}");
+    assert!(
+        l["held"]
+            .as_str()
+            .unwrap()
+            .starts_with("held: set back from 1.4.2 to 1.4.0"),
+        "{l}"
+    );
+}
