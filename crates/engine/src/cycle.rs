@@ -351,13 +351,11 @@ impl Updater {
                     .get("targetRevision")
                     .and_then(serde_json::Value::as_str)
                     .map(str::to_owned);
-                if live.as_deref() == Some(d.shown.as_str()) {
-                    lines[j].git = live;
-                } else {
-                    lines[j].git = live;
+                if live.as_deref() != Some(d.shown.as_str()) {
                     chart_version = Some(d.shown.clone());
                     changed.push(j);
                 }
+                lines[j].git = live;
                 continue;
             }
             match set_image(&text, file, &img.target, &d.change) {
