@@ -17,8 +17,10 @@ use crate::target::file_for;
 const PREFIX: &str = "argocd-image-updater.argoproj.io/";
 
 /// driftwatch's own annotations: `chart-version` (a semver constraint: follow the version of
-/// the Application's OCI Helm chart) and `chart-version-file` (for Git write-back, the file in
-/// the repository holding the Application, or a kustomization, whose version is edited).
+/// the Application's OCI Helm chart), `chart-allow-tags` and `chart-ignore-tags` (filters, as
+/// argocd-image-updater's `allow-tags` and `ignore-tags`), and `chart-version-file` (for Git
+/// write-back, the file in the repository holding the Application, or a kustomization, whose
+/// version is edited).
 const DW_PREFIX: &str = "driftwatch.io/";
 
 #[derive(Deserialize)]
@@ -287,13 +289,19 @@ fn application(
                     "empty: give a semver constraint such as ~1.4 (or * for any release)",
                 ));
             }
-            let policy = Policy::new(
-                Strategy::Semver,
-                Some(constraint),
-                TagFilter::new(),
-                Order::Asc,
-            )
-            .map_err(|e| cfg(file, &dw_at("chart-version"), &e.to_string()))?;
+            let mut filter = TagFilter::new();
+            if let Some(allow) = dw_get("chart-allow-tags") {
+                filter = filter
+                    .allow(&allow)
+                    .map_err(|e| cfg(file, &dw_at("chart-allow-tags"), &e.to_string()))?;
+            }
+            if let Some(ignore) = dw_get("chart-ignore-tags") {
+                filter = filter
+                    .ignore(ignore.split(','))
+                    .map_err(|e| cfg(file, &dw_at("chart-ignore-tags"), &e.to_string()))?;
+            }
+            let policy = Policy::new(Strategy::Semver, Some(constraint), filter, Order::Asc)
+                .map_err(|e| cfg(file, &dw_at("chart-version"), &e.to_string()))?;
             Some((chart_ref, policy))
         }
     };
@@ -742,6 +750,13 @@ spec:
         assert_eq!(chart.written, "chart:oci://registry.example.com/charts/web");
         assert_eq!(chart.file.as_deref(), Some("apps/web.yaml"));
         assert_eq!(chart.policy.constraint().unwrap().as_str(), "~1.4");
+        let filtered = CHART_APP.replace(
+            "    driftwatch.io/chart-version: \"~1.4\"\n",
+            "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-ignore-tags: \"1.4.3, *-rc*\"\n",
+        );
+        let policy = &parse(&filtered, "apps.yaml").unwrap()[0].images[0].policy;
+        let versions = ["1.4.2", "1.4.3", "1.4.4-rc1"].map(driftwatch_policy::Candidate::new);
+        assert_eq!(policy.select(&versions), Some(0), "1.4.3 is ignored");
         // From the cluster with argocd write-back: the live Application, no file or repository.
         let live = CHART_APP
             .replace("    driftwatch.io/chart-version-file: apps/web.yaml\n", "")
@@ -762,6 +777,11 @@ spec:
         for (from, to, field) in [
             ("~1.4", "~1.x.y", "driftwatch.io/chart-version]"),
             ("\"~1.4\"", "\"\"", "driftwatch.io/chart-version]"),
+            (
+                "    driftwatch.io/chart-version: \"~1.4\"\n",
+                "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-allow-tags: \"regexp:(\"\n",
+                "driftwatch.io/chart-allow-tags]",
+            ),
             (
                 "repoURL: registry.example.com/charts",
                 "repoURL: https://charts.example.com",
