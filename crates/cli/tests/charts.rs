@@ -142,6 +142,10 @@ fn chart_versions_from_an_oci_registry_are_written_back() {
         want("1.4.2", "1.4.0", "update-available"),
         "{out}"
     );
+    assert_eq!(
+        report["registry_requests"], 1,
+        "two applications follow the chart: its tags are listed once"
+    );
     let (code, table, _) = dw(&[&["check"], &base[..]].concat());
     assert_eq!(code, 2);
     assert!(table.contains(&chart), "the table names the chart: {table}");

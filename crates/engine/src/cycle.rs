@@ -1466,6 +1466,23 @@ mod tests {
     }
 
     #[test]
+    fn a_push_of_a_chart_concerns_the_applications_following_it() {
+        let text = "applications:\n- name: web\n  repo: r\n  images:\n  - image: reg.local/shop/web\n  charts:\n  - chart: oci://reg.local/charts/web\n- name: api\n  repo: r\n  charts:\n  - chart: oci://reg.local/charts/api\n";
+        let apps = Config::parse(text, "d.yaml", Path::new(".")).unwrap().apps;
+        let push = driftwatch_registry::PushEvent {
+            registry: "reg.local".to_owned(),
+            repository: "charts/web".to_owned(),
+            tag: Some("1.4.4_build.1".to_owned()),
+            digest: None,
+        };
+        let hit = super::affected(&apps, &[push]);
+        assert_eq!(hit.len(), 1);
+        assert_eq!(hit[0].name, "web");
+        let names: Vec<&str> = hit[0].images.iter().map(|i| i.written.as_str()).collect();
+        assert_eq!(names, ["chart:oci://reg.local/charts/web"]);
+    }
+
+    #[test]
     fn one_commit_per_repository_and_branch() {
         let apps = apps(&[
             ("file:///r1", "a", Some("main")),
