@@ -309,10 +309,42 @@ spec:
 "#,
         repo = repo.file_url()
     );
-    repo.commit_elsewhere("apps/web.yaml", &manifest, "the web Application");
+    // The same chart from one source of a multi-source Application, in a file of its own.
+    let multi = format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web-multi
+  namespace: argocd
+  annotations:
+    driftwatch.io/chart-version: "~1.4"
+    driftwatch.io/chart-version-file: apps/web-multi.yaml
+    argocd-image-updater.argoproj.io/git-repository: {repo}
+    argocd-image-updater.argoproj.io/write-back-method: git
+spec:
+  project: default
+  sources:
+  - repoURL: https://git.example.com/values.git
+    targetRevision: 1.4.0
+    ref: values
+  - repoURL: {host}/charts
+    chart: web
+    targetRevision: '1.4.0'
+    helm: {{valueFiles: [$values/web.yaml]}}
+  destination: {{server: "https://kubernetes.default.svc", namespace: web}}
+"#,
+        repo = repo.file_url()
+    );
+    repo.commit_files_elsewhere(
+        &[
+            ("apps/web.yaml", &manifest),
+            ("apps/web-multi.yaml", &multi),
+        ],
+        "the web Applications",
+    );
     let dir = TempDir::new("charts-argo");
     let file = dir.path().join("apps.yaml");
-    std::fs::write(&file, &manifest).unwrap();
+    std::fs::write(&file, format!("{manifest}---\n{multi}")).unwrap();
     let file = file.display().to_string();
     let state = dir.path().join("state").display().to_string();
     let args = [
@@ -332,6 +364,11 @@ spec:
     assert_eq!(
         repo.show("main", "apps/web.yaml"),
         manifest.replace("targetRevision: 1.4.0 #", "targetRevision: 1.4.2 #")
+    );
+    assert_eq!(
+        repo.show("main", "apps/web-multi.yaml"),
+        multi.replace("'1.4.0'", "'1.4.2'"),
+        "only the chart's source changed"
     );
 
     // Without the file to write, the Application is refused naming the annotation.

@@ -41,6 +41,9 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Spec {
     source: Option<Source>,
+    /// A multi-source Application's sources: only its OCI chart is followed (by annotation).
+    #[serde(default)]
+    sources: Vec<Source>,
     destination: Option<Destination>,
     #[serde(rename = "syncPolicy")]
     sync_policy: Option<SyncPolicySpec>,
@@ -222,10 +225,35 @@ fn application(
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let (source, destination, sync_policy, ignore) = match spec {
-        Some(s) => (s.source, s.destination, s.sync_policy, s.ignore_differences),
-        None => (None, None, None, Vec::new()),
+    let (mut source, sources, destination, sync_policy, ignore) = match spec {
+        Some(s) => (
+            s.source,
+            s.sources,
+            s.destination,
+            s.sync_policy,
+            s.ignore_differences,
+        ),
+        None => (None, Vec::new(), None, None, Vec::new()),
     };
+    // A multi-source Application that follows its chart: the source that is an OCI chart (a
+    // `chart` with a registry, or an `oci://` repoURL) stands for the Application.
+    let multi_source = source.is_none() && !sources.is_empty();
+    if multi_source && a.contains_key(&format!("{DW_PREFIX}chart-version")) {
+        source = sources.into_iter().find(|s| {
+            let url = s.repo_url.as_deref().unwrap_or("").trim();
+            let chart = s.chart.as_deref().is_some_and(|c| !c.trim().is_empty());
+            (url.starts_with("oci://") || (chart && !url.contains("://")))
+                && driftwatch_policy::ChartRef::from_source(url, s.chart.as_deref()).is_ok()
+        });
+        if source.is_none() {
+            return Err(cfg(
+                file,
+                &format!("Application {name}: spec.sources"),
+                "no source is a Helm chart in an OCI registry (repoURL oci://host/path/name, \
+                 or host/path with chart)",
+            ));
+        }
+    }
     let ignore_differences = crate::ignore::convert(
         ignore,
         file,
@@ -587,6 +615,14 @@ fn application(
     let mut sync = sync;
     if let Some((chart_ref, policy)) = chart {
         let chart_file = match write_back {
+            crate::model::WriteBack::Application if multi_source => {
+                return Err(cfg(
+                    file,
+                    &at("write-back-method"),
+                    "a multi-source Application's chart version is written to Git only: set \
+                     write-back-method git with driftwatch.io/chart-version-file",
+                ));
+            }
             crate::model::WriteBack::Application => None,
             crate::model::WriteBack::Git => {
                 if repo.is_empty() {
@@ -806,6 +842,50 @@ spec:
                 "{to}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_multi_source_application_follows_its_oci_chart_in_git() {
+        let multi = CHART_APP.replace(
+            "  source:\n    repoURL: registry.example.com/charts\n    chart: web\n    targetRevision: 1.4.0\n",
+            "  sources:\n  - repoURL: https://git.example.com/values.git\n    targetRevision: main\n    ref: values\n  - repoURL: oci://registry.example.com/charts/web\n    targetRevision: 1.4.0\n",
+        );
+        assert_ne!(multi, CHART_APP);
+        let apps = parse(&multi, "apps.yaml").unwrap();
+        assert_eq!(
+            apps[0].images[0].written,
+            "chart:oci://registry.example.com/charts/web"
+        );
+        assert_eq!(apps[0].branch, "HEAD");
+        // No OCI chart among the sources: refused naming them.
+        let e = parse(
+            &multi.replace(
+                "oci://registry.example.com/charts/web",
+                "https://charts.example.com",
+            ),
+            "apps.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Application web: spec.sources"), "{e}");
+        // Read from the cluster, the live write-back of one source of many is refused.
+        let live = multi.replace(
+            "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+            "",
+        );
+        let e = parse_with(
+            &live,
+            "cluster",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("write-back-method]") && e.contains("written to Git only"),
+            "{e}"
+        );
     }
 
     #[test]
