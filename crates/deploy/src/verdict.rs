@@ -100,6 +100,11 @@ pub async fn live_cells(
         };
         for img in &app.images {
             let Some(line) = lines.next() else { break };
+            // A chart's version is not something a container runs.
+            if img.is_chart() {
+                cells.push(None);
+                continue;
+            }
             let containers = match &running {
                 Err(e) => {
                     cells.push(Some(LiveCell {

@@ -16,6 +16,13 @@ use crate::target::file_for;
 
 const PREFIX: &str = "argocd-image-updater.argoproj.io/";
 
+/// driftwatch's own annotations: `chart-version` (a semver constraint: follow the version of
+/// the Application's OCI Helm chart), `chart-allow-tags` and `chart-ignore-tags` (filters, as
+/// argocd-image-updater's `allow-tags` and `ignore-tags`), and `chart-version-file` (for Git
+/// write-back, the file in the repository holding the Application, or a kustomization, whose
+/// version is edited).
+const DW_PREFIX: &str = "driftwatch.io/";
+
 #[derive(Deserialize)]
 struct Manifest {
     kind: Option<String>,
@@ -34,6 +41,9 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Spec {
     source: Option<Source>,
+    /// A multi-source Application's sources: only its OCI chart is followed (by annotation).
+    #[serde(default)]
+    sources: Vec<Source>,
     destination: Option<Destination>,
     #[serde(rename = "syncPolicy")]
     sync_policy: Option<SyncPolicySpec>,
@@ -178,6 +188,9 @@ pub fn parse_in(
         if !meta
             .annotations
             .contains_key(&format!("{PREFIX}image-list"))
+            && !meta
+                .annotations
+                .contains_key(&format!("{DW_PREFIX}chart-version"))
         {
             continue;
         }
@@ -212,10 +225,35 @@ fn application(
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let (source, destination, sync_policy, ignore) = match spec {
-        Some(s) => (s.source, s.destination, s.sync_policy, s.ignore_differences),
-        None => (None, None, None, Vec::new()),
+    let (mut source, sources, destination, sync_policy, ignore) = match spec {
+        Some(s) => (
+            s.source,
+            s.sources,
+            s.destination,
+            s.sync_policy,
+            s.ignore_differences,
+        ),
+        None => (None, Vec::new(), None, None, Vec::new()),
     };
+    // A multi-source Application that follows its chart: the source that is an OCI chart (a
+    // `chart` with a registry, or an `oci://` repoURL) stands for the Application.
+    let multi_source = source.is_none() && !sources.is_empty();
+    if multi_source && a.contains_key(&format!("{DW_PREFIX}chart-version")) {
+        source = sources.into_iter().find(|s| {
+            let url = s.repo_url.as_deref().unwrap_or("").trim();
+            let chart = s.chart.as_deref().is_some_and(|c| !c.trim().is_empty());
+            (url.starts_with("oci://") || (chart && !url.contains("://")))
+                && driftwatch_policy::ChartRef::from_source(url, s.chart.as_deref()).is_ok()
+        });
+        if source.is_none() {
+            return Err(cfg(
+                file,
+                &format!("Application {name}: spec.sources"),
+                "no source is a Helm chart in an OCI registry (repoURL oci://host/path/name, \
+                 or host/path with chart)",
+            ));
+        }
+    }
     let ignore_differences = crate::ignore::convert(
         ignore,
         file,
@@ -245,8 +283,61 @@ fn application(
     });
     let source =
         source.ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+    let dw_at = |key: &str| format!("Application {name}: metadata.annotations[{DW_PREFIX}{key}]");
+    let dw_get = |key: &str| {
+        a.get(&format!("{DW_PREFIX}{key}"))
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    // The Application's own Helm chart, from an OCI registry, followed by version: its
+    // `spec.source` names the registry, not a Git repository.
+    let chart = match a.get(&format!("{DW_PREFIX}chart-version")) {
+        None => None,
+        Some(constraint) => {
+            let url = source.repo_url.as_deref().ok_or_else(|| {
+                cfg(
+                    file,
+                    &format!("Application {name}: spec.source.repoURL"),
+                    "missing",
+                )
+            })?;
+            let chart_ref = driftwatch_policy::ChartRef::from_source(url, source.chart.as_deref())
+                .map_err(|e| {
+                    cfg(
+                        file,
+                        &format!("Application {name}: spec.source.repoURL"),
+                        &e.to_string(),
+                    )
+                })?;
+            let constraint = constraint.trim();
+            if constraint.is_empty() {
+                return Err(cfg(
+                    file,
+                    &dw_at("chart-version"),
+                    "empty: give a semver constraint such as ~1.4 (or * for any release)",
+                ));
+            }
+            let mut filter = TagFilter::new();
+            if let Some(allow) = dw_get("chart-allow-tags") {
+                filter = filter
+                    .allow(&allow)
+                    .map_err(|e| cfg(file, &dw_at("chart-allow-tags"), &e.to_string()))?;
+            }
+            if let Some(ignore) = dw_get("chart-ignore-tags") {
+                filter = filter
+                    .ignore(ignore.split(','))
+                    .map_err(|e| cfg(file, &dw_at("chart-ignore-tags"), &e.to_string()))?;
+            }
+            let policy = Policy::new(Strategy::Semver, Some(constraint), filter, Order::Asc)
+                .map_err(|e| cfg(file, &dw_at("chart-version"), &e.to_string()))?;
+            Some((chart_ref, policy))
+        }
+    };
     let (repo, repo_field) = match get("git-repository") {
         Some(r) => (r, at("git-repository")),
+        // A chart's Application names no Git repository of its own; one is needed only to
+        // write to Git, which is checked below.
+        None if chart.is_some() => (String::new(), at("git-repository")),
         None => (
             source.repo_url.clone().ok_or_else(|| {
                 cfg(
@@ -261,6 +352,7 @@ fn application(
     if let Trust::Cluster {
         allow_local_repositories,
     } = trust
+        && !repo.is_empty()
     {
         match repository_kind(&repo) {
             RepoKind::Remote => {}
@@ -352,11 +444,12 @@ fn application(
         argocd_namespace,
     )
     .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
-    // HEAD (or nothing) is the repository's default branch, resolved when writing.
+    // HEAD (or nothing) is the repository's default branch, resolved when writing. A chart's
+    // targetRevision is its version, not a branch.
     let branch_default = source
         .target_revision
         .clone()
-        .filter(|r| !r.is_empty())
+        .filter(|r| !r.is_empty() && chart.is_none())
         .unwrap_or_else(|| "HEAD".to_owned());
     let branch = match get("git-branch") {
         Some(b) if b.starts_with(':') => format!("{branch_default}{b}"),
@@ -377,7 +470,7 @@ fn application(
     let list = get("image-list").unwrap_or_default();
     let entries = ImageListEntry::parse_list(&list)
         .map_err(|e| cfg(file, &at("image-list"), &e.to_string()))?;
-    if entries.is_empty() {
+    if entries.is_empty() && (chart.is_none() || a.contains_key(&format!("{PREFIX}image-list"))) {
         return Err(cfg(file, &at("image-list"), "empty"));
     }
     let mut images = Vec::new();
@@ -517,7 +610,56 @@ fn application(
             policy,
             target,
             credentials,
+            file: None,
         });
+    }
+    let mut sync = sync;
+    if let Some((chart_ref, policy)) = chart {
+        let chart_file = match write_back {
+            crate::model::WriteBack::Application if multi_source => {
+                return Err(cfg(
+                    file,
+                    &at("write-back-method"),
+                    "a multi-source Application's chart version is written to Git only: set \
+                     write-back-method git with driftwatch.io/chart-version-file",
+                ));
+            }
+            crate::model::WriteBack::Application => None,
+            crate::model::WriteBack::Git => {
+                if repo.is_empty() {
+                    return Err(cfg(
+                        file,
+                        &at("git-repository"),
+                        "a chart's version written to Git needs the Git repository named here \
+                         (spec.source.repoURL is the chart's registry)",
+                    ));
+                }
+                let written = dw_get("chart-version-file").ok_or_else(|| {
+                    cfg(
+                        file,
+                        &dw_at("chart-version-file"),
+                        "missing: a chart's version written to Git needs the file, in the \
+                         repository, that holds this Application (or the kustomization naming \
+                         the chart)",
+                    )
+                })?;
+                let path = driftwatch_git::normalize(&written).map_err(|r| {
+                    cfg(
+                        file,
+                        &dw_at("chart-version-file"),
+                        &format!("path {written:?} {r}"),
+                    )
+                })?;
+                if path.is_empty() {
+                    return Err(cfg(file, &dw_at("chart-version-file"), "names no file"));
+                }
+                Some(path)
+            }
+        };
+        images.push(TrackedImage::chart(chart_ref, policy, chart_file));
+        // driftwatch renders no Helm chart from a registry: Argo CD (or whatever renders the
+        // chart) deploys it; the Application is followed for its version only.
+        sync = None;
     }
     Ok(App {
         path: app_path,
@@ -615,6 +757,137 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: ignored}
 "#;
+
+    const CHART_APP: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  annotations:
+    driftwatch.io/chart-version: "~1.4"
+    driftwatch.io/chart-version-file: apps/web.yaml
+    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git
+spec:
+  source:
+    repoURL: registry.example.com/charts
+    chart: web
+    targetRevision: 1.4.0
+  destination: {server: "https://kubernetes.default.svc", namespace: web}
+"#;
+
+    #[test]
+    fn an_oci_chart_opted_in_by_annotation() {
+        let apps = parse(CHART_APP, "apps.yaml").unwrap();
+        let app = &apps[0];
+        assert_eq!(app.repo, "https://git.example.com/apps.git");
+        assert_eq!(app.branch, "HEAD", "targetRevision is the chart's version");
+        assert_eq!(app.sync, None, "driftwatch renders no OCI chart");
+        assert_eq!(app.images.len(), 1);
+        let chart = &app.images[0];
+        assert_eq!(chart.written, "chart:oci://registry.example.com/charts/web");
+        assert_eq!(chart.file.as_deref(), Some("apps/web.yaml"));
+        assert_eq!(chart.policy.constraint().unwrap().as_str(), "~1.4");
+        let filtered = CHART_APP.replace(
+            "    driftwatch.io/chart-version: \"~1.4\"\n",
+            "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-ignore-tags: \"1.4.3, *-rc*\"\n",
+        );
+        let policy = &parse(&filtered, "apps.yaml").unwrap()[0].images[0].policy;
+        let versions = ["1.4.2", "1.4.3", "1.4.4-rc1"].map(driftwatch_policy::Candidate::new);
+        assert_eq!(policy.select(&versions), Some(0), "1.4.3 is ignored");
+        // From the cluster with argocd write-back: the live Application, no file or repository.
+        let live = CHART_APP
+            .replace("    driftwatch.io/chart-version-file: apps/web.yaml\n", "")
+            .replace(
+                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+                "",
+            );
+        let apps = parse_with(
+            &live,
+            "cluster",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(apps[0].write_back, crate::model::WriteBack::Application);
+        assert_eq!(apps[0].images[0].file, None);
+        for (from, to, field) in [
+            ("~1.4", "~1.x.y", "driftwatch.io/chart-version]"),
+            ("\"~1.4\"", "\"\"", "driftwatch.io/chart-version]"),
+            (
+                "    driftwatch.io/chart-version: \"~1.4\"\n",
+                "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-allow-tags: \"regexp:(\"\n",
+                "driftwatch.io/chart-allow-tags]",
+            ),
+            (
+                "repoURL: registry.example.com/charts",
+                "repoURL: https://charts.example.com",
+                "spec.source.repoURL",
+            ),
+            (
+                "    driftwatch.io/chart-version-file: apps/web.yaml\n",
+                "",
+                "driftwatch.io/chart-version-file]",
+            ),
+            (
+                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+                "",
+                "argocd-image-updater.argoproj.io/git-repository]",
+            ),
+        ] {
+            let e = parse(&CHART_APP.replace(from, to), "apps.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("Application web") && e.contains(field),
+                "{to}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_multi_source_application_follows_its_oci_chart_in_git() {
+        let multi = CHART_APP.replace(
+            "  source:\n    repoURL: registry.example.com/charts\n    chart: web\n    targetRevision: 1.4.0\n",
+            "  sources:\n  - repoURL: https://git.example.com/values.git\n    targetRevision: main\n    ref: values\n  - repoURL: oci://registry.example.com/charts/web\n    targetRevision: 1.4.0\n",
+        );
+        assert_ne!(multi, CHART_APP);
+        let apps = parse(&multi, "apps.yaml").unwrap();
+        assert_eq!(
+            apps[0].images[0].written,
+            "chart:oci://registry.example.com/charts/web"
+        );
+        assert_eq!(apps[0].branch, "HEAD");
+        // No OCI chart among the sources: refused naming them.
+        let e = parse(
+            &multi.replace(
+                "oci://registry.example.com/charts/web",
+                "https://charts.example.com",
+            ),
+            "apps.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Application web: spec.sources"), "{e}");
+        // Read from the cluster, the live write-back of one source of many is refused.
+        let live = multi.replace(
+            "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+            "",
+        );
+        let e = parse_with(
+            &live,
+            "cluster",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("write-back-method]") && e.contains("written to Git only"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn annotations_with_precedence() {

@@ -54,6 +54,9 @@ struct RawApp {
     commit: Option<RawCommit>,
     #[serde(default)]
     images: Vec<RawImage>,
+    /// Helm charts in OCI registries whose version is followed.
+    #[serde(default)]
+    charts: Vec<RawChart>,
     sync: Option<RawSync>,
     /// `required`: every image's update waits for an approval.
     approval: Option<String>,
@@ -165,6 +168,24 @@ struct RawImage {
     minimum_release_age: Option<String>,
     /// Follow another application's live image instead of the registry.
     promote: Option<RawPromote>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawChart {
+    /// `oci://host/path/name`.
+    chart: String,
+    #[serde(default = "semver")]
+    strategy: String,
+    constraint: Option<String>,
+    allow_tags: Option<String>,
+    #[serde(default)]
+    ignore_tags: Vec<String>,
+    /// The file naming the chart's version, below the application's path (`/` from the
+    /// repository root); the application's kustomization by default.
+    file: Option<String>,
+    credentials: Option<String>,
+    approval: Option<String>,
 }
 
 fn semver() -> String {
@@ -449,11 +470,12 @@ impl Config {
                 .unwrap_or_else(|| DEFAULT_COMMIT_TEMPLATE.to_owned());
             driftwatch_git::commit_message(&template, "x", &[])
                 .map_err(|e| err(file, &at("commit.template"), e.to_string()))?;
-            if a.images.is_empty() && a.sync.is_none() {
+            if a.images.is_empty() && a.charts.is_empty() && a.sync.is_none() {
                 return Err(err(
                     file,
                     &at("images"),
-                    "no images (an application that only syncs Git to the cluster needs sync)",
+                    "no images or charts (an application that only syncs Git to the cluster \
+                     needs sync)",
                 ));
             }
             let sync = match a.sync {
@@ -581,7 +603,11 @@ impl Config {
                     policy,
                     target,
                     credentials: im.credentials,
+                    file: None,
                 });
+            }
+            for (j, c) in a.charts.into_iter().enumerate() {
+                images.push(chart(c, file, i, j, &app_path, a.approval.as_deref())?);
             }
             let mut update_windows = Vec::new();
             for (k, w) in a.update_windows.iter().enumerate() {
@@ -647,6 +673,72 @@ impl Config {
             notifications,
         })
     }
+}
+
+/// One `charts:` entry of `applications[i]`, as a tracked image whose tags are chart versions.
+fn chart(
+    c: RawChart,
+    file: &str,
+    i: usize,
+    j: usize,
+    app_path: &str,
+    app_approval: Option<&str>,
+) -> Result<TrackedImage, Error> {
+    let at = |k: &str| format!("applications[{i}].charts[{j}].{k}");
+    let chart = driftwatch_policy::ChartRef::parse(&c.chart)
+        .map_err(|e| err(file, &at("chart"), e.to_string()))?;
+    let strategy =
+        Strategy::parse(&c.strategy).map_err(|e| err(file, &at("strategy"), e.to_string()))?;
+    if strategy != Strategy::Semver {
+        return Err(err(
+            file,
+            &at("strategy"),
+            format!(
+                "{:?}: chart versions are followed by semver only",
+                c.strategy
+            ),
+        ));
+    }
+    let mut filter = TagFilter::new();
+    if let Some(allow) = &c.allow_tags {
+        filter = filter
+            .allow(allow)
+            .map_err(|e| err(file, &at("allowTags"), e.to_string()))?;
+    }
+    filter = filter
+        .ignore(c.ignore_tags.iter().map(String::as_str))
+        .map_err(|e| err(file, &at("ignoreTags"), e.to_string()))?;
+    let policy = Policy::new(strategy, c.constraint.as_deref(), filter, Order::Asc)
+        .map_err(|e| err(file, &at("constraint"), e.to_string()))?;
+    if let Some(cred) = &c.credentials {
+        driftwatch_registry::Source::parse(cred)
+            .map_err(|e| err(file, &at("credentials"), e.to_string()))?;
+    }
+    let approval_required = match c.approval.as_deref().or(app_approval) {
+        None | Some("none") => false,
+        Some("required") => true,
+        Some(other) => {
+            let field = if c.approval.is_some() {
+                at("approval")
+            } else {
+                format!("applications[{i}].approval")
+            };
+            return Err(err(
+                file,
+                &field,
+                format!("{other:?}: expected required or none"),
+            ));
+        }
+    };
+    let target_file =
+        crate::target::join(app_path, c.file.as_deref().unwrap_or("kustomization.yaml"));
+    if target_file.is_empty() {
+        return Err(err(file, &at("file"), "names no file"));
+    }
+    let mut tracked = TrackedImage::chart(chart, policy, Some(target_file));
+    tracked.credentials = c.credentials;
+    tracked.approval_required = approval_required;
+    Ok(tracked)
 }
 
 #[cfg(test)]
@@ -854,6 +946,37 @@ applications:
             .unwrap_err()
             .to_string();
         assert!(e.contains("dev does not track reg.local/shop/web"), "{e}");
+    }
+
+    #[test]
+    fn charts_are_tracked_with_their_own_file() {
+        let text = "applications:\n- name: web\n  repo: r\n  path: apps/web\n  approval: required\n  charts:\n  - chart: oci://reg.example.com/charts/web\n    constraint: \"~1.4\"\n  - chart: oci://reg.example.com/charts/api\n    file: /argo/api.yaml\n    approval: none\n";
+        let c = Config::parse(text, "d.yaml", Path::new(".")).unwrap();
+        let charts = &c.apps[0].images;
+        assert_eq!(charts.len(), 2, "charts alone make an application");
+        assert!(charts.iter().all(TrackedImage::is_chart));
+        assert_eq!(charts[0].written, "chart:oci://reg.example.com/charts/web");
+        assert_eq!(charts[0].image.repository(), "charts/web");
+        assert_eq!(
+            charts[0].file.as_deref(),
+            Some("apps/web/kustomization.yaml")
+        );
+        assert_eq!(charts[1].file.as_deref(), Some("argo/api.yaml"));
+        assert_eq!(
+            charts
+                .iter()
+                .map(|c| c.approval_required)
+                .collect::<Vec<_>>(),
+            [true, false]
+        );
+        let e = Config::parse(
+            &text.replace("    constraint: \"~1.4\"\n", "    minimumReleaseAge: 3d\n"),
+            "d.yaml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("minimumReleaseAge"), "{e}");
     }
 
     #[test]

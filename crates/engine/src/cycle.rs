@@ -53,12 +53,25 @@ pub enum Status {
     Error,
 }
 
+/// What a line of the drift report follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A container image's tag.
+    #[default]
+    Image,
+    /// A Helm chart's version (the image column is `chart:oci://…`).
+    Chart,
+}
+
 /// One tracked image's line of the drift report.
 #[derive(Clone, Debug, Serialize)]
 pub struct ImageReport {
     /// Application.
     pub app: String,
-    /// The image as configured.
+    /// Image or chart.
+    pub kind: Kind,
+    /// The image as configured (`chart:oci://…` for a chart).
     pub image: String,
     /// The registry's best by the policy (`tag`, or `tag@digest` for digest); for a promoted
     /// image, what its upstream runs (while it soaks: the candidate).
@@ -341,8 +354,23 @@ impl Updater {
         // `kustomize`/`helm` keys are the Application's `spec.source` ones.
         let file = ".argocd-source.yaml";
         let mut changed = Vec::new();
+        let mut images_changed = false;
+        // The Application's own chart: its `spec.source.targetRevision`.
+        let mut chart_version = None;
         for (j, (img, d)) in app.images.iter().zip(desired).enumerate() {
             let Ok(Some(d)) = d else { continue };
+            if img.is_chart() {
+                let live = source
+                    .get("targetRevision")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
+                if live.as_deref() != Some(d.shown.as_str()) {
+                    chart_version = Some(d.shown.clone());
+                    changed.push(j);
+                }
+                lines[j].git = live;
+                continue;
+            }
             match set_image(&text, file, &img.target, &d.change) {
                 Ok(out) => {
                     let old = previous_tag(&out, &d.change.image);
@@ -350,6 +378,7 @@ impl Updater {
                         lines[j].git = old;
                         text = out.text;
                         changed.push(j);
+                        images_changed = true;
                     } else {
                         lines[j].git = lines[j].registry.clone();
                     }
@@ -364,10 +393,17 @@ impl Updater {
             return;
         }
         if mode == Mode::Apply {
-            let fields = match overrides_fields(&text, app) {
-                Ok(f) => f,
-                Err(e) => return fail(lines, format!("{who}: {e}")),
+            let mut fields = if images_changed {
+                match overrides_fields(&text, app) {
+                    Ok(f) => f,
+                    Err(e) => return fail(lines, format!("{who}: {e}")),
+                }
+            } else {
+                serde_json::json!({})
             };
+            if let Some(v) = chart_version {
+                fields["targetRevision"] = serde_json::Value::String(v);
+            }
             let note = format!(
                 "Successfully updated application {}: {}",
                 app.name,
@@ -686,6 +722,11 @@ impl Updater {
         report.decided_at = now_nanos();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
         let mut groups = group_by_branch(apps, |app| {
+            // An application that writes its live Application reads no branch (and a chart's
+            // may name no repository at all).
+            if app.write_back != crate::model::WriteBack::Git {
+                return "HEAD".to_owned();
+            }
             Mirror::open(&self.state_dir, &app.repo, app.auth.clone())
                 .and_then(|m| m.resolve_branch("HEAD"))
                 .unwrap_or_else(|_| "HEAD".to_owned())
@@ -706,10 +747,15 @@ impl Updater {
                     .iter()
                     .map(|img| ImageReport {
                         app: app.name.clone(),
+                        kind: if img.is_chart() {
+                            Kind::Chart
+                        } else {
+                            Kind::Image
+                        },
                         image: img.written.clone(),
                         registry: None,
                         git: None,
-                        file: app.file.clone(),
+                        file: img.file.clone().unwrap_or_else(|| app.file.clone()),
                         status: Status::InSync,
                         error: None,
                         commit: None,
@@ -915,22 +961,23 @@ impl Updater {
             let mut results = Vec::new();
             for &i in members {
                 let app = &apps[i];
-                let path = resolve_file(&app.file, read)?;
-                if !files.contains_key(&path) {
-                    let text = match read(&path)? {
-                        Some(b) => String::from_utf8(b).map_err(|_| Error::Read {
-                            file: path.clone(),
-                            reason: "not valid UTF-8".to_owned(),
-                        })?,
-                        None => String::new(),
-                    };
-                    files.insert(path.clone(), text);
-                }
                 let mut changes = Vec::new();
                 for (j, img) in app.images.iter().enumerate() {
                     let Ok(Some(d)) = &desired[i][j] else {
                         continue;
                     };
+                    // Images go to the application's file; a chart to its own.
+                    let path = resolve_file(img.file.as_deref().unwrap_or(&app.file), read)?;
+                    if !files.contains_key(&path) {
+                        let text = match read(&path)? {
+                            Some(b) => String::from_utf8(b).map_err(|_| Error::Read {
+                                file: path.clone(),
+                                reason: "not valid UTF-8".to_owned(),
+                            })?,
+                            None => String::new(),
+                        };
+                        files.insert(path.clone(), text);
+                    }
                     let text = files.get(&path).cloned().unwrap_or_default();
                     let out = set_image(&text, &path, &img.target, &d.change)?;
                     let old = previous_tag(&out, &d.change.image);
@@ -1352,7 +1399,7 @@ async fn choose(
         digest: policy.strategy() == Strategy::Digest,
         platforms: !policy.filter().wanted_platforms().is_empty(),
     };
-    let (candidates, _) = scan
+    let (mut candidates, _) = scan
         .candidates(
             &img.image,
             img.implicit_registry,
@@ -1361,6 +1408,13 @@ async fn choose(
         )
         .await
         .map_err(|e| e.to_string())?;
+    if img.is_chart() {
+        // A chart's tags are its versions, with Helm's `_` for `+`: the policy compares, and
+        // Git gets, the versions.
+        for c in &mut candidates {
+            c.tag = driftwatch_policy::chart_version_of_tag(&c.tag);
+        }
+    }
     let mut pool = candidates;
     let mut note = None;
     let mut young = 0;
@@ -1552,6 +1606,23 @@ mod tests {
             "{mixed}"
         );
         assert_eq!(super::name_list(&["a", "b", "c"]), "a, b and c");
+    }
+
+    #[test]
+    fn a_push_of_a_chart_concerns_the_applications_following_it() {
+        let text = "applications:\n- name: web\n  repo: r\n  images:\n  - image: reg.local/shop/web\n  charts:\n  - chart: oci://reg.local/charts/web\n- name: api\n  repo: r\n  charts:\n  - chart: oci://reg.local/charts/api\n";
+        let apps = Config::parse(text, "d.yaml", Path::new(".")).unwrap().apps;
+        let push = driftwatch_registry::PushEvent {
+            registry: "reg.local".to_owned(),
+            repository: "charts/web".to_owned(),
+            tag: Some("1.4.4_build.1".to_owned()),
+            digest: None,
+        };
+        let hit = super::affected(&apps, &[push]);
+        assert_eq!(hit.len(), 1);
+        assert_eq!(hit[0].name, "web");
+        let names: Vec<&str> = hit[0].images.iter().map(|i| i.written.as_str()).collect();
+        assert_eq!(names, ["chart:oci://reg.local/charts/web"]);
     }
 
     #[test]

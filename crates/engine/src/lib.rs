@@ -15,11 +15,11 @@ pub mod window;
 
 pub use config::Config;
 pub use cycle::{
-    CommitReport, CycleReport, ImageReport, Mode, Status, Updater, affected, now_nanos,
+    CommitReport, CycleReport, ImageReport, Kind, Mode, Status, Updater, affected, now_nanos,
 };
 pub use error::Error;
 pub use model::{
-    App, ApplicationWriter, Applications, GitCredentialReader, GitCredentials, GitCredentialsFrom,
-    IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
+    App, ApplicationWriter, Applications, CHART_PREFIX, GitCredentialReader, GitCredentials,
+    GitCredentialsFrom, IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
 };
 pub mod store;

@@ -64,9 +64,10 @@ pub trait ApplicationWriter: Send + Sync {
         name: &'a str,
     ) -> Pending<'a, (serde_json::Value, String)>;
 
-    /// Sets `fields` (`kustomize.images` and/or `helm.parameters`) in the Application's
-    /// `spec.source`, touching nothing else, if it is still at `resource_version`; `note` says
-    /// what changed, for an Event on the Application (as argocd-image-updater records one).
+    /// Sets `fields` (`kustomize.images`, `helm.parameters`, `targetRevision`) in the
+    /// Application's `spec.source`, touching nothing else, if it is still at
+    /// `resource_version`; `note` says what changed, for an Event on the Application (as
+    /// argocd-image-updater records one).
     fn set<'a>(
         &'a self,
         namespace: &'a str,
@@ -188,6 +189,10 @@ pub struct IgnoreDifference {
     pub managers: Vec<String>,
 }
 
+/// What the name of a followed chart starts with (`chart:oci://registry.example.com/charts/web`),
+/// so chart rows stand apart from image rows wherever they are shown.
+pub const CHART_PREFIX: &str = "chart:";
+
 /// One image an application follows.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrackedImage {
@@ -215,9 +220,43 @@ pub struct TrackedImage {
     pub min_release_age: Option<std::time::Duration>,
     /// Follow another application's live image instead of the registry (`promote:`).
     pub promote: Option<crate::promote::Promote>,
+    /// The file, relative to the repository root, that holds this one when it is not the
+    /// application's `file` (a chart's kustomization or Application manifest).
+    pub file: Option<String>,
 }
 
 impl TrackedImage {
+    /// True for a Helm chart followed by version (`target.chart`), whose `written` is
+    /// `chart:oci://…` and whose tags are chart versions.
+    pub fn is_chart(&self) -> bool {
+        self.target.chart.is_some()
+    }
+
+    /// A Helm chart in an OCI registry, followed by version with `policy` and written to
+    /// `file` (relative to the repository root) as [`driftwatch_manifest::set_chart_version`]
+    /// does. Its `written` name is `chart:oci://…`, which reports, history, approvals and
+    /// commit messages show.
+    pub fn chart(chart: driftwatch_policy::ChartRef, policy: Policy, file: Option<String>) -> Self {
+        TrackedImage {
+            alias: None,
+            image: chart.image().clone(),
+            written: format!("{CHART_PREFIX}{chart}"),
+            implicit_registry: false,
+            file_name: None,
+            policy: policy.for_chart_versions(),
+            target: Target {
+                chart: Some(chart),
+                ..Target::default()
+            },
+            credentials: None,
+            approval_required: false,
+            min_release_age: None,
+            file,
+            // A chart follows its registry; promotion is for images.
+            promote: None,
+        }
+    }
+
     /// The name the file's entry is matched by.
     pub fn name_in_file(&self) -> &str {
         self.file_name.as_deref().unwrap_or(&self.written)

@@ -6,6 +6,7 @@
 //! intended values changed, the edit is refused and the caller keeps the original text.
 
 mod argocd_source;
+mod chart;
 mod error;
 mod flux;
 mod helm;
@@ -14,13 +15,14 @@ mod workload;
 pub mod yaml;
 
 pub use argocd_source::{HelmParameter, set_argocd_source_helm, set_argocd_source_image};
+pub use chart::set_chart_version;
 pub use error::Error;
 pub use flux::{has_flux_markers, set_flux_markers};
 pub use helm::{get_helm_value, set_helm_value};
 pub use kustomize::set_kustomize_image;
 pub use workload::set_workload_images;
 
-use driftwatch_policy::{Digest, ImageRef};
+use driftwatch_policy::{ChartRef, Digest, ImageRef};
 
 /// The image to write: which image (as the file names it), and its new name, tag and digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +128,9 @@ pub struct Target {
     pub helm_name_path: Option<String>,
     /// Flux: only the markers of this image policy (`namespace:name`).
     pub flux_policy: Option<String>,
+    /// A Helm chart's version rather than an image's tag: the tag is written as the chart's
+    /// version ([`set_chart_version`]), whatever the kind of file.
+    pub chart: Option<ChartRef>,
 }
 
 /// Writes `change` into the file `file_name` holding `src` (empty for a file to create), the
@@ -141,6 +146,9 @@ pub fn set_image(
         file: file_name.to_owned(),
         what: "no tag or digest to write".to_owned(),
     })?;
+    if let Some(chart) = &target.chart {
+        return set_chart_version(src, file_name, chart, &tag_value);
+    }
     let name_value = || {
         change
             .new_name

@@ -57,6 +57,10 @@ pub enum Error {
     #[error("the digest strategy needs the tag to track (e.g. `latest`) as its constraint")]
     DigestNeedsTag,
 
+    /// A Helm chart reference that is not `oci://host/path/name`.
+    #[error("invalid chart reference {input:?}: {reason}")]
+    InvalidChart { input: String, reason: String },
+
     /// An image-list annotation entry that cannot be read.
     #[error("invalid image-list entry {input:?}: {reason}")]
     InvalidImageListEntry { input: String, reason: String },

@@ -4,6 +4,7 @@
 //! Pure logic over plain data — no I/O — so the registry scanner, the CLI and the updater loop
 //! share one definition of "the right tag", and it is cheap to test and fuzz.
 
+mod chart;
 mod constraint;
 mod error;
 mod filter;
@@ -15,6 +16,7 @@ mod strategy;
 mod timestamp;
 mod version;
 
+pub use chart::{ChartRef, chart_tag_of_version, chart_version_of_tag};
 pub use constraint::Constraint;
 pub use error::{Error, Result};
 pub use filter::{Allow, FilterReason, TagFilter, star_match};

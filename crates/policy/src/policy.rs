@@ -86,6 +86,8 @@ pub struct Policy {
     constraint: Option<Constraint>,
     track: Option<String>,
     filter: TagFilter,
+    /// Candidates are Helm chart versions (tags with Helm's `_` turned back into `+`).
+    charts: bool,
 }
 
 impl Policy {
@@ -130,7 +132,16 @@ impl Policy {
             constraint,
             track,
             filter,
+            charts: false,
         })
+    }
+
+    /// The same policy over Helm chart versions: a candidate's tag is a version whose `+` is
+    /// `_` in the registry ([`crate::chart_version_of_tag`]), so `1.2.3+build.1` is a valid
+    /// candidate.
+    pub fn for_chart_versions(mut self) -> Self {
+        self.charts = true;
+        self
     }
 
     /// The strategy.
@@ -154,7 +165,12 @@ impl Policy {
     }
 
     fn judge<'a>(&self, c: &'a Candidate) -> std::result::Result<Key<'a>, Reason> {
-        if !is_valid_tag(&c.tag) {
+        let valid = if self.charts {
+            is_valid_tag(&crate::chart::chart_tag_of_version(&c.tag))
+        } else {
+            is_valid_tag(&c.tag)
+        };
+        if !valid {
             return Err(Reason::InvalidTag);
         }
         let value = self
@@ -341,6 +357,16 @@ impl Evaluation {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chart_versions_with_build_metadata_are_candidates() {
+        let tags = ["1.4.2", "1.4.4+build.1", "1.5.0"].map(Candidate::new);
+        let plain =
+            Policy::new(Strategy::Semver, Some("~1.4"), TagFilter::new(), Order::Asc).unwrap();
+        assert_eq!(plain.select(&tags), Some(0), "an image tag cannot hold +");
+        let charts = plain.for_chart_versions();
+        assert_eq!(charts.select(&tags), Some(1));
+    }
 
     fn tags(list: &[&str]) -> Vec<Candidate> {
         list.iter().map(|t| Candidate::new(*t)).collect()

@@ -316,6 +316,53 @@ impl Registry {
         )
     }
 
+    /// Pushes a Helm chart `name` at `version` to `repo` as Helm pushes one: an OCI image
+    /// manifest whose config is the chart's metadata (`application/vnd.cncf.helm.config.v1+json`)
+    /// and whose one layer is the packaged chart (`application/vnd.cncf.helm.chart.content.v1.tar+gzip`,
+    /// a real `.tgz` of `name/Chart.yaml` and a template, made by `tar`), tagged with the
+    /// version's `+` written as `_`. Returns the manifest digest.
+    pub fn push_chart(&self, repo: &str, name: &str, version: &str) -> String {
+        let chart_yaml = format!(
+            "apiVersion: v2\nname: {name}\nversion: {version}\ndescription: A test chart\ntype: application\n"
+        );
+        let dir = TempDir::new("chart");
+        let root = dir.path().join(name);
+        std::fs::create_dir_all(root.join("templates")).expect("chart dir");
+        std::fs::write(root.join("Chart.yaml"), &chart_yaml).expect("Chart.yaml");
+        std::fs::write(
+            root.join("templates/configmap.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}\ndata:\n  version: {{ .Chart.Version | quote }}\n",
+        )
+        .expect("template");
+        let tgz = run(Command::new("tar").current_dir(dir.path()).args([
+            "--sort=name",
+            "--mtime=@0",
+            "--owner=0",
+            "--group=0",
+            "--numeric-owner",
+            "-czf",
+            "-",
+            name,
+        ]));
+        assert!(tgz.starts_with(&[0x1f, 0x8b]), "tar wrote no gzip stream");
+        let layer = self.put_blob(repo, &tgz);
+        let config = format!(
+            r#"{{"apiVersion":"v2","name":"{name}","version":"{version}","description":"A test chart","type":"application"}}"#
+        );
+        let config_digest = self.put_blob(repo, config.as_bytes());
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.cncf.helm.config.v1+json","digest":"{config_digest}","size":{}}},"layers":[{{"mediaType":"application/vnd.cncf.helm.chart.content.v1.tar+gzip","digest":"{layer}","size":{}}}],"annotations":{{"org.opencontainers.image.title":"{name}","org.opencontainers.image.version":"{version}"}}}}"#,
+            config.len(),
+            tgz.len()
+        );
+        self.put_manifest(
+            repo,
+            &version.replace('+', "_"),
+            "application/vnd.oci.image.manifest.v1+json",
+            manifest.as_bytes(),
+        )
+    }
+
     /// Pushes one image and gives every tag in `tags` its manifest (one PUT per tag).
     pub fn push_tags(&self, repo: &str, tags: &[String], created: &str) {
         let (manifest, _) = self.image_manifest(repo, "linux", "amd64", "", created);

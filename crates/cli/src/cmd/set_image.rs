@@ -51,6 +51,7 @@ pub fn run(args: &Args) -> CmdResult {
         helm_path: args.helm_path.clone(),
         helm_name_path: args.helm_name_path.clone(),
         flux_policy: args.policy.clone(),
+        chart: None,
     };
     let src = match existing {
         Some(s) => s,
