@@ -29,6 +29,8 @@ struct Metadata {
     namespace: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -39,6 +41,15 @@ struct Spec {
     sync_policy: Option<SyncPolicySpec>,
     #[serde(rename = "ignoreDifferences", default)]
     ignore_differences: Vec<crate::ignore::RawIgnore>,
+    // An `ImageUpdater`'s spec: the same document shape, another kind.
+    #[serde(rename = "applicationRefs")]
+    application_refs: Option<Vec<crate::image_updater::ApplicationRef>>,
+    #[serde(rename = "commonUpdateSettings")]
+    common_update_settings: Option<crate::image_updater::CommonUpdateSettings>,
+    #[serde(rename = "writeBackConfig")]
+    write_back_config: Option<crate::image_updater::WriteBackConfig>,
+    #[serde(rename = "imagesVerification")]
+    images_verification: Option<crate::image_updater::ImagesVerification>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +99,8 @@ struct KustomizeSource {
 /// Argo CD's own namespace unless told otherwise (`--argocd-namespace`).
 pub const DEFAULT_NAMESPACE: &str = "argocd";
 
-/// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
+/// Reads every Application and ImageUpdater in a file or in the YAML files of a directory
+/// (sorted, not recursive) and resolves them (see [`resolve`]).
 pub fn load(path: &Path) -> Result<Vec<App>, Error> {
     load_in(path, DEFAULT_NAMESPACE)
 }
@@ -110,20 +122,18 @@ pub fn load_in(path: &Path, argocd_namespace: &str) -> Result<Vec<App>, Error> {
     } else {
         vec![path.to_path_buf()]
     };
-    let mut apps = Vec::new();
+    // ImageUpdaters select Applications of any file, so all are read before resolving.
+    let mut docs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| Error::Read {
             file: f.display().to_string(),
             reason: e.to_string(),
         })?;
-        apps.extend(parse_in(
-            &text,
-            &f.display().to_string(),
-            Trust::Operator,
-            argocd_namespace,
-        )?);
+        docs.extend(documents(&text, &f.display().to_string())?);
     }
-    Ok(apps)
+    resolve(docs, Trust::Operator, argocd_namespace)
+        .into_iter()
+        .collect()
 }
 
 /// Who wrote the Applications being read, which decides what they may ask of driftwatch's
@@ -162,28 +172,233 @@ pub fn parse_in(
     trust: Trust,
     argocd_namespace: &str,
 ) -> Result<Vec<App>, Error> {
+    let docs = documents(text, file)?;
+    resolve(docs, trust, argocd_namespace).into_iter().collect()
+}
+
+/// The Argo CD Applications and argocd-image-updater `ImageUpdater`s of one YAML stream, read
+/// but not yet resolved against each other (see [`resolve`]); other kinds are left out.
+pub struct Document {
+    file: String,
+    index: usize,
+    kind: DocKind,
+    meta: Option<Metadata>,
+    spec: Option<Spec>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DocKind {
+    Application,
+    ImageUpdater,
+}
+
+/// The `ImageUpdater` kind's API group (`argocd-image-updater.argoproj.io/v1alpha1`).
+pub const IMAGE_UPDATER_API_VERSION: &str = "argocd-image-updater.argoproj.io/v1alpha1";
+
+/// Reads the Applications and ImageUpdaters of one YAML stream from `file` (a file name, or
+/// where objects of the cluster came from, for errors).
+pub fn documents(text: &str, file: &str) -> Result<Vec<Document>, Error> {
     let docs: Vec<Manifest> = serde_saphyr::from_multiple(text).map_err(|e| Error::Config {
         file: file.to_owned(),
         path: "(document)".to_owned(),
         reason: e.to_string(),
     })?;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let kind = match doc.kind.as_deref() {
+                Some("Application") => DocKind::Application,
+                Some("ImageUpdater") => DocKind::ImageUpdater,
+                _ => return None,
+            };
+            Some(Document {
+                file: file.to_owned(),
+                index: i + 1,
+                kind,
+                meta: doc.metadata,
+                spec: doc.spec,
+            })
+        })
+        .collect())
+}
+
+/// Turns Applications and ImageUpdaters into the engine's applications, one result each:
+/// an Application selected by an ImageUpdater of its namespace (the most specific of its
+/// `applicationRefs`) gets what that ImageUpdater says, or its own annotations where the
+/// reference says `useAnnotations: true`; an Application no ImageUpdater selects is read from
+/// its annotations as before, and left out without an `image-list`. An Application two
+/// ImageUpdaters select is an error naming both (argocd-image-updater would flip between
+/// them); so is an invalid ImageUpdater, naming its field. A missing namespace is
+/// `argocd_namespace`.
+pub fn resolve(
+    docs: Vec<Document>,
+    trust: Trust,
+    argocd_namespace: &str,
+) -> Vec<Result<App, Error>> {
+    let mut out = Vec::new();
+    let mut updaters = Vec::new();
     let mut apps = Vec::new();
-    for (i, doc) in docs.into_iter().enumerate() {
-        if doc.kind.as_deref() != Some("Application") {
-            continue;
+    for doc in docs {
+        match doc.kind {
+            DocKind::Application => apps.push(doc),
+            DocKind::ImageUpdater => {
+                let Some(meta) = doc.meta else {
+                    out.push(Err(cfg(
+                        &doc.file,
+                        &format!("document {}: metadata", doc.index),
+                        "missing",
+                    )));
+                    continue;
+                };
+                let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
+                    out.push(Err(cfg(
+                        &doc.file,
+                        &format!("document {}: ImageUpdater: metadata.name", doc.index),
+                        "missing",
+                    )));
+                    continue;
+                };
+                let namespace = meta
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| argocd_namespace.to_owned());
+                let spec = doc
+                    .spec
+                    .map(|s| crate::image_updater::UpdaterSpec {
+                        application_refs: s.application_refs,
+                        common_update_settings: s.common_update_settings,
+                        write_back_config: s.write_back_config,
+                        images_verification: s.images_verification,
+                    })
+                    .unwrap_or_default();
+                match crate::image_updater::ImageUpdater::new(&name, &namespace, &doc.file, spec) {
+                    Ok(u) => updaters.push(u),
+                    Err((field, reason)) => out.push(Err(cfg(
+                        &doc.file,
+                        &format!("ImageUpdater {namespace}/{name}: {field}"),
+                        &reason,
+                    ))),
+                }
+            }
         }
-        let meta = doc
-            .metadata
-            .ok_or_else(|| cfg(file, &format!("document {}: metadata", i + 1), "missing"))?;
-        if !meta
-            .annotations
-            .contains_key(&format!("{PREFIX}image-list"))
-        {
-            continue;
-        }
-        apps.push(application(meta, doc.spec, file, trust, argocd_namespace)?);
     }
-    Ok(apps)
+    for doc in apps {
+        let file = doc.file;
+        let Some(meta) = doc.meta else {
+            out.push(Err(cfg(
+                &file,
+                &format!("document {}: metadata", doc.index),
+                "missing",
+            )));
+            continue;
+        };
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = meta
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| argocd_namespace.to_owned());
+        let selected: Vec<_> = updaters
+            .iter()
+            .filter(|u| u.namespace == namespace)
+            .filter_map(|u| u.select(&name, &meta.labels).map(|i| (u, i)))
+            .collect();
+        let settings = match selected.as_slice() {
+            [] => {
+                if !meta
+                    .annotations
+                    .contains_key(&format!("{PREFIX}image-list"))
+                {
+                    continue;
+                }
+                annotation_settings(&meta, &name)
+            }
+            [(u, i)] => match u.settings(*i, &name) {
+                Ok(crate::image_updater::Selected::Settings(s)) => s,
+                Ok(crate::image_updater::Selected::Annotations) => {
+                    if !meta
+                        .annotations
+                        .contains_key(&format!("{PREFIX}image-list"))
+                    {
+                        out.push(Err(cfg(
+                            &u.file,
+                            &format!(
+                                "ImageUpdater {}: spec.applicationRefs[{i}].useAnnotations",
+                                u.id
+                            ),
+                            &format!(
+                                "selects Application {name}, which has no \
+                                 {PREFIX}image-list annotation"
+                            ),
+                        )));
+                        continue;
+                    }
+                    annotation_settings(&meta, &name)
+                }
+                Err((field, reason)) => {
+                    out.push(Err(cfg(
+                        &u.file,
+                        &format!("ImageUpdater {}: {field} (for Application {name})", u.id),
+                        &reason,
+                    )));
+                    continue;
+                }
+            },
+            many => {
+                let ids: Vec<String> = many.iter().map(|(u, _)| u.id.clone()).collect();
+                out.push(Err(cfg(
+                    &file,
+                    &format!("Application {name}"),
+                    &format!(
+                        "selected by more than one ImageUpdater ({}); each Application may \
+                         be selected by one",
+                        ids.join(", ")
+                    ),
+                )));
+                continue;
+            }
+        };
+        out.push(application(
+            meta,
+            doc.spec,
+            &file,
+            trust,
+            argocd_namespace,
+            &settings,
+        ));
+    }
+    out
+}
+
+/// One setting of an Application in argocd-image-updater's annotation vocabulary (the key
+/// without its prefix), with the field it came from, for errors.
+#[derive(Clone, Debug)]
+pub(crate) struct Setting {
+    /// The value.
+    pub(crate) value: String,
+    /// Where it was written.
+    pub(crate) field: String,
+}
+
+/// An Application's settings by annotation key.
+pub(crate) type Settings = BTreeMap<String, Setting>;
+
+fn annotation_settings(meta: &Metadata, name: &str) -> Settings {
+    meta.annotations
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(PREFIX)?;
+            Some((
+                key.to_owned(),
+                Setting {
+                    value: v.clone(),
+                    field: format!("Application {name}: metadata.annotations[{k}]"),
+                },
+            ))
+        })
+        .collect()
 }
 
 fn cfg(file: &str, path: &str, reason: &str) -> Error {
@@ -200,16 +415,20 @@ fn application(
     file: &str,
     trust: Trust,
     argocd_namespace: &str,
+    settings: &Settings,
 ) -> Result<App, Error> {
     let name = meta
         .name
         .clone()
         .ok_or_else(|| cfg(file, "metadata.name", "missing"))?;
-    let at = |key: &str| format!("Application {name}: metadata.annotations[{PREFIX}{key}]");
-    let a = &meta.annotations;
+    let at = |key: &str| match settings.get(key) {
+        Some(s) => s.field.clone(),
+        None => format!("Application {name}: metadata.annotations[{PREFIX}{key}]"),
+    };
     let get = |key: &str| {
-        a.get(&format!("{PREFIX}{key}"))
-            .map(|v| v.trim().to_owned())
+        settings
+            .get(key)
+            .map(|s| s.value.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
     let (source, destination, sync_policy, ignore) = match spec {

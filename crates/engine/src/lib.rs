@@ -7,6 +7,7 @@ mod cycle;
 mod error;
 pub mod hold;
 mod ignore;
+mod image_updater;
 mod model;
 pub mod notification;
 pub mod target;
