@@ -283,3 +283,64 @@ fn without_the_image_updater_crd_annotations_still_work() {
         "{out}{err}"
     );
 }
+
+/// The service follows ImageUpdaters with a watch: one created while it runs selects its
+/// Applications without a restart.
+#[test]
+fn a_new_image_updater_is_followed_by_the_service() {
+    let dir = TempDir::new("iu-watch");
+    let cluster = Cluster::new(dir.path());
+    cluster.install_application_crd();
+    cluster.install_image_updater_crd();
+    let ns = cluster.unique_namespace("dw-iu-watch");
+    cluster.create_namespace(&ns);
+    let (reg, repo) = fixture();
+    for name in ["app-a", "app-b", "web-c"] {
+        cluster.create(application(&ns, name, &repo, json!({})));
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--interval", "1", "--applications-from-cluster", &ns])
+        .arg("--applications-kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .arg("--allow-local-repositories")
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // No ImageUpdater yet: nothing is tracked, so nothing is written.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(repo.subjects("main").len(), 1);
+    cluster.create(image_updater(&ns, &reg));
+    let started = std::time::Instant::now();
+    let updated = |app: &str| {
+        repo.show("main", &format!("apps/{app}/kustomization.yaml"))
+            .contains("newTag: 1.0.1")
+    };
+    while !(updated("app-a") && updated("app-b")) {
+        if started.elapsed() > std::time::Duration::from_secs(60)
+            || child.try_wait().unwrap().is_some()
+        {
+            let _ = std::process::Command::new("kill")
+                .arg(child.id().to_string())
+                .status();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the ImageUpdater was not followed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        repo.show("main", "apps/web-c/kustomization.yaml"),
+        KUSTOMIZATION
+    );
+}
