@@ -57,11 +57,16 @@ fn cache_key(head: &str, path: &str) -> String {
 /// Renders the application's path at `head` (a commit already fetched by [`head`]).
 pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error> {
     let path = app_path(app)?;
+    let extra = extra_paths(app)?;
     let cache_dir = state.join("render");
     // Named by application, so each keeps only its few latest renderings (see `keep_latest`).
     let prefix = format!("{}-", cache_key("", &app.name));
     // The Application's own image overrides are part of what is rendered.
-    let rendered_from = format!("{path}\0{}", app.source_images.join("\0"));
+    let rendered_from = format!(
+        "{path}\0{}\0{}",
+        app.source_images.join("\0"),
+        extra.join("\0")
+    );
     let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &rendered_from)));
     if let Some(hit) = std::fs::read(&cached)
         .ok()
@@ -92,6 +97,18 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
         .and_then(|()| crate::overrides::apply(&dir, app, &path))
         .and_then(|()| {
             render(&dir, &app.name).map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
+        })
+        .and_then(|mut rendered| {
+            // A multi-source Application's other sources in the same checkout: their objects
+            // join the application's, as Argo CD merges its sources'.
+            for other in &extra {
+                let dir = tree.join(other);
+                inside(&dir, app, other)?;
+                let more = render(&dir, &app.name)
+                    .map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))?;
+                rendered.objects.extend(more.objects);
+            }
+            Ok(rendered)
         });
     let _ = std::fs::remove_dir_all(&tree);
     let mut rendered = rendered?;
@@ -103,6 +120,35 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
     keep_latest(&cache_dir, &prefix, RENDERINGS_KEPT);
     Ok(rendered)
+}
+
+/// The paths of a multi-source Application's other sources that are rendered with its own:
+/// those in the same repository at the same revision. Any other source that renders
+/// manifests (another repository or revision, a chart from a Helm repository) is refused,
+/// naming it, rather than deployed without it; `ref`-only sources render nothing.
+pub(crate) fn extra_paths(app: &App) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for other in app.other_sources.iter().filter(|o| o.renders()) {
+        match &other.path {
+            Some(p) if other.same_checkout => out.push(p.clone()),
+            Some(_) => {
+                return Err(Error::Source {
+                    app: app.name.clone(),
+                    source_text: other.what.clone(),
+                    reason: "only sources in the same repository at the same revision as the \
+                             one holding the images are rendered",
+                });
+            }
+            None => {
+                return Err(Error::Source {
+                    app: app.name.clone(),
+                    source_text: other.what.clone(),
+                    reason: "charts from Helm repositories are not fetched",
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The application's directory must be one inside the export: every link was checked to stay

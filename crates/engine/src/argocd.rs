@@ -21,6 +21,15 @@ struct Manifest {
     kind: Option<String>,
     metadata: Option<Metadata>,
     spec: Option<Spec>,
+    status: Option<Status>,
+}
+
+/// What Argo CD observed of an Application: for a multi-source one, the type it detected for
+/// each source (`Helm`, `Kustomize`, `Directory`, `Plugin`), index by index.
+#[derive(Deserialize, Default)]
+struct Status {
+    #[serde(rename = "sourceTypes", default)]
+    source_types: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -36,6 +45,9 @@ struct Metadata {
 #[derive(Deserialize)]
 struct Spec {
     source: Option<Source>,
+    /// A multi-source Application's sources (Argo CD takes them over `source` when present).
+    #[serde(default)]
+    sources: Vec<Source>,
     destination: Option<Destination>,
     #[serde(rename = "syncPolicy")]
     sync_policy: Option<SyncPolicySpec>,
@@ -88,6 +100,10 @@ struct Source {
     helm: Option<serde_json::Value>,
     chart: Option<String>,
     kustomize: Option<KustomizeSource>,
+    plugin: Option<serde_json::Value>,
+    /// A multi-source Application's name for this source, for `$name/...` values files.
+    #[serde(rename = "ref")]
+    reference: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +200,7 @@ pub struct Document {
     kind: DocKind,
     meta: Option<Metadata>,
     spec: Option<Spec>,
+    status: Option<Status>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -218,6 +235,7 @@ pub fn documents(text: &str, file: &str) -> Result<Vec<Document>, Error> {
                 kind,
                 meta: doc.metadata,
                 spec: doc.spec,
+                status: doc.status,
             })
         })
         .collect())
@@ -363,6 +381,7 @@ pub fn resolve(
         out.push(application(
             meta,
             doc.spec,
+            doc.status.unwrap_or_default(),
             &file,
             trust,
             argocd_namespace,
@@ -412,6 +431,7 @@ fn cfg(file: &str, path: &str, reason: &str) -> Error {
 fn application(
     meta: Metadata,
     spec: Option<Spec>,
+    status: Status,
     file: &str,
     trust: Trust,
     argocd_namespace: &str,
@@ -431,9 +451,15 @@ fn application(
             .map(|s| s.value.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let (source, destination, sync_policy, ignore) = match spec {
-        Some(s) => (s.source, s.destination, s.sync_policy, s.ignore_differences),
-        None => (None, None, None, Vec::new()),
+    let (source, sources, destination, sync_policy, ignore) = match spec {
+        Some(s) => (
+            s.source,
+            s.sources,
+            s.destination,
+            s.sync_policy,
+            s.ignore_differences,
+        ),
+        None => (None, Vec::new(), None, None, Vec::new()),
     };
     let ignore_differences = crate::ignore::convert(
         ignore,
@@ -462,8 +488,29 @@ fn application(
             ignore_differences,
         }
     });
-    let source =
-        source.ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+    // A multi-source Application: the images live in one of its sources, chosen as
+    // argocd-image-updater chooses it; the others are rendered beside it where they can be.
+    let multi = !sources.is_empty();
+    let (source, other_sources) = if multi {
+        let chosen = write_back_source(
+            &sources,
+            &status.source_types,
+            get("write-back-target").as_deref(),
+        )
+        .map_err(|r| cfg(file, &format!("Application {name}: spec.sources"), &r))?;
+        let mut sources = sources;
+        let source = sources.remove(chosen);
+        let mut others = Vec::new();
+        for (i, other) in sources.into_iter().enumerate() {
+            let index = if i >= chosen { i + 1 } else { i };
+            others.push(other_source(&source, other, index, &name, file)?);
+        }
+        (source, others)
+    } else {
+        let source = source
+            .ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+        (source, Vec::new())
+    };
     let (repo, repo_field) = match get("git-repository") {
         Some(r) => (r, at("git-repository")),
         None => (
@@ -518,6 +565,14 @@ fn application(
     // `argocd` (the default) writes the live Application; the operator's files name no live
     // object, so there it is the `.argocd-source-<app>.yaml` commit it has always been.
     let write_back = match (method.as_str(), trust) {
+        ("argocd", Trust::Cluster { .. }) if multi => {
+            return Err(cfg(
+                file,
+                &at("write-back-method"),
+                "write-back-method argocd on a multi-source Application is not supported by \
+                 driftwatch (it writes spec.source); use git",
+            ));
+        }
         ("argocd", Trust::Cluster { .. }) => crate::model::WriteBack::Application,
         _ => crate::model::WriteBack::Git,
     };
@@ -758,6 +813,122 @@ fn application(
         write_back,
         source_images,
         update_windows: Vec::new(),
+        other_sources,
+    })
+}
+
+/// The source of a multi-source Application that holds its images, as argocd-image-updater
+/// picks it: by the write-back target's kind (`kustomization…` → Kustomize, `helmvalues…` →
+/// Helm), else by the first Helm, Kustomize or Plugin type Argo CD detected
+/// (`status.sourceTypes`); then the first source with that kind's block, else the one Argo CD
+/// detected as that kind, else any source with a Helm, Kustomize or Plugin block. Where
+/// argocd-image-updater would then take the first source whatever it is, driftwatch takes the
+/// first with a `path` (a `ref`-only source holds no manifests) and refuses when there is none.
+fn write_back_source(
+    sources: &[Source],
+    types: &[String],
+    target: Option<&str>,
+) -> Result<usize, String> {
+    let target = target.map(str::trim).unwrap_or_default();
+    let kind = if target.starts_with("kustomization") {
+        Some("Kustomize")
+    } else if target.starts_with("helmvalues") {
+        Some("Helm")
+    } else {
+        types
+            .iter()
+            .map(String::as_str)
+            .find(|t| matches!(*t, "Helm" | "Kustomize" | "Plugin"))
+    };
+    let has = |s: &Source, kind: &str| match kind {
+        "Helm" => s.helm.is_some(),
+        "Kustomize" => s.kustomize.is_some(),
+        "Plugin" => s.plugin.is_some(),
+        _ => false,
+    };
+    if let Some(kind) = kind {
+        if let Some(i) = sources.iter().position(|s| has(s, kind)) {
+            return Ok(i);
+        }
+        if types.len() == sources.len()
+            && let Some(i) = types.iter().position(|t| t == kind)
+        {
+            return Ok(i);
+        }
+    }
+    if let Some(i) = sources
+        .iter()
+        .position(|s| s.helm.is_some() || s.kustomize.is_some() || s.plugin.is_some())
+    {
+        return Ok(i);
+    }
+    sources
+        .iter()
+        .position(|s| s.path.as_deref().is_some_and(|p| !p.is_empty()))
+        .ok_or_else(|| {
+            "no source holds manifests (none has a path, nor a helm, kustomize or plugin \
+             block)"
+                .to_owned()
+        })
+}
+
+/// Normalises a repository URL for comparison: no trailing `/` or `.git`, the host's case.
+fn same_repository(a: &str, b: &str) -> bool {
+    let norm = |u: &str| {
+        u.trim()
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_ascii_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// Another source of a multi-source Application, beside the one that holds its images.
+fn other_source(
+    chosen: &Source,
+    other: Source,
+    index: usize,
+    app: &str,
+    file: &str,
+) -> Result<crate::model::OtherSource, Error> {
+    let field = format!("Application {app}: spec.sources[{index}]");
+    let repo = other.repo_url.clone().unwrap_or_default();
+    let revision = |s: &Source| {
+        s.target_revision
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "HEAD".to_owned())
+    };
+    let path = match &other.path {
+        Some(p) if !p.is_empty() => Some(
+            driftwatch_git::normalize(p)
+                .map_err(|r| cfg(file, &format!("{field}.path"), &format!("path {p:?} {r}")))?,
+        ),
+        _ => None,
+    };
+    let same_checkout = chosen
+        .repo_url
+        .as_deref()
+        .is_some_and(|c| same_repository(c, &repo))
+        && revision(chosen) == revision(&other);
+    let what = match (&other.chart, &path) {
+        (Some(chart), _) => format!(
+            "{field} (chart {chart} from {})",
+            driftwatch_git::redact_url(&repo)
+        ),
+        (None, Some(p)) => format!(
+            "{field} ({p} in {} at {})",
+            driftwatch_git::redact_url(&repo),
+            revision(&other)
+        ),
+        (None, None) => format!("{field} ({})", driftwatch_git::redact_url(&repo)),
+    };
+    Ok(crate::model::OtherSource {
+        reference: other.reference.clone(),
+        path: if other.chart.is_none() { path } else { None },
+        same_checkout: same_checkout && other.chart.is_none(),
+        helm: other.helm.is_some() || other.chart.is_some(),
+        what,
     })
 }
 
@@ -1161,5 +1332,145 @@ metadata: {name: ignored}
                 "{err}"
             );
         }
+    }
+
+    const MULTI: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: api=registry.example.com/api:~1.0
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization
+spec:
+  sources:
+  - repoURL: https://git.example.com/shop.git
+    path: config
+    targetRevision: main
+  - repoURL: https://charts.example.com
+    chart: redis
+    targetRevision: 20.1.0
+    helm: {valueFiles: [$values/redis/values.yaml]}
+  - repoURL: https://git.example.com/shop.git
+    path: overlays/prod
+    targetRevision: main
+    kustomize: {}
+  - repoURL: https://git.example.com/shop.git
+    ref: values
+    targetRevision: main
+"#;
+
+    #[test]
+    fn multi_source_writes_back_to_the_source_holding_the_images() {
+        let app = &parse(MULTI, "apps.yaml").unwrap()[0];
+        assert_eq!(app.path, "overlays/prod", "the kustomize source");
+        assert_eq!(app.file, "overlays/prod/kustomization.yaml");
+        assert_eq!(app.repo, "https://git.example.com/shop.git");
+        assert_eq!(app.branch, "main");
+        let others: Vec<_> = app
+            .other_sources
+            .iter()
+            .map(|o| {
+                (
+                    o.what.as_str(),
+                    o.path.as_deref(),
+                    o.same_checkout,
+                    o.renders(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            others,
+            [
+                (
+                    "Application shop: spec.sources[0] (config in https://git.example.com/shop.git at main)",
+                    Some("config"),
+                    true,
+                    true
+                ),
+                (
+                    "Application shop: spec.sources[1] (chart redis from https://charts.example.com)",
+                    None,
+                    false,
+                    true
+                ),
+                (
+                    "Application shop: spec.sources[3] (https://git.example.com/shop.git)",
+                    None,
+                    true,
+                    false
+                ),
+            ]
+        );
+        assert_eq!(app.other_sources[2].reference.as_deref(), Some("values"));
+
+        // helmvalues: the Helm source; no target: the first source with a block (the chart's).
+        let helm = MULTI.replace(
+            "target: kustomization",
+            "target: helmvalues:/redis/values.yaml",
+        );
+        assert_eq!(
+            parse(&helm, "f").unwrap()[0].repo,
+            "https://charts.example.com"
+        );
+        // An implicit Kustomize source (no block), found by Argo CD's status.sourceTypes.
+        let implicit = format!(
+            "{}status:\n  sourceTypes: [Directory, Helm, Kustomize, Directory]\n",
+            MULTI
+                .replace("    kustomize: {}\n", "")
+                .replace("    helm: {valueFiles: [$values/redis/values.yaml]}\n", "")
+        );
+        assert_eq!(parse(&implicit, "f").unwrap()[0].path, "overlays/prod");
+        // Without blocks or status: the first source with a path.
+        let plain = MULTI
+            .replace("    kustomize: {}\n", "")
+            .replace("    helm: {valueFiles: [$values/redis/values.yaml]}\n", "")
+            .replace(
+                "write-back-target: kustomization",
+                "write-back-target: argocd",
+            );
+        let app = &parse(&plain, "f").unwrap()[0];
+        assert_eq!(app.path, "config");
+        assert_eq!(app.file, "config/.argocd-source-shop.yaml");
+        // Only ref sources: nothing holds manifests.
+        let refs = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: refs
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: api=registry.example.com/api
+spec:
+  sources:
+  - {repoURL: https://git.example.com/a.git, ref: values}
+";
+        let e = parse(refs, "apps.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("Application refs: spec.sources") && e.contains("no source holds manifests"),
+            "{e}"
+        );
+        // A source path outside its repository is refused, naming the source.
+        let bad = MULTI.replace("path: config", "path: ../../etc");
+        let e = parse(&bad, "apps.yaml").unwrap_err().to_string();
+        assert!(e.contains("spec.sources[0].path"), "{e}");
+    }
+
+    #[test]
+    fn multi_source_argocd_write_back_is_refused() {
+        let live = MULTI.replace("write-back-method: git", "write-back-method: argocd");
+        let e = parse_with(
+            &live,
+            "ns",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("write-back-method") && e.contains("multi-source") && e.contains("use git"),
+            "{e}"
+        );
     }
 }

@@ -492,6 +492,7 @@ impl Config {
                 git_credentials: None,
                 write_back: crate::model::WriteBack::Git,
                 source_images: Vec::new(),
+                other_sources: Vec::new(),
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

@@ -20,6 +20,6 @@ pub use cycle::{
 pub use error::Error;
 pub use model::{
     App, ApplicationWriter, Applications, GitCredentialReader, GitCredentials, GitCredentialsFrom,
-    IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
+    IgnoreDifference, OtherSource, Pending, SyncPolicy, TrackedImage, WriteBack,
 };
 pub mod store;

@@ -1,0 +1,159 @@
+//! Multi-source Argo CD Applications (`spec.sources`), end to end: a real registry, a real Git
+//! repository, and the API server (the in-process fake by default, a real one when
+//! `DRIFTWATCH_E2E_KUBECONFIG` names it). The image update is written to the source that holds
+//! the images; the sources of the same checkout are rendered and synced together.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{Value, json};
+
+use driftwatch_testkit::TempDir;
+use driftwatch_testkit::git::BareRepo;
+use driftwatch_testkit::kube::Cluster;
+use driftwatch_testkit::registry::{Auth, Registry};
+
+fn dw(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      containers:
+      - name: api
+        image: api
+";
+
+/// An Application of three sources: plain manifests (`config`), the kustomization holding
+/// the image (`overlays/api`, a `kustomize` block) and a `ref` source.
+fn application(ns: &str, target: &str, repo: &str, config_repo: &str, host: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": "shop",
+            "namespace": ns,
+            "annotations": {
+                "argocd-image-updater.argoproj.io/image-list": format!("api={host}/team/api:~1.0"),
+                "argocd-image-updater.argoproj.io/api.kustomize.image-name": "api",
+                "argocd-image-updater.argoproj.io/write-back-method": "git",
+                "argocd-image-updater.argoproj.io/write-back-target": "kustomization",
+            }
+        },
+        "spec": {
+            "project": "default",
+            "sources": [
+                {"repoURL": config_repo, "path": "config", "targetRevision": "main"},
+                {"repoURL": repo, "path": "overlays/api", "targetRevision": "main", "kustomize": {}},
+                {"repoURL": repo, "ref": "values", "targetRevision": "main"}
+            ],
+            "destination": {"server": "https://kubernetes.default.svc", "namespace": target},
+            "syncPolicy": {"automated": {"prune": true}}
+        }
+    })
+}
+
+#[test]
+fn multi_source_application_updates_its_image_source_and_syncs_every_source() {
+    let reg = Registry::start(Auth::None);
+    for tag in ["1.0.0", "1.0.1"] {
+        reg.push_image("team/api", tag, "2026-11-01T00:00:00Z");
+    }
+    let kustomization = format!(
+        "resources:\n- deployment.yaml\nimages:\n- name: api\n  newName: {}/team/api\n  newTag: 1.0.0\n",
+        reg.host()
+    );
+    let repo = BareRepo::new(&[
+        ("overlays/api/kustomization.yaml", &kustomization),
+        ("overlays/api/deployment.yaml", DEPLOYMENT),
+        (
+            "config/settings.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: fast\n",
+        ),
+    ]);
+    let dir = TempDir::new("multi-source");
+    let cluster = Cluster::new(dir.path());
+    let target = cluster.unique_namespace("dw-multi");
+    cluster.create_namespace(&target);
+    let file = dir.path().join("apps.yaml");
+    let write = |app: &Value| std::fs::write(&file, serde_json::to_string(app).unwrap()).unwrap();
+    write(&application(
+        "argocd",
+        &target,
+        &repo.file_url(),
+        &repo.file_url(),
+        &reg.host(),
+    ));
+    let state = dir.path().join("state");
+    let run = || {
+        dw(&[
+            "run",
+            "--once",
+            "--applications",
+            file.to_str().unwrap(),
+            "--kubeconfig",
+            cluster.kubeconfig.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+    };
+    let (code, out, err) = run();
+    assert_eq!(code, 0, "{out}{err}");
+    // The update went to the source holding the image, not the first one.
+    assert!(
+        repo.show("main", "overlays/api/kustomization.yaml")
+            .contains("newTag: 1.0.1"),
+        "{out}{err}"
+    );
+    // Both sources' objects are in the cluster, the image at the new tag.
+    let deployed = cluster.get("deployments", &target, "api").unwrap();
+    assert_eq!(
+        deployed["spec"]["template"]["spec"]["containers"][0]["image"],
+        json!(format!("{}/team/api:1.0.1", reg.host())),
+        "{out}{err}"
+    );
+    assert_eq!(
+        cluster.get("configmaps", &target, "settings").unwrap()["data"]["mode"],
+        "fast"
+    );
+
+    // A source in another repository is not rendered: the deploy is refused, naming it,
+    // rather than syncing without it (and pruning its objects).
+    let other = BareRepo::new(&[("config/settings.yaml", "{}\n")]);
+    write(&application(
+        "argocd",
+        &target,
+        &repo.file_url(),
+        &other.file_url(),
+        &reg.host(),
+    ));
+    let (code, out, err) = run();
+    assert_ne!(code, 0, "{out}{err}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("spec.sources[0]") && all.contains("cannot be rendered by driftwatch"),
+        "{all}"
+    );
+    assert!(
+        cluster.get("configmaps", &target, "settings").is_some(),
+        "nothing was pruned"
+    );
+}
