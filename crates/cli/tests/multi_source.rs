@@ -157,3 +157,73 @@ fn multi_source_application_updates_its_image_source_and_syncs_every_source() {
         "nothing was pruned"
     );
 }
+
+/// A chart of an Argo CD Application is rendered with its Helm parameters and the
+/// `.argocd-source` overrides merged in. The arguments themselves are unit-tested
+/// (`driftwatch-deploy` `helm::tests`); this checks the render path takes them: an override
+/// naming a values file of another source is refused naming the field, and otherwise the chart
+/// is rendered by `helm template` — with the overridden tag where a `helm` binary exists,
+/// or with an error saying it is missing.
+#[test]
+fn helm_applications_render_with_their_parameters_and_overrides() {
+    let chart = "apiVersion: v2\nname: api\nversion: 0.1.0\n";
+    let template = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: api\ndata:\n  tag: {{ .Values.image.tag | quote }}\n";
+    let repo = BareRepo::new(&[
+        ("charts/api/Chart.yaml", chart),
+        ("charts/api/values.yaml", "image:\n  tag: 1.0.0\n"),
+        ("charts/api/templates/cm.yaml", template),
+        (
+            "charts/api/.argocd-source-api.yaml",
+            "helm:\n  parameters:\n  - name: image.tag\n    value: 1.0.1\n    forcestring: true\n",
+        ),
+    ]);
+    let dir = TempDir::new("helm-render");
+    let file = dir.path().join("apps.yaml");
+    let app = |helm: Value| {
+        json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": "api", "namespace": "argocd", "annotations": {
+                "argocd-image-updater.argoproj.io/image-list": "api=registry.example.com/api"
+            }},
+            "spec": {
+                "source": {"repoURL": repo.file_url(), "path": "charts/api", "targetRevision": "main", "helm": helm},
+                "destination": {"server": "https://kubernetes.default.svc", "namespace": "prod"}
+            }
+        })
+    };
+    let render = || {
+        dw(&[
+            "render",
+            "api",
+            "--applications",
+            file.to_str().unwrap(),
+            "--state-dir",
+            dir.path().join("state").to_str().unwrap(),
+        ])
+    };
+    std::fs::write(
+        &file,
+        serde_json::to_string(&app(json!({"valueFiles": ["$values/api.yaml"]}))).unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = render();
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("helm.valueFiles[0]") && err.contains("another source"),
+        "{err}"
+    );
+    std::fs::write(
+        &file,
+        serde_json::to_string(&app(json!({"valueFiles": ["values.yaml"]}))).unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = render();
+    if driftwatch_cluster::installed(&driftwatch_cluster::Tool::Helm(String::new())).is_some() {
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(out.contains(r#""tag":"1.0.1""#), "{out}");
+    } else {
+        assert_ne!(code, 0, "{out}{err}");
+        assert!(err.contains("the helm binary is not installed"), "{err}");
+    }
+}

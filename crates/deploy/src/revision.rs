@@ -63,9 +63,10 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     let prefix = format!("{}-", cache_key("", &app.name));
     // The Application's own image overrides are part of what is rendered.
     let rendered_from = format!(
-        "{path}\0{}\0{}",
+        "{path}\0{}\0{}\0{}",
         app.source_images.join("\0"),
-        extra.join("\0")
+        extra.join("\0"),
+        app.helm.as_ref().map(|h| h.to_string()).unwrap_or_default()
     );
     let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &rendered_from)));
     if let Some(hit) = std::fs::read(&cached)
@@ -96,7 +97,11 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
         .and_then(|()| inside(&dir, app, &path))
         .and_then(|()| crate::overrides::apply(&dir, app, &path))
         .and_then(|()| {
-            render(&dir, &app.name).map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
+            match helm_template(&tree, &dir, app, &path)? {
+                Some(args) => driftwatch_cluster::render_helm(&dir, &args),
+                None => render(&dir, &app.name),
+            }
+            .map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
         })
         .and_then(|mut rendered| {
             // A multi-source Application's other sources in the same checkout: their objects
@@ -111,6 +116,7 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
             Ok(rendered)
         });
     let _ = std::fs::remove_dir_all(&tree);
+    let _ = std::fs::remove_file(tree.with_extension("values.yaml"));
     let mut rendered = rendered?;
     rendered.objects = rendered.objects.iter().map(as_desired).collect();
     std::fs::create_dir_all(&cache_dir).map_err(|e| io(&cache_dir, e))?;
@@ -120,6 +126,64 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
     keep_latest(&cache_dir, &prefix, RENDERINGS_KEPT);
     Ok(rendered)
+}
+
+/// For a chart of an Argo CD Application (one with `spec.source.helm`, or `.argocd-source`
+/// overrides beside the chart), the `helm template` arguments its Helm parameters give, with
+/// the overrides merged in as Argo CD merges them; inline values are written beside the export
+/// (`tree`). `None`: not a chart, or a driftwatch.yaml application (rendered as before).
+fn helm_template(
+    tree: &Path,
+    dir: &Path,
+    app: &App,
+    path: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    if !dir.join("Chart.yaml").is_file() {
+        return Ok(None);
+    }
+    let files = crate::overrides::files(dir, app, path);
+    if app.helm.is_none() && files.is_empty() {
+        return Ok(None);
+    }
+    let mut source = serde_json::json!({ "helm": app.helm.clone().unwrap_or_default() });
+    for f in &files {
+        let shown = Path::new(path)
+            .join(f.file_name().unwrap_or_default())
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| io(Path::new(&shown), e))?;
+        let patch: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| Error::Io {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?
+        };
+        if !patch.is_null() {
+            crate::helm::merge_patch(&mut source, &patch);
+        }
+    }
+    let values_path = tree.with_extension("values.yaml");
+    let namespace = app
+        .sync
+        .as_ref()
+        .map(|s| s.namespace.clone())
+        .unwrap_or_default();
+    let t = crate::helm::template(
+        &source["helm"],
+        &app.name,
+        &namespace,
+        &values_path.display().to_string(),
+    )
+    .map_err(|reason| Error::Io {
+        path: format!("application {}: {path}", app.name),
+        reason,
+    })?;
+    if let Some(values) = &t.values {
+        std::fs::write(&values_path, values).map_err(|e| io(&values_path, e))?;
+    }
+    Ok(Some(t.args))
 }
 
 /// The paths of a multi-source Application's other sources that are rendered with its own:

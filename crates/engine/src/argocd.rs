@@ -814,6 +814,7 @@ fn application(
         source_images,
         update_windows: Vec::new(),
         other_sources,
+        helm: source.helm.clone(),
     })
 }
 

@@ -493,6 +493,7 @@ impl Config {
                 write_back: crate::model::WriteBack::Git,
                 source_images: Vec::new(),
                 other_sources: Vec::new(),
+                helm: None,
             });
         }
         let mut notifications: Vec<Notifier> = Vec::new();

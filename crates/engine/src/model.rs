@@ -43,6 +43,10 @@ pub struct App {
     /// A multi-source Application's sources other than the one holding its images (which
     /// gave `repo`, `path` and `branch`); empty for a single source.
     pub other_sources: Vec<OtherSource>,
+    /// The Argo CD Application's own `spec.source.helm` (of the source holding the images),
+    /// which Argo CD renders a chart with, before the `.argocd-source` overrides; `None` for
+    /// driftwatch.yaml (a chart is then rendered with its defaults).
+    pub helm: Option<serde_json::Value>,
 }
 
 /// One other source of a multi-source Argo CD Application (`spec.sources[]`).
