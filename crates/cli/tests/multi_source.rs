@@ -160,8 +160,8 @@ fn multi_source_application_updates_its_image_source_and_syncs_every_source() {
 
 /// A chart of an Argo CD Application is rendered with its Helm parameters and the
 /// `.argocd-source` overrides merged in. The arguments themselves are unit-tested
-/// (`driftwatch-deploy` `helm::tests`); this checks the render path takes them: an override
-/// naming a values file of another source is refused naming the field, and otherwise the chart
+/// (`driftwatch-deploy` `helm::tests`); this checks the render path takes them: a values file
+/// of a source the Application lacks is refused naming the field, and otherwise the chart
 /// is rendered by `helm template` — with the overridden tag where a `helm` binary exists,
 /// or with an error saying it is missing.
 #[test]
@@ -172,6 +172,8 @@ fn helm_applications_render_with_their_parameters_and_overrides() {
         ("charts/api/Chart.yaml", chart),
         ("charts/api/values.yaml", "image:\n  tag: 1.0.0\n"),
         ("charts/api/templates/cm.yaml", template),
+        // The ref source's values file; the override's parameter wins over it.
+        ("env/prod.yaml", "image:\n  tag: 1.0.2\n"),
         (
             "charts/api/.argocd-source-api.yaml",
             "helm:\n  parameters:\n  - name: image.tag\n    value: 1.0.1\n    forcestring: true\n",
@@ -210,7 +212,7 @@ fn helm_applications_render_with_their_parameters_and_overrides() {
     let (code, out, err) = render();
     assert_ne!(code, 0, "{out}{err}");
     assert!(
-        err.contains("helm.valueFiles[0]") && err.contains("another source"),
+        err.contains("helm.valueFiles[0]") && err.contains("no ref source"),
         "{err}"
     );
     std::fs::write(
@@ -218,12 +220,36 @@ fn helm_applications_render_with_their_parameters_and_overrides() {
         serde_json::to_string(&app(json!({"valueFiles": ["values.yaml"]}))).unwrap(),
     )
     .unwrap();
+    let helm_here =
+        driftwatch_cluster::installed(&driftwatch_cluster::Tool::Helm(String::new())).is_some();
+    let rendered = |(code, out, err): (i32, String, String), tag: &str| {
+        if helm_here {
+            assert_eq!(code, 0, "{out}{err}");
+            assert!(out.contains(&format!(r#""tag":"{tag}""#)), "{out}");
+        } else {
+            assert_ne!(code, 0, "{out}{err}");
+            assert!(err.contains("the helm binary is not installed"), "{err}");
+        }
+    };
+    rendered(render(), "1.0.1");
+
+    // Multi-source: the chart's values file from the `ref` source of the same repository.
+    let mut multi = app(json!({"valueFiles": ["$values/env/prod.yaml"]}));
+    let source = multi["spec"]["source"].take();
+    multi["spec"]["sources"] = json!([
+        source,
+        {"repoURL": repo.file_url(), "targetRevision": "main", "ref": "values"}
+    ]);
+    multi["spec"].as_object_mut().unwrap().remove("source");
+    std::fs::write(&file, serde_json::to_string(&multi).unwrap()).unwrap();
+    rendered(render(), "1.0.1");
+    // A ref source of another repository is not fetched: refused, naming the field.
+    multi["spec"]["sources"][1]["repoURL"] = json!("https://git.example.com/values.git");
+    std::fs::write(&file, serde_json::to_string(&multi).unwrap()).unwrap();
     let (code, out, err) = render();
-    if driftwatch_cluster::installed(&driftwatch_cluster::Tool::Helm(String::new())).is_some() {
-        assert_eq!(code, 0, "{out}{err}");
-        assert!(out.contains(r#""tag":"1.0.1""#), "{out}");
-    } else {
-        assert_ne!(code, 0, "{out}{err}");
-        assert!(err.contains("the helm binary is not installed"), "{err}");
-    }
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("helm.valueFiles[0]") && err.contains("$values"),
+        "{err}"
+    );
 }

@@ -68,14 +68,16 @@ fn text(v: &Value) -> String {
 
 /// The `helm template` arguments for `helm` (`spec.source.helm` with the overrides merged in),
 /// for the release `app` (unless `releaseName` says otherwise) in `namespace`. `values_path`
-/// is where the caller writes [`HelmTemplate::values`]. A values file naming another source
-/// (`$ref/...`) or a URL is refused, as are values files leaving the chart directory: driftwatch
-/// renders from the chart's directory alone. Errors name the field.
+/// is where the caller writes [`HelmTemplate::values`]. A values file `$name/path` of a
+/// multi-source Application's `ref` source is `refs[name]` joined with the path (kept inside
+/// it); a `$name` not in `refs`, a URL, or a path leaving the repository is refused. Errors
+/// name the field.
 pub fn template(
     helm: &Value,
     app: &str,
     namespace: &str,
     values_path: &str,
+    refs: &std::collections::BTreeMap<String, String>,
 ) -> Result<HelmTemplate, String> {
     let release = helm
         .get("releaseName")
@@ -172,7 +174,22 @@ pub fn template(
     {
         let field = format!("helm.valueFiles[{i}]");
         let f = f.as_str().ok_or_else(|| format!("{field}: not a string"))?;
-        args.extend(["--values".to_owned(), relative(f, &field)?]);
+        let resolved = match f.strip_prefix('$') {
+            Some(rest) => {
+                let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let root = refs.get(name).ok_or_else(|| {
+                    format!(
+                        "{field}: {f:?} names source ${name}, which is no ref source in the \
+                         same repository at the same revision"
+                    )
+                })?;
+                let path =
+                    driftwatch_git::normalize(path).map_err(|r| format!("{field}: {f:?} {r}"))?;
+                format!("{}/{path}", root.trim_end_matches('/'))
+            }
+            None => relative(f, &field)?,
+        };
+        args.extend(["--values".to_owned(), resolved]);
     }
     // `valuesObject` wins over `values` (a YAML string).
     let values = match (helm.get("valuesObject"), helm.get("values")) {
@@ -244,7 +261,14 @@ mod tests {
             "valuesObject": {"ingress": {"enabled": true}},
             "values": "ignored: true\n"
         });
-        let t = template(&helm, "shop", "prod", "/tmp/values.yaml").unwrap();
+        let t = template(
+            &helm,
+            "shop",
+            "prod",
+            "/tmp/values.yaml",
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(
             t.args,
             [
@@ -282,6 +306,7 @@ mod tests {
             "shop",
             "",
             "v.yaml",
+            &Default::default(),
         )
         .unwrap();
         assert_eq!(
@@ -296,7 +321,22 @@ mod tests {
             ]
         );
         assert_eq!(plain.values.as_deref(), Some("a: 1\n"));
-        let none = template(&json!({}), "shop", "ns", "v.yaml").unwrap();
+        let none = template(&json!({}), "shop", "ns", "v.yaml", &Default::default()).unwrap();
+        // `$values/...` from a ref source of the same checkout: below that source's root.
+        let refs = [("values".to_owned(), "/export".to_owned())].into();
+        let t = template(
+            &json!({"valueFiles": ["$values/env/prod.yaml"]}),
+            "shop",
+            "",
+            "v.yaml",
+            &refs,
+        )
+        .unwrap();
+        assert_eq!(t.args[4..6], ["--values", "/export/env/prod.yaml"]);
+        for bad in ["$values/../../etc/passwd", "$other/x.yaml"] {
+            let e = template(&json!({"valueFiles": [bad]}), "s", "", "v", &refs).unwrap_err();
+            assert!(e.starts_with("helm.valueFiles[0]"), "{bad}: {e}");
+        }
         assert_eq!(none.values, None);
         assert!(!none.args.contains(&"--values".to_owned()));
     }
@@ -326,7 +366,7 @@ mod tests {
             ),
             (json!({"values": {"a": 1}}), "helm.values"),
         ] {
-            let e = template(&helm, "shop", "ns", "v.yaml").unwrap_err();
+            let e = template(&helm, "shop", "ns", "v.yaml", &Default::default()).unwrap_err();
             assert!(e.starts_with(field), "{field}: {e}");
         }
     }

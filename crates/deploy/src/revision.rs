@@ -170,11 +170,25 @@ fn helm_template(
         .as_ref()
         .map(|s| s.namespace.clone())
         .unwrap_or_default();
+    // The Application's `ref` sources in the same checkout lend their files to values files.
+    let refs = app
+        .other_sources
+        .iter()
+        .filter(|o| o.same_checkout)
+        .filter_map(|o| {
+            let root = match &o.path {
+                Some(p) => tree.join(p),
+                None => tree.to_path_buf(),
+            };
+            Some((o.reference.clone()?, root.display().to_string()))
+        })
+        .collect();
     let t = crate::helm::template(
         &source["helm"],
         &app.name,
         &namespace,
         &values_path.display().to_string(),
+        &refs,
     )
     .map_err(|reason| Error::Io {
         path: format!("application {}: {path}", app.name),
