@@ -344,3 +344,100 @@ fn a_new_image_updater_is_followed_by_the_service() {
         KUSTOMIZATION
     );
 }
+
+/// An ImageUpdater with every documented field, as the docs write them.
+fn full_image_updater(ns: &str) -> Value {
+    json!({
+        "apiVersion": "argocd-image-updater.argoproj.io/v1alpha1",
+        "kind": "ImageUpdater",
+        "metadata": {"name": "production-updater", "namespace": ns},
+        "spec": {
+            "commonUpdateSettings": {
+                "updateStrategy": "semver", "forceUpdate": false,
+                "allowTags": "regexp:^v[0-9]+\\.[0-9]+\\.[0-9]+$", "ignoreTags": ["latest", "dev"],
+                "pullSecret": "pullsecret:argocd/regcred", "platforms": ["linux/amd64"]
+            },
+            "writeBackConfig": {"method": "argocd"},
+            "imagesVerification": {"enabled": false},
+            "applicationRefs": [{
+                "namePattern": "frontend-*",
+                "labelSelectors": {
+                    "matchLabels": {"environment": "production"},
+                    "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]
+                },
+                "commonUpdateSettings": {"updateStrategy": "newest-build", "forceUpdate": true},
+                "writeBackConfig": {
+                    "method": "git",
+                    "gitConfig": {
+                        "repository": "git@github.com:myorg/frontend-config.git",
+                        "branch": "main",
+                        "writeBackTarget": "helmvalues:/values.yaml"
+                    }
+                },
+                "images": [
+                    {
+                        "alias": "frontend", "imageName": "myregistry/frontend:v1.0",
+                        "commonUpdateSettings": {"allowTags": "regexp:^v[0-9]+-prod$"},
+                        "manifestTargets": {"helm": {"name": "image.repository", "tag": "image.tag"}}
+                    },
+                    {
+                        "alias": "nginx", "imageName": "nginx:1.20",
+                        "manifestTargets": {"kustomize": {"name": "docker.io/library/nginx"}}
+                    }
+                ]
+            }, {
+                "namePattern": "backend",
+                "useAnnotations": true
+            }]
+        }
+    })
+}
+
+/// The testkit's ImageUpdater CRD keeps every documented field and refuses a wrong type, so
+/// the real-server tests exercise the shape argocd-image-updater's users write.
+#[test]
+fn the_image_updater_crd_is_structural_and_keeps_the_documented_fields() {
+    let dir = TempDir::new("iu-crd");
+    let cluster = Cluster::new(dir.path());
+    if !cluster.is_real() {
+        eprintln!(
+            "skipped: the ImageUpdater CRD's schema needs the real API server (DRIFTWATCH_E2E_KUBECONFIG)"
+        );
+        return;
+    }
+    cluster.install_image_updater_crd();
+    let ns = cluster.unique_namespace("dw-iu-crd");
+    cluster.create_namespace(&ns);
+    let full = full_image_updater(&ns);
+    cluster.create(full.clone());
+    let live = cluster
+        .get("imageupdaters", &ns, "production-updater")
+        .unwrap();
+    assert_eq!(live["spec"], full["spec"], "nothing pruned");
+    let mut bad = full_image_updater(&ns);
+    bad["metadata"]["name"] = json!("bad");
+    bad["spec"]["applicationRefs"][0]["images"][0]["commonUpdateSettings"]["forceUpdate"] =
+        json!("yes");
+    let out = std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&cluster.kubeconfig)
+        .args(["create", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(bad.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("forceUpdate"),
+        "{err}"
+    );
+}

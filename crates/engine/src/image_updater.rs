@@ -1223,4 +1223,81 @@ spec:
         let apps = with(&second.replace("namespace: argocd", "namespace: team-a"));
         assert_eq!(names(&apps), ["web"]);
     }
+
+    /// The documentation's complete example, selecting one Application.
+    #[test]
+    fn the_documented_complete_example() {
+        let text = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: frontend-web
+  namespace: argocd
+  labels: {environment: production}
+spec:
+  source: {repoURL: "https://git.example.com/frontend.git", path: charts/frontend, targetRevision: main, helm: {}}
+---
+apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata:
+  name: production-updater
+  namespace: argocd
+spec:
+  commonUpdateSettings:
+    updateStrategy: "semver"
+    forceUpdate: false
+    allowTags: "regexp:^v[0-9]+\\.[0-9]+\\.[0-9]+$"
+    ignoreTags: [ "latest", "dev", "test" ]
+  writeBackConfig:
+    method: "argocd"
+  applicationRefs:
+    - namePattern: "frontend-*"
+      labelSelectors:
+        matchLabels:
+          environment: "production"
+      commonUpdateSettings:
+        updateStrategy: "newest-build"
+        forceUpdate: true
+      writeBackConfig:
+        method: "git"
+        gitConfig:
+          repository: "git@github.com:myorg/frontend-config.git"
+          branch: "main"
+          writeBackTarget: "helmvalues:/values.yaml"
+      images:
+        - alias: "frontend"
+          imageName: "myregistry/frontend:v1.0"
+          commonUpdateSettings:
+            allowTags: "regexp:^v[0-9]+\\.[0-9]+\\.[0-9]+-prod$"
+        - alias: "nginx"
+          imageName: "nginx:1.20"
+    - namePattern: "backend"
+      images:
+        - alias: "api"
+          imageName: "myregistry/backend:v2.0"
+          commonUpdateSettings:
+            updateStrategy: "digest"
+"#;
+        let apps = parse(text, "example.yaml").unwrap();
+        assert_eq!(names(&apps), ["frontend-web"]);
+        let app = &apps[0];
+        assert_eq!(app.repo, "git@github.com:myorg/frontend-config.git");
+        assert_eq!(app.file, "values.yaml");
+        assert_eq!(app.write_back, crate::WriteBack::Git);
+        let (frontend, nginx) = (&app.images[0], &app.images[1]);
+        assert_eq!(frontend.policy.strategy(), Strategy::NewestBuild);
+        assert_eq!(
+            frontend.policy.filter().allow_text(),
+            "regexp:^v[0-9]+\\.[0-9]+\\.[0-9]+-prod$"
+        );
+        assert_eq!(
+            nginx.policy.filter().allow_text(),
+            "regexp:^v[0-9]+\\.[0-9]+\\.[0-9]+$"
+        );
+        assert_eq!(nginx.policy.filter().ignored_by("dev"), Some("dev"));
+        assert_eq!(nginx.written, "nginx");
+        assert!(nginx.implicit_registry);
+        // A Helm Application: the default values keys.
+        assert_eq!(nginx.target.helm_path.as_deref(), Some("image.tag"));
+    }
 }
