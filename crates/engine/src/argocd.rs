@@ -491,6 +491,14 @@ fn application(
     // A multi-source Application: the images live in one of its sources, chosen as
     // argocd-image-updater chooses it; the others are rendered beside it where they can be.
     let multi = !sources.is_empty();
+    // With `git-repository` naming one of the sources, that source's revision is the branch
+    // written to, as argocd-image-updater takes it.
+    let repository_revision = get("git-repository").and_then(|r| {
+        sources
+            .iter()
+            .find(|s| s.repo_url.as_deref() == Some(r.as_str()))
+            .and_then(|s| s.target_revision.clone())
+    });
     let (source, other_sources) = if multi {
         let chosen = write_back_source(
             &sources,
@@ -627,9 +635,8 @@ fn application(
     )
     .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
     // HEAD (or nothing) is the repository's default branch, resolved when writing.
-    let branch_default = source
-        .target_revision
-        .clone()
+    let branch_default = repository_revision
+        .or_else(|| source.target_revision.clone())
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "HEAD".to_owned());
     let branch = match get("git-branch") {
@@ -1455,6 +1462,22 @@ spec:
         let bad = MULTI.replace("path: config", "path: ../../etc");
         let e = parse(&bad, "apps.yaml").unwrap_err().to_string();
         assert!(e.contains("spec.sources[0].path"), "{e}");
+    }
+
+    #[test]
+    fn multi_source_git_repository_takes_that_sources_revision() {
+        let text = MULTI
+            .replace(
+                "    argocd-image-updater.argoproj.io/write-back-target: kustomization\n",
+                "    argocd-image-updater.argoproj.io/write-back-target: kustomization\n    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/values.git\n",
+            )
+            .replace(
+                "  - repoURL: https://git.example.com/shop.git\n    ref: values\n    targetRevision: main",
+                "  - repoURL: https://git.example.com/values.git\n    ref: values\n    targetRevision: release",
+            );
+        let app = &parse(&text, "f").unwrap()[0];
+        assert_eq!(app.repo, "https://git.example.com/values.git");
+        assert_eq!(app.branch, "release");
     }
 
     #[test]
