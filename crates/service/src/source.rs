@@ -19,9 +19,10 @@ const ARGO_INTERVAL: Duration = Duration::from_secs(120);
 pub enum Applications {
     /// The native configuration file.
     Config(PathBuf),
-    /// Argo CD Application manifests with argocd-image-updater annotations (file or directory).
+    /// Argo CD Application manifests with argocd-image-updater annotations, and ImageUpdaters
+    /// selecting them (file or directory).
     Manifests(PathBuf),
-    /// The Argo CD Applications in this namespace of this cluster.
+    /// The Argo CD Applications (and ImageUpdaters) in this namespace of this cluster.
     Cluster {
         /// The namespace.
         namespace: String,
