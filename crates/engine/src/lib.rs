@@ -1,5 +1,6 @@
 //! The updater: configuration (native `driftwatch.yaml` or Argo CD Applications with
-//! argocd-image-updater annotations or ImageUpdater resources), one scan → choose → write-back cycle, and its report.
+//! argocd-image-updater annotations or ImageUpdater resources), one scan → choose → write-back
+//! cycle, and its report.
 
 pub mod argocd;
 mod config;
