@@ -143,6 +143,8 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         .collect();
     noop.sort_unstable();
     let noop_ms = noop[noop.len() / 2];
+    let mut noop_scan: Vec<u64> = cycles[2..].iter().map(|c| figure(c, "scan_ms")).collect();
+    noop_scan.sort_unstable();
     let requests: Vec<u64> = cycles
         .iter()
         .map(|c| figure(c, "registry_requests"))
@@ -152,10 +154,11 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         repos.len()
     );
     println!(
-        "no-op cycle: median {noop_ms} ms of {} (min {}, max {}); {:.1}x faster than the update cycle",
+        "no-op cycle: median {noop_ms} ms of {} (min {}, max {}; registry scan and choice median {} ms); {:.1}x faster than the update cycle",
         noop.len(),
         noop[0],
         noop[noop.len() - 1],
+        noop_scan[noop_scan.len() / 2],
         update_ms as f64 / noop_ms.max(1) as f64
     );
     println!("peak RSS over {} cycles: {}", cycles.len(), mb(hwm_kb));
@@ -235,10 +238,16 @@ fn service_cycles(conf: &Path, state: &Path) -> (Vec<serde_json::Value>, Option<
         }
     });
     let started = Instant::now();
-    while lines.lock().unwrap().len() < CYCLES {
+    // More cycles to watch from outside (a profiler attached to the service).
+    let cycles = std::env::var("DRIFTWATCH_BENCH_SCALE_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CYCLES)
+        .max(CYCLES);
+    while lines.lock().unwrap().len() < cycles {
         assert!(
             started.elapsed() < Duration::from_secs(1800),
-            "the service did not finish {CYCLES} cycles in 30 minutes"
+            "the service did not finish {cycles} cycles in 30 minutes"
         );
         std::thread::sleep(Duration::from_millis(100));
     }

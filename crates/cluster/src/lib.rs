@@ -24,7 +24,7 @@ pub use health::{Health, assess};
 pub use kube::{KubeClient, KubeTarget, LeaseRecord, ObjectEvent, ReadLease, Watched, lease_now};
 pub use mark::{APP_LABEL, FIELD_MANAGER};
 pub use quantity::parse_quantity;
-pub use render::{Rendered, Tool, installed, parse_objects, render};
+pub use render::{Rendered, Tool, installed, parse_objects, render, render_helm};
 pub use sync::{
     SyncOptions, SyncPlan, SyncReport, app_of, applied_form, as_desired, inventory_before_sync,
     plan_sync, sync,

@@ -313,6 +313,35 @@ pub const KUSTOMIZE_CONFINED: [&str; 4] = [
     "--enable-helm=false",
 ];
 
+/// Renders the chart in `dir` with `helm ARGS` run from that directory (the arguments an Argo
+/// CD Application's Helm parameters give), within the default [`RenderLimits`].
+pub fn render_helm(dir: &Path, args: &[String]) -> Result<Rendered, Error> {
+    let shown = dir.display().to_string();
+    let limits = RenderLimits::default();
+    if !have("helm") {
+        return Err(Error::Render {
+            dir: shown,
+            tool: "helm".to_owned(),
+            reason: "the helm binary is not installed".to_owned(),
+        });
+    }
+    let v = tool_output(
+        Command::new("helm").args(["version", "--short"]),
+        dir,
+        "helm",
+    )?;
+    let text = limited_output(
+        Command::new("helm").args(args).current_dir(dir),
+        dir,
+        "helm",
+        &limits,
+    )?;
+    Ok(Rendered {
+        objects: parse_limited(&text, &format!("{shown} (helm template)"), &limits)?,
+        tool: Tool::Helm(v.trim().to_owned()),
+    })
+}
+
 /// Renders `dir` within the default [`RenderLimits`]. `release` names a Helm release.
 pub fn render(dir: &Path, release: &str) -> Result<Rendered, Error> {
     render_limited(dir, release, &RenderLimits::default())

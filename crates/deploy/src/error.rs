@@ -38,6 +38,14 @@ pub enum Error {
         cluster: String,
         reason: String,
     },
+    /// A multi-source Application has a source driftwatch cannot render with it: another
+    /// repository or revision, or a chart from a Helm repository.
+    #[error("application {app}: {source_text} cannot be rendered by driftwatch: {reason}")]
+    Source {
+        app: String,
+        source_text: String,
+        reason: &'static str,
+    },
     /// The branch is not on the remote.
     #[error("{repo}: branch {branch} does not exist")]
     NoBranch { repo: String, branch: String },

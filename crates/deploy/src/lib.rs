@@ -7,6 +7,7 @@ pub mod clusters;
 pub mod compare;
 mod deployer;
 mod error;
+pub mod helm;
 pub mod inventory;
 pub mod live;
 mod overrides;

@@ -12,7 +12,7 @@ use driftwatch_policy::Digest;
 use crate::error::{Error, io};
 
 /// The override files that apply to `app` in `dir`, in the order Argo CD merges them.
-fn files(dir: &Path, app: &App, path: &str) -> Vec<std::path::PathBuf> {
+pub(crate) fn files(dir: &Path, app: &App, path: &str) -> Vec<std::path::PathBuf> {
     let mut out = vec![dir.join(".argocd-source.yaml")];
     let own = Path::new(&app.file);
     if let Some(name) = own.file_name().and_then(|n| n.to_str())

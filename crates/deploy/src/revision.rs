@@ -56,11 +56,17 @@ fn cache_key(head: &str, path: &str) -> String {
 /// Renders the application's path at `head` (a commit already fetched by [`head`]).
 pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error> {
     let path = app_path(app)?;
+    let extra = extra_paths(app)?;
     let cache_dir = state.join("render");
     // Named by application, so each keeps only its few latest renderings (see `keep_latest`).
     let prefix = format!("{}-", cache_key("", &app.name));
     // The Application's own image overrides are part of what is rendered.
-    let rendered_from = format!("{path}\0{}", app.source_images.join("\0"));
+    let rendered_from = format!(
+        "{path}\0{}\0{}\0{}",
+        app.source_images.join("\0"),
+        extra.join("\0"),
+        app.helm.as_ref().map(|h| h.to_string()).unwrap_or_default()
+    );
     let cached = cache_dir.join(format!("{prefix}{}.json", cache_key(head, &rendered_from)));
     if let Some(hit) = std::fs::read(&cached)
         .ok()
@@ -90,9 +96,26 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
         .and_then(|()| inside(&dir, app, &path))
         .and_then(|()| crate::overrides::apply(&dir, app, &path))
         .and_then(|()| {
-            render(&dir, &app.name).map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
+            match helm_template(&tree, &dir, app, &path)? {
+                Some(args) => driftwatch_cluster::render_helm(&dir, &args),
+                None => render(&dir, &app.name),
+            }
+            .map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))
+        })
+        .and_then(|mut rendered| {
+            // A multi-source Application's other sources in the same checkout: their objects
+            // join the application's, as Argo CD merges its sources'.
+            for other in &extra {
+                let dir = tree.join(other);
+                inside(&dir, app, other)?;
+                let more = render(&dir, &app.name)
+                    .map_err(|e| Error::from(e.map_paths(repo_relative(&tree))))?;
+                rendered.objects.extend(more.objects);
+            }
+            Ok(rendered)
         });
     let _ = std::fs::remove_dir_all(&tree);
+    let _ = std::fs::remove_file(tree.with_extension("values.yaml"));
     let mut rendered = rendered?;
     rendered.objects = rendered.objects.iter().map(as_desired).collect();
     std::fs::create_dir_all(&cache_dir).map_err(|e| io(&cache_dir, e))?;
@@ -102,6 +125,107 @@ pub fn render_at(state: &Path, app: &App, head: &str) -> Result<Rendered, Error>
     crate::inventory::write_atomic(&cached, body.to_string().as_bytes())?;
     keep_latest(&cache_dir, &prefix, RENDERINGS_KEPT);
     Ok(rendered)
+}
+
+/// For a chart of an Argo CD Application (one with `spec.source.helm`, or `.argocd-source`
+/// overrides beside the chart), the `helm template` arguments its Helm parameters give, with
+/// the overrides merged in as Argo CD merges them; inline values are written beside the export
+/// (`tree`). `None`: not a chart, or a driftwatch.yaml application (rendered as before).
+fn helm_template(
+    tree: &Path,
+    dir: &Path,
+    app: &App,
+    path: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    if !dir.join("Chart.yaml").is_file() {
+        return Ok(None);
+    }
+    let files = crate::overrides::files(dir, app, path);
+    if app.helm.is_none() && files.is_empty() {
+        return Ok(None);
+    }
+    let mut source = serde_json::json!({ "helm": app.helm.clone().unwrap_or_default() });
+    for f in &files {
+        let shown = Path::new(path)
+            .join(f.file_name().unwrap_or_default())
+            .display()
+            .to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| io(Path::new(&shown), e))?;
+        let patch: serde_json::Value = if text.trim().is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_saphyr::from_str(&text).map_err(|e| Error::Io {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?
+        };
+        if !patch.is_null() {
+            crate::helm::merge_patch(&mut source, &patch);
+        }
+    }
+    let values_path = tree.with_extension("values.yaml");
+    let namespace = app
+        .sync
+        .as_ref()
+        .map(|s| s.namespace.clone())
+        .unwrap_or_default();
+    // The Application's `ref` sources in the same checkout lend their files to values files.
+    let refs = app
+        .other_sources
+        .iter()
+        .filter(|o| o.same_checkout)
+        .filter_map(|o| {
+            let root = match &o.path {
+                Some(p) => tree.join(p),
+                None => tree.to_path_buf(),
+            };
+            Some((o.reference.clone()?, root.display().to_string()))
+        })
+        .collect();
+    let t = crate::helm::template(
+        &source["helm"],
+        &app.name,
+        &namespace,
+        &values_path.display().to_string(),
+        &refs,
+    )
+    .map_err(|reason| Error::Io {
+        path: format!("application {}: {path}", app.name),
+        reason,
+    })?;
+    if let Some(values) = &t.values {
+        std::fs::write(&values_path, values).map_err(|e| io(&values_path, e))?;
+    }
+    Ok(Some(t.args))
+}
+
+/// The paths of a multi-source Application's other sources that are rendered with its own:
+/// those in the same repository at the same revision. Any other source that renders
+/// manifests (another repository or revision, a chart from a Helm repository) is refused,
+/// naming it, rather than deployed without it; `ref`-only sources render nothing.
+pub(crate) fn extra_paths(app: &App) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    for other in app.other_sources.iter().filter(|o| o.renders()) {
+        match &other.path {
+            Some(p) if other.same_checkout => out.push(p.clone()),
+            Some(_) => {
+                return Err(Error::Source {
+                    app: app.name.clone(),
+                    source_text: other.what.clone(),
+                    reason: "only sources in the same repository at the same revision as the \
+                             one holding the images are rendered",
+                });
+            }
+            None => {
+                return Err(Error::Source {
+                    app: app.name.clone(),
+                    source_text: other.what.clone(),
+                    reason: "charts from Helm repositories are not fetched",
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The application's directory must be one inside the export: every link was checked to stay

@@ -15,7 +15,6 @@ use crate::model::{App, TrackedImage};
 use crate::target::file_for;
 
 const PREFIX: &str = "argocd-image-updater.argoproj.io/";
-
 /// driftwatch's own annotations: `chart-version` (a semver constraint: follow the version of
 /// the Application's OCI Helm chart), `chart-allow-tags` and `chart-ignore-tags` (filters, as
 /// argocd-image-updater's `allow-tags` and `ignore-tags`), and `chart-version-file` (for Git
@@ -28,6 +27,15 @@ struct Manifest {
     kind: Option<String>,
     metadata: Option<Metadata>,
     spec: Option<Spec>,
+    status: Option<Status>,
+}
+
+/// What Argo CD observed of an Application: for a multi-source one, the type it detected for
+/// each source (`Helm`, `Kustomize`, `Directory`, `Plugin`), index by index.
+#[derive(Deserialize, Default)]
+struct Status {
+    #[serde(rename = "sourceTypes", default)]
+    source_types: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -36,12 +44,14 @@ struct Metadata {
     namespace: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 struct Spec {
     source: Option<Source>,
-    /// A multi-source Application's sources: only its OCI chart is followed (by annotation).
+    /// A multi-source Application's sources (Argo CD takes them over `source` when present).
     #[serde(default)]
     sources: Vec<Source>,
     destination: Option<Destination>,
@@ -49,6 +59,15 @@ struct Spec {
     sync_policy: Option<SyncPolicySpec>,
     #[serde(rename = "ignoreDifferences", default)]
     ignore_differences: Vec<crate::ignore::RawIgnore>,
+    // An `ImageUpdater`'s spec: the same document shape, another kind.
+    #[serde(rename = "applicationRefs")]
+    application_refs: Option<Vec<crate::image_updater::ApplicationRef>>,
+    #[serde(rename = "commonUpdateSettings")]
+    common_update_settings: Option<crate::image_updater::CommonUpdateSettings>,
+    #[serde(rename = "writeBackConfig")]
+    write_back_config: Option<crate::image_updater::WriteBackConfig>,
+    #[serde(rename = "imagesVerification")]
+    images_verification: Option<crate::image_updater::ImagesVerification>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +106,10 @@ struct Source {
     helm: Option<serde_json::Value>,
     chart: Option<String>,
     kustomize: Option<KustomizeSource>,
+    plugin: Option<serde_json::Value>,
+    /// A multi-source Application's name for this source, for `$name/...` values files.
+    #[serde(rename = "ref")]
+    reference: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -98,7 +121,8 @@ struct KustomizeSource {
 /// Argo CD's own namespace unless told otherwise (`--argocd-namespace`).
 pub const DEFAULT_NAMESPACE: &str = "argocd";
 
-/// Reads every Application in a file or in the YAML files of a directory (sorted, not recursive).
+/// Reads every Application and ImageUpdater in a file or in the YAML files of a directory
+/// (sorted, not recursive) and resolves them (see [`resolve`]).
 pub fn load(path: &Path) -> Result<Vec<App>, Error> {
     load_in(path, DEFAULT_NAMESPACE)
 }
@@ -120,20 +144,18 @@ pub fn load_in(path: &Path, argocd_namespace: &str) -> Result<Vec<App>, Error> {
     } else {
         vec![path.to_path_buf()]
     };
-    let mut apps = Vec::new();
+    // ImageUpdaters select Applications of any file, so all are read before resolving.
+    let mut docs = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| Error::Read {
             file: f.display().to_string(),
             reason: e.to_string(),
         })?;
-        apps.extend(parse_in(
-            &text,
-            &f.display().to_string(),
-            Trust::Operator,
-            argocd_namespace,
-        )?);
+        docs.extend(documents(&text, &f.display().to_string())?);
     }
-    Ok(apps)
+    resolve(docs, Trust::Operator, argocd_namespace)
+        .into_iter()
+        .collect()
 }
 
 /// Who wrote the Applications being read, which decides what they may ask of driftwatch's
@@ -172,31 +194,239 @@ pub fn parse_in(
     trust: Trust,
     argocd_namespace: &str,
 ) -> Result<Vec<App>, Error> {
+    let docs = documents(text, file)?;
+    resolve(docs, trust, argocd_namespace).into_iter().collect()
+}
+
+/// The Argo CD Applications and argocd-image-updater `ImageUpdater`s of one YAML stream, read
+/// but not yet resolved against each other (see [`resolve`]); other kinds are left out.
+pub struct Document {
+    file: String,
+    index: usize,
+    kind: DocKind,
+    meta: Option<Metadata>,
+    spec: Option<Spec>,
+    status: Option<Status>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DocKind {
+    Application,
+    ImageUpdater,
+}
+
+/// The `ImageUpdater` kind's API group (`argocd-image-updater.argoproj.io/v1alpha1`).
+pub const IMAGE_UPDATER_API_VERSION: &str = "argocd-image-updater.argoproj.io/v1alpha1";
+
+/// Reads the Applications and ImageUpdaters of one YAML stream from `file` (a file name, or
+/// where objects of the cluster came from, for errors).
+pub fn documents(text: &str, file: &str) -> Result<Vec<Document>, Error> {
     let docs: Vec<Manifest> = serde_saphyr::from_multiple(text).map_err(|e| Error::Config {
         file: file.to_owned(),
         path: "(document)".to_owned(),
         reason: e.to_string(),
     })?;
+    Ok(docs
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let kind = match doc.kind.as_deref() {
+                Some("Application") => DocKind::Application,
+                Some("ImageUpdater") => DocKind::ImageUpdater,
+                _ => return None,
+            };
+            Some(Document {
+                file: file.to_owned(),
+                index: i + 1,
+                kind,
+                meta: doc.metadata,
+                spec: doc.spec,
+                status: doc.status,
+            })
+        })
+        .collect())
+}
+
+/// Turns Applications and ImageUpdaters into the engine's applications, one result each:
+/// an Application selected by an ImageUpdater of its namespace (the most specific of its
+/// `applicationRefs`) gets what that ImageUpdater says, or its own annotations where the
+/// reference says `useAnnotations: true`; an Application no ImageUpdater selects is read from
+/// its annotations as before, and left out without an `image-list`. An Application two
+/// ImageUpdaters select is an error naming both (argocd-image-updater would flip between
+/// them); so is an invalid ImageUpdater, naming its field. A missing namespace is
+/// `argocd_namespace`.
+pub fn resolve(
+    docs: Vec<Document>,
+    trust: Trust,
+    argocd_namespace: &str,
+) -> Vec<Result<App, Error>> {
+    let mut out = Vec::new();
+    let mut updaters = Vec::new();
     let mut apps = Vec::new();
-    for (i, doc) in docs.into_iter().enumerate() {
-        if doc.kind.as_deref() != Some("Application") {
-            continue;
+    for doc in docs {
+        match doc.kind {
+            DocKind::Application => apps.push(doc),
+            DocKind::ImageUpdater => {
+                let Some(meta) = doc.meta else {
+                    out.push(Err(cfg(
+                        &doc.file,
+                        &format!("document {}: metadata", doc.index),
+                        "missing",
+                    )));
+                    continue;
+                };
+                let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
+                    out.push(Err(cfg(
+                        &doc.file,
+                        &format!("document {}: ImageUpdater: metadata.name", doc.index),
+                        "missing",
+                    )));
+                    continue;
+                };
+                let namespace = meta
+                    .namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| argocd_namespace.to_owned());
+                let spec = doc
+                    .spec
+                    .map(|s| crate::image_updater::UpdaterSpec {
+                        application_refs: s.application_refs,
+                        common_update_settings: s.common_update_settings,
+                        write_back_config: s.write_back_config,
+                        images_verification: s.images_verification,
+                    })
+                    .unwrap_or_default();
+                match crate::image_updater::ImageUpdater::new(&name, &namespace, &doc.file, spec) {
+                    Ok(u) => updaters.push(u),
+                    Err((field, reason)) => out.push(Err(cfg(
+                        &doc.file,
+                        &format!("ImageUpdater {namespace}/{name}: {field}"),
+                        &reason,
+                    ))),
+                }
+            }
         }
-        let meta = doc
-            .metadata
-            .ok_or_else(|| cfg(file, &format!("document {}: metadata", i + 1), "missing"))?;
-        if !meta
-            .annotations
-            .contains_key(&format!("{PREFIX}image-list"))
-            && !meta
-                .annotations
-                .contains_key(&format!("{DW_PREFIX}chart-version"))
-        {
-            continue;
-        }
-        apps.push(application(meta, doc.spec, file, trust, argocd_namespace)?);
     }
-    Ok(apps)
+    for doc in apps {
+        let file = doc.file;
+        let Some(meta) = doc.meta else {
+            out.push(Err(cfg(
+                &file,
+                &format!("document {}: metadata", doc.index),
+                "missing",
+            )));
+            continue;
+        };
+        let name = meta.name.clone().unwrap_or_default();
+        let namespace = meta
+            .namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| argocd_namespace.to_owned());
+        let selected: Vec<_> = updaters
+            .iter()
+            .filter(|u| u.namespace == namespace)
+            .filter_map(|u| u.select(&name, &meta.labels).map(|i| (u, i)))
+            .collect();
+        let settings = match selected.as_slice() {
+            [] => {
+                if !meta
+                    .annotations
+                    .contains_key(&format!("{PREFIX}image-list"))
+                    && !meta
+                        .annotations
+                        .contains_key(&format!("{DW_PREFIX}chart-version"))
+                {
+                    continue;
+                }
+                annotation_settings(&meta, &name)
+            }
+            [(u, i)] => match u.settings(*i, &name) {
+                Ok(crate::image_updater::Selected::Settings(s)) => s,
+                Ok(crate::image_updater::Selected::Annotations) => {
+                    if !meta
+                        .annotations
+                        .contains_key(&format!("{PREFIX}image-list"))
+                    {
+                        out.push(Err(cfg(
+                            &u.file,
+                            &format!(
+                                "ImageUpdater {}: spec.applicationRefs[{i}].useAnnotations",
+                                u.id
+                            ),
+                            &format!(
+                                "selects Application {name}, which has no \
+                                 {PREFIX}image-list annotation"
+                            ),
+                        )));
+                        continue;
+                    }
+                    annotation_settings(&meta, &name)
+                }
+                Err((field, reason)) => {
+                    out.push(Err(cfg(
+                        &u.file,
+                        &format!("ImageUpdater {}: {field} (for Application {name})", u.id),
+                        &reason,
+                    )));
+                    continue;
+                }
+            },
+            many => {
+                let ids: Vec<String> = many.iter().map(|(u, _)| u.id.clone()).collect();
+                out.push(Err(cfg(
+                    &file,
+                    &format!("Application {name}"),
+                    &format!(
+                        "selected by more than one ImageUpdater ({}); each Application may \
+                         be selected by one",
+                        ids.join(", ")
+                    ),
+                )));
+                continue;
+            }
+        };
+        out.push(application(
+            meta,
+            doc.spec,
+            doc.status.unwrap_or_default(),
+            &file,
+            trust,
+            argocd_namespace,
+            &settings,
+        ));
+    }
+    out
+}
+
+/// One setting of an Application in argocd-image-updater's annotation vocabulary (the key
+/// without its prefix), with the field it came from, for errors.
+#[derive(Clone, Debug)]
+pub(crate) struct Setting {
+    /// The value.
+    pub(crate) value: String,
+    /// Where it was written.
+    pub(crate) field: String,
+}
+
+/// An Application's settings by annotation key.
+pub(crate) type Settings = BTreeMap<String, Setting>;
+
+fn annotation_settings(meta: &Metadata, name: &str) -> Settings {
+    meta.annotations
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix(PREFIX)?;
+            Some((
+                key.to_owned(),
+                Setting {
+                    value: v.clone(),
+                    field: format!("Application {name}: metadata.annotations[{k}]"),
+                },
+            ))
+        })
+        .collect()
 }
 
 fn cfg(file: &str, path: &str, reason: &str) -> Error {
@@ -210,22 +440,27 @@ fn cfg(file: &str, path: &str, reason: &str) -> Error {
 fn application(
     meta: Metadata,
     spec: Option<Spec>,
+    status: Status,
     file: &str,
     trust: Trust,
     argocd_namespace: &str,
+    settings: &Settings,
 ) -> Result<App, Error> {
     let name = meta
         .name
         .clone()
         .ok_or_else(|| cfg(file, "metadata.name", "missing"))?;
-    let at = |key: &str| format!("Application {name}: metadata.annotations[{PREFIX}{key}]");
-    let a = &meta.annotations;
+    let at = |key: &str| match settings.get(key) {
+        Some(s) => s.field.clone(),
+        None => format!("Application {name}: metadata.annotations[{PREFIX}{key}]"),
+    };
     let get = |key: &str| {
-        a.get(&format!("{PREFIX}{key}"))
-            .map(|v| v.trim().to_owned())
+        settings
+            .get(key)
+            .map(|s| s.value.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let (mut source, sources, destination, sync_policy, ignore) = match spec {
+    let (source, sources, destination, sync_policy, ignore) = match spec {
         Some(s) => (
             s.source,
             s.sources,
@@ -235,25 +470,6 @@ fn application(
         ),
         None => (None, Vec::new(), None, None, Vec::new()),
     };
-    // A multi-source Application that follows its chart: the source that is an OCI chart (a
-    // `chart` with a registry, or an `oci://` repoURL) stands for the Application.
-    let multi_source = source.is_none() && !sources.is_empty();
-    if multi_source && a.contains_key(&format!("{DW_PREFIX}chart-version")) {
-        source = sources.into_iter().find(|s| {
-            let url = s.repo_url.as_deref().unwrap_or("").trim();
-            let chart = s.chart.as_deref().is_some_and(|c| !c.trim().is_empty());
-            (url.starts_with("oci://") || (chart && !url.contains("://")))
-                && driftwatch_policy::ChartRef::from_source(url, s.chart.as_deref()).is_ok()
-        });
-        if source.is_none() {
-            return Err(cfg(
-                file,
-                &format!("Application {name}: spec.sources"),
-                "no source is a Helm chart in an OCI registry (repoURL oci://host/path/name, \
-                 or host/path with chart)",
-            ));
-        }
-    }
     let ignore_differences = crate::ignore::convert(
         ignore,
         file,
@@ -281,8 +497,58 @@ fn application(
             ignore_differences,
         }
     });
-    let source =
-        source.ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+    // A multi-source Application: the images live in one of its sources, chosen as
+    // argocd-image-updater chooses it; the others are rendered beside it where they can be.
+    let multi = !sources.is_empty();
+    // With `git-repository` naming one of the sources, that source's revision is the branch
+    // written to, as argocd-image-updater takes it.
+    let repository_revision = get("git-repository").and_then(|r| {
+        sources
+            .iter()
+            .find(|s| s.repo_url.as_deref() == Some(r.as_str()))
+            .and_then(|s| s.target_revision.clone())
+    });
+    // driftwatch's own annotations are the Application's, whatever selected it.
+    let a = &meta.annotations;
+    let follows_chart = a.contains_key(&format!("{DW_PREFIX}chart-version"));
+    let (source, other_sources) = if multi && follows_chart {
+        // A multi-source Application that follows its chart: the source that is an OCI chart
+        // (a `chart` with a registry, or an `oci://` repoURL) stands for the Application.
+        let chart_source = sources.into_iter().find(|s| {
+            let url = s.repo_url.as_deref().unwrap_or("").trim();
+            let chart = s.chart.as_deref().is_some_and(|c| !c.trim().is_empty());
+            (url.starts_with("oci://") || (chart && !url.contains("://")))
+                && driftwatch_policy::ChartRef::from_source(url, s.chart.as_deref()).is_ok()
+        });
+        let source = chart_source.ok_or_else(|| {
+            cfg(
+                file,
+                &format!("Application {name}: spec.sources"),
+                "no source is a Helm chart in an OCI registry (repoURL oci://host/path/name, \
+                 or host/path with chart)",
+            )
+        })?;
+        (source, Vec::new())
+    } else if multi {
+        let chosen = write_back_source(
+            &sources,
+            &status.source_types,
+            get("write-back-target").as_deref(),
+        )
+        .map_err(|r| cfg(file, &format!("Application {name}: spec.sources"), &r))?;
+        let mut sources = sources;
+        let source = sources.remove(chosen);
+        let mut others = Vec::new();
+        for (i, other) in sources.into_iter().enumerate() {
+            let index = if i >= chosen { i + 1 } else { i };
+            others.push(other_source(&source, other, index, &name, file)?);
+        }
+        (source, others)
+    } else {
+        let source = source
+            .ok_or_else(|| cfg(file, &format!("Application {name}: spec.source"), "missing"))?;
+        (source, Vec::new())
+    };
     let dw_at = |key: &str| format!("Application {name}: metadata.annotations[{DW_PREFIX}{key}]");
     let dw_get = |key: &str| {
         a.get(&format!("{DW_PREFIX}{key}"))
@@ -391,6 +657,14 @@ fn application(
     // `argocd` (the default) writes the live Application; the operator's files name no live
     // object, so there it is the `.argocd-source-<app>.yaml` commit it has always been.
     let write_back = match (method.as_str(), trust) {
+        ("argocd", Trust::Cluster { .. }) if multi => {
+            return Err(cfg(
+                file,
+                &at("write-back-method"),
+                "write-back-method argocd on a multi-source Application is not supported by \
+                 driftwatch (it writes spec.source); use git",
+            ));
+        }
         ("argocd", Trust::Cluster { .. }) => crate::model::WriteBack::Application,
         _ => crate::model::WriteBack::Git,
     };
@@ -446,10 +720,9 @@ fn application(
     .map_err(|r| cfg(file, &at("write-back-target"), &r))?;
     // HEAD (or nothing) is the repository's default branch, resolved when writing. A chart's
     // targetRevision is its version, not a branch.
-    let branch_default = source
-        .target_revision
-        .clone()
-        .filter(|r| !r.is_empty() && chart.is_none())
+    let branch_default = repository_revision
+        .or_else(|| source.target_revision.clone().filter(|_| chart.is_none()))
+        .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "HEAD".to_owned());
     let branch = match get("git-branch") {
         Some(b) if b.starts_with(':') => format!("{branch_default}{b}"),
@@ -470,7 +743,7 @@ fn application(
     let list = get("image-list").unwrap_or_default();
     let entries = ImageListEntry::parse_list(&list)
         .map_err(|e| cfg(file, &at("image-list"), &e.to_string()))?;
-    if entries.is_empty() && (chart.is_none() || a.contains_key(&format!("{PREFIX}image-list"))) {
+    if entries.is_empty() && (chart.is_none() || settings.contains_key("image-list")) {
         return Err(cfg(file, &at("image-list"), "empty"));
     }
     let mut images = Vec::new();
@@ -616,7 +889,7 @@ fn application(
     let mut sync = sync;
     if let Some((chart_ref, policy)) = chart {
         let chart_file = match write_back {
-            crate::model::WriteBack::Application if multi_source => {
+            crate::model::WriteBack::Application if multi => {
                 return Err(cfg(
                     file,
                     &at("write-back-method"),
@@ -682,6 +955,123 @@ fn application(
         write_back,
         source_images,
         update_windows: Vec::new(),
+        other_sources,
+        helm: source.helm.clone(),
+    })
+}
+
+/// The source of a multi-source Application that holds its images, as argocd-image-updater
+/// picks it: by the write-back target's kind (`kustomization…` → Kustomize, `helmvalues…` →
+/// Helm), else by the first Helm, Kustomize or Plugin type Argo CD detected
+/// (`status.sourceTypes`); then the first source with that kind's block, else the one Argo CD
+/// detected as that kind, else any source with a Helm, Kustomize or Plugin block. Where
+/// argocd-image-updater would then take the first source whatever it is, driftwatch takes the
+/// first with a `path` (a `ref`-only source holds no manifests) and refuses when there is none.
+fn write_back_source(
+    sources: &[Source],
+    types: &[String],
+    target: Option<&str>,
+) -> Result<usize, String> {
+    let target = target.map(str::trim).unwrap_or_default();
+    let kind = if target.starts_with("kustomization") {
+        Some("Kustomize")
+    } else if target.starts_with("helmvalues") {
+        Some("Helm")
+    } else {
+        types
+            .iter()
+            .map(String::as_str)
+            .find(|t| matches!(*t, "Helm" | "Kustomize" | "Plugin"))
+    };
+    let has = |s: &Source, kind: &str| match kind {
+        "Helm" => s.helm.is_some(),
+        "Kustomize" => s.kustomize.is_some(),
+        "Plugin" => s.plugin.is_some(),
+        _ => false,
+    };
+    if let Some(kind) = kind {
+        if let Some(i) = sources.iter().position(|s| has(s, kind)) {
+            return Ok(i);
+        }
+        if types.len() == sources.len()
+            && let Some(i) = types.iter().position(|t| t == kind)
+        {
+            return Ok(i);
+        }
+    }
+    if let Some(i) = sources
+        .iter()
+        .position(|s| s.helm.is_some() || s.kustomize.is_some() || s.plugin.is_some())
+    {
+        return Ok(i);
+    }
+    sources
+        .iter()
+        .position(|s| s.path.as_deref().is_some_and(|p| !p.is_empty()))
+        .ok_or_else(|| {
+            "no source holds manifests (none has a path, nor a helm, kustomize or plugin \
+             block)"
+                .to_owned()
+        })
+}
+
+/// Normalises a repository URL for comparison: no trailing `/` or `.git`, the host's case.
+fn same_repository(a: &str, b: &str) -> bool {
+    let norm = |u: &str| {
+        u.trim()
+            .trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_ascii_lowercase()
+    };
+    norm(a) == norm(b)
+}
+
+/// Another source of a multi-source Application, beside the one that holds its images.
+fn other_source(
+    chosen: &Source,
+    other: Source,
+    index: usize,
+    app: &str,
+    file: &str,
+) -> Result<crate::model::OtherSource, Error> {
+    let field = format!("Application {app}: spec.sources[{index}]");
+    let repo = other.repo_url.clone().unwrap_or_default();
+    let revision = |s: &Source| {
+        s.target_revision
+            .clone()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| "HEAD".to_owned())
+    };
+    let path = match &other.path {
+        Some(p) if !p.is_empty() => Some(
+            driftwatch_git::normalize(p)
+                .map_err(|r| cfg(file, &format!("{field}.path"), &format!("path {p:?} {r}")))?,
+        ),
+        _ => None,
+    };
+    let same_checkout = chosen
+        .repo_url
+        .as_deref()
+        .is_some_and(|c| same_repository(c, &repo))
+        && revision(chosen) == revision(&other);
+    let what = match (&other.chart, &path) {
+        (Some(chart), _) => format!(
+            "{field} (chart {chart} from {})",
+            driftwatch_git::redact_url(&repo)
+        ),
+        (None, Some(p)) => format!(
+            "{field} ({p} in {} at {})",
+            driftwatch_git::redact_url(&repo),
+            revision(&other)
+        ),
+        (None, None) => format!("{field} ({})", driftwatch_git::redact_url(&repo)),
+    };
+    Ok(crate::model::OtherSource {
+        reference: other.reference.clone(),
+        path: if other.chart.is_none() { path } else { None },
+        same_checkout: same_checkout && other.chart.is_none(),
+        helm: other.helm.is_some() || other.chart.is_some(),
+        what,
     })
 }
 
@@ -757,137 +1147,6 @@ apiVersion: v1
 kind: ConfigMap
 metadata: {name: ignored}
 "#;
-
-    const CHART_APP: &str = r#"
-apiVersion: argoproj.io/v1alpha1
-kind: Application
-metadata:
-  name: web
-  annotations:
-    driftwatch.io/chart-version: "~1.4"
-    driftwatch.io/chart-version-file: apps/web.yaml
-    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git
-spec:
-  source:
-    repoURL: registry.example.com/charts
-    chart: web
-    targetRevision: 1.4.0
-  destination: {server: "https://kubernetes.default.svc", namespace: web}
-"#;
-
-    #[test]
-    fn an_oci_chart_opted_in_by_annotation() {
-        let apps = parse(CHART_APP, "apps.yaml").unwrap();
-        let app = &apps[0];
-        assert_eq!(app.repo, "https://git.example.com/apps.git");
-        assert_eq!(app.branch, "HEAD", "targetRevision is the chart's version");
-        assert_eq!(app.sync, None, "driftwatch renders no OCI chart");
-        assert_eq!(app.images.len(), 1);
-        let chart = &app.images[0];
-        assert_eq!(chart.written, "chart:oci://registry.example.com/charts/web");
-        assert_eq!(chart.file.as_deref(), Some("apps/web.yaml"));
-        assert_eq!(chart.policy.constraint().unwrap().as_str(), "~1.4");
-        let filtered = CHART_APP.replace(
-            "    driftwatch.io/chart-version: \"~1.4\"\n",
-            "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-ignore-tags: \"1.4.3, *-rc*\"\n",
-        );
-        let policy = &parse(&filtered, "apps.yaml").unwrap()[0].images[0].policy;
-        let versions = ["1.4.2", "1.4.3", "1.4.4-rc1"].map(driftwatch_policy::Candidate::new);
-        assert_eq!(policy.select(&versions), Some(0), "1.4.3 is ignored");
-        // From the cluster with argocd write-back: the live Application, no file or repository.
-        let live = CHART_APP
-            .replace("    driftwatch.io/chart-version-file: apps/web.yaml\n", "")
-            .replace(
-                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
-                "",
-            );
-        let apps = parse_with(
-            &live,
-            "cluster",
-            Trust::Cluster {
-                allow_local_repositories: false,
-            },
-        )
-        .unwrap();
-        assert_eq!(apps[0].write_back, crate::model::WriteBack::Application);
-        assert_eq!(apps[0].images[0].file, None);
-        for (from, to, field) in [
-            ("~1.4", "~1.x.y", "driftwatch.io/chart-version]"),
-            ("\"~1.4\"", "\"\"", "driftwatch.io/chart-version]"),
-            (
-                "    driftwatch.io/chart-version: \"~1.4\"\n",
-                "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-allow-tags: \"regexp:(\"\n",
-                "driftwatch.io/chart-allow-tags]",
-            ),
-            (
-                "repoURL: registry.example.com/charts",
-                "repoURL: https://charts.example.com",
-                "spec.source.repoURL",
-            ),
-            (
-                "    driftwatch.io/chart-version-file: apps/web.yaml\n",
-                "",
-                "driftwatch.io/chart-version-file]",
-            ),
-            (
-                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
-                "",
-                "argocd-image-updater.argoproj.io/git-repository]",
-            ),
-        ] {
-            let e = parse(&CHART_APP.replace(from, to), "apps.yaml")
-                .unwrap_err()
-                .to_string();
-            assert!(
-                e.contains("Application web") && e.contains(field),
-                "{to}: {e}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_multi_source_application_follows_its_oci_chart_in_git() {
-        let multi = CHART_APP.replace(
-            "  source:\n    repoURL: registry.example.com/charts\n    chart: web\n    targetRevision: 1.4.0\n",
-            "  sources:\n  - repoURL: https://git.example.com/values.git\n    targetRevision: main\n    ref: values\n  - repoURL: oci://registry.example.com/charts/web\n    targetRevision: 1.4.0\n",
-        );
-        assert_ne!(multi, CHART_APP);
-        let apps = parse(&multi, "apps.yaml").unwrap();
-        assert_eq!(
-            apps[0].images[0].written,
-            "chart:oci://registry.example.com/charts/web"
-        );
-        assert_eq!(apps[0].branch, "HEAD");
-        // No OCI chart among the sources: refused naming them.
-        let e = parse(
-            &multi.replace(
-                "oci://registry.example.com/charts/web",
-                "https://charts.example.com",
-            ),
-            "apps.yaml",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("Application web: spec.sources"), "{e}");
-        // Read from the cluster, the live write-back of one source of many is refused.
-        let live = multi.replace(
-            "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
-            "",
-        );
-        let e = parse_with(
-            &live,
-            "cluster",
-            Trust::Cluster {
-                allow_local_repositories: false,
-            },
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("write-back-method]") && e.contains("written to Git only"),
-            "{e}"
-        );
-    }
 
     #[test]
     fn annotations_with_precedence() {
@@ -1216,5 +1475,292 @@ spec:
                 "{err}"
             );
         }
+    }
+
+    const MULTI: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop
+  namespace: argocd
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: api=registry.example.com/api:~1.0
+    argocd-image-updater.argoproj.io/write-back-method: git
+    argocd-image-updater.argoproj.io/write-back-target: kustomization
+spec:
+  sources:
+  - repoURL: https://git.example.com/shop.git
+    path: config
+    targetRevision: main
+  - repoURL: https://charts.example.com
+    chart: redis
+    targetRevision: 20.1.0
+    helm: {valueFiles: [$values/redis/values.yaml]}
+  - repoURL: https://git.example.com/shop.git
+    path: overlays/prod
+    targetRevision: main
+    kustomize: {}
+  - repoURL: https://git.example.com/shop.git
+    ref: values
+    targetRevision: main
+"#;
+
+    #[test]
+    fn multi_source_writes_back_to_the_source_holding_the_images() {
+        let app = &parse(MULTI, "apps.yaml").unwrap()[0];
+        assert_eq!(app.path, "overlays/prod", "the kustomize source");
+        assert_eq!(app.file, "overlays/prod/kustomization.yaml");
+        assert_eq!(app.repo, "https://git.example.com/shop.git");
+        assert_eq!(app.branch, "main");
+        let others: Vec<_> = app
+            .other_sources
+            .iter()
+            .map(|o| {
+                (
+                    o.what.as_str(),
+                    o.path.as_deref(),
+                    o.same_checkout,
+                    o.renders(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            others,
+            [
+                (
+                    "Application shop: spec.sources[0] (config in https://git.example.com/shop.git at main)",
+                    Some("config"),
+                    true,
+                    true
+                ),
+                (
+                    "Application shop: spec.sources[1] (chart redis from https://charts.example.com)",
+                    None,
+                    false,
+                    true
+                ),
+                (
+                    "Application shop: spec.sources[3] (https://git.example.com/shop.git)",
+                    None,
+                    true,
+                    false
+                ),
+            ]
+        );
+        assert_eq!(app.other_sources[2].reference.as_deref(), Some("values"));
+
+        // helmvalues: the Helm source; no target: the first source with a block (the chart's).
+        let helm = MULTI.replace(
+            "target: kustomization",
+            "target: helmvalues:/redis/values.yaml",
+        );
+        assert_eq!(
+            parse(&helm, "f").unwrap()[0].repo,
+            "https://charts.example.com"
+        );
+        // An implicit Kustomize source (no block), found by Argo CD's status.sourceTypes.
+        let implicit = format!(
+            "{}status:\n  sourceTypes: [Directory, Helm, Kustomize, Directory]\n",
+            MULTI
+                .replace("    kustomize: {}\n", "")
+                .replace("    helm: {valueFiles: [$values/redis/values.yaml]}\n", "")
+        );
+        assert_eq!(parse(&implicit, "f").unwrap()[0].path, "overlays/prod");
+        // Without blocks or status: the first source with a path.
+        let plain = MULTI
+            .replace("    kustomize: {}\n", "")
+            .replace("    helm: {valueFiles: [$values/redis/values.yaml]}\n", "")
+            .replace(
+                "write-back-target: kustomization",
+                "write-back-target: argocd",
+            );
+        let app = &parse(&plain, "f").unwrap()[0];
+        assert_eq!(app.path, "config");
+        assert_eq!(app.file, "config/.argocd-source-shop.yaml");
+        // Only ref sources: nothing holds manifests.
+        let refs = "apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: refs
+  annotations:
+    argocd-image-updater.argoproj.io/image-list: api=registry.example.com/api
+spec:
+  sources:
+  - {repoURL: https://git.example.com/a.git, ref: values}
+";
+        let e = parse(refs, "apps.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("Application refs: spec.sources") && e.contains("no source holds manifests"),
+            "{e}"
+        );
+        // A source path outside its repository is refused, naming the source.
+        let bad = MULTI.replace("path: config", "path: ../../etc");
+        let e = parse(&bad, "apps.yaml").unwrap_err().to_string();
+        assert!(e.contains("spec.sources[0].path"), "{e}");
+    }
+
+    #[test]
+    fn multi_source_git_repository_takes_that_sources_revision() {
+        let text = MULTI
+            .replace(
+                "    argocd-image-updater.argoproj.io/write-back-target: kustomization\n",
+                "    argocd-image-updater.argoproj.io/write-back-target: kustomization\n    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/values.git\n",
+            )
+            .replace(
+                "  - repoURL: https://git.example.com/shop.git\n    ref: values\n    targetRevision: main",
+                "  - repoURL: https://git.example.com/values.git\n    ref: values\n    targetRevision: release",
+            );
+        let app = &parse(&text, "f").unwrap()[0];
+        assert_eq!(app.repo, "https://git.example.com/values.git");
+        assert_eq!(app.branch, "release");
+    }
+
+    #[test]
+    fn multi_source_argocd_write_back_is_refused() {
+        let live = MULTI.replace("write-back-method: git", "write-back-method: argocd");
+        let e = parse_with(
+            &live,
+            "ns",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("write-back-method") && e.contains("multi-source") && e.contains("use git"),
+            "{e}"
+        );
+    }
+
+    const CHART_APP: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: web
+  annotations:
+    driftwatch.io/chart-version: "~1.4"
+    driftwatch.io/chart-version-file: apps/web.yaml
+    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git
+spec:
+  source:
+    repoURL: registry.example.com/charts
+    chart: web
+    targetRevision: 1.4.0
+  destination: {server: "https://kubernetes.default.svc", namespace: web}
+"#;
+
+    #[test]
+    fn an_oci_chart_opted_in_by_annotation() {
+        let apps = parse(CHART_APP, "apps.yaml").unwrap();
+        let app = &apps[0];
+        assert_eq!(app.repo, "https://git.example.com/apps.git");
+        assert_eq!(app.branch, "HEAD", "targetRevision is the chart's version");
+        assert_eq!(app.sync, None, "driftwatch renders no OCI chart");
+        assert_eq!(app.images.len(), 1);
+        let chart = &app.images[0];
+        assert_eq!(chart.written, "chart:oci://registry.example.com/charts/web");
+        assert_eq!(chart.file.as_deref(), Some("apps/web.yaml"));
+        assert_eq!(chart.policy.constraint().unwrap().as_str(), "~1.4");
+        let filtered = CHART_APP.replace(
+            "    driftwatch.io/chart-version: \"~1.4\"\n",
+            "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-ignore-tags: \"1.4.3, *-rc*\"\n",
+        );
+        let policy = &parse(&filtered, "apps.yaml").unwrap()[0].images[0].policy;
+        let versions = ["1.4.2", "1.4.3", "1.4.4-rc1"].map(driftwatch_policy::Candidate::new);
+        assert_eq!(policy.select(&versions), Some(0), "1.4.3 is ignored");
+        // From the cluster with argocd write-back: the live Application, no file or repository.
+        let live = CHART_APP
+            .replace("    driftwatch.io/chart-version-file: apps/web.yaml\n", "")
+            .replace(
+                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+                "",
+            );
+        let apps = parse_with(
+            &live,
+            "cluster",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(apps[0].write_back, crate::model::WriteBack::Application);
+        assert_eq!(apps[0].images[0].file, None);
+        for (from, to, field) in [
+            ("~1.4", "~1.x.y", "driftwatch.io/chart-version]"),
+            ("\"~1.4\"", "\"\"", "driftwatch.io/chart-version]"),
+            (
+                "    driftwatch.io/chart-version: \"~1.4\"\n",
+                "    driftwatch.io/chart-version: \"~1.4\"\n    driftwatch.io/chart-allow-tags: \"regexp:(\"\n",
+                "driftwatch.io/chart-allow-tags]",
+            ),
+            (
+                "repoURL: registry.example.com/charts",
+                "repoURL: https://charts.example.com",
+                "spec.source.repoURL",
+            ),
+            (
+                "    driftwatch.io/chart-version-file: apps/web.yaml\n",
+                "",
+                "driftwatch.io/chart-version-file]",
+            ),
+            (
+                "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+                "",
+                "argocd-image-updater.argoproj.io/git-repository]",
+            ),
+        ] {
+            let e = parse(&CHART_APP.replace(from, to), "apps.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("Application web") && e.contains(field),
+                "{to}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_multi_source_application_follows_its_oci_chart_in_git() {
+        let multi = CHART_APP.replace(
+            "  source:\n    repoURL: registry.example.com/charts\n    chart: web\n    targetRevision: 1.4.0\n",
+            "  sources:\n  - repoURL: https://git.example.com/values.git\n    targetRevision: main\n    ref: values\n  - repoURL: oci://registry.example.com/charts/web\n    targetRevision: 1.4.0\n",
+        );
+        assert_ne!(multi, CHART_APP);
+        let apps = parse(&multi, "apps.yaml").unwrap();
+        assert_eq!(
+            apps[0].images[0].written,
+            "chart:oci://registry.example.com/charts/web"
+        );
+        assert_eq!(apps[0].branch, "HEAD");
+        // No OCI chart among the sources: refused naming them.
+        let e = parse(
+            &multi.replace(
+                "oci://registry.example.com/charts/web",
+                "https://charts.example.com",
+            ),
+            "apps.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("Application web: spec.sources"), "{e}");
+        // Read from the cluster, the live write-back of one source of many is refused.
+        let live = multi.replace(
+            "    argocd-image-updater.argoproj.io/git-repository: https://git.example.com/apps.git\n",
+            "",
+        );
+        let e = parse_with(
+            &live,
+            "cluster",
+            Trust::Cluster {
+                allow_local_repositories: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("write-back-method]") && e.contains("multi-source"),
+            "{e}"
+        );
     }
 }

@@ -649,6 +649,8 @@ impl Config {
                 git_credentials: None,
                 write_back: crate::model::WriteBack::Git,
                 source_images: Vec::new(),
+                other_sources: Vec::new(),
+                helm: None,
             });
         }
         check_promotions(&apps, file)?;

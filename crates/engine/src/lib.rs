@@ -1,5 +1,6 @@
 //! The updater: configuration (native `driftwatch.yaml` or Argo CD Applications with
-//! argocd-image-updater annotations), one scan → choose → write-back cycle, and its report.
+//! argocd-image-updater annotations or ImageUpdater resources), one scan → choose → write-back
+//! cycle, and its report.
 
 pub mod argocd;
 mod config;
@@ -7,6 +8,7 @@ mod cycle;
 mod error;
 pub mod hold;
 mod ignore;
+mod image_updater;
 mod model;
 pub mod notification;
 pub mod promote;
@@ -20,6 +22,7 @@ pub use cycle::{
 pub use error::Error;
 pub use model::{
     App, ApplicationWriter, Applications, CHART_PREFIX, GitCredentialReader, GitCredentials,
-    GitCredentialsFrom, IgnoreDifference, Pending, SyncPolicy, TrackedImage, WriteBack,
+    GitCredentialsFrom, IgnoreDifference, OtherSource, Pending, SyncPolicy, TrackedImage,
+    WriteBack,
 };
 pub mod store;

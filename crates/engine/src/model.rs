@@ -40,6 +40,37 @@ pub struct App {
     pub source_images: Vec<String>,
     /// When updates may be written (`updateWindows`); none: any time.
     pub update_windows: Vec<UpdateWindow>,
+    /// A multi-source Application's sources other than the one holding its images (which
+    /// gave `repo`, `path` and `branch`); empty for a single source.
+    pub other_sources: Vec<OtherSource>,
+    /// The Argo CD Application's own `spec.source.helm` (of the source holding the images),
+    /// which Argo CD renders a chart with, before the `.argocd-source` overrides; `None` for
+    /// driftwatch.yaml (a chart is then rendered with its defaults).
+    pub helm: Option<serde_json::Value>,
+}
+
+/// One other source of a multi-source Argo CD Application (`spec.sources[]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtherSource {
+    /// Its `ref` name, when Helm values files of another source name it (`$name/...`).
+    pub reference: Option<String>,
+    /// Its directory in its repository, normalised; `None` for a `ref`-only or chart source.
+    pub path: Option<String>,
+    /// In the same repository and at the same revision as the application's own source: its
+    /// path can be rendered from the same checkout.
+    pub same_checkout: bool,
+    /// A Helm source (a `helm` block or a `chart`).
+    pub helm: bool,
+    /// The source as people read it: field, path or chart, repository (no credential).
+    pub what: String,
+}
+
+impl OtherSource {
+    /// Whether Argo CD renders manifests from it (a `ref` source without a path only lends
+    /// its files to another source's Helm values).
+    pub fn renders(&self) -> bool {
+        self.path.is_some() || self.helm && self.reference.is_none()
+    }
 }
 
 /// Where an application's new tags are written.

@@ -19,9 +19,10 @@ const ARGO_INTERVAL: Duration = Duration::from_secs(120);
 pub enum Applications {
     /// The native configuration file.
     Config(PathBuf),
-    /// Argo CD Application manifests with argocd-image-updater annotations (file or directory).
+    /// Argo CD Application manifests with argocd-image-updater annotations, and ImageUpdaters
+    /// selecting them (file or directory).
     Manifests(PathBuf),
-    /// The Argo CD Applications in this namespace of this cluster.
+    /// The Argo CD Applications (and ImageUpdaters) in this namespace of this cluster.
     Cluster {
         /// The namespace.
         namespace: String,
@@ -371,8 +372,9 @@ impl driftwatch_engine::GitCredentialReader for KubeGitCredentials {
     }
 }
 
-/// The Applications read from the cluster in `namespace`, parsed one by one: those that are
-/// valid, and for the others the error naming them (logged here too).
+/// The Applications and ImageUpdaters read from the cluster in `namespace`, each parsed on
+/// its own and then resolved together: the applications that are valid, and for the others
+/// (and for ImageUpdaters that are not valid) the error naming them (logged here too).
 fn parse_each<'a>(
     items: impl IntoIterator<Item = &'a serde_json::Value>,
     namespace: &str,
@@ -383,35 +385,89 @@ fn parse_each<'a>(
     let origin = format!("Applications in namespace {namespace}");
     let mut apps = Vec::new();
     let mut rejected = Vec::new();
+    let mut docs = Vec::new();
     for v in items {
-        // JSON is YAML: the same parser reads the cluster's Applications.
-        let parsed = driftwatch_engine::argocd::parse_in(
-            &format!("---\n{v}\n"),
-            &origin,
-            trust,
-            argocd_namespace,
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|found| {
-            for app in &found {
-                secrets_allowed(app, secret_namespaces)
-                    .map_err(|why| format!("{origin}: {why}"))?;
-            }
-            Ok(found)
-        });
-        match parsed {
-            Ok(found) => apps.extend(found),
+        // JSON is YAML: the same parser reads the cluster's objects.
+        match driftwatch_engine::argocd::documents(&format!("---\n{v}\n"), &origin) {
+            Ok(found) => docs.extend(found),
             Err(e) => {
                 let name = v
                     .pointer("/metadata/name")
                     .and_then(serde_json::Value::as_str)
                     .unwrap_or_default();
-                tracing::error!(application = %name, error = %e, "Application left out");
+                let kind = v
+                    .pointer("/kind")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or_default();
+                tracing::error!(kind = %kind, name = %name, error = %e, "left out");
+                rejected.push(e.to_string());
+            }
+        }
+    }
+    for found in driftwatch_engine::argocd::resolve(docs, trust, argocd_namespace) {
+        let checked = found.map_err(|e| e.to_string()).and_then(|app| {
+            secrets_allowed(&app, secret_namespaces).map_err(|why| format!("{origin}: {why}"))?;
+            Ok(app)
+        });
+        match checked {
+            Ok(app) => apps.push(app),
+            Err(e) => {
+                tracing::error!(error = %e, "Application or ImageUpdater left out");
                 rejected.push(e);
             }
         }
     }
     (apps, rejected)
+}
+
+/// The ImageUpdaters of `namespace`: none when their CRD is not installed (404), and none
+/// with a warning when driftwatch may not list them (403: its RBAC predates them).
+async fn image_updaters(
+    client: &driftwatch_cluster::KubeClient,
+    namespace: &str,
+) -> Result<(Vec<serde_json::Value>, Option<String>), Error> {
+    match client
+        .list(
+            driftwatch_engine::argocd::IMAGE_UPDATER_API_VERSION,
+            "ImageUpdater",
+            namespace,
+        )
+        .await
+    {
+        Ok(items) => Ok((items, None)),
+        Err(e) if e.status_code() == Some(404) => Ok((Vec::new(), None)),
+        Err(e) if e.status_code() == Some(403) => {
+            tracing::warn!(error = %e, "ImageUpdaters are not read: listing them is forbidden");
+            Ok((Vec::new(), Some(e.to_string())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Keeps `live` (name → object) as a watch's event says; a failed watch is the error.
+fn follow(
+    live: &mut std::collections::BTreeMap<String, serde_json::Value>,
+    event: driftwatch_cluster::Watched,
+) -> Result<(), String> {
+    let name_of = |v: &serde_json::Value| {
+        v.pointer("/metadata/name")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match event {
+        driftwatch_cluster::Watched::Listed(items) => {
+            *live = items.into_iter().map(|v| (name_of(&v), v)).collect();
+        }
+        driftwatch_cluster::Watched::Applied(v) => {
+            live.insert(name_of(&v), v);
+        }
+        driftwatch_cluster::Watched::Deleted(v) => {
+            live.remove(&name_of(&v));
+        }
+        driftwatch_cluster::Watched::Failed(e) => return Err(e),
+    }
+    Ok(())
 }
 
 /// Whether every Secret `app` names lives in its own namespace or one the operator allowed:
@@ -520,42 +576,72 @@ impl AppSource {
         tokio::spawn(async move {
             use futures_util::StreamExt;
             let mut stream =
-                client.watch_objects("argoproj.io/v1alpha1", "Application", &namespace);
-            // Name → the Application as last seen.
-            let mut live: std::collections::BTreeMap<String, serde_json::Value> =
-                std::collections::BTreeMap::new();
-            let name_of = |v: &serde_json::Value| {
-                v.pointer("/metadata/name")
-                    .and_then(serde_json::Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned()
+                client
+                    .clone()
+                    .watch_objects("argoproj.io/v1alpha1", "Application", &namespace);
+            let watch_updaters = || {
+                client.clone().watch_objects(
+                    driftwatch_engine::argocd::IMAGE_UPDATER_API_VERSION,
+                    "ImageUpdater",
+                    &namespace,
+                )
             };
+            // ImageUpdaters are watched while their CRD exists; when it does not (the watch
+            // fails and ends), it is looked for again every half minute.
+            let mut updater_stream = Some(watch_updaters());
+            let mut again = tokio::time::interval(Duration::from_secs(30));
+            // Name → the object as last seen.
+            let mut live = std::collections::BTreeMap::new();
+            let mut updaters = std::collections::BTreeMap::new();
+            // Nothing is sent before both kinds were listed once (or ImageUpdaters found
+            // absent), so an Application an ImageUpdater selects is never first read alone.
+            let (mut apps_listed, mut updaters_listed) = (false, false);
             loop {
-                let event = tokio::select! {
+                let waiting = updater_stream.is_none();
+                tokio::select! {
                     () = stop.cancelled() => return,
                     () = tx.closed() => return,
                     e = stream.next() => match e {
-                        Some(e) => e,
+                        Some(e) => {
+                            if let Err(e) = follow(&mut live, e) {
+                                tracing::warn!(error = %e, "watching Applications failed; retrying");
+                                continue;
+                            }
+                            apps_listed = true;
+                        }
                         None => return,
                     },
-                };
-                match event {
-                    driftwatch_cluster::Watched::Listed(items) => {
-                        live = items.into_iter().map(|v| (name_of(&v), v)).collect();
-                    }
-                    driftwatch_cluster::Watched::Applied(v) => {
-                        live.insert(name_of(&v), v);
-                    }
-                    driftwatch_cluster::Watched::Deleted(v) => {
-                        live.remove(&name_of(&v));
-                    }
-                    driftwatch_cluster::Watched::Failed(e) => {
-                        tracing::warn!(error = %e, "watching Applications failed; retrying");
+                    e = async {
+                        match updater_stream.as_mut() {
+                            Some(s) => s.next().await,
+                            None => std::future::pending().await,
+                        }
+                    } => match e {
+                        Some(e) => {
+                            if let Err(e) = follow(&mut updaters, e) {
+                                // Most often: no ImageUpdater CRD. Go on with none.
+                                tracing::debug!(error = %e, "watching ImageUpdaters failed");
+                                if updaters_listed {
+                                    continue;
+                                }
+                            }
+                            updaters_listed = true;
+                        }
+                        None => {
+                            updater_stream = None;
+                            updaters_listed = true;
+                        }
+                    },
+                    _ = again.tick(), if waiting => {
+                        updater_stream = Some(watch_updaters());
                         continue;
                     }
                 }
+                if !(apps_listed && updaters_listed) {
+                    continue;
+                }
                 let (apps, _) = parse_each(
-                    live.values(),
+                    live.values().chain(updaters.values()),
                     &namespace,
                     trust,
                     &secret_namespaces,
@@ -606,11 +692,13 @@ impl AppSource {
                 secret_namespaces,
             } => {
                 let client = Arc::new(driftwatch_cluster::KubeClient::connect(cluster)?);
-                let items = client
+                let mut items = client
                     .list("argoproj.io/v1alpha1", "Application", namespace)
                     .await?;
+                let (updaters, forbidden) = image_updaters(&client, namespace).await?;
+                items.extend(updaters);
                 // Whoever may create an Application wrote these: they are read as untrusted.
-                let (apps, rejected) = parse_each(
+                let (apps, mut rejected) = parse_each(
                     &items,
                     namespace,
                     driftwatch_engine::argocd::Trust::Cluster {
@@ -619,6 +707,7 @@ impl AppSource {
                     secret_namespaces,
                     &self.argocd_namespace,
                 );
+                rejected.extend(forbidden);
                 Ok(Loaded {
                     apps,
                     rejected,

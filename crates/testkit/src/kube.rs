@@ -19,6 +19,11 @@ use crate::http::{Reply, Request, Server};
 /// [`Cluster::install_application_crd`].
 pub const APPLICATION_CRD: &str = include_str!("application-crd.yaml");
 
+/// argocd-image-updater's `ImageUpdater` CRD (argocd-image-updater.argoproj.io/v1alpha1),
+/// written from its documented fields with a structural schema; installed into a real API
+/// server by [`Cluster::install_image_updater_crd`].
+pub const IMAGE_UPDATER_CRD: &str = include_str!("image-updater-crd.yaml");
+
 struct Kind {
     group: &'static str,
     version: &'static str,
@@ -99,6 +104,13 @@ const KINDS: &[Kind] = &[
         plural: "applications",
         namespaced: true,
     },
+    Kind {
+        group: "argocd-image-updater.argoproj.io",
+        version: "v1alpha1",
+        kind: "ImageUpdater",
+        plural: "imageupdaters",
+        namespaced: true,
+    },
 ];
 
 #[derive(Default)]
@@ -122,6 +134,8 @@ struct State {
     /// (plural, namespace, HTTP method or "") whose requests are forbidden (403), as RBAC
     /// that grants nothing there ("") or not that verb.
     forbidden: Vec<(String, String, String)>,
+    /// API groups served as absent (404 on discovery), as a CRD not installed.
+    absent_groups: Vec<String>,
 }
 
 impl State {
@@ -411,6 +425,14 @@ impl FakeApiServer {
         self.state.1.notify_all();
     }
 
+    /// From now on, serves the API group `group` as absent (discovery answers 404), as a
+    /// server without its CRD does.
+    pub fn hide_group(&self, group: &str) {
+        if let Ok(mut s) = self.state.0.lock() {
+            s.absent_groups.push(group.to_owned());
+        }
+    }
+
     /// From now on, refuses lists and watches across all namespaces with 403 Forbidden.
     pub fn forbid_all_namespaces(&self) {
         if let Ok(mut s) = self.state.0.lock() {
@@ -544,7 +566,11 @@ fn handle(shared: &Arc<(Mutex<State>, std::sync::Condvar)>, req: &Request) -> Re
             .filter(|k| k.group == group && k.version == version)
             .map(|k| json!({"name": k.plural, "kind": k.kind, "namespaced": k.namespaced, "verbs": ["get", "list", "patch", "delete"]}))
             .collect();
-        if resources.is_empty() {
+        let hidden = state
+            .lock()
+            .map(|s| s.absent_groups.iter().any(|g| g == group))
+            .unwrap_or(false);
+        if resources.is_empty() || hidden {
             return status(404, "NotFound", "no such group version");
         }
         let gv = if group.is_empty() {
@@ -1303,6 +1329,19 @@ impl Cluster {
     /// server-side apply of the same object by the same manager changes nothing. The fake
     /// knows Applications already. The CRD is left installed (other tests use it).
     pub fn install_application_crd(&self) {
+        self.install_crd(APPLICATION_CRD, "applications.argoproj.io");
+    }
+
+    /// Installs the ImageUpdater CRD ([`IMAGE_UPDATER_CRD`]) as
+    /// [`Cluster::install_application_crd`] does. The fake knows ImageUpdaters already.
+    pub fn install_image_updater_crd(&self) {
+        self.install_crd(
+            IMAGE_UPDATER_CRD,
+            "imageupdaters.argocd-image-updater.argoproj.io",
+        );
+    }
+
+    fn install_crd(&self, crd: &str, resource: &str) {
         if self.fake.is_some() {
             return;
         }
@@ -1316,13 +1355,13 @@ impl Cluster {
                 "-f",
                 "-",
             ],
-            APPLICATION_CRD,
+            crd,
         );
         self.kubectl(&[
             "wait",
             "--for=condition=Established",
             "--timeout=60s",
-            "crd/applications.argoproj.io",
+            &format!("crd/{resource}"),
         ]);
         // Established is set before discovery serves the kind everywhere; a client that
         // discovers it at once may still miss it, so wait until it is listed.
@@ -1331,7 +1370,7 @@ impl Cluster {
             let out = std::process::Command::new("kubectl")
                 .arg("--kubeconfig")
                 .arg(&self.kubeconfig)
-                .args(["get", "applications.argoproj.io", "-A", "-o", "name"])
+                .args(["get", resource, "-A", "-o", "name"])
                 .output()
                 .expect("kubectl");
             if out.status.success() {
@@ -1339,7 +1378,7 @@ impl Cluster {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the Application CRD is not served: {}",
+                "{resource} is not served: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
             std::thread::sleep(std::time::Duration::from_millis(200));

@@ -24,11 +24,13 @@ pub struct Source {
     /// The native configuration file.
     #[arg(short, long, value_name = "FILE", env = "DRIFTWATCH_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Argo CD Application manifests with argocd-image-updater annotations (a file or a directory).
+    /// Argo CD Application manifests with argocd-image-updater annotations, and
+    /// argocd-image-updater v1 ImageUpdater resources selecting them (a file or a directory).
     #[arg(long, value_name = "PATH", conflicts_with = "config")]
     pub applications: Option<PathBuf>,
-    /// Read Argo CD Applications from this namespace of the cluster (`--applications-kubeconfig`,
-    /// default $KUBECONFIG), as argocd-image-updater does.
+    /// Read Argo CD Applications, and the ImageUpdaters selecting them, from this namespace of
+    /// the cluster (`--applications-kubeconfig`, default $KUBECONFIG), as argocd-image-updater
+    /// does.
     #[arg(long, value_name = "NAMESPACE", conflicts_with_all = ["config", "applications"])]
     pub applications_from_cluster: Option<String>,
     /// The cluster for --applications-from-cluster.
