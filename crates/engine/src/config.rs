@@ -188,6 +188,20 @@ struct RawChart {
     approval: Option<String>,
 }
 
+/// The YAML parser's budget for a configuration of `text`. Its default stops near 250,000
+/// nodes, which a configuration of some 25,000 images reaches. A node takes at least a byte of
+/// text unless an alias copies it, so one node (and two events) per byte admits any
+/// configuration written out in full, while an alias bomb still stops within a few times its
+/// size.
+fn yaml_options(text: &str) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_nodes = budget.max_nodes.max(text.len());
+    budget.max_events = budget.max_events.max(text.len().saturating_mul(2));
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 fn semver() -> String {
     "semver".to_owned()
 }
@@ -339,8 +353,8 @@ impl Config {
 
     /// Parses configuration text; `dir` resolves relative file references.
     pub fn parse(text: &str, file: &str, dir: &Path) -> Result<Self, Error> {
-        let raw: Raw =
-            serde_saphyr::from_str(text).map_err(|e| err(file, "(document)", e.to_string()))?;
+        let raw: Raw = serde_saphyr::from_str_with_options(text, yaml_options(text))
+            .map_err(|e| err(file, "(document)", e.to_string()))?;
         let interval = match raw.interval.as_deref() {
             None => Duration::from_secs(120),
             Some(s) => parse_go_duration(s).ok_or_else(|| {
@@ -887,6 +901,35 @@ applications:
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn a_large_configuration_loads_and_an_alias_bomb_does_not() {
+        // 30,000 images: past the YAML parser's default node budget.
+        let mut text = String::from("applications:\n");
+        for a in 0..3_000 {
+            text.push_str(&format!("- name: app-{a}\n  repo: r\n  images:\n"));
+            for i in 0..10 {
+                text.push_str(&format!(
+                    "  - image: reg.local/img-{i}\n    kustomizeName: img-{i}\n"
+                ));
+            }
+        }
+        let c = Config::parse(&text, "d.yaml", Path::new(".")).unwrap();
+        assert_eq!(c.apps.iter().map(|a| a.images.len()).sum::<usize>(), 30_000);
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let p = i - 1;
+            bomb.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        bomb.push_str("all: [*a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8, *a8]\n");
+        let e =
+            serde_saphyr::from_str_with_options::<serde_json::Value>(&bomb, yaml_options(&bomb))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("budget"), "{e}");
     }
 
     #[test]
