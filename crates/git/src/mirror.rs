@@ -454,6 +454,22 @@ impl Mirror {
             .map(|(id, who)| (id.to_owned(), who.to_owned())))
     }
 
+    /// Whether `commit` is `head` or one of its ancestors: `false` also when this mirror does
+    /// not hold `commit` at all (a fetch of the branch would have brought it, had it been
+    /// pushed there).
+    pub fn contains(&self, head: &str, commit: &str) -> Result<bool, Error> {
+        let object = format!("{commit}^{{commit}}");
+        if self.git(&["cat-file", "-e", &object], None).is_err() {
+            return Ok(false);
+        }
+        match self.git(&["merge-base", "--is-ancestor", commit, head], None) {
+            Ok(_) => Ok(true),
+            // Exit status 1, which says no, prints nothing; a failure says why.
+            Err(Error::Git { stderr, .. }) if stderr.is_empty() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The fetched head of `branch`, if the remote has it.
     pub fn head(&self, branch: &str) -> Result<Option<String>, Error> {
         let rev = format!("refs/remotes/origin/{branch}^{{commit}}");
@@ -506,9 +522,25 @@ impl Mirror {
     /// as one commit and pushes. When the push is rejected because the branch moved, it fetches
     /// again and re-runs `edit` on the new head, so no one else's commit is lost and no update is
     /// applied twice. Never force-pushes the base branch.
-    pub fn update<F>(&self, req: &UpdateRequest, mut edit: F) -> Result<Outcome, Error>
+    pub fn update<F>(&self, req: &UpdateRequest, edit: F) -> Result<Outcome, Error>
     where
         F: FnMut(&Snapshot<'_>) -> Result<Plan, Error>,
+    {
+        self.update_with(req, edit, |_, _| Ok(()))
+    }
+
+    /// [`Mirror::update`], calling `before_push(commit, branch)` once the commit exists and
+    /// before each push of it: what a crash between the push and the caller's bookkeeping would
+    /// lose can be written down first (an error from it stops the update before the push).
+    pub fn update_with<F, P>(
+        &self,
+        req: &UpdateRequest,
+        mut edit: F,
+        mut before_push: P,
+    ) -> Result<Outcome, Error>
+    where
+        F: FnMut(&Snapshot<'_>) -> Result<Plan, Error>,
+        P: FnMut(&str, &str) -> Result<(), Error>,
     {
         let _lock = self.lock()?;
         let max = req.max_attempts.max(1);
@@ -534,6 +566,7 @@ impl Mirror {
                 "{}{commit}:refs/heads/{branch}",
                 if force { "+" } else { "" }
             );
+            before_push(&commit, &branch)?;
             match self.git(&["push", "--porcelain", "origin", &refspec], None) {
                 Ok(_) => {
                     return Ok(Outcome::Pushed {
