@@ -856,6 +856,11 @@ impl Mirror {
         let mut cmd = Command::new("git");
         cmd.arg("--git-dir").arg(&self.dir).args(args);
         cmd.env("LC_ALL", "C").env("GIT_CONFIG_NOSYSTEM", "1");
+        // Over HTTP, a transfer slower than 1 byte/s for LOW_SPEED_SECONDS fails: a server that
+        // stops answering (a stalled proxy, a half-open connection) is an error the cycle
+        // reports and retries, not a write-back thread waiting for ever.
+        cmd.env("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+            .env("GIT_HTTP_LOW_SPEED_TIME", LOW_SPEED_SECONDS.to_string());
         for (k, v) in self.auth.env() {
             cmd.env(k, v);
         }
@@ -891,6 +896,10 @@ impl Mirror {
         }
     }
 }
+
+/// How long an HTTP transfer may make no progress before Git gives up (the registry client's
+/// whole-request timeout is 30 s too).
+const LOW_SPEED_SECONDS: u64 = 30;
 
 fn is_race(stderr: &str) -> bool {
     stderr.contains("non-fast-forward")
