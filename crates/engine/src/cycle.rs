@@ -720,6 +720,14 @@ impl Updater {
             }
         }
         report.decided_at = now_nanos();
+        // Updates noted before a push that nothing recorded since (the process died between
+        // the push and the history write): each repository's writer settles its own.
+        let unsettled: Vec<crate::store::Update> = self
+            .store
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().map(|s| s.unsettled().unwrap_or_default()))
+            .unwrap_or_default();
         // Stage 2: per repository and branch, edit in memory; then commit and push once.
         let mut groups = group_by_branch(apps, |app| {
             // An application that writes its live Application reads no branch (and a chart's
@@ -811,8 +819,9 @@ impl Updater {
                                     branch = %branch
                                 )
                                 .entered();
-                                let written =
-                                    self.write(repo, branch, apps, members, &desired, mode, full);
+                                let written = self.write(
+                                    repo, branch, apps, members, &desired, mode, full, &unsettled,
+                                );
                                 if let Ok(mut slot) = slots[i].lock() {
                                     *slot = Some(written);
                                 }
@@ -936,6 +945,7 @@ impl Updater {
         desired: &[Vec<Result<Option<Desired>, String>>],
         mode: Mode,
         full: bool,
+        unsettled: &[crate::store::Update],
     ) -> Written {
         let first = &apps[members[0]];
         // Applications of one repository share its credentials; one whose credentials could
@@ -947,7 +957,11 @@ impl Updater {
             .unwrap_or(&first.auth)
             .clone();
         let mirror = Mirror::open(&self.state_dir, repo, auth)?;
+        self.settle(&mirror, repo, unsettled);
         let spec = driftwatch_git::BranchSpec::parse(branch, "main");
+        // This commit's updates, noted in the store before its push (see `Store::pushing`).
+        let noted: std::cell::RefCell<Vec<crate::store::Update>> =
+            std::cell::RefCell::new(Vec::new());
         let request = UpdateRequest {
             base: spec.base.clone(),
             identity: first.identity.clone(),
@@ -1050,51 +1064,93 @@ impl Updater {
         let mut read_at = String::new();
         let outcome = if mode == Mode::Apply {
             let mut failure: Option<Error> = None;
-            let outcome = mirror.update(&request, |snap| {
-                read_at = snap.commit().to_owned();
-                if let Some(r) = remembered(snap.commit()) {
-                    // Nothing to write: the same inputs wrote nothing last time.
-                    results = r;
-                    reused = true;
-                    return Ok(Plan::default());
+            let before_push = |commit: &str, branch: &str| {
+                let rows: Vec<crate::store::Update> = noted
+                    .borrow()
+                    .iter()
+                    .map(|u| crate::store::Update {
+                        commit: commit.to_owned(),
+                        branch: branch.to_owned(),
+                        ..u.clone()
+                    })
+                    .collect();
+                if let Ok(mut guard) = self.store.lock()
+                    && let Some(store) = guard.as_mut()
+                    && let Err(e) = store.pushing(&rows)
+                {
+                    // The push goes ahead: only a crash in the next moments would lose the
+                    // history row, as it did before rows were noted.
+                    tracing::warn!(error = %e, "noting the updates before the push failed");
                 }
-                reused = false;
-                let Edited {
-                    writes,
-                    per_app,
-                    results: r,
-                } = plan_on(&|p| snap.read(p)).map_err(|e| {
-                    let msg = e.to_string();
-                    failure = Some(e);
-                    driftwatch_git::Error::Edit(msg)
-                })?;
-                results = r;
-                let changed: Vec<(&App, &[Change])> = per_app
-                    .iter()
-                    .filter(|(_, c)| !c.is_empty())
-                    .map(|(i, c)| (&apps[*i], c.as_slice()))
-                    .collect();
-                let message = message_for(&changed)?;
-                let all_changes: Vec<Change> = changed
-                    .iter()
-                    .flat_map(|(_, c)| c.iter().cloned())
-                    .collect();
-                let target = match &spec.target {
-                    Some(t) => Some(driftwatch_git::branch_name(
-                        t,
-                        &first.namespace,
-                        &first.name,
-                        &all_changes,
-                    )?),
-                    None => None,
-                };
-                Ok(Plan {
-                    writes,
-                    message,
-                    target,
-                    deletes: Vec::new(),
-                })
-            });
+                Ok(())
+            };
+            let outcome = mirror.update_with(
+                &request,
+                |snap| {
+                    read_at = snap.commit().to_owned();
+                    if let Some(r) = remembered(snap.commit()) {
+                        // Nothing to write: the same inputs wrote nothing last time.
+                        results = r;
+                        reused = true;
+                        return Ok(Plan::default());
+                    }
+                    reused = false;
+                    let Edited {
+                        writes,
+                        per_app,
+                        results: r,
+                    } = plan_on(&|p| snap.read(p)).map_err(|e| {
+                        let msg = e.to_string();
+                        failure = Some(e);
+                        driftwatch_git::Error::Edit(msg)
+                    })?;
+                    results = r;
+                    let changed: Vec<(&App, &[Change])> = per_app
+                        .iter()
+                        .filter(|(_, c)| !c.is_empty())
+                        .map(|(i, c)| (&apps[*i], c.as_slice()))
+                        .collect();
+                    let message = message_for(&changed)?;
+                    let at = driftwatch_policy::Timestamp::from_unix_nanos(now_nanos()).to_string();
+                    *noted.borrow_mut() = changed
+                        .iter()
+                        .flat_map(|(app, changes)| {
+                            changes.iter().map(|c| crate::store::Update {
+                                app: app.name.clone(),
+                                image: c.image.clone(),
+                                old: c.old_tag.clone(),
+                                new: c.new_tag.clone(),
+                                commit: String::new(),
+                                repo: driftwatch_git::redact_url(repo),
+                                branch: String::new(),
+                                seen_at: at.clone(),
+                                decided_at: at.clone(),
+                                committed_at: at.clone(),
+                            })
+                        })
+                        .collect();
+                    let all_changes: Vec<Change> = changed
+                        .iter()
+                        .flat_map(|(_, c)| c.iter().cloned())
+                        .collect();
+                    let target = match &spec.target {
+                        Some(t) => Some(driftwatch_git::branch_name(
+                            t,
+                            &first.namespace,
+                            &first.name,
+                            &all_changes,
+                        )?),
+                        None => None,
+                    };
+                    Ok(Plan {
+                        writes,
+                        message,
+                        target,
+                        deletes: Vec::new(),
+                    })
+                },
+                before_push,
+            );
             match (outcome, failure) {
                 (Err(_), Some(e)) => return Err(e),
                 (o, _) => Some(o?),
@@ -1171,6 +1227,56 @@ impl Updater {
             _ => None,
         };
         Ok((commit, results, false))
+    }
+}
+
+impl Updater {
+    /// Settles the updates noted before pushes to `repo` that nothing recorded since: those
+    /// whose commit the branch now holds become history rows, the others (the push never
+    /// happened, or lost a race and was redone as another commit) are dropped. A fetch or
+    /// store that fails leaves them for the next cycle.
+    fn settle(&self, mirror: &Mirror, repo: &str, unsettled: &[crate::store::Update]) {
+        let redacted = driftwatch_git::redact_url(repo);
+        let commits: BTreeMap<&str, &str> = unsettled
+            .iter()
+            .filter(|u| u.repo == redacted)
+            .map(|u| (u.commit.as_str(), u.branch.as_str()))
+            .collect();
+        if commits.is_empty() {
+            return;
+        }
+        let branches: std::collections::BTreeSet<&str> = commits.values().copied().collect();
+        if let Err(e) = mirror.fetch(&branches.into_iter().collect::<Vec<_>>()) {
+            tracing::warn!(error = %e, "settling updates pushed before a restart: fetch failed");
+            return;
+        }
+        for (commit, branch) in commits {
+            let pushed = match mirror.head(branch) {
+                Ok(Some(head)) => mirror.contains(&head, commit),
+                Ok(None) => Ok(false),
+                Err(e) => Err(e),
+            };
+            let pushed = match pushed {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(commit, error = %e, "settling an update pushed before a restart failed");
+                    continue;
+                }
+            };
+            if let Ok(mut guard) = self.store.lock()
+                && let Some(store) = guard.as_mut()
+            {
+                match store.settle_pushing(commit, pushed) {
+                    Ok(()) => tracing::info!(
+                        commit,
+                        branch,
+                        pushed,
+                        "settled the updates of a push a restart interrupted"
+                    ),
+                    Err(e) => tracing::warn!(commit, error = %e, "settling an update failed"),
+                }
+            }
+        }
     }
 }
 

@@ -83,6 +83,16 @@ impl Store {
                seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS updates_app ON updates(app);
+             -- Updates whose commit is being pushed: written before the push, moved to
+             -- `updates` by `record` (or by `settle_pushing` after a crash), so a process killed
+             -- between a push and its history write loses no row.
+             CREATE TABLE IF NOT EXISTS pushing (
+               id INTEGER PRIMARY KEY,
+               app TEXT NOT NULL, image TEXT NOT NULL,
+               old TEXT NOT NULL, new TEXT NOT NULL,
+               commit_id TEXT NOT NULL, repo TEXT NOT NULL, branch TEXT NOT NULL,
+               seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS syncs (
                id INTEGER PRIMARY KEY,
                app TEXT NOT NULL, revision TEXT NOT NULL, at TEXT NOT NULL,
@@ -118,7 +128,8 @@ impl Store {
         Ok(Store { db })
     }
 
-    /// Records updates, all or none.
+    /// Records updates, all or none, and forgets what [`Store::pushing`] noted for their
+    /// commits (these rows replace it).
     pub fn record(&mut self, updates: &[Update]) -> Result<(), Error> {
         let tx = self.db.transaction().map_err(db_err)?;
         for u in updates {
@@ -128,7 +139,57 @@ impl Store {
                 params![u.app, u.image, u.old, u.new, u.commit, u.repo, u.branch, u.seen_at, u.decided_at, u.committed_at],
             )
             .map_err(db_err)?;
+            tx.execute(
+                "DELETE FROM pushing WHERE commit_id = ?1",
+                params![u.commit],
+            )
+            .map_err(db_err)?;
         }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Notes the updates of a commit about to be pushed, all or none. Once the push is known
+    /// to have happened, [`Store::record`] writes their history rows; if the process dies
+    /// first, [`Store::settle_pushing`] does, from these.
+    pub fn pushing(&mut self, updates: &[Update]) -> Result<(), Error> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        for u in updates {
+            tx.execute(
+                "INSERT INTO pushing (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![u.app, u.image, u.old, u.new, u.commit, u.repo, u.branch, u.seen_at, u.decided_at, u.committed_at],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// What [`Store::pushing`] noted and nothing has settled yet: the updates of commits whose
+    /// push may or may not have happened.
+    pub fn unsettled(&self) -> Result<Vec<Update>, Error> {
+        self.select_updates(
+            "SELECT app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at
+             FROM pushing ORDER BY id",
+            params![],
+        )
+    }
+
+    /// Settles the noted updates of `commit`: when the branch they were pushed to holds it,
+    /// they become history rows (once: the commit's rows are moved, in one transaction);
+    /// either way they are no longer unsettled.
+    pub fn settle_pushing(&mut self, commit: &str, pushed: bool) -> Result<(), Error> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        if pushed {
+            tx.execute(
+                "INSERT INTO updates (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+                 SELECT app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at
+                 FROM pushing WHERE commit_id = ?1 ORDER BY id",
+                params![commit],
+            )
+            .map_err(db_err)?;
+        }
+        tx.execute("DELETE FROM pushing WHERE commit_id = ?1", params![commit])
+            .map_err(db_err)?;
         tx.commit().map_err(db_err)
     }
 
@@ -454,31 +515,31 @@ impl Store {
 
     /// Updates, newest first, of one application or all.
     pub fn history(&self, app: Option<&str>, limit: usize) -> Result<Vec<Update>, Error> {
-        let mut stmt = self
-            .db
-            .prepare(
-                "SELECT app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at
-                 FROM updates WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(db_err)?;
+        self.select_updates(
+            "SELECT app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at
+             FROM updates WHERE (?1 IS NULL OR app = ?1) ORDER BY id DESC LIMIT ?2",
+            params![app, i64::try_from(limit).unwrap_or(i64::MAX)],
+        )
+    }
+
+    /// Rows of `sql`, which selects the columns of an [`Update`] in its order.
+    fn select_updates(&self, sql: &str, args: impl rusqlite::Params) -> Result<Vec<Update>, Error> {
+        let mut stmt = self.db.prepare(sql).map_err(db_err)?;
         let rows = stmt
-            .query_map(
-                params![app, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |r| {
-                    Ok(Update {
-                        app: r.get(0)?,
-                        image: r.get(1)?,
-                        old: r.get(2)?,
-                        new: r.get(3)?,
-                        commit: r.get(4)?,
-                        repo: r.get(5)?,
-                        branch: r.get(6)?,
-                        seen_at: r.get(7)?,
-                        decided_at: r.get(8)?,
-                        committed_at: r.get(9)?,
-                    })
-                },
-            )
+            .query_map(args, |r| {
+                Ok(Update {
+                    app: r.get(0)?,
+                    image: r.get(1)?,
+                    old: r.get(2)?,
+                    new: r.get(3)?,
+                    commit: r.get(4)?,
+                    repo: r.get(5)?,
+                    branch: r.get(6)?,
+                    seen_at: r.get(7)?,
+                    decided_at: r.get(8)?,
+                    committed_at: r.get(9)?,
+                })
+            })
             .map_err(db_err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }

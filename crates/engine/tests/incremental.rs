@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use driftwatch_engine::store::Store;
 use driftwatch_engine::{App, Config, CycleReport, Mode, Updater};
 use driftwatch_registry::RegistriesConf;
 use driftwatch_testkit::TempDir;
@@ -79,6 +80,24 @@ fn verdicts(r: &CycleReport) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// Copies the history rows of the store in `from` that the store in `to` lacks.
+fn share_history(from: &Path, to: &Path) {
+    let rows = Store::open(from).unwrap().history(None, 10_000).unwrap();
+    let mut target = Store::open(to).unwrap();
+    let known: Vec<(String, String)> = target
+        .history(None, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.commit, u.image))
+        .collect();
+    let missing: Vec<_> = rows
+        .into_iter()
+        .rev()
+        .filter(|u| !known.contains(&(u.commit.clone(), u.image.clone())))
+        .collect();
+    target.record(&missing).unwrap();
 }
 
 #[test]
@@ -187,6 +206,9 @@ fn incremental_cycles_decide_as_full_passes() {
                 // must find nothing left to write, and decide the same.
                 rt.block_on(incremental.cycle(&current, Mode::Apply));
                 let again = rt.block_on(incremental.cycle(&current, Mode::Apply));
+                // The commits are in the incremental side's history (a cycle records a push
+                // it noted); the full side decides from the same history, as one service would.
+                share_history(&dir.path().join("incremental"), &dir.path().join("full"));
                 let checked = rt.block_on(full.cycle(&current, Mode::Apply));
                 assert!(checked.commits.is_empty(), "seed {seed}: {checked:?}");
                 assert_eq!(verdicts(&again), verdicts(&checked), "seed {seed}");

@@ -484,6 +484,22 @@ impl Mirror {
             .map(|(id, who)| (id.to_owned(), who.to_owned())))
     }
 
+    /// Whether `commit` is `head` or one of its ancestors: `false` also when this mirror does
+    /// not hold `commit` at all (a fetch of the branch would have brought it, had it been
+    /// pushed there).
+    pub fn contains(&self, head: &str, commit: &str) -> Result<bool, Error> {
+        let object = format!("{commit}^{{commit}}");
+        if self.git(&["cat-file", "-e", &object], None).is_err() {
+            return Ok(false);
+        }
+        match self.git(&["merge-base", "--is-ancestor", commit, head], None) {
+            Ok(_) => Ok(true),
+            // Exit status 1, which says no, prints nothing; a failure says why.
+            Err(Error::Git { stderr, .. }) if stderr.is_empty() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The fetched head of `branch`, if the remote has it.
     pub fn head(&self, branch: &str) -> Result<Option<String>, Error> {
         let rev = format!("refs/remotes/origin/{branch}^{{commit}}");
@@ -536,9 +552,25 @@ impl Mirror {
     /// as one commit and pushes. When the push is rejected because the branch moved, it fetches
     /// again and re-runs `edit` on the new head, so no one else's commit is lost and no update is
     /// applied twice. Never force-pushes the base branch.
-    pub fn update<F>(&self, req: &UpdateRequest, mut edit: F) -> Result<Outcome, Error>
+    pub fn update<F>(&self, req: &UpdateRequest, edit: F) -> Result<Outcome, Error>
     where
         F: FnMut(&Snapshot<'_>) -> Result<Plan, Error>,
+    {
+        self.update_with(req, edit, |_, _| Ok(()))
+    }
+
+    /// [`Mirror::update`], calling `before_push(commit, branch)` once the commit exists and
+    /// before each push of it: what a crash between the push and the caller's bookkeeping would
+    /// lose can be written down first (an error from it stops the update before the push).
+    pub fn update_with<F, P>(
+        &self,
+        req: &UpdateRequest,
+        mut edit: F,
+        mut before_push: P,
+    ) -> Result<Outcome, Error>
+    where
+        F: FnMut(&Snapshot<'_>) -> Result<Plan, Error>,
+        P: FnMut(&str, &str) -> Result<(), Error>,
     {
         let _lock = self.lock()?;
         let max = req.max_attempts.max(1);
@@ -570,6 +602,7 @@ impl Mirror {
                 "{}{commit}:refs/heads/{branch}",
                 if force { "+" } else { "" }
             );
+            before_push(&commit, &branch)?;
             match self.git(&["push", "--porcelain", "origin", &refspec], None) {
                 Ok(_) => {
                     return Ok(Outcome::Pushed {
@@ -859,6 +892,11 @@ impl Mirror {
         let mut cmd = Command::new("git");
         cmd.arg("--git-dir").arg(&self.dir).args(args);
         cmd.env("LC_ALL", "C").env("GIT_CONFIG_NOSYSTEM", "1");
+        // Over HTTP, a transfer slower than 1 byte/s for LOW_SPEED_SECONDS fails: a server that
+        // stops answering (a stalled proxy, a half-open connection) is an error the cycle
+        // reports and retries, not a write-back thread waiting for ever.
+        cmd.env("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+            .env("GIT_HTTP_LOW_SPEED_TIME", LOW_SPEED_SECONDS.to_string());
         for (k, v) in self.auth.env() {
             cmd.env(k, v);
         }
@@ -894,6 +932,10 @@ impl Mirror {
         }
     }
 }
+
+/// How long an HTTP transfer may make no progress before Git gives up (the registry client's
+/// whole-request timeout is 30 s too).
+const LOW_SPEED_SECONDS: u64 = 30;
 
 fn is_race(stderr: &str) -> bool {
     stderr.contains("non-fast-forward")

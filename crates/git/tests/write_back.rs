@@ -718,3 +718,33 @@ fn a_failed_export_leaves_the_snapshot_readable() {
         KUSTOMIZATION.as_bytes()
     );
 }
+
+/// A smart-HTTP server that accepts connections and never answers (a stalled proxy, a
+/// half-open connection) fails the fetch after Git's low-speed limit instead of holding the
+/// write-back for ever. The bound is generous: the limit is 30 s.
+#[test]
+fn a_server_that_stops_answering_fails_the_fetch() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        // Holds every connection open, reading nothing and writing nothing.
+        let mut open = Vec::new();
+        for stream in listener.incoming().take(4) {
+            open.push(stream);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(600));
+    });
+    let state = TempDir::new("state");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let mirror = Mirror::open(state.path(), &url, Auth::None).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(mirror.fetch(&["main"]).map_err(|e| e.to_string()));
+    });
+    let result = rx
+        .recv_timeout(std::time::Duration::from_secs(150))
+        .expect("the fetch still waits on a server that stopped answering");
+    let err = result.unwrap_err();
+    assert!(err.contains("127.0.0.1"), "{err}");
+    drop(held);
+}
