@@ -226,3 +226,87 @@ impl Shared {
         let _ = self.tx.send(t);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_engine::{CycleReport, ImageReport, Kind, Lift, Status};
+
+    fn line(app: &str, image: &str, status: Status, held: Option<&str>) -> ImageReport {
+        ImageReport {
+            app: app.into(),
+            kind: Kind::Image,
+            image: image.into(),
+            registry: None,
+            git: None,
+            file: "k.yaml".into(),
+            status,
+            error: None,
+            commit: None,
+            line: None,
+            held: held.map(str::to_owned),
+            lift: None,
+        }
+    }
+
+    #[test]
+    fn a_cycle_notes_each_wait_once_where_it_belongs() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let s = Shared::new(tx, None);
+        let mut approve = line(
+            "shop",
+            "r/api",
+            Status::Pending,
+            Some("pending approval of v2"),
+        );
+        approve.lift = Some(Lift::Approve);
+        let mut hold = line("shop", "r/web", Status::Held, Some("held: set back"));
+        hold.lift = Some(Lift::Release);
+        let report = CycleReport {
+            images: vec![
+                approve,
+                hold,
+                line(
+                    "shop",
+                    "r/db",
+                    Status::Pending,
+                    Some("outside the update windows"),
+                ),
+                line(
+                    "shop",
+                    "r/young",
+                    Status::InSync,
+                    Some("waiting: v3 is 1h0m old"),
+                ),
+                line("shop", "r/promo", Status::Waiting, Some("waiting: staging")),
+                line("shop", "r/quiet", Status::InSync, None),
+                line("other", "r/x", Status::Error, Some("not a wait")),
+            ],
+            ..CycleReport::default()
+        };
+        s.note_waits(&report);
+        let got: Vec<(String, String, Option<&str>)> = s
+            .waits_of("shop")
+            .into_iter()
+            .map(|w| (w.image, w.status, w.action))
+            .collect();
+        let want = [
+            ("r/api", "pending", Some("approve")),
+            ("r/web", "held", Some("release")),
+            ("r/db", "pending", None),
+            ("r/young", "waiting", None),
+        ]
+        .map(|(i, st, a)| (i.to_owned(), st.to_owned(), a));
+        assert_eq!(got, want);
+        // The promotion is listed with the promotions, not twice.
+        assert_eq!(s.promotions_of("shop").len(), 1);
+        assert!(s.waits_of("other").is_empty());
+        // A later cycle of the application replaces what it noted.
+        s.note_waits(&CycleReport {
+            images: vec![line("shop", "r/api", Status::InSync, None)],
+            ..CycleReport::default()
+        });
+        assert!(s.waits_of("shop").is_empty());
+        assert!(s.promotions_of("shop").is_empty());
+    }
+}
