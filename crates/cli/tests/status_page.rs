@@ -585,6 +585,8 @@ fn browser_shows_waits_and_approves_and_releases() {
                 .contains("backend: pending approval of v1.1.0: `driftwatch approve` writes it"),
         "{shop_row}"
     );
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(shots.join("status-page-waits.png"), browser.screenshot()).unwrap();
     let held_row = row("held");
     assert!(
         held_row.contains("backend: held: set back from v1.1.0 to v1.0.0 in ")
@@ -612,6 +614,7 @@ fn browser_shows_waits_and_approves_and_releases() {
             && waits.contains("Reject"),
         "{waits}"
     );
+    std::fs::write(shots.join("status-page-approval.png"), browser.screenshot()).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while browser.eval("return document.getElementById('live').textContent") != "live" {
         assert!(Instant::now() < deadline, "the live stream never opened");
@@ -691,6 +694,6 @@ fn browser_shows_waits_and_approves_and_releases() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page-waits.png");
-    std::fs::write(&shot, browser.screenshot()).unwrap();
+    std::fs::write(shots.join("status-page-released.png"), browser.screenshot()).unwrap();
+    eprintln!("screenshots: {}/status-page-*.png", shots.display());
 }
