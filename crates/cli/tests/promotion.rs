@@ -449,6 +449,50 @@ fn an_approval_still_applies_on_top_of_a_promotion() {
     let staging = chain.line("shop-staging");
     assert_eq!(staging["status"], "pending", "{staging}");
     assert_eq!(staging["registry"], format!("v1.1.0@{digest}"), "{staging}");
+    // The service's /status lists the wait once, under `waits` (not `promotion`), with the
+    // action that ends it and `check`'s words.
+    {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--interval", "3600", "--sync-interval", "3600", "--config"])
+            .arg(&chain.conf)
+            .arg("--state-dir")
+            .arg(chain.state())
+            .arg("--kubeconfig")
+            .arg(&chain.cluster.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let service = Service { child, port };
+        assert!(wait_for_port(port, Duration::from_secs(10)));
+        let mut app = serde_json::Value::Null;
+        eventually("staging's wait on /status", || {
+            let (code, body) = service.get("/status");
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            app = status
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["app"] == "shop-staging")
+                .cloned()
+                .unwrap_or_default();
+            code == 200 && app["waits"][0]["status"] == "pending"
+        });
+        let wait = &app["waits"][0];
+        assert_eq!(wait["image"], format!("{host}/shop/web"), "{app}");
+        assert_eq!(wait["action"], "approve", "{app}");
+        assert!(
+            wait["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("pending approval of v1.1.0@{digest}")),
+            "{app}"
+        );
+        assert_eq!(app["waits"].as_array().unwrap().len(), 1, "{app}");
+        assert_eq!(app["promotion"], serde_json::json!([]), "{app}");
+    }
     let state = chain.state();
     let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
         .args(["approve", "shop-staging", "--state-dir"])

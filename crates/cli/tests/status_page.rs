@@ -468,3 +468,232 @@ fn screenshots_of_the_overview_and_an_application() {
     std::fs::write(shots.join("app.png"), browser.screenshot()).unwrap();
     eprintln!("screenshots: {}", shots.display());
 }
+
+/// In a real browser, against a real registry and Git: an application whose update waits for
+/// an approval and one whose rollback is held show their waits on the overview and their
+/// pages, in `check`'s words; Approve (with the token typed on the page) writes the update to
+/// Git and Release lifts the hold, and each page shows the decision, who and when, without a
+/// reload. Skips, saying why, where Chromium and chromedriver are not installed.
+#[test]
+fn browser_shows_waits_and_approves_and_releases() {
+    let browser = match driftwatch_testkit::webdriver::Browser::start() {
+        Ok(b) => b,
+        Err(why) => {
+            eprintln!("skipping the browser test: {why}");
+            return;
+        }
+    };
+    let shop = Shop::new("page-waits");
+    let host = shop.reg.host();
+    let kustomization = |tag: &str| {
+        format!(
+            "kind: Kustomization\nimages:\n- name: backend\n  newName: {host}/shop/backend\n  newTag: {tag}\n"
+        )
+    };
+    let tag_in_git = |app: &str| {
+        shop.repo
+            .show("main", &format!("apps/{app}/kustomization.yaml"))
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("newTag: ").map(str::to_owned))
+            .unwrap()
+    };
+    shop.repo.commit_elsewhere(
+        "apps/held/kustomization.yaml",
+        &kustomization("v1.0.0"),
+        "add held",
+    );
+    // `shop` waits for approvals; `held` does not, so driftwatch writes it first.
+    std::fs::write(
+        &shop.conf,
+        format!(
+            "interval: 1h\napplications:\n- name: shop\n  repo: {repo}\n  path: apps/shop\n  writeBack: kustomization\n  images:\n  - image: {host}/shop/backend\n    kustomizeName: backend\n    approval: required\n- name: held\n  repo: {repo}\n  path: apps/held\n  writeBack: kustomization\n  images:\n  - image: {host}/shop/backend\n    kustomizeName: backend\n",
+            repo = shop.repo.file_url(),
+        ),
+    )
+    .unwrap();
+    shop.reg
+        .push_image("shop/backend", "v1.1.0", "2026-11-02T00:00:00Z");
+    let once = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        .args(["run", "--once", "--config"])
+        .arg(&shop.conf)
+        .arg("--state-dir")
+        .arg(shop.state())
+        .output()
+        .unwrap();
+    assert!(once.status.success(), "{once:?}");
+    assert_eq!(tag_in_git("held"), "v1.1.0");
+    assert_eq!(tag_in_git("shop"), "v1.0.0", "waits for an approval");
+    // A person sets `held` back: driftwatch holds it from now on.
+    shop.repo.commit_elsewhere(
+        "apps/held/kustomization.yaml",
+        &kustomization("v1.0.0"),
+        "revert held to v1.0.0",
+    );
+
+    let port = free_port();
+    let _service = Service(
+        Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+            .args(["run", "--config"])
+            .arg(&shop.conf)
+            .arg("--state-dir")
+            .arg(shop.state())
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--ui-token-env",
+                "UI_TOKEN",
+            ])
+            .env("UI_TOKEN", "t0ken")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    assert!(wait_for_port(port, Duration::from_secs(10)));
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&format!("{base}/readyz")).0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The first cycle's waits are noted just after the service says it is ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, body) = get(&format!("{base}/"));
+        if body.contains("pending approval of v1.1.0") && body.contains("set back from") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no waits on the overview: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The overview: each row says what its image waits for, as `check` says it.
+    browser.goto(&format!("{base}/"));
+    let row = |app: &str| {
+        let script = format!(
+            "var a = document.querySelector('#rows a[href=\"/apps/{app}\"]'); return a ? a.closest('tr').textContent : '';"
+        );
+        browser.eval(&script).as_str().unwrap().to_owned()
+    };
+    let shop_row = row("shop");
+    assert!(
+        shop_row.contains("pending")
+            && shop_row
+                .contains("backend: pending approval of v1.1.0: `driftwatch approve` writes it"),
+        "{shop_row}"
+    );
+    let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(shots.join("status-page-waits.png"), browser.screenshot()).unwrap();
+    let held_row = row("held");
+    assert!(
+        held_row.contains("backend: held: set back from v1.1.0 to v1.0.0 in ")
+            && held_row.contains(" by Test;"),
+        "{held_row}"
+    );
+
+    // Release and approve need the token, over HTTP as from the page.
+    let release = format!("{base}/apps/held/release?image={host}%2Fshop%2Fbackend");
+    assert_eq!(post(&release, None).0, 401);
+    let (status, said) = post(&format!("{base}/apps/held/release"), Some("t0ken"));
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("?image=IMAGE"), "{said}");
+
+    // The application page: the wait, Approve and Reject; the token is typed, not served.
+    let (_, _, html) = get(&format!("{base}/apps/shop"));
+    assert!(!html.contains("t0ken"));
+    browser.goto(&format!("{base}/apps/shop"));
+    let waits =
+        browser.eval("var w = document.getElementById('waits'); return w ? w.textContent : '';");
+    let waits = waits.as_str().unwrap();
+    assert!(
+        waits.contains("pending approval of v1.1.0")
+            && waits.contains("Approve")
+            && waits.contains("Reject"),
+        "{waits}"
+    );
+    std::fs::write(shots.join("status-page-approval.png"), browser.screenshot()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while browser.eval("return document.getElementById('live').textContent") != "live" {
+        assert!(Instant::now() < deadline, "the live stream never opened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    browser.eval(
+        "window.notReloaded = true; document.getElementById('token').value = 't0ken'; document.getElementById('user').value = 'ann'; document.querySelector('button[data-action^=\"approve?image=\"]').click(); return null;",
+    );
+    let body = || {
+        browser
+            .eval("return document.getElementById('app-live').textContent")
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = body();
+        if tag_in_git("shop") == "v1.1.0"
+            && text.contains("v1.0.0 → v1.1.0")
+            && !text.contains("pending approval")
+        {
+            assert!(
+                text.contains(&format!(
+                    "approved {host}/shop/backend v1.1.0 approved by ann"
+                )),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the approval never landed: git {}, page {text}",
+            tag_in_git("shop")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = browser.eval("return document.getElementById('action-result').textContent");
+    assert!(said.as_str().unwrap().starts_with("202 "), "{said}");
+    assert_eq!(browser.eval("return window.notReloaded === true"), true);
+
+    // The held application: Release lifts the hold and the policy's choice is written again.
+    browser.goto(&format!("{base}/apps/held"));
+    let waits =
+        browser.eval("var w = document.getElementById('waits'); return w ? w.textContent : '';");
+    assert!(
+        waits
+            .as_str()
+            .unwrap()
+            .contains("held: set back from v1.1.0 to v1.0.0"),
+        "{waits}"
+    );
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('button[data-action^=\"approve\"]').length"),
+        0,
+        "a hold is released, not approved"
+    );
+    browser.eval(
+        "document.getElementById('token').value = 't0ken'; document.getElementById('user').value = 'ann'; document.querySelector('button[data-action^=\"release?image=\"]').click(); return null;",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = body();
+        if tag_in_git("held") == "v1.1.0" && !text.contains("set back from") {
+            assert!(
+                text.contains(&format!(
+                    "released {host}/shop/backend: the hold from v1.1.0 is lifted by ann"
+                )),
+                "{text}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the release never landed: git {}, page {text}",
+            tag_in_git("held")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::fs::write(shots.join("status-page-released.png"), browser.screenshot()).unwrap();
+    eprintln!("screenshots: {}/status-page-*.png", shots.display());
+}

@@ -91,6 +91,20 @@ pub struct ImageReport {
     /// Why the update waits ([`Status::Held`], [`Status::Pending`]): someone set the image
     /// back (in which commit, by whom), or an approval is missing or was refused.
     pub held: Option<String>,
+    /// What a person can do to end the wait, when something can: approve (or reject) a
+    /// pending approval, release a rollback hold. Not in the JSON report (`held` says it in
+    /// words); the status page offers the matching buttons from it.
+    #[serde(skip)]
+    pub lift: Option<Lift>,
+}
+
+/// What ends a wait by hand ([`ImageReport::lift`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lift {
+    /// `driftwatch approve` writes it, `driftwatch reject` refuses it.
+    Approve,
+    /// `driftwatch release` lifts a rollback's hold.
+    Release,
 }
 
 /// A commit this cycle pushed.
@@ -223,6 +237,14 @@ impl Waiting {
         match self.wait {
             crate::hold::Wait::Pending { .. } | crate::hold::Wait::Window { .. } => Status::Pending,
             _ => Status::Held,
+        }
+    }
+
+    fn lift(&self) -> Option<Lift> {
+        match self.wait {
+            crate::hold::Wait::Pending { .. } => Some(Lift::Approve),
+            crate::hold::Wait::Rollback(_) => Some(Lift::Release),
+            _ => None,
         }
     }
 
@@ -769,6 +791,7 @@ impl Updater {
                         commit: None,
                         line: None,
                         held: None,
+                        lift: None,
                     })
                     .collect()
             })
@@ -856,6 +879,7 @@ impl Updater {
                         line.line = at;
                         line.status = w.status();
                         line.held = Some(w.describe());
+                        line.lift = w.lift();
                     } else if changed {
                         line.git = old;
                         line.line = at;

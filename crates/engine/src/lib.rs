@@ -17,7 +17,7 @@ pub mod window;
 
 pub use config::Config;
 pub use cycle::{
-    CommitReport, CycleReport, ImageReport, Kind, Mode, Status, Updater, affected, now_nanos,
+    CommitReport, CycleReport, ImageReport, Kind, Lift, Mode, Status, Updater, affected, now_nanos,
 };
 pub use error::Error;
 pub use model::{

@@ -52,6 +52,23 @@ pub struct SyncRecord {
     pub detail: String,
 }
 
+/// A decision someone took on what waited: an approval, a rejection or a released hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    /// Application.
+    pub app: String,
+    /// Image.
+    pub image: String,
+    /// The value approved or rejected, or the value a released hold had kept from Git.
+    pub value: String,
+    /// `approved`, `rejected` or `released`.
+    pub what: String,
+    /// Who.
+    pub by: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
 /// The SQLite store.
 pub struct Store {
     db: Connection,
@@ -513,6 +530,38 @@ impl Store {
         }
     }
 
+    /// Approvals, rejections and released holds, newest first, of one application or all:
+    /// what the status page's timeline shows of them (who and when).
+    pub fn decisions(&self, app: Option<&str>, limit: usize) -> Result<Vec<Decision>, Error> {
+        let mut stmt = self
+            .db
+            .prepare(
+                "SELECT app, image, value, CASE approved WHEN 0 THEN 'rejected' ELSE 'approved' END,
+                        by, at FROM decisions WHERE (?1 IS NULL OR app = ?1)
+                 UNION ALL
+                 SELECT app, image, held_from, 'released', by, at FROM releases
+                 WHERE (?1 IS NULL OR app = ?1)
+                 ORDER BY 6 DESC LIMIT ?2",
+            )
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(
+                params![app, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok(Decision {
+                        app: r.get(0)?,
+                        image: r.get(1)?,
+                        value: r.get(2)?,
+                        what: r.get(3)?,
+                        by: r.get(4)?,
+                        at: r.get(5)?,
+                    })
+                },
+            )
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+    }
+
     /// Updates, newest first, of one application or all.
     pub fn history(&self, app: Option<&str>, limit: usize) -> Result<Vec<Update>, Error> {
         self.select_updates(
@@ -566,6 +615,48 @@ mod tests {
         assert_eq!(store.soaking("dev", "reg/web").unwrap(), None);
         store.set_soaking("staging", "reg/web", None).unwrap();
         assert_eq!(store.soaking("staging", "reg/web").unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn decisions_and_releases_are_listed_newest_first() {
+        let dir = std::env::temp_dir().join(format!("dw-store-dec-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = Store::open(&dir).unwrap();
+        store
+            .decide("shop", "reg/web", "v2", true, "ann", "2026-11-01T10:00:00Z")
+            .unwrap();
+        store
+            .release("shop", "reg/api", "v3", "bob", "2026-11-01T11:00:00Z")
+            .unwrap();
+        store
+            .decide("shop", "reg/web", "v4", false, "cy", "2026-11-01T12:00:00Z")
+            .unwrap();
+        store
+            .decide(
+                "other",
+                "reg/web",
+                "v9",
+                true,
+                "dee",
+                "2026-11-01T13:00:00Z",
+            )
+            .unwrap();
+        let got: Vec<(String, String, String)> = store
+            .decisions(Some("shop"), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.what, d.value, d.by))
+            .collect();
+        let want = [
+            ("rejected", "v4", "cy"),
+            ("released", "v3", "bob"),
+            ("approved", "v2", "ann"),
+        ]
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+        assert_eq!(got, want);
+        assert_eq!(store.decisions(None, 2).unwrap().len(), 2);
+        assert_eq!(store.decisions(None, 10).unwrap()[0].app, "other");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

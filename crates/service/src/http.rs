@@ -219,6 +219,7 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
                 "automated": a.automated, "selfHeal": a.self_heal,
                 "outOfSync": a.out_of_sync.iter().map(|(o, f)| serde_json::json!({"object": o, "fields": f})).collect::<Vec<_>>(),
                 "promotion": s.promotions_of(&a.app),
+                "waits": s.waits_of(&a.app),
             })
         })
         .collect();

@@ -65,6 +65,27 @@ pub struct Shared {
     /// Per application, its promoted images that wait for or are blocked by their upstream,
     /// as the last cycle that checked them decided (`/status` and the page show them).
     pub promotions: Mutex<std::collections::BTreeMap<String, Vec<PromotionWait>>>,
+    /// Per application, its other waits: rollback holds, pending approvals and rejections,
+    /// closed update windows and too young releases, as the last cycle that checked them
+    /// decided (`/status` and the page show them).
+    pub waits: Mutex<std::collections::BTreeMap<String, Vec<ImageWait>>>,
+}
+
+/// An image whose update waits for something other than a promotion's upstream: the
+/// report's `held` sentence (what `check` prints) and what a person can do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ImageWait {
+    /// The image, as configured.
+    pub image: String,
+    /// `held`, `pending` (an approval or an update window) or `waiting` (a release younger
+    /// than `minimumReleaseAge`; the image stays at, or moves to, an older one).
+    pub status: String,
+    /// Why, as `check` prints it.
+    pub reason: String,
+    /// `approve` (the page offers Approve and Reject), `release` (it offers Release), or
+    /// absent when only time ends the wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<&'static str>,
 }
 
 /// A promoted image that waits for its upstream application, or is blocked by it.
@@ -79,8 +100,51 @@ pub struct PromotionWait {
 }
 
 impl Shared {
+    /// Keeps every wait a cycle's report shows (promotions and the others), for the
+    /// applications it covered.
+    pub fn note_waits(&self, report: &driftwatch_engine::CycleReport) {
+        self.note_promotions(report);
+        use driftwatch_engine::{Lift, Status};
+        let Ok(mut all) = self.waits.lock() else {
+            return;
+        };
+        for l in &report.images {
+            all.remove(&l.app);
+        }
+        for l in &report.images {
+            let Some(reason) = &l.held else { continue };
+            let status = match l.status {
+                Status::Held => "held",
+                Status::Pending => "pending",
+                // A release-age note on an image that otherwise stands or moves.
+                Status::InSync | Status::UpdateAvailable | Status::Updated => "waiting",
+                Status::Waiting | Status::Blocked | Status::NoCandidate | Status::Error => {
+                    continue;
+                }
+            };
+            all.entry(l.app.clone()).or_default().push(ImageWait {
+                image: l.image.clone(),
+                status: status.to_owned(),
+                reason: reason.clone(),
+                action: l.lift.map(|a| match a {
+                    Lift::Approve => "approve",
+                    Lift::Release => "release",
+                }),
+            });
+        }
+    }
+
+    /// The waits of application `app` other than promotions (none when nothing waits).
+    pub fn waits_of(&self, app: &str) -> Vec<ImageWait> {
+        self.waits
+            .lock()
+            .ok()
+            .and_then(|w| w.get(app).cloned())
+            .unwrap_or_default()
+    }
+
     /// Keeps the promotion waits a cycle's report shows, for the applications it covered.
-    pub fn note_promotions(&self, report: &driftwatch_engine::CycleReport) {
+    fn note_promotions(&self, report: &driftwatch_engine::CycleReport) {
         use driftwatch_engine::Status;
         let Ok(mut all) = self.promotions.lock() else {
             return;
@@ -137,6 +201,7 @@ impl Shared {
             page: OnceLock::new(),
             role: Mutex::new(crate::leader::Role::Leader),
             promotions: Mutex::new(std::collections::BTreeMap::new()),
+            waits: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -159,5 +224,89 @@ impl Shared {
     pub fn send(&self, t: Trigger) {
         // The loop may be stopping; a trigger then has nobody left to act on it.
         let _ = self.tx.send(t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use driftwatch_engine::{CycleReport, ImageReport, Kind, Lift, Status};
+
+    fn line(app: &str, image: &str, status: Status, held: Option<&str>) -> ImageReport {
+        ImageReport {
+            app: app.into(),
+            kind: Kind::Image,
+            image: image.into(),
+            registry: None,
+            git: None,
+            file: "k.yaml".into(),
+            status,
+            error: None,
+            commit: None,
+            line: None,
+            held: held.map(str::to_owned),
+            lift: None,
+        }
+    }
+
+    #[test]
+    fn a_cycle_notes_each_wait_once_where_it_belongs() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let s = Shared::new(tx, None);
+        let mut approve = line(
+            "shop",
+            "r/api",
+            Status::Pending,
+            Some("pending approval of v2"),
+        );
+        approve.lift = Some(Lift::Approve);
+        let mut hold = line("shop", "r/web", Status::Held, Some("held: set back"));
+        hold.lift = Some(Lift::Release);
+        let report = CycleReport {
+            images: vec![
+                approve,
+                hold,
+                line(
+                    "shop",
+                    "r/db",
+                    Status::Pending,
+                    Some("outside the update windows"),
+                ),
+                line(
+                    "shop",
+                    "r/young",
+                    Status::InSync,
+                    Some("waiting: v3 is 1h0m old"),
+                ),
+                line("shop", "r/promo", Status::Waiting, Some("waiting: staging")),
+                line("shop", "r/quiet", Status::InSync, None),
+                line("other", "r/x", Status::Error, Some("not a wait")),
+            ],
+            ..CycleReport::default()
+        };
+        s.note_waits(&report);
+        let got: Vec<(String, String, Option<&str>)> = s
+            .waits_of("shop")
+            .into_iter()
+            .map(|w| (w.image, w.status, w.action))
+            .collect();
+        let want = [
+            ("r/api", "pending", Some("approve")),
+            ("r/web", "held", Some("release")),
+            ("r/db", "pending", None),
+            ("r/young", "waiting", None),
+        ]
+        .map(|(i, st, a)| (i.to_owned(), st.to_owned(), a));
+        assert_eq!(got, want);
+        // The promotion is listed with the promotions, not twice.
+        assert_eq!(s.promotions_of("shop").len(), 1);
+        assert!(s.waits_of("other").is_empty());
+        // A later cycle of the application replaces what it noted.
+        s.note_waits(&CycleReport {
+            images: vec![line("shop", "r/api", Status::InSync, None)],
+            ..CycleReport::default()
+        });
+        assert!(s.waits_of("shop").is_empty());
+        assert!(s.promotions_of("shop").is_empty());
     }
 }

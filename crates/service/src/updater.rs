@@ -507,7 +507,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 tracing::error!(error = %e, "recording history failed");
             }
             shared.ready.store(true, Ordering::Relaxed);
-            shared.note_promotions(&report);
+            shared.note_waits(&report);
             log_cycle(&report, cycles, started);
             for event in committed_events(&report) {
                 shared.events.push(event);

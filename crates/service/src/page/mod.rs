@@ -1,7 +1,7 @@
 //! The status page, served by `run --listen` itself: an overview of every application
 //! (`GET /`), one page per application with its timeline (`GET /apps/NAME`), live updates over
-//! server-sent events (`GET /events/stream`) and two actions, sync now and refresh, that need
-//! the `--ui-token-env` bearer token.
+//! server-sent events (`GET /events/stream`) and the actions that need the `--ui-token-env`
+//! bearer token: sync now, refresh, and approve, reject or release what waits.
 //!
 //! Responses are gzipped when the browser accepts it. Everything is rendered on the server from the state the loops share and the history
 //! database; the script and stylesheet are compiled into the binary, so the page works offline
@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use driftwatch_deploy::AppStatus;
 use driftwatch_engine::App;
-use driftwatch_engine::store::{Store, SyncRecord, Update};
+use driftwatch_engine::store::{Decision, Store, SyncRecord, Update};
 use maud::Markup;
 
 use crate::state::{DeployTrigger, Shared, Trigger};
@@ -103,32 +103,41 @@ fn statuses(s: &Shared) -> Option<Vec<AppStatus>> {
     Some(view.snapshot())
 }
 
+/// What an application page (or the overview) reads from the history database.
+#[derive(Default)]
+struct History {
+    updates: Vec<Update>,
+    syncs: Vec<SyncRecord>,
+    decisions: Vec<Decision>,
+}
+
 /// Reads the history database off the runtime's threads. Without a database yet (nothing
 /// written, or `--dry-run`), the history is empty: the page never creates one.
-async fn history(s: &Shared, app: Option<String>, limit: usize) -> (Vec<Update>, Vec<SyncRecord>) {
+async fn history(s: &Shared, app: Option<String>, limit: usize) -> History {
     let Some(dir) = s.page.get().map(|p| p.state_dir.clone()) else {
-        return Default::default();
+        return History::default();
     };
     let read = tokio::task::spawn_blocking(move || {
         if !dir.join("driftwatch.db").exists() {
-            return Ok(Default::default());
+            return Ok(History::default());
         }
         let store = Store::open(&dir)?;
-        Ok::<_, driftwatch_engine::Error>((
-            store.history(app.as_deref(), limit)?,
-            store.syncs(app.as_deref(), limit)?,
-        ))
+        Ok::<_, driftwatch_engine::Error>(History {
+            updates: store.history(app.as_deref(), limit)?,
+            syncs: store.syncs(app.as_deref(), limit)?,
+            decisions: store.decisions(app.as_deref(), limit)?,
+        })
     })
     .await;
     match read {
         Ok(Ok(h)) => h,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "status page: reading the history failed");
-            Default::default()
+            History::default()
         }
         Err(e) => {
             tracing::warn!(error = %e, "status page: reading the history stopped");
-            Default::default()
+            History::default()
         }
     }
 }
@@ -178,21 +187,23 @@ pub fn build_rows(apps: &[App], status: Option<&[AppStatus]>, history: &[Update]
 }
 
 async fn overview_rows(s: &Shared) -> (Vec<Row>, bool) {
-    let (history, _) = history(s, None, OVERVIEW_HISTORY).await;
+    let history = history(s, None, OVERVIEW_HISTORY).await.updates;
     let status = statuses(s);
     let mut rows = build_rows(&apps_of(s), status.as_deref(), &history);
-    with_promotions(s, &mut rows);
+    with_waits(s, &mut rows);
     (rows, status.is_some())
 }
 
-/// Each row's promotion waits, as the last cycle decided them.
-fn with_promotions(s: &Shared, rows: &mut [Row]) {
+/// Each row's waits (promotions, holds, approvals, windows, release ages), as the last cycle
+/// decided them.
+fn with_waits(s: &Shared, rows: &mut [Row]) {
     for r in rows {
         r.promotion = s
             .promotions_of(&r.app)
             .into_iter()
             .map(|w| format!("{}: {}", w.image, w.reason))
             .collect();
+        r.waits = s.waits_of(&r.app);
     }
 }
 
@@ -232,10 +243,14 @@ async fn app_view(s: &Shared, name: &str) -> Option<AppView> {
     if !known {
         return None;
     }
-    let (history, syncs) = history(s, Some(name.to_owned()), APP_HISTORY).await;
+    let History {
+        updates: history,
+        syncs,
+        decisions,
+    } = history(s, Some(name.to_owned()), APP_HISTORY).await;
     let mut rows = build_rows(&apps, status.as_deref(), &history);
     rows.retain(|r| r.app == name);
-    with_promotions(s, &mut rows);
+    with_waits(s, &mut rows);
     let app = apps.iter().find(|a| a.name == name);
     Some(AppView {
         row: rows.pop().unwrap_or_default(),
@@ -254,8 +269,9 @@ async fn app_view(s: &Shared, name: &str) -> Option<AppView> {
             .find(|st| st.app == name)
             .map(|st| st.out_of_sync.clone())
             .unwrap_or_default(),
-        timeline: timeline::build(name, &history, &syncs, &s.events.since(0)),
+        timeline: timeline::build(name, &history, &syncs, &decisions, &s.events.since(0)),
         latencies: plot::latencies(&history, PLOT_POINTS),
+        actions: s.page.get().is_some_and(|p| p.ui_token.is_some()),
     })
 }
 
@@ -267,9 +283,8 @@ fn unknown(name: &str) -> Response {
 }
 
 async fn app_page(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
-    let actions = s.page.get().is_some_and(|p| p.ui_token.is_some());
     match app_view(&s, &name).await {
-        Some(v) => html(StatusCode::OK, view::app_page(&v, actions)),
+        Some(v) => html(StatusCode::OK, view::app_page(&v)),
         None => unknown(&name),
     }
 }
@@ -295,6 +310,10 @@ fn fingerprint(s: &Shared) -> u64 {
         for w in s.promotions_of(&st.app) {
             w.reason.hash(&mut h);
         }
+    }
+    // Waits change without a cluster too (an approval is asked, a hold appears).
+    if let Ok(w) = s.waits.lock() {
+        w.hash(&mut h);
     }
     h.finish()
 }
@@ -462,6 +481,77 @@ async fn reject(
     )
 }
 
+/// Who acts: the `X-Driftwatch-User` header (at most 64 characters), else "status page".
+fn who(headers: &HeaderMap) -> String {
+    headers
+        .get("x-driftwatch-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map_or_else(
+            || "status page".to_owned(),
+            |v| v.chars().take(64).collect(),
+        )
+}
+
+/// `POST /apps/NAME/release?image=IMAGE`: lifts the hold a rollback put on that image, as
+/// `driftwatch release APP IMAGE` does (who: as for approvals), and checks the application
+/// again at once, so the policy's choice is written by the next cycle.
+async fn release(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Params,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(r) = refusal(&s, &headers) {
+        return r;
+    }
+    let Some(image) = q.get("image").filter(|i| !i.is_empty()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "release needs ?image=IMAGE: the image whose hold to lift".to_owned(),
+        );
+    };
+    if !apps_of(&s).iter().any(|a| a.name == name) {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("no application is called {name}"),
+        );
+    }
+    let Some(state_dir) = s.page.get().map(|p| p.state_dir.clone()) else {
+        return text(StatusCode::NOT_FOUND, "no state".to_owned());
+    };
+    let by = who(&headers);
+    let result = (|| -> Result<Option<String>, driftwatch_engine::Error> {
+        let mut store = Store::open(&state_dir)?;
+        let Some(from) = store.last_written(&name, image)? else {
+            return Ok(None);
+        };
+        let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
+            .to_string();
+        store.release(&name, image, &from, &by, &at)?;
+        Ok(Some(from))
+    })();
+    match result {
+        Ok(None) => text(
+            StatusCode::CONFLICT,
+            format!("{name} {image}: driftwatch never wrote this image, so nothing holds it"),
+        ),
+        Ok(Some(from)) => {
+            tracing::info!(app = %name, image = %image, by = %by, from = %from, "hold released from the status page");
+            s.send(Trigger::Refresh(
+                HashSet::from([name.clone()]),
+                driftwatch_engine::now_nanos(),
+            ));
+            text(
+                StatusCode::ACCEPTED,
+                format!("{name} {image}: the hold from {from} is lifted by {by}"),
+            )
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// Records the decision on what waits for `name` (who: the `X-Driftwatch-User` header, else
 /// "status page"), then asks for a check of the application so an approval is written now.
 fn decide(
@@ -477,15 +567,7 @@ fn decide(
     let Some(state_dir) = s.page.get().map(|p| p.state_dir.clone()) else {
         return text(StatusCode::NOT_FOUND, "no state".to_owned());
     };
-    let by = headers
-        .get("x-driftwatch-user")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || "status page".to_owned(),
-            |v| v.chars().take(64).collect(),
-        );
+    let by = who(headers);
     let result = (|| -> Result<Vec<String>, driftwatch_engine::Error> {
         let mut store = driftwatch_engine::store::Store::open(&state_dir)?;
         let at = driftwatch_policy::Timestamp::from_unix_nanos(driftwatch_engine::now_nanos())
@@ -555,6 +637,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/apps/{name}/refresh", post(refresh))
         .route("/apps/{name}/approve", post(approve))
         .route("/apps/{name}/reject", post(reject))
+        .route("/apps/{name}/release", post(release))
         .route("/events/stream", get(stream))
         .route("/assets/app.js", get(app_js))
         .route("/assets/style.css", get(style_css))

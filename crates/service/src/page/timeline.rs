@@ -3,7 +3,7 @@
 //! settled) with the time between them, and the other things that happened to the
 //! application (heals, fights, drift, failures). Pure: the page renders what this returns.
 
-use driftwatch_engine::store::{SyncRecord, Update};
+use driftwatch_engine::store::{Decision, SyncRecord, Update};
 
 use crate::events::{Numbered, ServiceEvent};
 
@@ -112,10 +112,16 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// Builds `app`'s timeline from its `history` and `syncs` (newest first, as the store returns
-/// them) and the service's `events` (oldest first, as the log returns them; other
-/// applications' events are skipped).
-pub fn build(app: &str, history: &[Update], syncs: &[SyncRecord], events: &[Numbered]) -> Timeline {
+/// Builds `app`'s timeline from its `history`, `syncs` and `decisions` (approvals, rejections,
+/// released holds; newest first, as the store returns them) and the service's `events`
+/// (oldest first, as the log returns them; other applications' events are skipped).
+pub fn build(
+    app: &str,
+    history: &[Update],
+    syncs: &[SyncRecord],
+    decisions: &[Decision],
+    events: &[Numbered],
+) -> Timeline {
     let mine = |e: &ServiceEvent| match e {
         ServiceEvent::Synced { app: a, .. }
         | ServiceEvent::OutOfSync { app: a, .. }
@@ -339,6 +345,36 @@ pub fn build(app: &str, history: &[Update], syncs: &[SyncRecord], events: &[Numb
             tone,
         });
     }
+    for d in decisions.iter().filter(|d| d.app == app) {
+        let (what, text, tone) = match d.what.as_str() {
+            "approved" => (
+                "approved",
+                format!("{} {} approved by {}", d.image, d.value, d.by),
+                Tone::Ok,
+            ),
+            "rejected" => (
+                "rejected",
+                format!("{} {} rejected by {}", d.image, d.value, d.by),
+                Tone::Warn,
+            ),
+            _ => (
+                "released",
+                format!(
+                    "{}: the hold from {} is lifted by {}",
+                    d.image, d.value, d.by
+                ),
+                Tone::Ok,
+            ),
+        };
+        entries.push(Entry {
+            at: d.at.clone(),
+            what,
+            text,
+            tone,
+        });
+    }
+    // Events and decisions, merged newest first (a stable sort keeps each one's own order).
+    entries.sort_by_key(|e| std::cmp::Reverse(nanos(&e.at)));
     Timeline { changes, entries }
 }
 
@@ -414,7 +450,7 @@ mod tests {
                 },
             ),
         ];
-        let t = build("shop", &history, &[], &events);
+        let t = build("shop", &history, &[], &[], &events);
         assert_eq!(t.changes.len(), 1);
         let steps = &t.changes[0].steps;
         let whats: Vec<_> = steps.iter().map(|s| s.what).collect();
@@ -469,7 +505,7 @@ mod tests {
                 },
             ),
         ];
-        let t = build("shop", &[], &[], &events);
+        let t = build("shop", &[], &[], &[], &events);
         assert_eq!(t.entries.len(), 2);
         assert_eq!(t.entries[0].what, "fight");
         assert!(t.entries[0].text.contains("hpa-controller"));
@@ -477,6 +513,50 @@ mod tests {
         assert_eq!(t.entries[1].what, "healed");
         assert!(t.entries[1].text.contains("kubectl-edit"));
         assert!(t.entries[1].text.contains("120 ms"));
+    }
+
+    #[test]
+    fn decisions_name_who_and_merge_with_events_newest_first() {
+        let d = |what: &str, value: &str, by: &str, at: &str, app: &str| Decision {
+            app: app.into(),
+            image: "reg/web".into(),
+            value: value.into(),
+            what: what.into(),
+            by: by.into(),
+            at: at.into(),
+        };
+        let decisions = [
+            d("released", "v3", "bob", "2026-11-02T10:02:00Z", "shop"),
+            d("approved", "v2", "ann", "2026-11-02T10:00:30Z", "shop"),
+            d("rejected", "v9", "eve", "2026-11-02T10:03:00Z", "other"),
+        ];
+        let events = [ev(
+            1,
+            "2026-11-02T10:01:00Z",
+            ServiceEvent::Fight {
+                app: "shop".into(),
+                object: "apps/Deployment/shop/backend".into(),
+                managers: vec!["hpa-controller".into()],
+            },
+        )];
+        let t = build("shop", &[], &[], &decisions, &events);
+        let got: Vec<(&str, &str)> = t
+            .entries
+            .iter()
+            .map(|e| (e.what, e.text.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("released", "reg/web: the hold from v3 is lifted by bob"),
+                (
+                    "fight",
+                    "apps/Deployment/shop/backend: healing stopped, hpa-controller keeps changing it"
+                ),
+                ("approved", "reg/web v2 approved by ann"),
+            ]
+        );
+        assert_eq!(t.entries[2].at, "2026-11-02T10:00:30Z");
     }
 
     #[test]
@@ -497,7 +577,7 @@ mod tests {
             health: "Healthy".into(),
             detail: String::new(),
         }];
-        let t = build("shop", &history, &syncs, &[]);
+        let t = build("shop", &history, &syncs, &[], &[]);
         let steps = &t.changes[0].steps;
         assert_eq!(steps[3].what, "synced");
         assert_eq!(steps[3].after, Some(3_000_000_000));

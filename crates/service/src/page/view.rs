@@ -5,6 +5,7 @@ use maud::{DOCTYPE, Markup, html};
 
 use super::plot::{self, Point};
 use super::timeline::{Timeline, Tone, human};
+use crate::state::ImageWait;
 
 /// One application as the overview shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,6 +34,9 @@ pub struct Row {
     pub last_update: Option<(String, String)>,
     /// Promoted images that wait for (or are blocked by) their upstream: `image: why`.
     pub promotion: Vec<String>,
+    /// Images whose update waits otherwise: a rollback hold, an approval, an update window,
+    /// a release age.
+    pub waits: Vec<ImageWait>,
 }
 
 /// The sync policy as the application page shows it.
@@ -63,6 +67,8 @@ pub struct AppView {
     pub timeline: Timeline,
     /// Push-to-commit latencies, oldest first.
     pub latencies: Vec<Point>,
+    /// Whether the token actions are on (`--ui-token-env`): the buttons are shown.
+    pub actions: bool,
 }
 
 /// A path segment with everything but unreserved characters percent-encoded, so any
@@ -105,6 +111,17 @@ fn badge(word: &str) -> Markup {
             span class=(format!("badge {}", tone_of(word))) { (word) }
         }
     }
+}
+
+/// An image's last path segment, for a table cell.
+fn image_name(image: &str) -> &str {
+    image.rsplit('/').next().unwrap_or(image)
+}
+
+/// A wait's status word, coloured: a hold and an approval need a person, the rest time.
+fn wait_badge(w: &ImageWait) -> Markup {
+    let tone = if w.action.is_some() { "warn" } else { "muted" };
+    html! { b class=(format!("wait {tone}")) { (w.status) } }
 }
 
 fn short(rev: &str) -> &str {
@@ -192,6 +209,7 @@ pub fn rows(rows: &[Row]) -> Markup {
                 td {
                     (word(&r.health)) @if !r.detail.is_empty() { i { (r.detail) } }
                     @for w in &r.promotion { br; span.promotion { (w) } }
+                    @for w in &r.waits { br; span.waiting { (wait_badge(w)) " " (image_name(&w.image)) ": " (w.reason) } }
                 }
                 td { (short(&r.revision)) }
                 td { (r.at) }
@@ -296,6 +314,28 @@ pub fn app_live(v: &AppView) -> Markup {
                 @if !r.promotion.is_empty() {
                     dt { "Promotion" } dd { @for w in &r.promotion { span.promotion { (w) } br; } }
                 }
+                @if !r.waits.is_empty() {
+                    dt { "Waiting" } dd id="waits" {
+                        @for w in &r.waits {
+                            div.wait data-image=(w.image) {
+                                (wait_badge(w)) " " span.mono { (w.image) } " " span.reason { (w.reason) }
+                                @if v.actions {
+                                    @let image = segment(&w.image);
+                                    @match w.action {
+                                        Some("approve") => {
+                                            " " button type="button" data-action=(format!("approve?image={image}")) { "Approve" }
+                                            " " button type="button" data-action=(format!("reject?image={image}")) { "Reject" }
+                                        }
+                                        Some("release") => {
+                                            " " button type="button" data-action=(format!("release?image={image}")) { "Release" }
+                                        }
+                                        _ => {}
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
                 dt { "Sync policy" } dd {
                     @match &v.policy {
                         Some(p) => {
@@ -330,8 +370,9 @@ pub fn app_live(v: &AppView) -> Markup {
     }
 }
 
-/// The application page; `actions` says whether sync and refresh are on (a token was given).
-pub fn app_page(v: &AppView, actions: bool) -> Markup {
+/// The application page; `v.actions` says whether the actions are on (a token was given).
+pub fn app_page(v: &AppView) -> Markup {
+    let actions = v.actions;
     let base = format!("/apps/{}", segment(&v.row.app));
     layout(
         &v.row.app,
@@ -345,6 +386,8 @@ pub fn app_page(v: &AppView, actions: bool) -> Markup {
                     form id="actions" data-base=(base) {
                         label for="token" { "Token" }
                         input id="token" type="password" autocomplete="off" placeholder="the --ui-token-env value";
+                        label for="user" { "Name" }
+                        input id="user" type="text" autocomplete="off" placeholder="who decides (optional)";
                         button type="button" data-action="sync" { "Sync now" }
                         button type="button" data-action="refresh" { "Refresh images" }
                         output id="action-result" {}
@@ -414,8 +457,9 @@ mod tests {
             out_of_sync: vec![("<o>".into(), vec!["<f>".into()])],
             timeline: Timeline::default(),
             latencies: vec![],
+            actions: true,
         };
-        let page = app_page(&view, true).into_string();
+        let page = app_page(&view).into_string();
         for bad in ["<script>alert", "<img", "<i>", "<o>", "<f>"] {
             assert!(!page.contains(bad), "{bad} in {page}");
         }
@@ -423,6 +467,81 @@ mod tests {
         assert_eq!(page.matches("<script").count(), 1);
         assert!(page.contains("<script src=\"/assets/app.js\" defer>"));
         assert!(!page.contains("style="));
+    }
+
+    fn waiting_row() -> Row {
+        let w = |image: &str, status: &str, reason: &str, action| ImageWait {
+            image: image.into(),
+            status: status.into(),
+            reason: reason.into(),
+            action,
+        };
+        Row {
+            app: "shop".into(),
+            waits: vec![
+                w(
+                    "reg/team/api",
+                    "pending",
+                    "pending approval of v1.2.0: `driftwatch approve` writes it",
+                    Some("approve"),
+                ),
+                w(
+                    "reg/team/web",
+                    "held",
+                    "held: set back from v2 to v1 in 1a2b3c4 by Jane Doe; …",
+                    Some("release"),
+                ),
+                w(
+                    "reg/team/db",
+                    "pending",
+                    "outside the update windows; the next opens mon 09:00 Europe/Paris",
+                    None,
+                ),
+            ],
+            ..Row::default()
+        }
+    }
+
+    #[test]
+    fn waits_show_with_their_reason_and_the_buttons_that_end_them() {
+        let page = overview(&[waiting_row()], "", false, None).into_string();
+        for want in [
+            "api: pending approval of v1.2.0",
+            "web: held: set back from v2 to v1 in 1a2b3c4 by Jane Doe",
+            "db: outside the update windows; the next opens mon 09:00 Europe/Paris",
+            "<b class=\"wait warn\">held</b>",
+            "<b class=\"wait muted\">pending</b>",
+        ] {
+            assert!(page.contains(want), "{want} not in {page}");
+        }
+        // The overview only shows; the buttons are on the application page.
+        assert!(!page.contains("data-action"), "{page}");
+        let mut view = AppView {
+            row: waiting_row(),
+            images: vec![],
+            policy: None,
+            out_of_sync: vec![],
+            timeline: Timeline::default(),
+            latencies: vec![],
+            actions: true,
+        };
+        let page = app_page(&view).into_string();
+        for want in [
+            "data-action=\"approve?image=reg%2Fteam%2Fapi\"",
+            "data-action=\"reject?image=reg%2Fteam%2Fapi\"",
+            "data-action=\"release?image=reg%2Fteam%2Fweb\"",
+            "outside the update windows",
+        ] {
+            assert!(page.contains(want), "{want} not in {page}");
+        }
+        // A window's wait has no button: only time ends it.
+        assert_eq!(page.matches("?image=reg%2Fteam%2Fdb").count(), 0);
+        assert_eq!(page.matches("data-action=\"release").count(), 1);
+        // Without a token, the waits show and no button does.
+        view.actions = false;
+        let page = app_page(&view).into_string();
+        assert!(page.contains("held: set back from v2"), "{page}");
+        assert!(!page.contains("data-action"), "{page}");
     }
 
     #[test]

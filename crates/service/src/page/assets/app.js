@@ -72,19 +72,27 @@
     source.addEventListener("status", refresh);
   }
 
-  // Actions: the token is typed on the page and sent as a bearer header, never stored.
+  // Actions: the token is typed on the page and sent as a bearer header, never stored. The
+  // buttons are the form's (sync, refresh) and those next to what waits (approve, reject,
+  // release), which live updates re-render: clicks are caught on the document.
   var actions = document.getElementById("actions");
   if (actions) {
     var out = document.getElementById("action-result");
-    actions.addEventListener("click", function (ev) {
+    document.addEventListener("click", function (ev) {
       var what = ev.target.getAttribute && ev.target.getAttribute("data-action");
       if (!what) return;
-      var token = document.getElementById("token").value;
+      var headers = { "Authorization": "Bearer " + document.getElementById("token").value };
+      var user = document.getElementById("user");
+      if (user && user.value.trim() !== "") headers["X-Driftwatch-User"] = user.value.trim();
       fetch(actions.getAttribute("data-base") + "/" + what, {
         method: "POST",
-        headers: { "Authorization": "Bearer " + token },
+        headers: headers,
       }).then(function (r) {
-        return r.text().then(function (t) { out.textContent = r.status + " " + t; });
+        return r.text().then(function (t) {
+          out.textContent = r.status + " " + t;
+          // A decision shows in the timeline at once; what it causes follows live.
+          if (r.ok) refresh();
+        });
       }).catch(function (e) {
         out.textContent = String(e);
       });
