@@ -12,14 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use driftwatch_testkit::TempDir;
-use driftwatch_testkit::git::BareRepo;
-use driftwatch_testkit::registry::{Auth, Registry};
+use driftwatch_testkit::scale::{APPS_PER_REPO, IMAGES_PER_APP, Scale, TAGS};
 
 use crate::{Running, Verdicts, driftwatch, mb, measure, ms};
 
-const TAGS: usize = 20;
-const IMAGES_PER_APP: usize = 10;
-const APPS_PER_REPO: usize = 5;
 /// Service cycles watched: the update cycle, the one reading the new heads, and no-op ones.
 const CYCLES: usize = 8;
 
@@ -40,49 +36,11 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         apps.div_ceil(APPS_PER_REPO)
     );
     let seeding = Instant::now();
-    let reg = Registry::start(Auth::None);
-    let host = reg.host();
-    let names: Vec<String> = (0..registry_repos)
-        .map(|r| format!("scale/img-{r:04}"))
-        .collect();
-    let tags: Vec<String> = (0..TAGS).map(|t| format!("v1.0.{t}")).collect();
-    reg.seed_on_disk(&names, &tags, "2026-11-01T00:00:00Z");
-    let mut repos = Vec::new();
-    let mut yaml = String::from("interval: 1h\napplications:\n");
-    for first in (0..apps).step_by(APPS_PER_REPO) {
-        let mut files = Vec::new();
-        let mut entries = Vec::new();
-        for a in first..(first + APPS_PER_REPO).min(apps) {
-            let mut k = String::from("kind: Kustomization\nimages:\n");
-            let mut tracked = String::new();
-            for j in 0..IMAGES_PER_APP {
-                let r = (a * IMAGES_PER_APP + j) % registry_repos;
-                k.push_str(&format!(
-                    "- name: img-{j}\n  newName: {host}/scale/img-{r:04}\n  newTag: v1.0.0\n"
-                ));
-                tracked.push_str(&format!(
-                    "  - image: {host}/scale/img-{r:04}\n    kustomizeName: img-{j}\n"
-                ));
-            }
-            files.push((format!("apps/app-{a:05}/kustomization.yaml"), k));
-            entries.push((a, tracked));
-        }
-        let refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        let repo = BareRepo::new(&refs);
-        for (a, tracked) in entries {
-            yaml.push_str(&format!(
-                "- name: app-{a:05}\n  repo: {}\n  path: apps/app-{a:05}\n  writeBack: kustomization\n  images:\n{tracked}",
-                repo.file_url()
-            ));
-        }
-        repos.push(repo);
-    }
+    let scenario = Scale::seed(apps, registry_repos);
+    let repos = &scenario.repos;
     let work = TempDir::new("bench-scale");
     let conf = work.path().join("driftwatch.yaml");
-    std::fs::write(&conf, yaml).unwrap();
+    std::fs::write(&conf, &scenario.config).unwrap();
     println!("seeded in {:.1} s", seeding.elapsed().as_secs_f64());
     let unique = images.min(registry_repos) as u64;
 

@@ -15,13 +15,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use driftwatch_testkit::TempDir;
-use driftwatch_testkit::git::{BareRepo, git};
-use driftwatch_testkit::registry::{Auth, Registry};
+use driftwatch_testkit::git::git;
+use driftwatch_testkit::scale::{IMAGES_PER_APP, Scale};
 
 const REGISTRY_REPOS: usize = 200;
-const TAGS: usize = 20;
-const IMAGES_PER_APP: usize = 10;
-const APPS_PER_REPO: usize = 5;
 
 #[test]
 #[ignore = "a timing run: seeds 4,000 tags; run it on purpose"]
@@ -31,46 +28,11 @@ fn scale_cycles() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
     let seeding = Instant::now();
-    let reg = Registry::start(Auth::None);
-    let host = reg.host();
-    let tags: Vec<String> = (0..TAGS).map(|t| format!("v1.0.{t}")).collect();
-    let names: Vec<String> = (0..REGISTRY_REPOS)
-        .map(|r| format!("scale/img-{r:04}"))
-        .collect();
-    reg.seed_on_disk(&names, &tags, "2026-11-01T00:00:00Z");
-    let mut repos = Vec::new();
-    let mut yaml = String::from("interval: 1h\napplications:\n");
-    for first in (0..apps).step_by(APPS_PER_REPO) {
-        let mut files = Vec::new();
-        let mut entries = Vec::new();
-        for a in first..(first + APPS_PER_REPO).min(apps) {
-            let mut k = String::from("kind: Kustomization\nimages:\n");
-            let mut images = String::new();
-            for j in 0..IMAGES_PER_APP {
-                let r = (a * IMAGES_PER_APP + j) % REGISTRY_REPOS;
-                k.push_str(&format!(
-                    "- name: img-{j}\n  newName: {host}/scale/img-{r:04}\n  newTag: v1.0.0\n"
-                ));
-                images.push_str(&format!(
-                    "  - image: {host}/scale/img-{r:04}\n    kustomizeName: img-{j}\n"
-                ));
-            }
-            files.push((format!("apps/app-{a:05}/kustomization.yaml"), k));
-            entries.push((a, images));
-        }
-        let refs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(p, c)| (p.as_str(), c.as_str()))
-            .collect();
-        let repo = BareRepo::new(&refs);
-        for (a, images) in entries {
-            yaml.push_str(&format!(
-                "- name: app-{a:05}\n  repo: {}\n  path: apps/app-{a:05}\n  writeBack: kustomization\n  images:\n{images}",
-                repo.file_url()
-            ));
-        }
-        repos.push(repo);
-    }
+    let Scale {
+        registry: _registry,
+        repos,
+        config: yaml,
+    } = Scale::seed(apps, REGISTRY_REPOS);
     let dir = TempDir::new("scale");
     let initial: Vec<String> = repos
         .iter()

@@ -10,6 +10,7 @@ pub mod git;
 pub mod http;
 pub mod kube;
 pub mod registry;
+pub mod scale;
 pub mod webdriver;
 
 use std::net::{TcpListener, TcpStream};
