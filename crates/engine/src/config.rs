@@ -202,6 +202,33 @@ fn yaml_options(text: &str) -> serde_saphyr::Options {
     options
 }
 
+/// Whether updates wait for `driftwatch approve`: the entry's own `approval`, else its
+/// application's (`applications[i].approval`); the error names whichever was written.
+fn approval(
+    own: Option<&str>,
+    app: Option<&str>,
+    own_field: impl Fn() -> String,
+    i: usize,
+    file: &str,
+) -> Result<bool, Error> {
+    match own.or(app) {
+        None | Some("none") => Ok(false),
+        Some("required") => Ok(true),
+        Some(other) => {
+            let field = if own.is_some() {
+                own_field()
+            } else {
+                format!("applications[{i}].approval")
+            };
+            Err(err(
+                file,
+                &field,
+                format!("{other:?}: expected required or none"),
+            ))
+        }
+    }
+}
+
 fn semver() -> String {
     "semver".to_owned()
 }
@@ -564,22 +591,13 @@ impl Config {
                     driftwatch_registry::Source::parse(c)
                         .map_err(|e| err(file, &at("credentials"), e.to_string()))?;
                 }
-                let approval_required = match im.approval.as_deref().or(a.approval.as_deref()) {
-                    None | Some("none") => false,
-                    Some("required") => true,
-                    Some(other) => {
-                        let field = if im.approval.is_some() {
-                            at("approval")
-                        } else {
-                            format!("applications[{i}].approval")
-                        };
-                        return Err(err(
-                            file,
-                            &field,
-                            format!("{other:?}: expected required or none"),
-                        ));
-                    }
-                };
+                let approval_required = approval(
+                    im.approval.as_deref(),
+                    a.approval.as_deref(),
+                    || at("approval"),
+                    i,
+                    file,
+                )?;
                 let min_release_age = match (&im.minimum_release_age, &a.minimum_release_age) {
                     (Some(s), _) => Some((s, at("minimumReleaseAge"))),
                     (None, Some(s)) => Some((s, format!("applications[{i}].minimumReleaseAge"))),
@@ -730,22 +748,13 @@ fn chart(
         driftwatch_registry::Source::parse(cred)
             .map_err(|e| err(file, &at("credentials"), e.to_string()))?;
     }
-    let approval_required = match c.approval.as_deref().or(app_approval) {
-        None | Some("none") => false,
-        Some("required") => true,
-        Some(other) => {
-            let field = if c.approval.is_some() {
-                at("approval")
-            } else {
-                format!("applications[{i}].approval")
-            };
-            return Err(err(
-                file,
-                &field,
-                format!("{other:?}: expected required or none"),
-            ));
-        }
-    };
+    let approval_required = approval(
+        c.approval.as_deref(),
+        app_approval,
+        || at("approval"),
+        i,
+        file,
+    )?;
     let target_file =
         crate::target::join(app_path, c.file.as_deref().unwrap_or("kustomization.yaml"));
     if target_file.is_empty() {
