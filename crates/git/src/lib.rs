@@ -8,6 +8,7 @@ mod auth;
 mod confine;
 mod error;
 mod mirror;
+mod objects;
 mod refs;
 mod template;
 mod webhook;

@@ -5,6 +5,7 @@
 //! Nothing is checked out, so several updates can run side by side and an interrupted one
 //! leaves no half-written files behind.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -389,8 +390,19 @@ impl Mirror {
                 mirror.git(&["init", "--bare", "--quiet"], None)?;
                 // The URL lives in the mirror's config; a password in it would be written to
                 // disk, so credentials must come through `Auth`, and messages show it redacted.
-                mirror.git(&["config", "remote.origin.url", url], None)?;
-                mirror.git(&["config", "gc.auto", "0"], None)?;
+                // Appended here rather than by two `git config` processes: a first cycle
+                // opens thousands of new mirrors.
+                let config = mirror.dir.join("config");
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&config)
+                    .map_err(|e| io(&config, e))?;
+                write!(
+                    f,
+                    "[remote \"origin\"]\n\turl = {}\n[gc]\n\tauto = 0\n",
+                    config_value(url)
+                )
+                .map_err(|e| io(&config, e))?;
             }
         }
         Ok(mirror)
@@ -451,7 +463,11 @@ impl Mirror {
             return Ok(Some(head));
         }
         self.fetch(&[branch])?;
-        self.head(branch)
+        // The fetch has just written the ref: read in-process where that is certain.
+        match refs::read_ref(&self.dir, &format!("refs/remotes/origin/{branch}")) {
+            RefRead::Found(head) => Ok(Some(head)),
+            RefRead::Unknown => self.head(branch),
+        }
     }
 
     /// The fetched head of `branch` when the remote's ref files say it has not moved since:
@@ -590,7 +606,7 @@ impl Mirror {
             })?;
             let snapshot = self.snapshot(&head);
             let plan = edit(&snapshot)?;
-            let Some(commit) = self.commit(&head, &plan, &req.identity)? else {
+            let Some(commit) = self.commit(&snapshot, &plan, &req.identity)? else {
                 return Ok(Outcome::Unchanged);
             };
             last_target = plan.target.clone();
@@ -638,84 +654,57 @@ impl Mirror {
         })
     }
 
-    /// Builds the commit for `writes` on top of `parent`; `None` when the tree is unchanged.
-    fn commit(&self, parent: &str, plan: &Plan, id: &Identity) -> Result<Option<String>, Error> {
-        if plan.writes.is_empty() && plan.deletes.is_empty() {
-            return Ok(None);
-        }
-        let index = self.dir.join(format!(
-            "driftwatch-index-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let result = self.commit_with_index(&index, parent, plan, id);
-        let _ = std::fs::remove_file(&index);
-        result
-    }
-
-    fn commit_with_index(
+    /// Builds the commit for `writes` on top of `parent` (the snapshot's commit); `None` when
+    /// the tree is unchanged. Blobs, trees and (unless it is signed) the commit are written
+    /// in-process ([`crate::objects`]), reading the parent's trees through the snapshot's batch
+    /// reader: no process per step. A signed commit goes through `git commit-tree -S`, which
+    /// runs the user's gpg or ssh signing exactly as their own git does.
+    fn commit(
         &self,
-        index: &Path,
-        parent: &str,
+        snap: &Snapshot<'_>,
         plan: &Plan,
         id: &Identity,
     ) -> Result<Option<String>, Error> {
-        let (writes, message) = (&plan.writes, &plan.message);
-        let env = [("GIT_INDEX_FILE", index.to_string_lossy().into_owned())];
-        self.git_env(&["read-tree", parent], None, &env)?;
-        for w in writes {
+        if plan.writes.is_empty() && plan.deletes.is_empty() {
+            return Ok(None);
+        }
+        for w in &plan.writes {
             check_path(&w.path)?;
         }
         for d in &plan.deletes {
             check_path(d)?;
         }
-        self.refuse_links(parent, writes)?;
-        if !plan.deletes.is_empty() {
-            let mut args = vec!["update-index", "--force-remove", "--"];
-            args.extend(plan.deletes.iter().map(String::as_str));
-            self.git_env(&args, None, &env)?;
+        let objects = self.dir.join("objects");
+        let parent = snap.commit();
+        let parent_tree = match snap.object(parent)? {
+            Some((kind, bytes)) if kind == "commit" => crate::objects::commit_tree(&bytes),
+            _ => Err("not a commit".to_owned()),
         }
-        // Blobs: the contents go to files, and one `hash-object --stdin-paths` stores them all.
-        let staging = index.with_extension("blobs");
-        std::fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
-        let mut list = String::new();
-        for (i, w) in writes.iter().enumerate() {
-            let f = staging.join(i.to_string());
-            std::fs::write(&f, &w.content).map_err(|e| io(&f, e))?;
-            list.push_str(&f.to_string_lossy());
-            list.push('\n');
+        .map_err(|r| io(&self.dir, std::io::Error::other(format!("{parent}: {r}"))))?;
+        let mut edits: BTreeMap<String, crate::objects::Edit> = BTreeMap::new();
+        for d in &plan.deletes {
+            edits.insert(d.clone(), None);
         }
-        let hashed = self.git(
-            &["hash-object", "-w", "--no-filters", "--stdin-paths"],
-            Some(list.as_bytes()),
-        );
-        let _ = std::fs::remove_dir_all(&staging);
-        let hashed = String::from_utf8_lossy(&hashed?).into_owned();
-        let blobs: Vec<&str> = hashed.lines().collect();
-        if blobs.len() != writes.len() {
-            return Err(io(
-                &self.dir,
-                std::io::Error::other("hash-object returned a short list"),
-            ));
+        for w in &plan.writes {
+            let blob = crate::objects::write_object(&objects, "blob", &w.content)?;
+            edits.insert(w.path.clone(), Some(blob));
         }
-        let modes = self.modes(parent, writes)?;
-        let mut cacheinfo = String::new();
-        for (w, blob) in writes.iter().zip(&blobs) {
-            let mode = modes.get(w.path.as_str()).map_or("100644", String::as_str);
-            cacheinfo.push_str(&format!("{mode} {blob}\t{}\n", w.path));
-        }
-        self.git_env(
-            &["update-index", "--index-info"],
-            Some(cacheinfo.as_bytes()),
-            &env,
+        let tree = crate::objects::edit_tree(
+            &parent_tree,
+            &edits,
+            &mut |oid| match snap.object(oid)? {
+                Some((kind, bytes)) if kind == "tree" => Ok(bytes),
+                _ => Err(io(
+                    &self.dir,
+                    std::io::Error::other(format!("tree {oid} is missing")),
+                )),
+            },
+            &mut |bytes| crate::objects::write_object(&objects, "tree", bytes),
         )?;
-        let tree = self.git_env(&["write-tree"], None, &env)?;
-        let tree = String::from_utf8_lossy(&tree).trim().to_owned();
-        let parent_tree = self.git(&["rev-parse", &format!("{parent}^{{tree}}")], None)?;
-        if String::from_utf8_lossy(&parent_tree).trim() == tree {
+        if tree == parent_tree {
             return Ok(None);
         }
-        let mut message = message.to_owned();
+        let mut message = plan.message.clone();
         if id.signoff {
             let trailer = format!("Signed-off-by: {} <{}>", id.name, id.email);
             if !message.contains(&trailer) {
@@ -746,7 +735,15 @@ impl Mirror {
                     "-S".into(),
                 ]);
             }
-            None => args.push("commit-tree".into()),
+            None => {
+                let when = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                let bytes = crate::objects::commit_bytes(
+                    &tree, parent, &id.name, &id.email, when, &message,
+                );
+                return crate::objects::write_object(&objects, "commit", &bytes).map(Some);
+            }
         }
         args.extend([
             tree,
@@ -770,74 +767,6 @@ impl Mirror {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let commit = self.git_env(&args, Some(message.as_bytes()), &people)?;
         Ok(Some(String::from_utf8_lossy(&commit).trim().to_owned()))
-    }
-
-    /// Refuses a write whose path, or a directory on the way to it, is a symlink (mode 120000)
-    /// at `parent`. Git would store the new content over the link (turning a link into a file
-    /// holding YAML as its "target", or putting a file under a path that is a link), and
-    /// whoever checks the result out would write through the link: write-back never does.
-    fn refuse_links(&self, parent: &str, writes: &[FileWrite]) -> Result<(), Error> {
-        // Every prefix of every written path: `a`, `a/b`, `a/b/c.yaml`.
-        let mut prefixes: Vec<&str> = Vec::new();
-        for w in writes {
-            let ends = w.path.match_indices('/').map(|(i, _)| i);
-            prefixes.extend(ends.map(|i| &w.path[..i]));
-            prefixes.push(&w.path);
-        }
-        prefixes.sort_unstable();
-        prefixes.dedup();
-        let mut links = std::collections::HashSet::new();
-        for chunk in prefixes.chunks(500) {
-            // Without `-r`, ls-tree shows each named path's own entry (a directory as a tree,
-            // a link as mode 120000), never what is below it.
-            let mut args = vec!["ls-tree", "-z", parent, "--"];
-            args.extend(chunk.iter().copied());
-            let out = self.git(&args, None)?;
-            for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-                let entry = String::from_utf8_lossy(entry);
-                if let Some((meta, path)) = entry.split_once('\t')
-                    && meta.starts_with("120000 ")
-                {
-                    links.insert(path.to_owned());
-                }
-            }
-        }
-        for w in writes {
-            let ends = w.path.match_indices('/').map(|(i, _)| &w.path[..i]);
-            if let Some(link) = ends
-                .chain(std::iter::once(w.path.as_str()))
-                .find(|p| links.contains(*p))
-            {
-                return Err(Error::WriteThroughLink {
-                    path: w.path.clone(),
-                    link: link.to_owned(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The modes of the written paths that already exist (an executable stays executable).
-    fn modes(
-        &self,
-        commit: &str,
-        writes: &[FileWrite],
-    ) -> Result<std::collections::HashMap<String, String>, Error> {
-        let mut modes = std::collections::HashMap::new();
-        for chunk in writes.chunks(500) {
-            let mut args = vec!["ls-tree", "-z", commit, "--"];
-            args.extend(chunk.iter().map(|w| w.path.as_str()));
-            let out = self.git(&args, None)?;
-            for entry in out.split(|&b| b == 0).filter(|e| !e.is_empty()) {
-                let entry = String::from_utf8_lossy(entry);
-                if let Some((meta, path)) = entry.split_once('\t')
-                    && let Some(mode) = meta.split(' ').next()
-                {
-                    modes.insert(path.to_owned(), mode.to_owned());
-                }
-            }
-        }
-        Ok(modes)
     }
 
     fn batch(&self) -> Result<Batch, Error> {
@@ -936,6 +865,24 @@ impl Mirror {
 /// How long an HTTP transfer may make no progress before Git gives up (the registry client's
 /// whole-request timeout is 30 s too).
 const LOW_SPEED_SECONDS: u64 = 30;
+
+/// A value as git's config file holds it: quoted, with `\` and `"` escaped and control
+/// characters as git writes them, so any URL reads back exactly.
+fn config_value(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
 
 fn is_race(stderr: &str) -> bool {
     stderr.contains("non-fast-forward")

@@ -748,3 +748,99 @@ fn a_server_that_stops_answering_fails_the_fetch() {
     assert!(err.contains("127.0.0.1"), "{err}");
     drop(held);
 }
+
+/// The commit is built in-process (blobs, trees, commit object): its tree must be exactly the
+/// one git itself makes for the same edit in a work tree — modes kept, new directories made,
+/// emptied directories gone — and the repository must pass `git fsck --strict`.
+#[test]
+fn a_commit_has_the_tree_git_would_write() {
+    let repo = repo();
+    // An executable and a directory that a delete empties, committed as a person would.
+    let dir = TempDir::new("person");
+    git(dir.path(), &["clone", "-q", &repo.file_url(), "w"]);
+    let w = dir.path().join("w");
+    std::fs::create_dir_all(w.join("bin")).unwrap();
+    std::fs::create_dir_all(w.join("old")).unwrap();
+    std::fs::write(w.join("bin/run.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(w.join("old/gone.yaml"), "x: 1\n").unwrap();
+    std::fs::write(w.join("a-b"), "sorts before a/\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(w.join("bin/run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(&w, &["add", "-A"]);
+    git(&w, &["commit", "-q", "-m", "scripts"]);
+    git(&w, &["push", "-q", "origin", "HEAD:main"]);
+
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &repo.file_url(), Auth::None).unwrap();
+    let writes = [
+        ("bin/run.sh", "#!/bin/sh\necho changed\n"),
+        ("a/b/c/new.yaml", "new: true\n"),
+        (K, "kind: Kustomization\n"),
+    ];
+    let out = mirror
+        .update(&request(), |_: &driftwatch_git::Snapshot<'_>| {
+            Ok(Plan {
+                writes: writes
+                    .iter()
+                    .map(|(p, c)| FileWrite {
+                        path: (*p).into(),
+                        content: c.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                message: "in-process\n".into(),
+                target: None,
+                deletes: vec!["old/gone.yaml".into(), "README.md".into(), "no/such".into()],
+            })
+        })
+        .unwrap();
+    let Outcome::Pushed { commit, .. } = out else {
+        panic!("expected a push, got {out:?}")
+    };
+
+    // The same edit by git in the work tree.
+    git(&w, &["pull", "-q", "--ff-only", "origin", "main"]);
+    let ours = git(&w, &["rev-parse", "HEAD^{tree}"]);
+    git(&w, &["reset", "-q", "--hard", "HEAD~1"]);
+    for (p, c) in writes {
+        std::fs::create_dir_all(w.join(p).parent().unwrap()).unwrap();
+        std::fs::write(w.join(p), c).unwrap();
+    }
+    git(&w, &["rm", "-q", "old/gone.yaml", "README.md"]);
+    git(&w, &["add", "-A"]);
+    let theirs = git(&w, &["write-tree"]);
+    assert_eq!(ours.trim(), theirs.trim());
+    assert_eq!(
+        repo.ls_tree("main", "bin/run.sh").split(' ').next(),
+        Some("100755")
+    );
+    assert_eq!(repo.ls_tree("main", "old"), "");
+    git(&repo.path, &["fsck", "--strict", "--no-dangling"]);
+    let raw = git(&repo.path, &["cat-file", "commit", &commit]);
+    assert!(raw.ends_with("\n\nin-process\n"), "{raw}");
+    assert!(
+        raw.contains("\nauthor driftwatch <"),
+        "the identity is the configured one: {raw}"
+    );
+}
+
+/// The remote's URL is written into a new mirror's config by hand (not by `git config`): git
+/// must read back exactly the URL given, quotes, backslashes and all.
+#[test]
+fn a_new_mirror_reads_back_its_url_exactly() {
+    let state = TempDir::new("state");
+    for url in [
+        "https://git.example/org/repo.git",
+        "file:///srv/a \"quoted\" \\ path\tx/repo",
+        "ssh://git@host:2222/~user/re;po#frag",
+    ] {
+        let mirror = Mirror::open(state.path(), url, Auth::None).unwrap();
+        assert_eq!(
+            git(mirror.dir(), &["config", "--get", "remote.origin.url"]).trim_end_matches('\n'),
+            url
+        );
+        assert_eq!(
+            git(mirror.dir(), &["config", "--get", "gc.auto"]).trim(),
+            "0"
+        );
+    }
+}
