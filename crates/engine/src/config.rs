@@ -535,7 +535,9 @@ impl Config {
                     allow_empty: s.automated.as_ref().is_some_and(|a| a.allow_empty),
                 }),
             };
-            let mut images = Vec::new();
+            // Sized up front: a tracked image is large, and doubling would leave a third of
+            // every application's list unused (tens of MB at 100,000 images).
+            let mut images = Vec::with_capacity(a.images.len() + a.charts.len());
             for (j, im) in a.images.into_iter().enumerate() {
                 let at = |k: &str| format!("applications[{i}].images[{j}].{k}");
                 let image = ImageRef::parse(&im.image)

@@ -188,7 +188,7 @@ async fn status(State(s): State<Arc<Shared>>) -> (StatusCode, HeaderMap, String)
             .lock()
             .map(|a| a.clone())
             .unwrap_or_default()
-            .into_iter()
+            .iter()
             .map(|a| {
                 serde_json::json!({
                     "app": a.name, "sync": "Unknown", "health": "Unknown", "detail": detail,

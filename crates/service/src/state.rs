@@ -56,7 +56,7 @@ pub struct Shared {
     pub events: EventLog,
     /// The applications the loop works on, as last loaded (the status page lists them even
     /// without a cluster).
-    pub apps: Mutex<Vec<App>>,
+    pub apps: Mutex<Arc<Vec<App>>>,
     /// What only the status page needs: set once when the service starts.
     pub page: OnceLock<PageContext>,
     /// Whether this process leads (acts) or follows (serves read-only). Always the leader
@@ -197,7 +197,7 @@ impl Shared {
             deploy: Mutex::new(None),
             status: Mutex::new(None),
             events: EventLog::new(EVENTS_KEPT),
-            apps: Mutex::new(Vec::new()),
+            apps: Mutex::new(Arc::default()),
             page: OnceLock::new(),
             role: Mutex::new(crate::leader::Role::Leader),
             promotions: Mutex::new(std::collections::BTreeMap::new()),

@@ -228,7 +228,8 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let notifiers = loaded.notifications;
     // Applications left out (logged when read) make a single pass fail, after the others.
     let rejected = !loaded.rejected.is_empty();
-    let mut apps = loaded.apps;
+    // Shared, not copied: at 100,000 images each copy of the applications is tens of MB.
+    let mut apps = Arc::new(loaded.apps);
     let registries = loaded.registries;
     // The cluster's readers stay those of the first load: the watch changes only the
     // applications.
@@ -259,7 +260,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
     let shared = Shared::new(tx, opts.webhook_secret.clone());
     shared.metrics.images_watched.set(images_watched(&apps));
     if let Ok(mut a) = shared.apps.lock() {
-        a.clone_from(&apps);
+        *a = apps.clone();
     }
     if opts.leader_election.is_some() {
         // A follower until the Lease is ours, from the first answer the HTTP side gives.
@@ -392,7 +393,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
         None
     };
     let mut pending_apps: Option<Vec<App>> = None;
-    let mut scope: Option<(Vec<App>, i128)>;
+    let mut scope: Option<(Arc<Vec<App>>, i128)>;
     let outcome = 'service: loop {
         // A follower waits for the lead (or the stop). Triggers are dropped: a new leader
         // starts with a full cycle, which sees every push it missed.
@@ -443,7 +444,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                     fresh = Some(more);
                 }
             }
-            if let Some(fresh) = fresh.filter(|f| *f != apps) {
+            if let Some(fresh) = fresh.filter(|f| f[..] != apps[..]) {
                 let names = |a: &[App]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
                 tracing::info!(
                     before = ?names(&apps),
@@ -473,10 +474,10 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                 if let Some(l) = &live {
                     l.set_apps(&updater.with_credentials(&fresh).await);
                 }
-                apps = fresh;
+                apps = Arc::new(fresh);
                 shared.metrics.images_watched.set(images_watched(&apps));
                 if let Ok(mut a) = shared.apps.lock() {
-                    a.clone_from(&apps);
+                    *a = apps.clone();
                 }
                 mine = owned(&apps, &acting);
                 if let Some((tx, _)) = &deploy {
@@ -548,14 +549,16 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                             Ok(fresh) => fresh.apps,
                             Err(e) => {
                                 tracing::error!(error = %e, "reading the applications again failed; deploying them as first read");
-                                apps.clone()
+                                apps.to_vec()
                             }
                         }
                     } else {
-                        apps.clone()
+                        apps.to_vec()
                     };
                     failed |= crate::deploy::once(
-                        &updater.with_credentials(&owned(&now, &acting)).await,
+                        &updater
+                            .with_credentials(&owned(&Arc::new(now), &acting))
+                            .await,
                         opts.state_dir.clone(),
                         c.clone(),
                         &shared,
@@ -573,7 +576,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                     Some(fresh) = next_apps(&mut app_updates) => {
                         // A new or changed Application is checked now; a relist that changed
                         // nothing waits on.
-                        if fresh != apps {
+                        if fresh[..] != apps[..] {
                             pending_apps = Some(fresh);
                             break;
                         }
@@ -617,7 +620,7 @@ pub async fn run(opts: Options, shutdown: Shutdown) -> Result<RunOutcome, Error>
                             tracing::info!(applications = ?asked, "refresh asked");
                         }
                         if !subset.is_empty() {
-                            scope = Some((subset, seen));
+                            scope = Some((Arc::new(subset), seen));
                         }
                         break;
                     }
@@ -687,12 +690,18 @@ async fn lost(role: &mut watch::Receiver<Role>, acting: &Role) {
     }
 }
 
-/// The applications a replica in `role` acts on: all for a leader, its shards' with sharding.
-fn owned(apps: &[App], role: &Role) -> Vec<App> {
-    apps.iter()
-        .filter(|a| role.owns(&a.name))
-        .cloned()
-        .collect()
+/// The applications a replica in `role` acts on: all for a leader (the same list, not a copy),
+/// its shards' with sharding.
+fn owned(apps: &Arc<Vec<App>>, role: &Role) -> Arc<Vec<App>> {
+    if apps.iter().all(|a| role.owns(&a.name)) {
+        return apps.clone();
+    }
+    Arc::new(
+        apps.iter()
+            .filter(|a| role.owns(&a.name))
+            .cloned()
+            .collect(),
+    )
 }
 
 /// How long a stopping service waits for queued notifications to go out.

@@ -93,7 +93,7 @@ async fn style_css() -> Response {
     r
 }
 
-fn apps_of(s: &Shared) -> Vec<App> {
+fn apps_of(s: &Shared) -> std::sync::Arc<Vec<App>> {
     s.apps.lock().map(|a| a.clone()).unwrap_or_default()
 }
 
