@@ -3,10 +3,14 @@
 
 use std::path::Path;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::Serialize;
 
 use crate::error::Error;
+
+/// A remembered evaluation ([`Store::memos`]): repository, branch, fingerprint, and the
+/// per-image results as JSON.
+pub type MemoRow = (String, String, Vec<u8>, String);
 
 /// One recorded update.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +104,9 @@ impl Store {
                seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS updates_app ON updates(app);
+             -- The last value written per image (`last_written_all`, every cycle) without
+             -- sorting the whole history.
+             CREATE INDEX IF NOT EXISTS updates_app_image ON updates(app, image, id);
              -- Updates whose commit is being pushed: written before the push, moved to
              -- `updates` by `record` (or by `settle_pushing` after a crash), so a process killed
              -- between a push and its history write loses no row.
@@ -110,6 +117,9 @@ impl Store {
                commit_id TEXT NOT NULL, repo TEXT NOT NULL, branch TEXT NOT NULL,
                seen_at TEXT NOT NULL, decided_at TEXT NOT NULL, committed_at TEXT NOT NULL
              );
+             -- Rows leave `pushing` by commit: a scan per commit of a cycle writing thousands
+             -- of commits would be quadratic.
+             CREATE INDEX IF NOT EXISTS pushing_commit ON pushing(commit_id);
              CREATE TABLE IF NOT EXISTS syncs (
                id INTEGER PRIMARY KEY,
                app TEXT NOT NULL, revision TEXT NOT NULL, at TEXT NOT NULL,
@@ -135,6 +145,14 @@ impl Store {
                since_nanos TEXT NOT NULL,
                PRIMARY KEY (upstream, image)
              );
+             -- The last evaluation of each repository, branch and mode (incremental cycles
+             -- across processes: a warm `check` skips unchanged repositories as `run` does).
+             CREATE TABLE IF NOT EXISTS memo (
+               repo TEXT NOT NULL, branch TEXT NOT NULL, mode TEXT NOT NULL,
+               fingerprint BLOB NOT NULL, results TEXT NOT NULL,
+               PRIMARY KEY (repo, branch, mode)
+             );
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS digest_meta (
                digest TEXT PRIMARY KEY,
                created_nanos TEXT,
@@ -149,18 +167,37 @@ impl Store {
     /// commits (these rows replace it).
     pub fn record(&mut self, updates: &[Update]) -> Result<(), Error> {
         let tx = self.db.transaction().map_err(db_err)?;
-        for u in updates {
-            tx.execute(
-                "INSERT INTO updates (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![u.app, u.image, u.old, u.new, u.commit, u.repo, u.branch, u.seen_at, u.decided_at, u.committed_at],
-            )
-            .map_err(db_err)?;
-            tx.execute(
-                "DELETE FROM pushing WHERE commit_id = ?1",
-                params![u.commit],
-            )
-            .map_err(db_err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO updates (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(db_err)?;
+            for u in updates {
+                insert
+                    .execute(params![
+                        u.app,
+                        u.image,
+                        u.old,
+                        u.new,
+                        u.commit,
+                        u.repo,
+                        u.branch,
+                        u.seen_at,
+                        u.decided_at,
+                        u.committed_at
+                    ])
+                    .map_err(db_err)?;
+            }
+            let commits: std::collections::BTreeSet<&str> =
+                updates.iter().map(|u| u.commit.as_str()).collect();
+            let mut forget = tx
+                .prepare_cached("DELETE FROM pushing WHERE commit_id = ?1")
+                .map_err(db_err)?;
+            for c in commits {
+                forget.execute(params![c]).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
@@ -170,13 +207,29 @@ impl Store {
     /// first, [`Store::settle_pushing`] does, from these.
     pub fn pushing(&mut self, updates: &[Update]) -> Result<(), Error> {
         let tx = self.db.transaction().map_err(db_err)?;
-        for u in updates {
-            tx.execute(
-                "INSERT INTO pushing (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![u.app, u.image, u.old, u.new, u.commit, u.repo, u.branch, u.seen_at, u.decided_at, u.committed_at],
-            )
-            .map_err(db_err)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO pushing (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(db_err)?;
+            for u in updates {
+                insert
+                    .execute(params![
+                        u.app,
+                        u.image,
+                        u.old,
+                        u.new,
+                        u.commit,
+                        u.repo,
+                        u.branch,
+                        u.seen_at,
+                        u.decided_at,
+                        u.committed_at
+                    ])
+                    .map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
@@ -370,6 +423,81 @@ impl Store {
             )
             .map_err(db_err)?;
         Ok(())
+    }
+
+    /// The remembered evaluations of `mode`.
+    pub fn memos(&self, mode: &str) -> Result<Vec<MemoRow>, Error> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT repo, branch, fingerprint, results FROM memo WHERE mode = ?1")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map(params![mode], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
+    }
+
+    /// Remembers the evaluation of `repo` and `branch` in `mode` (replacing the last one), or
+    /// forgets it (`None`).
+    pub fn set_memo(
+        &mut self,
+        repo: &str,
+        branch: &str,
+        mode: &str,
+        memo: Option<(&[u8], &str)>,
+    ) -> Result<(), Error> {
+        match memo {
+            Some((fingerprint, results)) => self.db.execute(
+                "INSERT INTO memo (repo, branch, mode, fingerprint, results) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (repo, branch, mode) DO UPDATE SET fingerprint = ?4, results = ?5",
+                params![repo, branch, mode, fingerprint, results],
+            ),
+            None => self.db.execute(
+                "DELETE FROM memo WHERE repo = ?1 AND branch = ?2 AND mode = ?3",
+                params![repo, branch, mode],
+            ),
+        }
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Counts one more cycle of `mode` and returns how many came before it: what decides,
+    /// across processes, when the next full pass is due.
+    pub fn next_cycle(&mut self, mode: &str) -> Result<u64, Error> {
+        let key = format!("cycles:{mode}");
+        let tx = self.db.transaction().map_err(db_err)?;
+        let n: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db_err)?
+            .unwrap_or(0);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = ?2",
+            params![key, n.saturating_add(1)],
+        )
+        .map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Every lifted hold, as (app, image, held from): one query for a whole cycle, where
+    /// [`Store::released`] per image would be one per image with history.
+    pub fn released_all(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, String, String)>, Error> {
+        let mut stmt = self
+            .db
+            .prepare("SELECT DISTINCT app, image, held_from FROM releases")
+            .map_err(db_err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(db_err)?;
+        rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
     /// Whether the hold on `image` of `app` from `held_from` was lifted.
