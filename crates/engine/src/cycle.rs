@@ -213,6 +213,9 @@ struct Edited {
     results: Vec<ImageEdit>,
 }
 
+/// An [`ImageEdit`] without a wait, as the store keeps it.
+type StoredEdit = (usize, usize, Option<String>, bool, Option<usize>);
+
 /// What editing one image did: (app index, image index, replaced value, changed, its line).
 type ImageEdit = (
     usize,
@@ -529,14 +532,22 @@ impl Updater {
         for why in failed.values() {
             tracing::warn!(error = %why, "Git credentials not read");
         }
-        resolved
+        resolved.into_owned()
     }
 
     /// `apps` with their Git credentials read where they come from; an application whose
     /// credentials cannot be read is returned with the reason (it is reported, not written).
-    async fn read_git_credentials(&self, apps: &[App]) -> (Vec<App>, BTreeMap<usize, String>) {
-        let mut out = apps.to_vec();
+    /// Borrowed when no application takes its credentials from the cluster: a copy of 100,000
+    /// images each cycle would be most of the service's memory.
+    async fn read_git_credentials<'a>(
+        &self,
+        apps: &'a [App],
+    ) -> (std::borrow::Cow<'a, [App]>, BTreeMap<usize, String>) {
         let mut failed = BTreeMap::new();
+        if apps.iter().all(|a| a.git_credentials.is_none()) {
+            return (std::borrow::Cow::Borrowed(apps), failed);
+        }
+        let mut out = apps.to_vec();
         let key_dir = self.state_dir.join("git-keys");
         // One read per (source, repository) in a cycle, however many applications share it.
         let mut seen: BTreeMap<(String, String), Result<driftwatch_git::Auth, String>> =
@@ -582,7 +593,7 @@ impl Updater {
                 }
             }
         }
-        (out, failed)
+        (std::borrow::Cow::Owned(out), failed)
     }
 
     /// Request counters by registry, endpoint and status, since the updater started.
@@ -612,7 +623,18 @@ impl Updater {
         let n = self
             .cycles
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // With a state store the cycles are counted there, across processes: a `check` run
+        // again and again is always its own process's first cycle, and takes the evaluations
+        // an earlier one left (a full pass still comes every `full_pass_every` cycles).
+        let counted = self.store.lock().ok().and_then(|mut g| {
+            g.as_mut()
+                .and_then(|s| s.next_cycle(&format!("{mode:?}")).ok())
+        });
+        let n = counted.unwrap_or(n);
         let full = self.full_pass_every <= 1 || n.is_multiple_of(self.full_pass_every);
+        if !full && counted.is_some() {
+            self.load_memos(mode);
+        }
         // Every mode reads Git (what it holds now), so every mode needs the credentials.
         let (resolved, no_credentials) = self.read_git_credentials(apps).await;
         let apps = &resolved[..];
@@ -696,6 +718,7 @@ impl Updater {
             // One read of the history for the whole cycle; releases and decisions are read
             // only for the images that have history or need approval.
             let written = store.last_written_all().unwrap_or_default();
+            let released_all = store.released_all().unwrap_or_default();
             for (i, app) in apps.iter().enumerate() {
                 for (j, img) in app.images.iter().enumerate() {
                     let Ok(Some(d)) = &mut desired[i][j] else {
@@ -705,9 +728,11 @@ impl Updater {
                         .get(&(app.name.clone(), img.written.clone()))
                         .cloned();
                     let released = last.as_deref().is_some_and(|from| {
-                        store
-                            .released(&app.name, &img.written, from)
-                            .unwrap_or(false)
+                        released_all.contains(&(
+                            app.name.clone(),
+                            img.written.clone(),
+                            from.to_owned(),
+                        ))
                     });
                     let decision = if img.approval_required {
                         store
@@ -1230,11 +1255,15 @@ impl Updater {
                     })
                     .collect(),
             };
+            self.persist_memo(&key, mode, Some(&memo));
             if let Ok(mut m) = self.memo.lock() {
                 m.insert(key, memo);
             }
-        } else if let Ok(mut m) = self.memo.lock() {
-            m.remove(&key);
+        } else {
+            self.persist_memo(&key, mode, None);
+            if let Ok(mut m) = self.memo.lock() {
+                m.remove(&key);
+            }
         }
         let commit = match outcome {
             Some(Outcome::Pushed {
@@ -1255,6 +1284,73 @@ impl Updater {
 }
 
 impl Updater {
+    /// Takes the evaluations of `mode` the store remembers for the repositories this process
+    /// has not evaluated yet.
+    fn load_memos(&self, mode: Mode) {
+        let Some(rows) = self
+            .store
+            .lock()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(|s| s.memos(&format!("{mode:?}")).ok()))
+        else {
+            return;
+        };
+        let Ok(mut memo) = self.memo.lock() else {
+            return;
+        };
+        for (repo, branch, fingerprint, results) in rows {
+            let key = (repo, branch);
+            if memo.contains_key(&key) {
+                continue;
+            }
+            // A row this build cannot read is skipped: the repository is evaluated again.
+            let (Ok(fingerprint), Ok(results)) = (
+                <[u8; 32]>::try_from(fingerprint.as_slice()),
+                serde_json::from_str::<Vec<StoredEdit>>(&results),
+            ) else {
+                continue;
+            };
+            let results = results
+                .into_iter()
+                .map(|(k, j, old, changed, at)| (k, j, old, changed, at, None))
+                .collect();
+            memo.insert(
+                key,
+                Memo {
+                    fingerprint,
+                    results,
+                },
+            );
+        }
+    }
+
+    /// Writes (or, with `None`, forgets) the evaluation of one repository and branch in the
+    /// store. One with a wait is not kept there: its sentence names a commit and its author,
+    /// read from Git, and is only remembered in memory.
+    fn persist_memo(&self, key: &(String, String), mode: Mode, memo: Option<&Memo>) {
+        let stored: Option<Vec<StoredEdit>> = memo.and_then(|m| {
+            m.results
+                .iter()
+                .map(|(k, j, old, changed, at, hold)| {
+                    hold.is_none().then(|| (*k, *j, old.clone(), *changed, *at))
+                })
+                .collect()
+        });
+        let json = stored.and_then(|s| serde_json::to_string(&s).ok());
+        let Ok(mut guard) = self.store.lock() else {
+            return;
+        };
+        let Some(store) = guard.as_mut() else { return };
+        let row = match (memo, &json) {
+            (Some(m), Some(j)) => Some((&m.fingerprint[..], j.as_str())),
+            _ => None,
+        };
+        if let Err(e) = store.set_memo(&key.0, &key.1, &format!("{mode:?}"), row) {
+            // Only a later process's first cycle is slower for it.
+            tracing::debug!(error = %e, "remembering the evaluation failed");
+        }
+    }
+
     /// Settles the updates noted before pushes to `repo` that nothing recorded since: those
     /// whose commit the branch now holds become history rows, the others (the push never
     /// happened, or lost a race and was redone as another commit) are dropped. A fetch or
@@ -1317,6 +1413,8 @@ fn fingerprint(
 ) -> [u8; 32] {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
+    // Evaluations are kept across processes: another build may decide otherwise.
+    h.update(build_identity());
     h.update(format!("{head}\0{mode:?}\0"));
     for &i in members {
         h.update(format!("{:?}\0", apps[i]));
@@ -1329,6 +1427,26 @@ fn fingerprint(
         }
     }
     h.finalize().into()
+}
+
+/// This build: the version and the executable's size and time, so evaluations a different
+/// binary remembered are never taken for this one's.
+fn build_identity() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let exe = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .map(|m| {
+                let at = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{} {at}", m.len())
+            })
+            .unwrap_or_default();
+        format!("{} {exe}\0", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 /// The message of a commit carrying `changed` applications. With argocd-image-updater's

@@ -252,3 +252,88 @@ fn incremental_cycles_decide_as_full_passes() {
     let n = APPS.len();
     assert_eq!(unchanged, [0, n, n, 0, n]);
 }
+
+/// A `check` run again (a new process on the same state) skips the repositories an earlier
+/// one evaluated, as `run` does from cycle to cycle, and decides the same: a repository
+/// whose head moved, or a changed configuration, is read again.
+#[test]
+fn a_new_process_takes_the_evaluations_an_earlier_one_left() {
+    let reg = Registry::start(Auth::None);
+    let host = reg.host();
+    for repo in ["team/r0", "team/r1"] {
+        reg.push_tags(
+            repo,
+            &["v1.0.0".to_owned(), "v1.1.0".to_owned()],
+            "2026-11-01T00:00:00Z",
+        );
+    }
+    reg.push_image("team/r2", "latest", "2026-11-01T00:00:00Z");
+    let repos: Vec<BareRepo> = (0..2)
+        .map(|r| {
+            let f: Vec<(String, String)> = APPS
+                .iter()
+                .filter(|a| a.1 == r)
+                .map(|(name, _, image, _)| {
+                    let tag = if image.ends_with("r2") {
+                        "latest"
+                    } else {
+                        "v1.0.0"
+                    };
+                    (
+                        format!("apps/{name}/kustomization.yaml"),
+                        kustomization(&host, name, image, tag),
+                    )
+                })
+                .collect();
+            let refs: Vec<(&str, &str)> = f.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+            BareRepo::new(&refs)
+        })
+        .collect();
+    let mut constraints: Vec<Option<String>> = vec![None; APPS.len()];
+    let current = apps(&config(&host, &repos, &constraints));
+    let dir = TempDir::new("across-processes");
+    let state = dir.path().join("state");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Each `check` is a new updater, as each is a new process.
+    let check = |apps: &[App]| {
+        let u = Updater::new(RegistriesConf::default(), state.clone(), apps).unwrap();
+        rt.block_on(u.cycle(apps, Mode::Check))
+    };
+    let full = |apps: &[App]| {
+        let u = Updater::new(RegistriesConf::default(), dir.path().join("full"), apps)
+            .unwrap()
+            .full_pass_every(1);
+        rt.block_on(u.cycle(apps, Mode::Check))
+    };
+    let first = check(&current);
+    assert_eq!(first.unchanged_apps, 0, "nothing to take yet");
+    let second = check(&current);
+    assert_eq!(second.unchanged_apps, APPS.len(), "every repository taken");
+    assert_eq!(verdicts(&second), verdicts(&first));
+    assert!(
+        second.images.iter().any(|l| l.git.is_some()),
+        "the taken verdicts carry what Git said: {second:?}"
+    );
+
+    // Someone commits to the first repository: only the second's evaluation still stands.
+    repos[0].commit_elsewhere(
+        "apps/a0/kustomization.yaml",
+        &kustomization(&host, "a0", "team/r0", "v1.1.0"),
+        "pin a0",
+    );
+    let third = check(&current);
+    let in_second = APPS.iter().filter(|a| a.1 == 1).count();
+    assert_eq!(third.unchanged_apps, in_second);
+    assert_eq!(verdicts(&third), verdicts(&full(&current)));
+
+    // A configuration change is read again as well.
+    constraints[3] = Some("~1.0".to_owned());
+    let changed = apps(&config(&host, &repos, &constraints));
+    let fourth = check(&changed);
+    assert_eq!(fourth.unchanged_apps, APPS.len() - in_second);
+    assert_eq!(verdicts(&fourth), verdicts(&full(&changed)));
+}
