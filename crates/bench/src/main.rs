@@ -105,12 +105,15 @@ impl Drop for Running {
 struct Measured {
     wall: Duration,
     max_rss_kb: Option<u64>,
+    /// User and system CPU of the process and the children it waited for (its git
+    /// processes): a figure the other load on a shared machine barely moves, unlike `wall`.
+    cpu: Option<Duration>,
     stdout: String,
     stderr: String,
     ok: bool,
 }
 
-/// Runs a command under GNU time for its peak memory.
+/// Runs a command under GNU time for its peak memory and CPU time.
 fn measure(
     program: &Path,
     args: &[String],
@@ -120,7 +123,11 @@ fn measure(
     let time_file = std::env::temp_dir().join(format!("dw-bench-time-{}", std::process::id()));
     let mut cmd = if Path::new("/usr/bin/time").exists() {
         let mut c = Command::new("/usr/bin/time");
-        c.arg("-f").arg("%M").arg("-o").arg(&time_file).arg(program);
+        c.arg("-f")
+            .arg("%M %U %S")
+            .arg("-o")
+            .arg(&time_file)
+            .arg(program);
         c
     } else {
         Command::new(program)
@@ -139,13 +146,27 @@ fn measure(
         .output()
         .unwrap();
     let wall = start.elapsed();
-    let max_rss_kb = std::fs::read_to_string(&time_file)
-        .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()));
+    let times = std::fs::read_to_string(&time_file).unwrap_or_default();
+    let fields: Vec<&str> = times
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let max_rss_kb = fields.first().and_then(|m| m.parse().ok());
+    let cpu = match (fields.get(1), fields.get(2)) {
+        (Some(u), Some(s)) => u
+            .parse::<f64>()
+            .ok()
+            .zip(s.parse::<f64>().ok())
+            .map(|(u, s)| Duration::from_secs_f64(u + s)),
+        _ => None,
+    };
     let _ = std::fs::remove_file(&time_file);
     Measured {
         wall,
         max_rss_kb,
+        cpu,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         ok: out.status.success(),

@@ -1,9 +1,12 @@
 //! The scale scenario (issue 16): N images in N/10 applications of ten images each, five
 //! applications to a `file://` Git repository, over 200 registry repositories of 20 tags (2,000
 //! from 100,000 images up), every image one update behind. For each size: a cold and a warm
-//! `check`, then the service's cycles back to back — the first writes every update, the next
-//! reads the new heads, the rest have nothing to do — with wall time, peak RSS and registry
-//! requests, each checked against the issue's target where it names one.
+//! `check`, then the service's cycles back to back — the first clones every mirror and writes
+//! every update, the next reads the new heads, the rest have nothing to do — then a new tag in
+//! every registry repository and the service again on the same state, whose first cycle writes
+//! every update through the existing mirrors (the cycle with updates the target is checked on;
+//! the first run's is printed beside it). Wall time, CPU, peak RSS and registry requests, each
+//! checked against the issue's target where it names one.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -68,8 +71,9 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         assert_eq!(updates, images, "check found every update: {}", m.stderr);
         let requests = report["registry_requests"].as_u64();
         println!(
-            "check {which}: wall {:.0} ms, peak RSS {}, registry requests {}",
+            "check {which}: wall {:.0} ms, CPU {}, peak RSS {}, registry requests {}",
             ms(m.wall),
+            m.cpu.map_or("?".to_owned(), |c| format!("{:.0} ms", ms(c))),
             mb(m.max_rss_kb),
             requests.map_or("?".to_owned(), |r| r.to_string())
         );
@@ -86,7 +90,20 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         );
     }
 
-    let (cycles, hwm_kb) = service_cycles(&conf, &work.path().join("run"));
+    // More cycles to watch from outside (a profiler attached to the service).
+    let watched = std::env::var("DRIFTWATCH_BENCH_SCALE_CYCLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CYCLES)
+        .max(CYCLES);
+    let state = work.path().join("run");
+    let (cycles, hwm_kb) = service_cycles(&conf, &state, watched);
+    // A new tag everywhere, and the service started again on the same state: its first cycle
+    // writes every update through mirrors that exist (what a long-running service meets),
+    // where the first run's also cloned every repository.
+    scenario.release(&format!("v1.0.{TAGS}"));
+    let (again, hwm_again) = service_cycles(&conf, &state, 2);
+    let hwm_kb = hwm_kb.max(hwm_again);
     for c in &cycles {
         assert_eq!(c["errors"], 0, "cycle {c}");
     }
@@ -94,7 +111,11 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
     let update = &cycles[0];
     assert_eq!(figure(update, "changes"), images as u64, "{update}");
     assert_eq!(figure(update, "commits"), repos.len() as u64, "{update}");
-    let update_ms = figure(update, "duration_ms");
+    let cold_update_ms = figure(update, "duration_ms");
+    let warm = &again[0];
+    assert_eq!(figure(warm, "changes"), images as u64, "{warm}");
+    assert_eq!(figure(warm, "commits"), repos.len() as u64, "{warm}");
+    let update_ms = figure(warm, "duration_ms");
     let mut noop: Vec<u64> = cycles[2..]
         .iter()
         .map(|c| figure(c, "duration_ms"))
@@ -107,12 +128,37 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
         .iter()
         .map(|c| figure(c, "registry_requests"))
         .collect();
+    // Each cycle's CPU (the service and its git processes): what the other load of a shared
+    // machine barely moves, unlike the wall times.
+    let cpu: Vec<u64> = cycles
+        .iter()
+        .scan(0, |before, c| {
+            let total = figure(c, "cpu_total_ms");
+            let this = total.saturating_sub(*before);
+            *before = total;
+            Some(this)
+        })
+        .collect();
+    let own = figure(&cycles[0], "cpu_own_ms");
+    let mut noop_cpu = cpu[2..].to_vec();
+    noop_cpu.sort_unstable();
     println!(
-        "cycle with {images} updates ({} commits): {update_ms} ms",
-        repos.len()
+        "first cycle, cloning every mirror and writing {images} updates ({} commits): {cold_update_ms} ms, CPU {} ms ({own} ms the service's own, the rest its git processes)",
+        repos.len(),
+        cpu[0]
     );
     println!(
-        "no-op cycle: median {noop_ms} ms of {} (min {}, max {}; registry scan and choice median {} ms); {:.1}x faster than the update cycle",
+        "cycle with {images} updates ({} commits) on existing mirrors, after a restart: {update_ms} ms, CPU {} ms ({} ms the service's own)",
+        repos.len(),
+        figure(warm, "cpu_total_ms"),
+        figure(warm, "cpu_own_ms"),
+    );
+    println!(
+        "no-op cycle CPU: median {} ms",
+        noop_cpu[noop_cpu.len() / 2]
+    );
+    println!(
+        "no-op cycle: median {noop_ms} ms of {} (min {}, max {}; registry scan and choice median {} ms); {:.1}x faster than the cycle with updates",
         noop.len(),
         noop[0],
         noop[noop.len() - 1],
@@ -168,9 +214,31 @@ pub(crate) fn bench_scale(images: usize, v: &mut Verdicts) {
     }
 }
 
-/// Runs the service with back-to-back cycles until [`CYCLES`] summaries are logged; returns
+/// User and system CPU of `pid`, and of the children it waited for, in ms (`/proc/PID/stat`).
+fn cpu_ms(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) in parentheses: utime is the
+    // 14th field of the line, then stime, cutime, cstime; in clock ticks of 1/100 s.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .collect();
+    match ticks[..] {
+        [u, s, cu, cs] => ((u + s) * 10, (cu + cs) * 10),
+        _ => (0, 0),
+    }
+}
+
+/// Runs the service with back-to-back cycles until `cycles` summaries are logged; returns
 /// them and the process's peak RSS (`VmHWM`) in KiB.
-fn service_cycles(conf: &Path, state: &Path) -> (Vec<serde_json::Value>, Option<u64>) {
+fn service_cycles(
+    conf: &Path,
+    state: &Path,
+    cycles: usize,
+) -> (Vec<serde_json::Value>, Option<u64>) {
     let mut child = Command::new(driftwatch())
         .args(["run", "--interval", "1", "--log-format", "json", "--config"])
         .arg(conf)
@@ -188,20 +256,19 @@ fn service_cycles(conf: &Path, state: &Path) -> (Vec<serde_json::Value>, Option<
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            if let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["msg"] == "cycle"
             {
+                // The service's CPU so far, its git processes included: read as the summary
+                // arrives, so consecutive readings give each cycle's CPU.
+                let (own, children) = cpu_ms(pid);
+                v["cpu_total_ms"] = (own + children).into();
+                v["cpu_own_ms"] = own.into();
                 sink.lock().unwrap().push(v);
             }
         }
     });
     let started = Instant::now();
-    // More cycles to watch from outside (a profiler attached to the service).
-    let cycles = std::env::var("DRIFTWATCH_BENCH_SCALE_CYCLES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(CYCLES)
-        .max(CYCLES);
     while lines.lock().unwrap().len() < cycles {
         assert!(
             started.elapsed() < Duration::from_secs(1800),

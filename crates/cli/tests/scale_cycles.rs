@@ -32,6 +32,7 @@ fn scale_cycles() {
         registry: _registry,
         repos,
         config: yaml,
+        ..
     } = Scale::seed(apps, REGISTRY_REPOS);
     let dir = TempDir::new("scale");
     let initial: Vec<String> = repos

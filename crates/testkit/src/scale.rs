@@ -21,6 +21,8 @@ pub struct Scale {
     pub repos: Vec<BareRepo>,
     /// `driftwatch.yaml` for every application.
     pub config: String,
+    /// The registry repositories.
+    names: Vec<String>,
 }
 
 impl Scale {
@@ -70,6 +72,14 @@ impl Scale {
             registry,
             repos,
             config,
+            names,
         }
+    }
+
+    /// Publishes `tag` (newer than the seeded ones) in every registry repository: every image
+    /// has an update again, for a cycle with updates on mirrors that already exist.
+    pub fn release(&self, tag: &str) {
+        self.registry
+            .seed_on_disk(&self.names, &[tag.to_owned()], "2026-11-02T00:00:00Z");
     }
 }
