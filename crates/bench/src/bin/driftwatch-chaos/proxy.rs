@@ -247,13 +247,9 @@ async fn tcp(
     if fault_sleep(plan.delay, &mut calm).await {
         plan.fault = None;
     }
-    if plan.fault == Some(Fault::Reset) {
-        // Closing, at once or later, sends a RST.
-        let _ = client.set_zero_linger();
-        if plan.after == 0 {
-            drop(client);
-            return Ok(());
-        }
+    if plan.fault == Some(Fault::Reset) && plan.after == 0 {
+        reset(client);
+        return Ok(());
     }
     let server = TcpStream::connect(upstream).await?;
     let _ = server.set_nodelay(true);
@@ -366,9 +362,6 @@ async fn http(
     if fault_sleep(plan.delay, &mut calm).await {
         plan.fault = None;
     }
-    if plan.fault == Some(Fault::Reset) {
-        let _ = client.set_zero_linger();
-    }
     match plan.fault {
         Some(Fault::Status5xx | Fault::Status429) => {
             let reason = match plan.status {
@@ -446,8 +439,10 @@ async fn http(
             }
         }
         Some(Fault::Reset) => {
-            // The client's socket lingers 0 s: dropping it sends a RST.
+            // Lingering 0 s, dropping the client's socket sends a RST. Set only now, so an
+            // answer that goes through whole (calm came first) ends with a plain close.
             cw.write_all(&response[..cut]).await?;
+            let _ = cw.as_ref().set_zero_linger();
         }
         _ => {
             cw.write_all(&response[..cut]).await?;
