@@ -408,8 +408,16 @@ impl Healer {
                         return;
                     }
                     // Expired resourceVersion (the watcher lists again), dropped connection,
-                    // restarted server: the backoff waits before the next try.
-                    tracing::warn!(kind = %kind, api_version = %api, namespace = %scope, error = %e, "watch failed; retrying with backoff");
+                    // restarted server: the backoff waits before the next try, never longer
+                    // than RETRY_MAX.
+                    tracing::info!(
+                        kind = %kind,
+                        api_version = %api,
+                        namespace = %scope,
+                        error = %e,
+                        retry_within_ms = u64::try_from(RETRY_MAX.as_millis()).unwrap_or(u64::MAX),
+                        "watch failed; retrying"
+                    );
                     !tx.is_closed()
                 }
             };

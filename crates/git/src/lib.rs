@@ -15,7 +15,7 @@ mod webhook;
 
 pub use auth::{Auth, Secret, redact_url};
 pub use confine::{MAX_FOLLOWS, check_links, normalize};
-pub use error::Error;
+pub use error::{Error, TransportCause};
 pub use mirror::{FileWrite, Identity, Mirror, Outcome, Plan, Signing, Snapshot, UpdateRequest};
 pub use template::{
     BranchSpec, Change, DEFAULT_COMMIT_TEMPLATE, branch_name, changes_sha256, commit_message,

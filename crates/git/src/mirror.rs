@@ -15,7 +15,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Auth, redact_url};
-use crate::error::Error;
+use crate::error::{Error, TransportCause};
 use crate::refs::{self, RefRead};
 
 /// Who a commit is by, and how it is signed.
@@ -628,13 +628,16 @@ impl Mirror {
                     });
                 }
                 Err(Error::Git { stderr, .. }) if is_race(&stderr) => {
-                    tracing::info!(
-                        branch = %base,
-                        attempt,
-                        "push raced another writer: fetching and re-applying the edits"
-                    );
                     if attempt < max {
-                        std::thread::sleep(backoff(attempt));
+                        let wait = backoff(attempt);
+                        tracing::info!(
+                            url = %redact_url(&self.url),
+                            branch = %branch,
+                            attempt,
+                            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "push raced another writer (non-fast-forward): retrying, fetching and re-applying the edits"
+                        );
+                        std::thread::sleep(wait);
                     }
                 }
                 Err(Error::Git { stderr, .. }) => {
@@ -849,15 +852,27 @@ impl Mirror {
         } else {
             let mut stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             stderr.push_str(String::from_utf8_lossy(&out.stdout).trim());
-            Err(Error::Git {
-                command: args
-                    .iter()
-                    .find(|a| !a.starts_with('-') && !a.contains('='))
-                    .unwrap_or(&"")
-                    .to_string(),
-                url: redact_url(&self.url),
-                stderr: redact_url(&stderr),
-            })
+            let command = args
+                .iter()
+                .find(|a| !a.starts_with('-') && !a.contains('='))
+                .unwrap_or(&"")
+                .to_string();
+            let (url, stderr) = (redact_url(&self.url), redact_url(&stderr));
+            // Only the commands that talk to the remote can fail in transit.
+            let remote = matches!(command.as_str(), "fetch" | "push" | "ls-remote");
+            match TransportCause::of_stderr(&stderr).filter(|_| remote) {
+                Some(cause) => Err(Error::Transport {
+                    command,
+                    url,
+                    cause,
+                    stderr,
+                }),
+                None => Err(Error::Git {
+                    command,
+                    url,
+                    stderr,
+                }),
+            }
         }
     }
 }

@@ -7,11 +7,12 @@ use std::sync::{Arc, Barrier};
 
 use driftwatch_git::{
     Auth, Change, DEFAULT_COMMIT_TEMPLATE, Error, FileWrite, Identity, Mirror, Outcome, Plan,
-    Secret, Signing, UpdateRequest, branch_name, commit_message,
+    Secret, Signing, TransportCause, UpdateRequest, branch_name, commit_message,
 };
 use driftwatch_manifest::{ImageChange, set_kustomize_image};
 use driftwatch_testkit::TempDir;
 use driftwatch_testkit::git::{BareRepo, GitDaemon, GitHttp, Sshd, git};
+use driftwatch_testkit::http::{Reply, Request};
 
 const KUSTOMIZATION: &str = "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- deployment.yaml\nimages:\n- name: backend # api\n  newTag: v1.0.0\n";
 
@@ -746,6 +747,10 @@ fn a_server_that_stops_answering_fails_the_fetch() {
         .expect("the fetch still waits on a server that stopped answering");
     let err = result.unwrap_err();
     assert!(err.contains("127.0.0.1"), "{err}");
+    assert!(
+        err.contains("failed in transit: the server stopped answering (timed out)"),
+        "{err}"
+    );
     drop(held);
 }
 
@@ -843,4 +848,188 @@ fn a_new_mirror_reads_back_its_url_exactly() {
             "0"
         );
     }
+}
+
+/// A smart-HTTP server whose answers to requests matching `hit` are `answer`'s, and real
+/// otherwise (`git http-backend`), with the credentials the tests use.
+fn faulty_server(
+    repo: &BareRepo,
+    hit: &'static str,
+    answer: fn() -> Reply,
+) -> (GitHttp, String, Auth) {
+    let server = GitHttp::start_with(
+        repo.path.parent().unwrap(),
+        "bot",
+        "s3cret-token",
+        move |req: &Request| req.target.contains(hit).then(answer),
+    );
+    let url = format!("http://127.0.0.1:{}/repo.git", server.port);
+    let auth = Auth::Basic {
+        username: "bot".into(),
+        password: Secret::new("s3cret-token"),
+    };
+    (server, url, auth)
+}
+
+/// Tries to push v2 through `url`; returns the error and checks nothing was written.
+fn failed_push(repo: &BareRepo, url: &str, auth: Auth) -> Error {
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), url, auth).unwrap();
+    let err = mirror
+        .update(&request(), plan("bump", None, set_tag(K, "backend", "v2")))
+        .unwrap_err();
+    assert_eq!(repo.subjects("main").len(), 1, "nothing was pushed");
+    let text = err.to_string();
+    assert!(!text.contains("s3cret-token"), "{text}");
+    err
+}
+
+/// A push the server answers with 503 failed in transit: the error says so, names the status,
+/// and does not call it a refusal (which would send an operator after permissions or hooks).
+#[test]
+fn a_push_answered_503_failed_in_transit_and_is_not_called_refused() {
+    let repo = repo();
+    let (_server, url, auth) = faulty_server(&repo, "git-receive-pack", || {
+        Reply::new(503, &[], "unavailable")
+    });
+    let err = failed_push(&repo, &url, auth);
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                cause: TransportCause::ServerError(503),
+                ref command,
+                ..
+            } if command == "push"
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+    assert!(
+        text.contains("git push failed in transit: the server answered HTTP 503"),
+        "{text}"
+    );
+    assert!(!text.contains("refused"), "{text}");
+}
+
+/// 429 on the push: rate limited, in those words.
+#[test]
+fn a_push_answered_429_says_rate_limited() {
+    let repo = repo();
+    let (_server, url, auth) = faulty_server(&repo, "git-receive-pack", || {
+        Reply::new(429, &[("Retry-After", "1")], "slow down")
+    });
+    let err = failed_push(&repo, &url, auth);
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                cause: TransportCause::RateLimited,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(text.contains("HTTP 429 (rate limited)"), "{text}");
+    assert!(!text.contains("refused"), "{text}");
+}
+
+/// A fetch whose answer is cut short (the connection closes inside the body) lost the
+/// connection; a fetch answered 502 names the status.
+#[test]
+fn a_fetch_cut_short_or_answered_502_failed_in_transit() {
+    let repo = repo();
+    let (_server, url, auth) = faulty_server(&repo, "git-upload-pack", || {
+        Reply::Raw {
+        chunks: vec![
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/x-git-upload-pack-advertisement\r\nContent-Length: 4000\r\n\r\n001e# service=git-upload-pack\n".to_vec(),
+        ],
+        pause: std::time::Duration::ZERO,
+    }
+    });
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &url, auth.clone()).unwrap();
+    let err = mirror.fetch(&["main"]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                cause: TransportCause::ConnectionLost,
+                ref command,
+                ..
+            } if command == "fetch"
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the connection was reset or cut short"),
+        "{err}"
+    );
+
+    let (_server, url, auth) = faulty_server(&repo, "git-upload-pack", || {
+        Reply::new(502, &[], "bad gateway")
+    });
+    let state = TempDir::new("state");
+    let mirror = Mirror::open(state.path(), &url, auth).unwrap();
+    let err = mirror.fetch(&["main"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("git fetch failed in transit: the server answered HTTP 502"),
+        "{err}"
+    );
+}
+
+/// Nothing listening: unreachable.
+#[test]
+fn an_unreachable_server_is_called_unreachable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let state = TempDir::new("state");
+    let url = format!("http://127.0.0.1:{port}/repo.git");
+    let mirror = Mirror::open(state.path(), &url, Auth::None).unwrap();
+    let err = mirror.fetch(&["main"]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                cause: TransportCause::Unreachable,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("the server could not be reached"),
+        "{err}"
+    );
+}
+
+/// What the server decides is still a refusal: a pre-receive hook that declines, and HTTP 403.
+#[test]
+fn a_push_the_server_declines_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let repo = repo();
+    let hook = repo.path.join("hooks/pre-receive");
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, "#!/bin/sh\necho 'main is frozen' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = failed_push(&repo, &repo.file_url(), Auth::None);
+    let text = err.to_string();
+    assert!(matches!(err, Error::PushRefused { .. }), "{err:?}");
+    assert!(!err.is_transient());
+    assert!(text.contains("push to main refused"), "{text}");
+    assert!(text.contains("main is frozen"), "{text}");
+    std::fs::remove_file(&hook).unwrap();
+
+    let (_server, url, auth) = faulty_server(&repo, "git-receive-pack", || {
+        Reply::new(403, &[], "forbidden")
+    });
+    let err = failed_push(&repo, &url, auth);
+    assert!(matches!(err, Error::PushRefused { .. }), "{err:?}");
+    assert!(err.to_string().contains("403"), "{err}");
 }

@@ -305,7 +305,15 @@ impl Client {
                         .add(&ep.registry, "token", r.status().as_str());
                     if r.status().is_server_error() && attempt < self.inner.options.max_retries {
                         attempt += 1;
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        let wait = self.backoff(attempt);
+                        log_retry(
+                            ep,
+                            "token",
+                            attempt,
+                            wait,
+                            &format!("HTTP {}", r.status().as_u16()),
+                        );
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     break r;
@@ -316,7 +324,9 @@ impl Client {
                         && (e.is_timeout() || e.is_connect())
                     {
                         attempt += 1;
-                        tokio::time::sleep(self.backoff(attempt)).await;
+                        let wait = self.backoff(attempt);
+                        log_retry(ep, "token", attempt, wait, &describe(&e));
+                        tokio::time::sleep(wait).await;
                         continue;
                     }
                     return Err(auth_err(format!(
@@ -505,8 +515,9 @@ impl Client {
                         tracing::info!(
                             registry = %ep.registry,
                             what,
-                            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                            "rate limited (429): waiting as Retry-After asks"
+                            attempt,
+                            retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                            "rate limited (429): retrying when Retry-After says"
                         );
                         tokio::time::sleep(wait).await;
                         continue;
@@ -527,8 +538,44 @@ impl Client {
                 return Err(transient);
             }
             attempt += 1;
-            tracing::debug!(registry = %ep.registry, what, attempt, error = %transient, "retrying");
-            tokio::time::sleep(self.backoff(attempt)).await;
+            let wait = self.backoff(attempt);
+            log_retry(ep, what, attempt, wait, &transient.to_string());
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// [`Client::send_if`] and, for a success, the whole body, retried together: a body cut
+    /// short or reset half-way is as transient as a reset before the answer, and costs one more
+    /// request rather than a failed image until the next cycle. Any other status comes back
+    /// with its headers and an empty body, for the caller to judge.
+    async fn fetch(
+        &self,
+        ep: &Endpoint,
+        endpoint: &'static str,
+        url: &str,
+        accept: &[&str],
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), Error> {
+        let mut attempt = 0u32;
+        loop {
+            let resp = self
+                .send_if(ep, endpoint, Method::GET, url, accept, etag, what)
+                .await?;
+            let (status, headers) = (resp.status(), resp.headers().clone());
+            if !status.is_success() {
+                return Ok((status, headers, Vec::new()));
+            }
+            match self.read_body(resp, ep, what).await {
+                Ok(body) => return Ok((status, headers, body)),
+                Err(e @ Error::Transport { .. }) if attempt < self.inner.options.max_retries => {
+                    attempt += 1;
+                    let wait = self.backoff(attempt);
+                    log_retry(ep, what, attempt, wait, &e.to_string());
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -570,8 +617,7 @@ impl Client {
         }
     }
 
-    fn expect_ok(resp: &Response, ep: &Endpoint, what: &str) -> Result<(), Error> {
-        let status = resp.status();
+    fn expect_ok(status: StatusCode, ep: &Endpoint, what: &str) -> Result<(), Error> {
         if status.is_success() {
             return Ok(());
         }
@@ -593,7 +639,7 @@ impl Client {
         let resp = self
             .send(ep, "ping", Method::GET, &url, &[], "ping")
             .await?;
-        Self::expect_ok(&resp, ep, "ping")
+        Self::expect_ok(resp.status(), ep, "ping")
     }
 
     /// Every tag of the repository, following `Link` pages to the end (capped at `max_tags`).
@@ -626,34 +672,24 @@ impl Client {
                 .as_ref()
                 .filter(|_| url == first)
                 .map(|(e, _)| e.as_str());
-            let resp = self
-                .send_if(
-                    ep,
-                    "tags",
-                    Method::GET,
-                    &url,
-                    &["application/json"],
-                    etag,
-                    &what,
-                )
+            let (status, headers, body) = self
+                .fetch(ep, "tags", &url, &["application/json"], etag, &what)
                 .await?;
-            if resp.status() == StatusCode::NOT_MODIFIED
+            if status == StatusCode::NOT_MODIFIED
                 && let Some((_, list)) = known.as_ref().filter(|_| url == first)
             {
                 return Ok(list.clone());
             }
-            Self::expect_ok(&resp, ep, &what)?;
+            Self::expect_ok(status, ep, &what)?;
             // Kept only for a list that is whole in this one response.
             let new_etag = (url == first)
-                .then(|| resp.headers().get(ETAG)?.to_str().ok().map(str::to_owned))
+                .then(|| headers.get(ETAG)?.to_str().ok().map(str::to_owned))
                 .flatten();
-            let next = resp
-                .headers()
+            let next = headers
                 .get(LINK)
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link)
                 .map(|link| resolve(&ep.base_url, &link));
-            let body = self.read_body(resp, ep, &what).await?;
             #[derive(serde::Deserialize)]
             struct Page {
                 tags: Option<Vec<String>>,
@@ -718,7 +754,7 @@ impl Client {
                 &what,
             )
             .await?;
-        Self::expect_ok(&resp, ep, &what)?;
+        Self::expect_ok(resp.status(), ep, &what)?;
         if let Some(d) = resp
             .headers()
             .get("docker-content-digest")
@@ -739,16 +775,14 @@ impl Client {
     ) -> Result<(Manifest, Digest), Error> {
         let what = format!("manifest {}:{reference}", ep.repository);
         let url = format!("{}/v2/{}/manifests/{reference}", ep.base_url, ep.repository);
-        let resp = self
-            .send(ep, "manifest", Method::GET, &url, MANIFEST_TYPES, &what)
+        let (status, headers, body) = self
+            .fetch(ep, "manifest", &url, MANIFEST_TYPES, None, &what)
             .await?;
-        Self::expect_ok(&resp, ep, &what)?;
-        let content_type = resp
-            .headers()
+        Self::expect_ok(status, ep, &what)?;
+        let content_type = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = self.read_body(resp, ep, &what).await?;
         let digest = sha256_digest(&body)?;
         if reference.starts_with("sha256:") && reference != digest.to_string() {
             return Err(Error::Protocol {
@@ -770,9 +804,8 @@ impl Client {
     pub async fn config(&self, ep: &Endpoint, digest: &Digest) -> Result<ImageConfig, Error> {
         let what = format!("config blob {digest} of {}", ep.repository);
         let url = format!("{}/v2/{}/blobs/{digest}", ep.base_url, ep.repository);
-        let resp = self.send(ep, "blob", Method::GET, &url, &[], &what).await?;
-        Self::expect_ok(&resp, ep, &what)?;
-        let body = self.read_body(resp, ep, &what).await?;
+        let (status, _, body) = self.fetch(ep, "blob", &url, &[], None, &what).await?;
+        Self::expect_ok(status, ep, &what)?;
         if sha256_digest(&body)? != *digest {
             return Err(Error::Protocol {
                 registry: ep.registry.clone(),
@@ -794,6 +827,20 @@ fn sha256_digest(body: &[u8]) -> Result<Digest, Error> {
         .map(|b| format!("{b:02x}"))
         .collect();
     Ok(Digest::parse(&format!("sha256:{hex}"))?)
+}
+
+/// One line per retry, at info: an operator reading the log sees what failed and when it is
+/// tried again, not only the errors that remain. `error` is this crate's message, which never
+/// holds credentials.
+fn log_retry(ep: &Endpoint, what: &str, attempt: u32, wait: Duration, error: &str) {
+    tracing::info!(
+        registry = %ep.registry,
+        what,
+        attempt,
+        retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+        error,
+        "registry request failed; retrying"
+    );
 }
 
 /// `Retry-After` as seconds or an HTTP date.

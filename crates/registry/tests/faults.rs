@@ -110,6 +110,31 @@ fn too_many_requests_waits_for_retry_after() {
     );
 }
 
+/// A body cut short (the connection closes inside it) is retried like a reset before the
+/// answer: the list that comes back is the whole one from the next try, never the fragment.
+#[test]
+fn a_body_cut_short_is_retried_and_the_list_is_whole() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let n = calls.clone();
+    let server = Server::start(move |_: &Request| {
+        if n.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Reply::Raw {
+                chunks: vec![
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"tags\":[\"1.0".to_vec(),
+                ],
+                pause: Duration::ZERO,
+            };
+        }
+        Reply::new(200, &[], tags_json(&["1.0.0", "1.1.0"]))
+    });
+    let c = client();
+    let list = rt()
+        .block_on(c.list_tags(&endpoint(&c, &server, "app")))
+        .unwrap();
+    assert_eq!(list.tags, ["1.0.0", "1.1.0"]);
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "one cut short, one whole");
+}
+
 #[test]
 fn broken_bodies_fail_cleanly() {
     let server = Server::start(|req: &Request| match req.path() {

@@ -177,6 +177,16 @@ impl GitHttp {
     /// Serves repositories below `base` at `http://127.0.0.1:port/<name>`, requiring
     /// `user`/`password`.
     pub fn start(base: &Path, user: &str, password: &str) -> Self {
+        Self::start_with(base, user, password, |_| None)
+    }
+
+    /// [`GitHttp::start`] where `answer` may answer a request itself (after the auth check)
+    /// instead of `git http-backend`: for statuses a real server cannot be made to send on
+    /// purpose (503, 429) on chosen requests, such as only the push's.
+    pub fn start_with<F>(base: &Path, user: &str, password: &str, answer: F) -> Self
+    where
+        F: Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+    {
         let expected = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -185,6 +195,9 @@ impl GitHttp {
         let server = Server::start(move |req: &Request| {
             if req.header("authorization") != Some(expected.as_str()) {
                 return Reply::new(401, &[("WWW-Authenticate", "Basic realm=\"git\"")], "");
+            }
+            if let Some(reply) = answer(req) {
+                return reply;
             }
             cgi(&base, req).unwrap_or_else(|e| Reply::new(500, &[], e.to_string()))
         });

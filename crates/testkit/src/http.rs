@@ -266,6 +266,14 @@ fn connection(stream: TcpStream, handler: &dyn Fn(&Request) -> Reply) -> std::io
                 }
                 out.write_all(&bytes)?;
                 out.flush()?;
+                // A client (or a proxy in front, as the chaos proxy's) that asks for the
+                // connection to end after this answer waits for the close to know it is whole.
+                if req
+                    .header("connection")
+                    .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+                {
+                    return Ok(());
+                }
             }
             Reply::Stream(body) => {
                 out.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")?;

@@ -8,6 +8,12 @@
 //! with `Retry-After` — or forward it and cut the response's body short. HTTP requests are sent
 //! upstream with `Connection: close`, so every request comes on a connection of its own and
 //! faults fall on requests, not only on the first request of a pooled connection.
+//!
+//! [`Proxy::calm`] ends the fault phase for connections already open too: a stall or a latency
+//! in progress ends (the transfer goes on), and a fault planned for later in a connection (a
+//! cut after N bytes, a status answer) does not strike. Otherwise a 60 s stall begun just
+//! before calm would still be a fault in force long after "the faults stopped", and the
+//! recovery measured would be the proxy's, not the product's.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -17,6 +23,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// What is spoken through the proxy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +101,7 @@ pub struct Proxy {
     pub addr: SocketAddr,
     pub stats: Arc<Stats>,
     faulty: Arc<AtomicBool>,
+    calm: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -105,6 +113,7 @@ impl Proxy {
         let stats = Arc::new(Stats::default());
         let faulty = Arc::new(AtomicBool::new(true));
         let rng = Arc::new(Mutex::new(Rng::new(seed)));
+        let (calm, calmed) = watch::channel(false);
         let (s, f) = (stats.clone(), faulty.clone());
         tokio::spawn(async move {
             loop {
@@ -120,14 +129,15 @@ impl Proxy {
                     Plan::clean()
                 };
                 let stats = s.clone();
+                let calmed = calmed.clone();
                 tokio::spawn(async move {
                     let _ = client.set_nodelay(true);
                     if let Some(fault) = plan.fault {
                         stats.count(fault);
                     }
                     let _ = match mode {
-                        Mode::Tcp => tcp(client, upstream, plan).await,
-                        Mode::Http => http(client, upstream, plan).await,
+                        Mode::Tcp => tcp(client, upstream, plan, calmed).await,
+                        Mode::Http => http(client, upstream, plan, calmed).await,
                     };
                 });
             }
@@ -136,12 +146,15 @@ impl Proxy {
             addr,
             stats,
             faulty,
+            calm,
         }
     }
 
-    /// Ends the fault phase: connections accepted from now on pass untouched.
+    /// Ends the fault phase: connections accepted from now on pass untouched, and those open
+    /// now have their faults ended (see the module's comment).
     pub fn calm(&self) {
         self.faulty.store(false, Ordering::Relaxed);
+        self.calm.send_replace(true);
     }
 }
 
@@ -209,21 +222,34 @@ fn decide(r: &mut Rng, mode: Mode, rate: f64) -> Plan {
     plan
 }
 
+/// Sleeps `d`, or less when the fault phase ends first; true when it has ended.
+async fn fault_sleep(d: Duration, calm: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(d) => {}
+        // An error means the proxy is gone: nothing left to wait for either.
+        _ = calm.wait_for(|c| *c) => {}
+    }
+    *calm.borrow()
+}
+
 /// Closes with a RST rather than a FIN.
 fn reset(s: TcpStream) {
     let _ = s.set_zero_linger();
     drop(s);
 }
 
-async fn tcp(client: TcpStream, upstream: SocketAddr, plan: Plan) -> std::io::Result<()> {
-    tokio::time::sleep(plan.delay).await;
-    if plan.fault == Some(Fault::Reset) {
-        // Closing, at once or later, sends a RST.
-        let _ = client.set_zero_linger();
-        if plan.after == 0 {
-            drop(client);
-            return Ok(());
-        }
+async fn tcp(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut plan: Plan,
+    mut calm: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    if fault_sleep(plan.delay, &mut calm).await {
+        plan.fault = None;
+    }
+    if plan.fault == Some(Fault::Reset) && plan.after == 0 {
+        reset(client);
+        return Ok(());
     }
     let server = TcpStream::connect(upstream).await?;
     let _ = server.set_nodelay(true);
@@ -233,8 +259,9 @@ async fn tcp(client: TcpStream, upstream: SocketAddr, plan: Plan) -> std::io::Re
         let _ = tokio::io::copy(&mut cr, &mut sw).await;
         let _ = sw.shutdown().await;
     });
-    // Upstream to client, where a mid-stream fault strikes after `after` bytes.
-    let limit = match plan.fault {
+    // Upstream to client, where a mid-stream fault strikes after `after` bytes, unless the
+    // fault phase ended before that.
+    let mut limit = match plan.fault {
         Some(Fault::Reset | Fault::Truncate | Fault::Stall) => Some(plan.after),
         _ => None,
     };
@@ -245,14 +272,27 @@ async fn tcp(client: TcpStream, upstream: SocketAddr, plan: Plan) -> std::io::Re
         if n == 0 {
             break;
         }
+        if limit.is_some() && *calm.borrow() {
+            limit = None;
+        }
         if let Some(l) = limit
             && sent + n as u64 > l
         {
-            cw.write_all(&buf[..(l - sent) as usize]).await?;
+            let head = (l - sent) as usize;
+            cw.write_all(&buf[..head]).await?;
             if plan.fault == Some(Fault::Stall) {
-                tokio::time::sleep(plan.stall).await;
+                if fault_sleep(plan.stall, &mut calm).await {
+                    // Calm ended the stall: the transfer goes on.
+                    cw.write_all(&buf[head..n]).await?;
+                    sent += n as u64;
+                    limit = None;
+                    continue;
+                }
             } else if plan.fault == Some(Fault::Truncate) {
                 let _ = cw.shutdown().await;
+            } else {
+                // Closing with linger 0 sends a RST.
+                let _ = cw.as_ref().set_zero_linger();
             }
             // Dropping both halves closes the client's connection (a RST for a reset).
             up.abort();
@@ -310,14 +350,18 @@ fn close_after(head: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-async fn http(mut client: TcpStream, upstream: SocketAddr, plan: Plan) -> std::io::Result<()> {
-    if plan.fault == Some(Fault::Reset) {
-        let _ = client.set_zero_linger();
-    }
+async fn http(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    mut plan: Plan,
+    mut calm: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let Some((head, early)) = read_head(&mut client).await? else {
         return Ok(());
     };
-    tokio::time::sleep(plan.delay).await;
+    if fault_sleep(plan.delay, &mut calm).await {
+        plan.fault = None;
+    }
     match plan.fault {
         Some(Fault::Status5xx | Fault::Status429) => {
             let reason = match plan.status {
@@ -377,15 +421,28 @@ async fn http(mut client: TcpStream, upstream: SocketAddr, plan: Plan) -> std::i
     } else {
         body_at + (body * plan.after / 1000).min(body - 1) as usize
     };
+    if *calm.borrow() {
+        // The fault phase ended while the answer was read: it goes through whole.
+        cw.write_all(&response).await?;
+        let _ = cw.shutdown().await;
+        up.abort();
+        return Ok(());
+    }
     match plan.fault {
         Some(Fault::Stall) => {
-            // The head and part of the body, then nothing for a while.
+            // The head and part of the body, then nothing for a while — or, if the fault
+            // phase ends first, the rest.
             cw.write_all(&response[..cut]).await?;
-            tokio::time::sleep(plan.stall).await;
+            if fault_sleep(plan.stall, &mut calm).await {
+                cw.write_all(&response[cut..]).await?;
+                let _ = cw.shutdown().await;
+            }
         }
         Some(Fault::Reset) => {
-            // The client's socket lingers 0 s: dropping it sends a RST.
+            // Lingering 0 s, dropping the client's socket sends a RST. Set only now, so an
+            // answer that goes through whole (calm came first) ends with a plain close.
             cw.write_all(&response[..cut]).await?;
+            let _ = cw.as_ref().set_zero_linger();
         }
         _ => {
             cw.write_all(&response[..cut]).await?;
