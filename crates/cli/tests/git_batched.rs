@@ -257,7 +257,18 @@ fn no_op_service_cycles_read_no_files() {
     // Each repository is fetched in the update cycle and once more for the head it pushed;
     // after that its ref files say it has not moved, and a no-op cycle starts no git at all.
     assert_eq!(count(&calls, "fetch "), 4, "{calls:#?}");
-    assert_eq!(count(&calls, "rev-parse --verify"), 4, "{calls:#?}");
+    // The fetched head is read from the ref file, the commit built in-process, and a new
+    // mirror's remote written into its config without `git config`.
+    for plumbing in [
+        "rev-parse",
+        "config",
+        "hash-object",
+        "write-tree",
+        "commit-tree",
+    ] {
+        assert_eq!(count(&calls, plumbing), 0, "{plumbing}: {calls:#?}");
+    }
+    assert_eq!(count(&calls, "push "), 2, "{calls:#?}");
     for c in &cycles[2..] {
         assert_eq!(c["unchanged_apps"], APPS, "{log}");
     }
