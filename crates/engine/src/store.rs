@@ -8,6 +8,37 @@ use serde::Serialize;
 
 use crate::error::Error;
 
+/// Inserts `updates` into `table` (`updates` or `pushing`, which have the same columns).
+fn insert_updates(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    updates: &[Update],
+) -> Result<(), Error> {
+    let mut insert = tx
+        .prepare_cached(&format!(
+            "INSERT INTO {table} (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))
+        .map_err(db_err)?;
+    for u in updates {
+        insert
+            .execute(params![
+                u.app,
+                u.image,
+                u.old,
+                u.new,
+                u.commit,
+                u.repo,
+                u.branch,
+                u.seen_at,
+                u.decided_at,
+                u.committed_at
+            ])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 /// A remembered evaluation ([`Store::memos`]): repository, branch, fingerprint, and the
 /// per-image results as JSON.
 pub type MemoRow = (String, String, Vec<u8>, String);
@@ -168,28 +199,7 @@ impl Store {
     pub fn record(&mut self, updates: &[Update]) -> Result<(), Error> {
         let tx = self.db.transaction().map_err(db_err)?;
         {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO updates (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(db_err)?;
-            for u in updates {
-                insert
-                    .execute(params![
-                        u.app,
-                        u.image,
-                        u.old,
-                        u.new,
-                        u.commit,
-                        u.repo,
-                        u.branch,
-                        u.seen_at,
-                        u.decided_at,
-                        u.committed_at
-                    ])
-                    .map_err(db_err)?;
-            }
+            insert_updates(&tx, "updates", updates)?;
             let commits: std::collections::BTreeSet<&str> =
                 updates.iter().map(|u| u.commit.as_str()).collect();
             let mut forget = tx
@@ -207,30 +217,7 @@ impl Store {
     /// first, [`Store::settle_pushing`] does, from these.
     pub fn pushing(&mut self, updates: &[Update]) -> Result<(), Error> {
         let tx = self.db.transaction().map_err(db_err)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO pushing (app, image, old, new, commit_id, repo, branch, seen_at, decided_at, committed_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )
-                .map_err(db_err)?;
-            for u in updates {
-                insert
-                    .execute(params![
-                        u.app,
-                        u.image,
-                        u.old,
-                        u.new,
-                        u.commit,
-                        u.repo,
-                        u.branch,
-                        u.seen_at,
-                        u.decided_at,
-                        u.committed_at
-                    ])
-                    .map_err(db_err)?;
-            }
-        }
+        insert_updates(&tx, "pushing", updates)?;
         tx.commit().map_err(db_err)
     }
 

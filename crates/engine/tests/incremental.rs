@@ -100,14 +100,9 @@ fn share_history(from: &Path, to: &Path) {
     target.record(&missing).unwrap();
 }
 
-#[test]
-fn incremental_cycles_decide_as_full_passes() {
-    let seed = std::env::var("DRIFTWATCH_INCREMENTAL_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_1234_u64);
-    eprintln!("seed {seed} (set DRIFTWATCH_INCREMENTAL_SEED to replay)");
-    let mut rng = Rng(seed.max(1));
+/// The registry (r0 and r1 with v1.0.0 and v1.1.0, r2 with `latest`), its host, and the two
+/// Git repositories with every application at v1.0.0 (or `latest`).
+fn scenario() -> (Registry, String, Vec<BareRepo>) {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
     for repo in ["team/r0", "team/r1"] {
@@ -141,6 +136,18 @@ fn incremental_cycles_decide_as_full_passes() {
             BareRepo::new(&refs)
         })
         .collect();
+    (reg, host, repos)
+}
+
+#[test]
+fn incremental_cycles_decide_as_full_passes() {
+    let seed = std::env::var("DRIFTWATCH_INCREMENTAL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_1234_u64);
+    eprintln!("seed {seed} (set DRIFTWATCH_INCREMENTAL_SEED to replay)");
+    let mut rng = Rng(seed.max(1));
+    let (reg, host, repos) = scenario();
     let mut constraints: Vec<Option<String>> = vec![None; APPS.len()];
     let mut current = apps(&config(&host, &repos, &constraints));
     let dir = TempDir::new("incremental");
@@ -258,37 +265,7 @@ fn incremental_cycles_decide_as_full_passes() {
 /// whose head moved, or a changed configuration, is read again.
 #[test]
 fn a_new_process_takes_the_evaluations_an_earlier_one_left() {
-    let reg = Registry::start(Auth::None);
-    let host = reg.host();
-    for repo in ["team/r0", "team/r1"] {
-        reg.push_tags(
-            repo,
-            &["v1.0.0".to_owned(), "v1.1.0".to_owned()],
-            "2026-11-01T00:00:00Z",
-        );
-    }
-    reg.push_image("team/r2", "latest", "2026-11-01T00:00:00Z");
-    let repos: Vec<BareRepo> = (0..2)
-        .map(|r| {
-            let f: Vec<(String, String)> = APPS
-                .iter()
-                .filter(|a| a.1 == r)
-                .map(|(name, _, image, _)| {
-                    let tag = if image.ends_with("r2") {
-                        "latest"
-                    } else {
-                        "v1.0.0"
-                    };
-                    (
-                        format!("apps/{name}/kustomization.yaml"),
-                        kustomization(&host, name, image, tag),
-                    )
-                })
-                .collect();
-            let refs: Vec<(&str, &str)> = f.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
-            BareRepo::new(&refs)
-        })
-        .collect();
+    let (_reg, host, repos) = scenario();
     let mut constraints: Vec<Option<String>> = vec![None; APPS.len()];
     let current = apps(&config(&host, &repos, &constraints));
     let dir = TempDir::new("across-processes");

@@ -82,7 +82,9 @@ pub(crate) fn tree_bytes(entries: &[Entry]) -> Result<Vec<u8>, String> {
         out.push(b' ');
         out.extend_from_slice(&e.name);
         out.push(0);
-        out.extend_from_slice(&unhex(&e.oid).ok_or("an object id that is not hex")?);
+        out.extend_from_slice(
+            &driftwatch_policy::secret::decode_hex(&e.oid).ok_or("an object id that is not hex")?,
+        );
     }
     Ok(out)
 }
@@ -310,16 +312,6 @@ fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -46,7 +46,8 @@ pub fn verify_hmac_sha256(
         .map_err(|_| SignatureError::Mismatch)
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// Bytes from lowercase or uppercase hex; `None` for an odd length or a non-hex digit.
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
