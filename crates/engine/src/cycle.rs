@@ -169,6 +169,11 @@ pub struct Updater {
     store: std::sync::Mutex<Option<crate::store::Store>>,
     /// The last evaluation of each repository and branch, for incremental cycles.
     memo: std::sync::Mutex<std::collections::HashMap<(String, String), Memo>>,
+    /// The modes whose evaluations were taken from the store (once per process).
+    memos_loaded: std::sync::Mutex<Vec<Mode>>,
+    /// Evaluations to write to the store (or, `None`, to forget) at the end of the cycle, in
+    /// one transaction rather than one per repository.
+    memo_writes: std::sync::Mutex<Vec<crate::store::MemoWrite>>,
     /// Every this many cycles the memo is ignored (a full pass); 0 or 1: always.
     full_pass_every: u64,
     /// Cycles run, for `full_pass_every`.
@@ -313,6 +318,8 @@ impl Updater {
             state_dir,
             store: std::sync::Mutex::new(store),
             memo: std::sync::Mutex::new(std::collections::HashMap::new()),
+            memos_loaded: std::sync::Mutex::new(Vec::new()),
+            memo_writes: std::sync::Mutex::new(Vec::new()),
             full_pass_every: FULL_PASS_EVERY,
             cycles: std::sync::atomic::AtomicU64::new(0),
             git_credentials: None,
@@ -953,10 +960,20 @@ impl Updater {
         }
         report.images = lines.into_iter().flatten().collect();
         report.registry_requests = self.registry_requests() - before;
+        // Taken whether or not a store is open, so they never pile up.
+        let writes = self
+            .memo_writes
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
         if let Ok(mut guard) = self.store.lock()
             && let Some(store) = guard.as_mut()
         {
             let _ = store.save_digest_meta(&self.scanner.export());
+            if let Err(e) = store.set_memos(&format!("{mode:?}"), &writes) {
+                // Only a later process's first cycle is slower for it.
+                tracing::debug!(error = %e, "remembering the evaluations failed");
+            }
             // What waits for an approval is listed for `driftwatch approve`; what no longer
             // waits is forgotten.
             let at = driftwatch_policy::Timestamp::from_unix_nanos(now_nanos()).to_string();
@@ -1255,12 +1272,12 @@ impl Updater {
                     })
                     .collect(),
             };
-            self.persist_memo(&key, mode, Some(&memo));
+            self.note_memo(&key, Some(&memo));
             if let Ok(mut m) = self.memo.lock() {
                 m.insert(key, memo);
             }
         } else {
-            self.persist_memo(&key, mode, None);
+            self.note_memo(&key, None);
             if let Ok(mut m) = self.memo.lock() {
                 m.remove(&key);
             }
@@ -1285,8 +1302,12 @@ impl Updater {
 
 impl Updater {
     /// Takes the evaluations of `mode` the store remembers for the repositories this process
-    /// has not evaluated yet.
+    /// has not evaluated yet; once per process and mode (after that, memory is newer).
     fn load_memos(&self, mode: Mode) {
+        match self.memos_loaded.lock() {
+            Ok(mut loaded) if !loaded.contains(&mode) => loaded.push(mode),
+            _ => return,
+        }
         let Some(rows) = self
             .store
             .lock()
@@ -1324,10 +1345,11 @@ impl Updater {
         }
     }
 
-    /// Writes (or, with `None`, forgets) the evaluation of one repository and branch in the
-    /// store. One with a wait is not kept there: its sentence names a commit and its author,
-    /// read from Git, and is only remembered in memory.
-    fn persist_memo(&self, key: &(String, String), mode: Mode, memo: Option<&Memo>) {
+    /// Notes that the evaluation of one repository and branch is to be written to the store
+    /// (or, with `None`, forgotten there) at the end of the cycle. One with a wait is not kept
+    /// there: its sentence names a commit and its author, read from Git, and is only
+    /// remembered in memory.
+    fn note_memo(&self, key: &(String, String), memo: Option<&Memo>) {
         let stored: Option<Vec<StoredEdit>> = memo.and_then(|m| {
             m.results
                 .iter()
@@ -1336,18 +1358,11 @@ impl Updater {
                 })
                 .collect()
         });
-        let json = stored.and_then(|s| serde_json::to_string(&s).ok());
-        let Ok(mut guard) = self.store.lock() else {
-            return;
-        };
-        let Some(store) = guard.as_mut() else { return };
-        let row = match (memo, &json) {
-            (Some(m), Some(j)) => Some((&m.fingerprint[..], j.as_str())),
-            _ => None,
-        };
-        if let Err(e) = store.set_memo(&key.0, &key.1, &format!("{mode:?}"), row) {
-            // Only a later process's first cycle is slower for it.
-            tracing::debug!(error = %e, "remembering the evaluation failed");
+        let row = memo
+            .zip(stored.and_then(|s| serde_json::to_string(&s).ok()))
+            .map(|(m, json)| (m.fingerprint.to_vec(), json));
+        if let Ok(mut w) = self.memo_writes.lock() {
+            w.push((key.clone(), row));
         }
     }
 

@@ -43,6 +43,13 @@ fn insert_updates(
 /// per-image results as JSON.
 pub type MemoRow = (String, String, Vec<u8>, String);
 
+/// What [`Store::set_memos`] keeps of one evaluation: its fingerprint and results as JSON.
+pub type Remembered = (Vec<u8>, String);
+
+/// One write of [`Store::set_memos`]: the repository and branch, and what to keep of its
+/// evaluation (`None`: forget it).
+pub type MemoWrite = ((String, String), Option<Remembered>);
+
 /// One recorded update.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Update {
@@ -426,28 +433,34 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(db_err)
     }
 
-    /// Remembers the evaluation of `repo` and `branch` in `mode` (replacing the last one), or
-    /// forgets it (`None`).
-    pub fn set_memo(
-        &mut self,
-        repo: &str,
-        branch: &str,
-        mode: &str,
-        memo: Option<(&[u8], &str)>,
-    ) -> Result<(), Error> {
-        match memo {
-            Some((fingerprint, results)) => self.db.execute(
-                "INSERT INTO memo (repo, branch, mode, fingerprint, results) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (repo, branch, mode) DO UPDATE SET fingerprint = ?4, results = ?5",
-                params![repo, branch, mode, fingerprint, results],
-            ),
-            None => self.db.execute(
-                "DELETE FROM memo WHERE repo = ?1 AND branch = ?2 AND mode = ?3",
-                params![repo, branch, mode],
-            ),
+    /// Remembers the evaluations of repositories and branches in `mode` (each replacing the
+    /// last one), or forgets them (`None`), in one transaction.
+    pub fn set_memos(&mut self, mode: &str, memos: &[MemoWrite]) -> Result<(), Error> {
+        if memos.is_empty() {
+            return Ok(());
         }
-        .map_err(db_err)?;
-        Ok(())
+        let tx = self.db.transaction().map_err(db_err)?;
+        {
+            let mut set = tx
+                .prepare_cached(
+                    "INSERT INTO memo (repo, branch, mode, fingerprint, results) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (repo, branch, mode) DO UPDATE SET fingerprint = ?4, results = ?5",
+                )
+                .map_err(db_err)?;
+            let mut forget = tx
+                .prepare_cached("DELETE FROM memo WHERE repo = ?1 AND branch = ?2 AND mode = ?3")
+                .map_err(db_err)?;
+            for ((repo, branch), memo) in memos {
+                match memo {
+                    Some((fingerprint, results)) => {
+                        set.execute(params![repo, branch, mode, fingerprint, results])
+                    }
+                    None => forget.execute(params![repo, branch, mode]),
+                }
+                .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
     }
 
     /// Counts one more cycle of `mode` and returns how many came before it: what decides,

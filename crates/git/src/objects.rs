@@ -57,7 +57,7 @@ pub(crate) fn parse_tree(bytes: &[u8]) -> Result<Vec<Entry>, String> {
         entries.push(Entry {
             mode: mode.to_owned(),
             name: rest[space + 1..nul].to_vec(),
-            oid: hex(id),
+            oid: driftwatch_policy::secret::encode_hex(id),
         });
         rest = &rest[nul + 21..];
     }
@@ -94,7 +94,7 @@ pub(crate) fn object_id(kind: &str, content: &[u8]) -> String {
     let mut h = sha1::Sha1::new();
     h.update(format!("{kind} {}\0", content.len()).as_bytes());
     h.update(content);
-    hex(&h.finalize())
+    driftwatch_policy::secret::encode_hex(&h.finalize())
 }
 
 /// Writes an object into `objects` (a repository's `objects` directory) as a loose object,
@@ -304,14 +304,6 @@ fn edit_dir(
     }
     let bytes = tree_bytes(&entries).map_err(|r| bad_tree(r.to_owned()))?;
     write(&bytes).map(Some)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 #[cfg(test)]

@@ -46,6 +46,17 @@ pub fn verify_hmac_sha256(
         .map_err(|_| SignatureError::Mismatch)
 }
 
+/// Bytes as lowercase hex.
+pub fn encode_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
 /// Bytes from lowercase or uppercase hex; `None` for an odd length or a non-hex digit.
 pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
